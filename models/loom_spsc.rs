@@ -1,0 +1,265 @@
+//! Loom model of the single-producer ring (`shmsg::shm::spsc`), run on the
+//! production protocol code through the model backend in `common/`.
+//!
+//! # What it proves
+//!
+//! For every interleaving of one producer thread and one consumer thread, and
+//! every weak-memory outcome loom explores within the preemption bound:
+//!
+//! * no data race on ring memory: every payload write and read and every
+//!   header store is tracked by a `loom::cell::UnsafeCell`, so a read of bytes
+//!   the producer has not published, or a write over bytes the consumer has
+//!   not released, is reported;
+//! * the consumer receives exactly the messages sent, in order, byte for byte
+//!   (no loss, duplication, tearing or phantom message), then
+//!   `Disconnected` once the producer has detached;
+//! * the scenarios exercise the empty ring, the full ring (the producer
+//!   blocks), a wrap marker and a record at offset 0, a zero-length message
+//!   and positions that wrap around `u64::MAX`.
+//!
+//! # Bounds
+//!
+//! A 64-byte ring (at most 16-byte messages), four or five messages, and a
+//! preemption bound of 2 (`LOOM_MAX_PREEMPTIONS` raises it; the deep tier runs
+//! 3). Loom's DPOR explores all interleavings within the bound; the run time
+//! and iteration counts on this machine are in `models/README.md`.
+//!
+//! # Teeth
+//!
+//! `seeded_*` tests run the same scenario with one defect compiled into the
+//! production protocol (see `shmsg::sync::Faults`) and require loom to fail.
+
+mod common;
+
+use common::*;
+use loom::sync::atomic::AtomicU64;
+use shmsg::Error;
+use shmsg::shm::Geometry;
+use shmsg::shm::spsc::{Consumer, Producer};
+use std::sync::atomic::Ordering;
+
+struct LoomAtomic(AtomicU64);
+impl ModelAtomic for LoomAtomic {
+    fn new(value: u64) -> Self {
+        LoomAtomic(AtomicU64::new(value))
+    }
+    fn load(&self, order: Ordering) -> u64 {
+        self.0.load(order)
+    }
+    fn store(&self, value: u64, order: Ordering) {
+        self.0.store(value, order)
+    }
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        self.0.compare_exchange(current, new, success, failure)
+    }
+}
+
+struct LoomCell(loom::cell::UnsafeCell<()>);
+// SAFETY: the cell holds `()` and is never dereferenced; it only records
+// accesses, which loom checks for races across threads.
+unsafe impl Sync for LoomCell {}
+impl Tracker for LoomCell {
+    fn new() -> Self {
+        LoomCell(loom::cell::UnsafeCell::new(()))
+    }
+    fn read(&self) {
+        self.0.with(|_| ())
+    }
+    fn write(&self) {
+        self.0.with_mut(|_| ())
+    }
+}
+
+struct Loom;
+impl Scheduler for Loom {
+    fn yield_now() {
+        loom::thread::yield_now()
+    }
+}
+
+type LoomBackend<F> = ModelBackend<LoomAtomic, LoomCell, Loom, F>;
+
+/// Message sizes: 16 + 24 + 8 bytes fill 48 of 64 bytes, the fourth record
+/// (24 bytes) does not fit before the end, so the producer stores a wrap
+/// marker and places it at offset 0, reusing words that held the first
+/// records' headers and payloads.
+const SIZES: [usize; 4] = [5, 16, 0, 11];
+
+/// Maximum-size messages (24-byte records): the third does not fit before the
+/// end, so it wraps as soon as the first record is released, leaving exactly
+/// one header word between the new record's end and the unread second record.
+const TIGHT: [usize; 3] = [16, 16, 16];
+
+fn builder() -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder
+}
+
+/// One producer sends `sizes` with the copying or the in-place API, then
+/// detaches; the consumer receives until `Disconnected` and checks the stream.
+///
+/// Returns the number of executions loom explored.
+fn stream<F: FaultSet>(sizes: &'static [usize], initial_position: u64, in_place: bool) -> usize {
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = executions.clone();
+    builder().check(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<F>::new(geometry, initial_position);
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let mut consumer = Consumer::with_backend(memory).unwrap();
+        let sender = loom::thread::spawn(move || {
+            for (seq, &len) in sizes.iter().enumerate() {
+                let message = payload(seq, len);
+                if in_place {
+                    let sent = producer
+                        .send_with(len, |buf| {
+                            buf.copy_from_slice(&message);
+                            len
+                        })
+                        .unwrap();
+                    assert_eq!(sent, len);
+                } else {
+                    producer.send(&message).unwrap();
+                }
+            }
+        });
+        let mut received = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            let result = if in_place {
+                consumer
+                    .recv_with(|bytes| bytes.to_vec())
+                    .map(|bytes| buf = bytes)
+            } else {
+                consumer.recv(&mut buf).map(drop)
+            };
+            match result {
+                Ok(()) => received.push(std::mem::take(&mut buf)),
+                Err(Error::Disconnected) => break,
+                Err(other) => panic!("consumer error: {other}"),
+            }
+        }
+        sender.join().unwrap();
+        let expected: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(seq, &len)| payload(seq, len))
+            .collect();
+        assert_eq!(received, expected, "stream differs from what was sent");
+    });
+    let executions = executions.load(Ordering::Relaxed);
+    eprintln!(
+        "loom explored {executions} executions of {sizes:?} from position {initial_position:#x}"
+    );
+    executions
+}
+
+/// The scenarios are only worth something if loom explores many schedules
+/// of them; a protocol change that serialized the threads would show here.
+fn explored(executions: usize) {
+    assert!(
+        executions >= 100,
+        "loom explored only {executions} executions"
+    );
+}
+
+#[test]
+fn fifo_with_wrap_and_full() {
+    explored(stream::<NoFault>(&SIZES, 0, false));
+}
+
+#[test]
+fn fifo_tight_wrap() {
+    explored(stream::<NoFault>(&TIGHT, 0, false));
+}
+
+#[test]
+fn fifo_in_place() {
+    explored(stream::<NoFault>(&SIZES, 0, true));
+}
+
+#[test]
+fn fifo_across_u64_wrap() {
+    // The second record crosses position u64::MAX.
+    explored(stream::<NoFault>(&[5, 16, 0, 11], u64::MAX - 23, false));
+}
+
+/// A consumer that detaches makes the producer's next send fail instead of
+/// filling a ring nobody reads; a second producer is refused meanwhile.
+#[test]
+fn consumer_detach_and_second_producer() {
+    builder().check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0);
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let consumer = Consumer::with_backend(memory.clone()).unwrap();
+        assert!(matches!(
+            Producer::with_backend(memory.clone()),
+            Err(Error::RoleTaken(shmsg::Role::Producer))
+        ));
+        let t = loom::thread::spawn(move || drop(consumer));
+        loop {
+            match producer.send(b"x") {
+                Ok(()) => {}
+                Err(Error::Disconnected) => break,
+                Err(other) => panic!("{other}"),
+            }
+            loom::thread::yield_now();
+        }
+        t.join().unwrap();
+        let again = Consumer::with_backend(memory).unwrap();
+        drop(again);
+    });
+}
+
+fn seeded<F: FaultSet>(sizes: &'static [usize]) {
+    let message = panic_message(|| {
+        stream::<F>(sizes, 0, false);
+    });
+    assert!(message.is_some(), "loom accepted a seeded defect");
+}
+
+#[test]
+fn seeded_relaxed_publish_is_caught() {
+    seeded::<RelaxedPublish>(&SIZES);
+}
+
+#[test]
+fn seeded_relaxed_poll_is_caught() {
+    seeded::<RelaxedPoll>(&SIZES);
+}
+
+#[test]
+fn seeded_relaxed_release_is_caught() {
+    seeded::<RelaxedRelease>(&SIZES);
+}
+
+#[test]
+fn seeded_full_check_off_by_one_is_caught() {
+    seeded::<FullCheckOffByOne>(&TIGHT);
+}
+
+#[test]
+fn seeded_skip_next_clear_is_caught() {
+    seeded::<SkipNextClear>(&SIZES);
+}
+
+#[test]
+fn seeded_commit_before_payload_is_caught() {
+    seeded::<CommitBeforePayload>(&SIZES);
+}
+
+#[test]
+fn seeded_no_drain_on_disconnect_is_caught() {
+    seeded::<NoDrainOnDisconnect>(&SIZES);
+}

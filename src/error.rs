@@ -1,0 +1,137 @@
+//! The one error type of the crate.
+//!
+//! Every fallible operation returns [`Error`]. The variants are grouped by what
+//! the caller can do about them:
+//!
+//! * flow control, expected in normal operation and cheap to return:
+//!   [`Error::Full`], [`Error::Empty`], [`Error::Timeout`];
+//! * the peer is gone: [`Error::Disconnected`];
+//! * the caller's input is wrong: [`Error::MessageTooLarge`],
+//!   [`Error::InvalidName`], [`Error::InvalidConfig`];
+//! * the region is not what the caller expected, or is damaged:
+//!   [`Error::LayoutMismatch`], [`Error::NotInitialized`], [`Error::Corrupt`],
+//!   [`Error::RoleTaken`];
+//! * the operating system said no: [`Error::Io`].
+
+use std::fmt;
+use std::io;
+
+/// One side of a ring: the process that writes messages or the one that reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The writing side.
+    Producer,
+    /// The reading side.
+    Consumer,
+}
+
+impl Role {
+    /// The other side.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Producer => Role::Consumer,
+            Role::Consumer => Role::Producer,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// Everything that can go wrong in shmsg.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The ring has no room for the message now; nothing was written.
+    #[error("the ring is full")]
+    Full,
+    /// No message is waiting now.
+    #[error("no message is waiting")]
+    Empty,
+    /// The deadline passed before the operation could complete; nothing was
+    /// sent or received.
+    #[error("timed out")]
+    Timeout,
+    /// The peer detached or its process died; for a receiver, every message the
+    /// peer committed has already been delivered.
+    #[error("the peer is gone (detached or its process died)")]
+    Disconnected,
+    /// The message is larger than the channel's maximum message size.
+    #[error("message of {len} bytes exceeds the maximum message size of {max} bytes")]
+    MessageTooLarge {
+        /// The size of the rejected message.
+        len: usize,
+        /// The channel's maximum.
+        max: usize,
+    },
+    /// A region name that could be misread as a path, or is too long.
+    #[error("invalid region name {name:?}: {why}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A capacity or maximum message size that the ring cannot work with.
+    #[error("invalid ring configuration: {0}")]
+    InvalidConfig(String),
+    /// The region was laid out by a different build or with different
+    /// parameters than the opener expects.
+    #[error("region layout mismatch in {field}: expected {expected:#x}, found {found:#x}")]
+    LayoutMismatch {
+        /// The header field that differs.
+        field: &'static str,
+        /// The value this process expects.
+        expected: u64,
+        /// The value in the region.
+        found: u64,
+    },
+    /// The region exists but its creator has not finished publishing the header.
+    #[error("the region's header is not published yet (its creator is still setting it up)")]
+    NotInitialized,
+    /// A value read from shared memory is impossible: another process wrote
+    /// garbage, or the region is damaged. Nothing out of bounds was touched.
+    #[error("corrupt region: {what} (value {value:#x})")]
+    Corrupt {
+        /// Which value is wrong.
+        what: &'static str,
+        /// The value that was read.
+        value: u64,
+    },
+    /// Another live process already holds this side of the ring.
+    #[error("the {0} side of this ring is already attached by a live process")]
+    RoleTaken(Role),
+    /// A system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What shmsg was doing.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an operating-system error with what shmsg was doing when it happened.
+    pub(crate) fn io(context: impl Into<String>, source: impl Into<io::Error>) -> Error {
+        Error::Io {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A corrupt-value error.
+    pub(crate) fn corrupt(what: &'static str, value: u64) -> Error {
+        Error::Corrupt { what, value }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,408 @@
+//! The `#[repr(C)]` header at the start of every region, the geometry of its
+//! ring, and the pure validation an opener applies to both.
+//!
+//! ```text
+//! offset   0  Identity (128 bytes): magic, ABI version (written last), and the
+//!             layout fingerprint; written once by the creator
+//! offset 128  Attachments (128 bytes): each side's epoch and pid; written only
+//!             when a side attaches or detaches, so it stays cached on both
+//!             cores and either side may read it on every operation
+//! offset 256  producer line (128 bytes): tail; written by the producer
+//! offset 384  consumer line (128 bytes): head; written by the consumer
+//! offset 512  data area: `capacity` bytes of records
+//! ```
+//!
+//! Every word is a little `u64` accessed atomically through a raw pointer,
+//! never through a Rust reference to the struct: another process may write
+//! any of them at any time. The structs below only fix the layout
+//! (`offset_of!`) and document it.
+//!
+//! The version word is stored last with `Release`; an opener that finds it
+//! zero reports [`Error::NotInitialized`]. The fingerprint fields let an
+//! opener built differently (other ABI, pointer width, endianness, cache-line
+//! padding or ring kind) refuse the region with [`Error::LayoutMismatch`]
+//! naming the field, instead of misreading it.
+
+use std::mem::{offset_of, size_of};
+
+use crate::error::{Error, Result};
+
+/// `b"shmsg\0rg"` read as a little-endian `u64`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"shmsg\0rg");
+/// Version of the region layout and ring protocol; bump on any change.
+pub const ABI_VERSION: u64 = 1;
+/// The padding unit between words written by different sides: two 64-byte
+/// lines, so that adjacent-line prefetch does not couple them.
+pub const CACHE_LINE: usize = 128;
+/// A fixed pattern stored in native byte order; it reads differently on a
+/// machine of the other endianness.
+pub const ENDIAN_PROBE: u64 = 0x0102_0304_0506_0708;
+/// The smallest ring capacity, in bytes.
+pub const MIN_CAPACITY: usize = 64;
+/// The largest ring capacity, in bytes (1 TiB).
+pub const MAX_CAPACITY: usize = 1 << 40;
+/// Size of a record header in the data area.
+pub const RECORD_HEADER: usize = 8;
+/// Record lengths are stored in 31 bits; this value is reserved for the
+/// wrap marker, so messages are shorter.
+pub const WRAP_LEN: u32 = 0x7FFF_FFFF;
+
+/// What kind of ring a region holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum RingKind {
+    /// Single producer, single consumer, variable-size records ([`crate::shm::spsc`]).
+    Spsc = 1,
+}
+
+/// Fields written once by the creator.
+#[repr(C, align(128))]
+pub struct Identity {
+    /// [`MAGIC`].
+    pub magic: u64,
+    /// [`ABI_VERSION`]; zero until the creator has written everything else.
+    pub abi_version: u64,
+    /// [`RingKind`] as a number.
+    pub ring_kind: u64,
+    /// Data area size in bytes, a power of two.
+    pub capacity: u64,
+    /// Largest message in bytes.
+    pub max_message: u64,
+    /// `size_of::<usize>()` of the creator.
+    pub pointer_width: u64,
+    /// [`ENDIAN_PROBE`] in the creator's byte order.
+    pub endian: u64,
+    /// [`CACHE_LINE`] of the creator.
+    pub cache_line: u64,
+    /// Offset of the data area from the start of the region.
+    pub data_offset: u64,
+    /// Process id of the creator (informational).
+    pub creator_pid: u64,
+}
+
+/// Who is attached. Each side writes its own two words, and only when it
+/// attaches or detaches.
+#[repr(C, align(128))]
+pub struct Attachments {
+    /// The producer's attachment epoch: 0 never attached, odd attached, even detached.
+    pub producer_epoch: u64,
+    /// Process id of the attached producer (informational; liveness is decided
+    /// by a lock, see [`crate::shm::region`]).
+    pub producer_pid: u64,
+    /// The consumer's attachment epoch, as `producer_epoch`.
+    pub consumer_epoch: u64,
+    /// Process id of the attached consumer (informational).
+    pub consumer_pid: u64,
+}
+
+/// A position written by one side on every operation, alone on its line.
+#[repr(C, align(128))]
+pub struct Position {
+    /// `tail` for the producer, `head` for the consumer.
+    pub position: u64,
+}
+
+/// The region header.
+#[repr(C)]
+pub struct Header {
+    /// Written once by the creator.
+    pub identity: Identity,
+    /// Written on attach and detach.
+    pub attachments: Attachments,
+    /// Written by the producer.
+    pub producer: Position,
+    /// Written by the consumer.
+    pub consumer: Position,
+}
+
+/// Offset of the data area: the header, rounded to the padding unit.
+pub const DATA_OFFSET: usize = size_of::<Header>();
+const _: () = assert!(DATA_OFFSET % CACHE_LINE == 0);
+
+/// Word offsets (in bytes from the region start) of the fields the code touches.
+pub mod offsets {
+    use super::*;
+    /// [`Identity::magic`].
+    pub const MAGIC: usize = offset_of!(Header, identity.magic);
+    /// [`Identity::abi_version`].
+    pub const ABI_VERSION: usize = offset_of!(Header, identity.abi_version);
+    /// [`Identity::ring_kind`].
+    pub const RING_KIND: usize = offset_of!(Header, identity.ring_kind);
+    /// [`Identity::capacity`].
+    pub const CAPACITY: usize = offset_of!(Header, identity.capacity);
+    /// [`Identity::max_message`].
+    pub const MAX_MESSAGE: usize = offset_of!(Header, identity.max_message);
+    /// [`Identity::pointer_width`].
+    pub const POINTER_WIDTH: usize = offset_of!(Header, identity.pointer_width);
+    /// [`Identity::endian`].
+    pub const ENDIAN: usize = offset_of!(Header, identity.endian);
+    /// [`Identity::cache_line`].
+    pub const CACHE_LINE: usize = offset_of!(Header, identity.cache_line);
+    /// [`Identity::data_offset`].
+    pub const DATA_OFFSET: usize = offset_of!(Header, identity.data_offset);
+    /// [`Identity::creator_pid`].
+    pub const CREATOR_PID: usize = offset_of!(Header, identity.creator_pid);
+    /// [`Attachments::producer_epoch`].
+    pub const PRODUCER_EPOCH: usize = offset_of!(Header, attachments.producer_epoch);
+    /// [`Attachments::producer_pid`].
+    pub const PRODUCER_PID: usize = offset_of!(Header, attachments.producer_pid);
+    /// [`Attachments::consumer_epoch`].
+    pub const CONSUMER_EPOCH: usize = offset_of!(Header, attachments.consumer_epoch);
+    /// [`Attachments::consumer_pid`].
+    pub const CONSUMER_PID: usize = offset_of!(Header, attachments.consumer_pid);
+    /// The producer's position (the tail).
+    pub const TAIL: usize = offset_of!(Header, producer.position);
+    /// The consumer's position (the head).
+    pub const HEAD: usize = offset_of!(Header, consumer.position);
+}
+
+/// Round `n` up to a multiple of 8.
+#[inline(always)]
+pub const fn round8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Bytes a record of `len` payload bytes occupies in the data area.
+#[inline(always)]
+pub const fn record_size(len: usize) -> usize {
+    RECORD_HEADER + round8(len)
+}
+
+/// The capacity and maximum message size of a ring, validated.
+///
+/// A record (an 8-byte header and the payload padded to 8 bytes) never
+/// straddles the end of the data area; a producer that reaches the end
+/// leaves a wrap marker and starts over at offset 0. For that to always make
+/// progress, a maximum-size record plus the next record's header word must fit
+/// in half the capacity: `record_size(max_message) + 8 <= capacity / 2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    capacity: usize,
+    max_message: usize,
+}
+
+impl Geometry {
+    /// A ring of `capacity` bytes (a power of two, 64 bytes to 1 TiB) taking
+    /// messages of up to `max_message` bytes.
+    pub fn new(capacity: usize, max_message: usize) -> Result<Geometry> {
+        if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+            return Err(Error::InvalidConfig(format!(
+                "capacity {capacity} must be a power of two between {MIN_CAPACITY} and {MAX_CAPACITY} bytes"
+            )));
+        }
+        let limit = Self::max_message_for(capacity);
+        if max_message > limit {
+            return Err(Error::InvalidConfig(format!(
+                "maximum message size {max_message} is too large for a capacity of {capacity} bytes \
+                 (at most {limit}; a record and the next header must fit in half the ring)"
+            )));
+        }
+        Ok(Geometry {
+            capacity,
+            max_message,
+        })
+    }
+
+    /// The smallest ring that takes messages of up to `max_message` bytes,
+    /// with room for at least `min_capacity` bytes of records.
+    pub fn for_max_message(max_message: usize, min_capacity: usize) -> Result<Geometry> {
+        let need = (2 * (record_size(max_message.min(WRAP_LEN as usize)) + RECORD_HEADER))
+            .max(min_capacity)
+            .max(MIN_CAPACITY);
+        let capacity = need.checked_next_power_of_two().ok_or_else(|| {
+            Error::InvalidConfig(format!("capacity for {max_message} bytes overflows"))
+        })?;
+        Geometry::new(capacity, max_message)
+    }
+
+    /// The largest message a ring of `capacity` bytes can take.
+    pub const fn max_message_for(capacity: usize) -> usize {
+        let half = capacity / 2;
+        let limit = half.saturating_sub(2 * RECORD_HEADER);
+        if limit < WRAP_LEN as usize {
+            limit
+        } else {
+            WRAP_LEN as usize - 1
+        }
+    }
+
+    /// Data area size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Largest message in bytes.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// Total size of a region holding this ring.
+    pub fn region_size(&self) -> usize {
+        DATA_OFFSET + self.capacity
+    }
+}
+
+impl Default for Geometry {
+    /// 1 MiB of records, messages up to 64 KiB.
+    fn default() -> Geometry {
+        Geometry {
+            capacity: 1 << 20,
+            max_message: 64 << 10,
+        }
+    }
+}
+
+/// The identity words of a region as read (once each) from shared memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdentityWords {
+    /// [`Identity::magic`].
+    pub magic: u64,
+    /// [`Identity::abi_version`].
+    pub abi_version: u64,
+    /// [`Identity::ring_kind`].
+    pub ring_kind: u64,
+    /// [`Identity::capacity`].
+    pub capacity: u64,
+    /// [`Identity::max_message`].
+    pub max_message: u64,
+    /// [`Identity::pointer_width`].
+    pub pointer_width: u64,
+    /// [`Identity::endian`].
+    pub endian: u64,
+    /// [`Identity::cache_line`].
+    pub cache_line: u64,
+    /// [`Identity::data_offset`].
+    pub data_offset: u64,
+}
+
+impl IdentityWords {
+    /// The words a creator writes for `geometry`.
+    pub fn for_geometry(kind: RingKind, geometry: Geometry) -> IdentityWords {
+        IdentityWords {
+            magic: MAGIC,
+            abi_version: ABI_VERSION,
+            ring_kind: kind as u64,
+            capacity: geometry.capacity as u64,
+            max_message: geometry.max_message as u64,
+            pointer_width: size_of::<usize>() as u64,
+            endian: ENDIAN_PROBE,
+            cache_line: CACHE_LINE as u64,
+            data_offset: DATA_OFFSET as u64,
+        }
+    }
+
+    /// Checks the words against this build and against the region's size in
+    /// bytes, and returns the ring's geometry. Pure: a property test feeds it
+    /// arbitrary words.
+    pub fn validate(&self, kind: RingKind, region_len: u64) -> Result<Geometry> {
+        let mismatch = |field, expected, found| Error::LayoutMismatch {
+            field,
+            expected,
+            found,
+        };
+        if self.magic != MAGIC {
+            return Err(mismatch("magic", MAGIC, self.magic));
+        }
+        if self.abi_version == 0 {
+            return Err(Error::NotInitialized);
+        }
+        let own = IdentityWords::for_geometry(kind, Geometry::default());
+        let checks = [
+            ("abi_version", own.abi_version, self.abi_version),
+            ("ring_kind", own.ring_kind, self.ring_kind),
+            ("pointer_width", own.pointer_width, self.pointer_width),
+            ("endian", own.endian, self.endian),
+            ("cache_line", own.cache_line, self.cache_line),
+            ("data_offset", own.data_offset, self.data_offset),
+        ];
+        for (field, expected, found) in checks {
+            if expected != found {
+                return Err(mismatch(field, expected, found));
+            }
+        }
+        let capacity = usize::try_from(self.capacity)
+            .map_err(|_| Error::corrupt("capacity", self.capacity))?;
+        let max_message = usize::try_from(self.max_message)
+            .map_err(|_| Error::corrupt("max_message", self.max_message))?;
+        let geometry = Geometry::new(capacity, max_message)
+            .map_err(|_| Error::corrupt("capacity or max_message", self.capacity))?;
+        let expected_len = geometry.region_size() as u64;
+        if region_len != expected_len {
+            return Err(mismatch("region size", expected_len, region_len));
+        }
+        Ok(geometry)
+    }
+
+    /// Checks that a validated region has the geometry the opener asked for.
+    pub fn expect(geometry: Geometry, wanted: Geometry) -> Result<()> {
+        if geometry.capacity != wanted.capacity {
+            return Err(Error::LayoutMismatch {
+                field: "capacity",
+                expected: wanted.capacity as u64,
+                found: geometry.capacity as u64,
+            });
+        }
+        if geometry.max_message != wanted.max_message {
+            return Err(Error::LayoutMismatch {
+                field: "max_message",
+                expected: wanted.max_message as u64,
+                found: geometry.max_message as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_layout_is_stable() {
+        assert_eq!(size_of::<Header>(), 512);
+        assert_eq!(offsets::PRODUCER_EPOCH, 128);
+        assert_eq!(offsets::TAIL, 256);
+        assert_eq!(offsets::HEAD, 384);
+        assert_eq!(offsets::ABI_VERSION, 8);
+    }
+
+    #[test]
+    fn geometry_limits() {
+        assert!(Geometry::new(64, 16).is_ok());
+        assert!(Geometry::new(64, 17).is_err());
+        assert!(Geometry::new(96, 8).is_err());
+        assert!(Geometry::new(32, 0).is_err());
+        let g = Geometry::for_max_message(1 << 20, 0).unwrap();
+        assert_eq!(g.capacity(), 4 << 20);
+        assert!(Geometry::for_max_message(usize::MAX, 0).is_err());
+    }
+
+    #[test]
+    fn validate_round_trip_and_mismatch() {
+        let g = Geometry::new(1 << 12, 100).unwrap();
+        let w = IdentityWords::for_geometry(RingKind::Spsc, g);
+        assert_eq!(
+            w.validate(RingKind::Spsc, g.region_size() as u64).unwrap(),
+            g
+        );
+        let mut bad = w;
+        bad.pointer_width = 4;
+        match bad.validate(RingKind::Spsc, g.region_size() as u64) {
+            Err(Error::LayoutMismatch { field, .. }) => assert_eq!(field, "pointer_width"),
+            other => panic!("{other:?}"),
+        }
+        let mut unpublished = w;
+        unpublished.abi_version = 0;
+        assert!(matches!(
+            unpublished.validate(RingKind::Spsc, g.region_size() as u64),
+            Err(Error::NotInitialized)
+        ));
+        assert!(matches!(
+            w.validate(RingKind::Spsc, 4096),
+            Err(Error::LayoutMismatch {
+                field: "region size",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,9 @@
+//! The shared memory model: regions that one process creates and others
+//! attach, and the rings inside them.
+
+pub mod layout;
+pub mod region;
+pub mod spsc;
+
+pub use layout::Geometry;
+pub use region::Region;

@@ -1,0 +1,745 @@
+//! A single-producer, single-consumer ring of variable-size messages.
+//!
+//! # Records
+//!
+//! The data area is a power-of-two number of bytes, addressed by 64-bit
+//! *positions* that only grow (and wrap around `u64::MAX`, which the
+//! power-of-two capacity divides); `position & (capacity - 1)` is the byte
+//! offset. A message is stored as one *record*: an 8-byte header word followed
+//! by the payload, padded to 8 bytes. A record never straddles the end of the
+//! data area: a producer that reaches the end stores a *wrap marker* there and
+//! starts the record at offset 0.
+//!
+//! A committed header holds the record's length and a tag, the low 32 bits of
+//! `position / 8`:
+//!
+//! ```text
+//! bit 63..32  tag = (position >> 3) as u32
+//! bit 31      1 (a committed header is never zero)
+//! bit 30..0   payload length, or 0x7fff_ffff for a wrap marker
+//! ```
+//!
+//! # Protocol
+//!
+//! The consumer does not read the producer's tail to find new messages; it
+//! polls the header word at its own head (an *in-slot commit word*, as in
+//! Aeron's log buffers), so a busy stream moves only the record's own cache
+//! lines between cores. For that, the word after the newest record must never
+//! look committed. The producer keeps it so:
+//!
+//! 1. reserve: the record, plus one header word after it, must fit between the
+//!    tail and `head + capacity` (the head is cached and re-read only when the
+//!    cached value says the ring is full);
+//! 2. clear the header word that follows the record (`Relaxed`);
+//! 3. copy the payload;
+//! 4. store the record's header with `Release` (the commit); after a wrap, the
+//!    wrap marker is stored last, also with `Release`;
+//! 5. store the new tail (`Release`; it serves re-attachment and inspection only).
+//!
+//! The consumer loads the header at its head with `Acquire`. Zero means empty.
+//! A header whose tag or length is impossible is [`Error::Corrupt`]: the
+//! consumer never follows it. Otherwise it copies the payload out, advances
+//! its private head and stores it with `Release`, which hands the bytes back
+//! to the producer (paired with the producer's `Acquire` load of the head).
+//!
+//! Each side keeps private cursors and reads every shared value once; the
+//! region is untrusted input, so every position, length and offset read from
+//! it is checked before use.
+//!
+//! # Attachment
+//!
+//! Each side has an epoch word: 0 never attached, odd attached, even
+//! detached. Attaching moves it from even to odd with a compare-and-swap, so
+//! a second producer (or consumer) is refused with [`Error::RoleTaken`];
+//! across processes a lock that the kernel drops when a process dies decides
+//! (see [`crate::shm::region`]), so a role held by a dead process can be taken
+//! over. Dropping a handle stores the next even epoch. A consumer that finds
+//! the ring empty and the producer detached polls once more (everything the
+//! producer committed happens-before its detach) and then reports
+//! [`Error::Disconnected`]; a producer whose consumer detached reports it on
+//! the next send. A waiting side also asks the backend, during the sleep
+//! phase of its wait, whether the attached peer process is alive, so a peer
+//! killed with SIGKILL is reported in bounded time.
+//!
+//! A producer that takes over from a dead one recovers the tail from the
+//! shared tail word, then steps over the at most one record that was committed
+//! but whose tail store was lost.
+//!
+//! The same code runs in production ([`crate::sync::Mapped`]) and in the loom
+//! and shuttle models (`models/`), through the [`Backend`] seam.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, Role};
+use crate::shm::layout::{Geometry, WRAP_LEN, record_size};
+use crate::shm::region::{Region, RoleLock};
+use crate::sync::{Backend, Control, Mapped, Owner, Word};
+
+const COMMITTED: u64 = 1 << 31;
+const LEN_MASK: u64 = (1 << 31) - 1;
+
+/// The header word of a record of `len` bytes at `position`.
+#[inline(always)]
+pub fn encode_header(position: u64, len: u32) -> u64 {
+    ((position >> 3) << 32) | COMMITTED | u64::from(len)
+}
+
+/// What a header word says about the record at `position`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Nothing committed there yet.
+    Empty,
+    /// A wrap marker: the next record is at the start of the data area.
+    Wrap,
+    /// A record of this many payload bytes.
+    Record(usize),
+}
+
+/// Decodes the header word `word` read at `position` of a ring of `geometry`.
+/// Pure; any word is either a valid slot or [`Error::Corrupt`].
+#[inline(always)]
+pub fn decode_header(word: u64, position: u64, geometry: Geometry) -> Result<Slot> {
+    if word == 0 {
+        return Ok(Slot::Empty);
+    }
+    if word >> 32 != (position >> 3) & 0xFFFF_FFFF || word & COMMITTED == 0 {
+        return Err(Error::corrupt("record header tag", word));
+    }
+    let len = word & LEN_MASK;
+    let mask = geometry.capacity() as u64 - 1;
+    let offset = position & mask;
+    if len == u64::from(WRAP_LEN) {
+        // A marker at offset 0 would skip a whole lap.
+        return if offset == 0 {
+            Err(Error::corrupt("wrap marker at offset 0", word))
+        } else {
+            Ok(Slot::Wrap)
+        };
+    }
+    let len = len as usize;
+    if len > geometry.max_message() || offset + record_size(len) as u64 > mask + 1 {
+        return Err(Error::corrupt("record length", word));
+    }
+    Ok(Slot::Record(len))
+}
+
+#[inline(always)]
+fn publish_order<B: Backend>() -> std::sync::atomic::Ordering {
+    if B::FAULTS.relaxed_publish {
+        Relaxed
+    } else {
+        Release
+    }
+}
+
+/// Moves an epoch word from even to odd. With `take_over`, an odd epoch (a
+/// holder that the caller knows to be dead) is replaced too.
+fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<u64> {
+    let word = backend.control(Control::epoch(role));
+    let mut current = word.load(Acquire);
+    loop {
+        let next = if current % 2 == 1 {
+            if !take_over {
+                return Err(Error::RoleTaken(role));
+            }
+            current.wrapping_add(2)
+        } else {
+            current.wrapping_add(1)
+        };
+        match word.compare_exchange(current, next, AcqRel, Acquire) {
+            Ok(_) => return Ok(next),
+            Err(seen) => current = seen,
+        }
+    }
+}
+
+/// Whether the epoch word of `role` says it has detached.
+#[inline(always)]
+fn detached<B: Backend>(backend: &B, role: Role) -> bool {
+    let epoch = backend.control(Control::epoch(role)).load(Acquire);
+    epoch != 0 && epoch % 2 == 0
+}
+
+/// What a wait loop learnt while pausing.
+enum Waited {
+    /// Poll again.
+    Again,
+    /// The peer process is dead: poll once more, then report `Disconnected`.
+    PeerDead,
+}
+
+/// One round of a blocking operation's wait.
+fn wait_round<B: Backend>(
+    backend: &B,
+    peer: Role,
+    round: u32,
+    deadline: Option<Instant>,
+) -> Result<Waited> {
+    if let Some(deadline) = deadline {
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout);
+        }
+    }
+    if backend.check_peer_now(round) {
+        let epoch = backend.control(Control::epoch(peer)).load(Acquire);
+        if epoch % 2 == 1 && !backend.peer_alive(peer) {
+            return Ok(Waited::PeerDead);
+        }
+    }
+    backend.pause(round);
+    Ok(Waited::Again)
+}
+
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    // A timeout too large to represent waits forever.
+    Instant::now().checked_add(timeout)
+}
+
+/// The writing end of a single-producer ring.
+///
+/// At most one `Producer` is attached to a ring at a time, across all
+/// processes. Dropping it detaches: the consumer gets
+/// [`Error::Disconnected`] once it has received everything sent.
+pub struct Producer<B: Backend = Mapped> {
+    backend: B,
+    /// Position where the next record goes (private cursor).
+    tail: u64,
+    /// Last head seen; the true head is never behind it.
+    head_cache: u64,
+    capacity: u64,
+    mask: u64,
+    max_message: usize,
+    epoch: u64,
+}
+
+/// Where a reserved record goes.
+#[derive(Clone, Copy)]
+struct Reservation {
+    /// Position of the record's header.
+    start: u64,
+    /// Whether a wrap marker must be stored at the old tail.
+    wrapped: bool,
+}
+
+impl<B: Backend> Producer<B> {
+    /// Attaches as the producer of the ring in `backend`.
+    ///
+    /// Fails with [`Error::RoleTaken`] if a producer is attached, and with
+    /// [`Error::Corrupt`] if the shared positions are impossible.
+    pub fn with_backend(backend: B) -> Result<Self> {
+        Self::attach_inner(backend, false)
+    }
+
+    /// Attaches as the producer even if the epoch says one is attached. The
+    /// caller knows by other means (a lock the kernel released) that the
+    /// previous producer is dead.
+    #[doc(hidden)]
+    pub fn with_backend_taking_over(backend: B) -> Result<Self> {
+        Self::attach_inner(backend, true)
+    }
+
+    fn attach_inner(backend: B, take_over: bool) -> Result<Self> {
+        let geometry = backend.geometry();
+        let capacity = geometry.capacity() as u64;
+        let tail = Self::recover_tail(&backend, geometry)?;
+        let head = backend.control(Control::Head).load(Acquire);
+        let epoch = attach_epoch(&backend, Role::Producer, take_over)?;
+        // The recovered tail is published before any record.
+        backend.control(Control::Tail).store(tail, Release);
+        Ok(Producer {
+            backend,
+            tail,
+            head_cache: head,
+            capacity,
+            mask: capacity - 1,
+            max_message: geometry.max_message(),
+            epoch,
+        })
+    }
+
+    /// The tail a new producer starts from: the shared tail, advanced over
+    /// records that a dead producer committed but did not publish a tail for.
+    fn recover_tail(backend: &B, geometry: Geometry) -> Result<u64> {
+        let capacity = geometry.capacity() as u64;
+        let mask = capacity - 1;
+        let head = backend.control(Control::Head).load(Acquire);
+        let mut tail = backend.control(Control::Tail).load(Acquire);
+        if tail % 8 != 0 {
+            return Err(Error::corrupt("tail", tail));
+        }
+        // Each step moves forward by at least 8 bytes, so a lap bounds the walk.
+        for _ in 0..capacity / 8 {
+            let word = backend
+                .data_word(((tail & mask) / 8) as usize)
+                .load(Acquire);
+            match decode_header(word, tail, geometry) {
+                Ok(Slot::Record(len)) => tail = tail.wrapping_add(record_size(len) as u64),
+                Ok(Slot::Wrap) => tail = tail.wrapping_add(capacity - (tail & mask)),
+                // Anything else ends the chain of committed records.
+                Ok(Slot::Empty) | Err(_) => break,
+            }
+        }
+        if tail.wrapping_sub(head) > capacity || head % 8 != 0 {
+            return Err(Error::corrupt("head and tail", head));
+        }
+        Ok(tail)
+    }
+
+    /// The ring's capacity and maximum message size.
+    pub fn geometry(&self) -> Geometry {
+        self.backend.geometry()
+    }
+
+    /// Sends `message` if there is room now; [`Error::Full`] if not.
+    #[inline]
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        let reservation = self.reserve(message.len())?;
+        let offset = (reservation.start & self.mask) as usize + 8;
+        if B::FAULTS.commit_before_payload {
+            self.commit(reservation, message.len());
+        }
+        // SAFETY: `reserve` checked that the record lies inside the data area
+        // and in space the consumer has released.
+        unsafe { self.backend.write(offset, message) };
+        if !B::FAULTS.commit_before_payload {
+            self.commit(reservation, message.len());
+        }
+        Ok(())
+    }
+
+    /// Sends `message`, waiting while the ring is full.
+    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.send_until(message, None)
+    }
+
+    /// Sends `message`, waiting at most `timeout` while the ring is full.
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_until(message, deadline_after(timeout))
+    }
+
+    fn send_until(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.blocking(deadline, |p| p.try_send(message))
+    }
+
+    /// Writes a message of at most `max_len` bytes in place: `fill` gets the
+    /// record's payload bytes (their previous contents are unspecified) and
+    /// returns how many it wrote. [`Error::Full`] if there is no room now.
+    ///
+    /// If `fill` returns more than `max_len`, nothing is sent and the result
+    /// is [`Error::MessageTooLarge`].
+    #[inline]
+    pub fn try_send_with(
+        &mut self,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize> {
+        let reservation = self.reserve(max_len)?;
+        let offset = (reservation.start & self.mask) as usize + 8;
+        // SAFETY: as in `try_send`, for `max_len` bytes.
+        let len = unsafe { self.backend.write_in_place(offset, max_len, fill) };
+        if len > max_len {
+            return Err(Error::MessageTooLarge { len, max: max_len });
+        }
+        self.commit(reservation, len);
+        Ok(len)
+    }
+
+    /// [`Producer::try_send_with`], waiting while the ring is full.
+    pub fn send_with(
+        &mut self,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize> {
+        let mut fill = Some(fill);
+        self.blocking(None, |p| {
+            // The closure runs only once: `reserve` fails before it is taken.
+            p.reserve_only(max_len)?;
+            let fill = fill.take().expect("fill runs once");
+            p.try_send_with(max_len, fill)
+        })
+    }
+
+    /// Runs `attempt` until it stops reporting [`Error::Full`].
+    fn blocking<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let mut round = 0u32;
+        loop {
+            match attempt(self) {
+                Err(Error::Full) => {}
+                other => return other,
+            }
+            match wait_round(&self.backend, Role::Consumer, round, deadline)? {
+                Waited::Again => {}
+                // Nobody will ever make room.
+                Waited::PeerDead => return Err(Error::Disconnected),
+            }
+            round = round.saturating_add(1);
+        }
+    }
+
+    /// Checks that a record of `len` bytes fits now, without reserving it.
+    fn reserve_only(&mut self, len: usize) -> Result<()> {
+        self.reserve(len).map(|_| ())
+    }
+
+    /// Finds room for a record of `len` payload bytes.
+    #[inline(always)]
+    fn reserve(&mut self, len: usize) -> Result<Reservation> {
+        if len > self.max_message {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        if detached(&self.backend, Role::Consumer) {
+            return Err(Error::Disconnected);
+        }
+        let record = record_size(len) as u64;
+        let offset = self.tail & self.mask;
+        let to_end = self.capacity - offset;
+        // The record, and the header word after it, which step 2 clears.
+        let (start, wrapped, mut needed) = if record <= to_end {
+            (self.tail, false, record + 8)
+        } else {
+            (self.tail.wrapping_add(to_end), true, to_end + record + 8)
+        };
+        if B::FAULTS.full_check_off_by_one {
+            needed -= 8;
+        }
+        if self.tail.wrapping_sub(self.head_cache) + needed > self.capacity {
+            let head = self.backend.control(Control::Head).load(Acquire);
+            let used = self.tail.wrapping_sub(head);
+            if used > self.capacity || head % 8 != 0 {
+                return Err(Error::corrupt("head", head));
+            }
+            self.head_cache = head;
+            if used + needed > self.capacity {
+                return Err(Error::Full);
+            }
+        }
+        Ok(Reservation { start, wrapped })
+    }
+
+    /// Publishes a reserved record of `len` bytes whose payload is written.
+    #[inline(always)]
+    fn commit(&mut self, reservation: Reservation, len: usize) {
+        let next = reservation.start.wrapping_add(record_size(len) as u64);
+        if !B::FAULTS.skip_next_clear {
+            self.word_at(next).store(0, Relaxed);
+        }
+        self.word_at(reservation.start).store(
+            encode_header(reservation.start, len as u32),
+            publish_order::<B>(),
+        );
+        if reservation.wrapped {
+            self.word_at(self.tail)
+                .store(encode_header(self.tail, WRAP_LEN), publish_order::<B>());
+        }
+        self.tail = next;
+        self.backend.control(Control::Tail).store(next, Release);
+    }
+
+    #[inline(always)]
+    fn word_at(&self, position: u64) -> &B::Word {
+        self.backend
+            .data_word(((position & self.mask) / 8) as usize)
+    }
+}
+
+impl<B: Backend> Drop for Producer<B> {
+    fn drop(&mut self) {
+        // Everything committed happens-before this store, which the consumer
+        // loads with `Acquire` before it reports `Disconnected`.
+        self.backend
+            .control(Control::ProducerEpoch)
+            .store(self.epoch.wrapping_add(1), Release);
+    }
+}
+
+/// The reading end of a single-producer ring.
+///
+/// At most one `Consumer` is attached to a ring at a time, across all
+/// processes.
+pub struct Consumer<B: Backend = Mapped> {
+    backend: B,
+    /// Position of the next record (private cursor).
+    head: u64,
+    mask: u64,
+    geometry: Geometry,
+    epoch: u64,
+}
+
+impl<B: Backend> Consumer<B> {
+    /// Attaches as the consumer of the ring in `backend`.
+    pub fn with_backend(backend: B) -> Result<Self> {
+        Self::attach_inner(backend, false)
+    }
+
+    /// As [`Producer::with_backend_taking_over`].
+    #[doc(hidden)]
+    pub fn with_backend_taking_over(backend: B) -> Result<Self> {
+        Self::attach_inner(backend, true)
+    }
+
+    fn attach_inner(backend: B, take_over: bool) -> Result<Self> {
+        let geometry = backend.geometry();
+        let head = backend.control(Control::Head).load(Acquire);
+        if head % 8 != 0 {
+            return Err(Error::corrupt("head", head));
+        }
+        let epoch = attach_epoch(&backend, Role::Consumer, take_over)?;
+        Ok(Consumer {
+            backend,
+            head,
+            mask: geometry.capacity() as u64 - 1,
+            geometry,
+            epoch,
+        })
+    }
+
+    /// The ring's capacity and maximum message size.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Receives the next message into `buf` (replacing its contents) if one
+    /// is waiting, and returns its length. [`Error::Empty`] if none is;
+    /// [`Error::Disconnected`] if none is and the producer has detached.
+    #[inline]
+    pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.try_recv_with(|payload| {
+            buf.clear();
+            buf.extend_from_slice(payload);
+            payload.len()
+        })
+    }
+
+    /// Receives the next message, waiting while the ring is empty.
+    pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.blocking(None, |c| c.try_recv(buf))
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.blocking(deadline_after(timeout), |c| c.try_recv(buf))
+    }
+
+    /// Reads the next message in place: `read` gets the payload bytes inside
+    /// the ring, and the record is released when it returns.
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let (start, len) = match self.poll()? {
+            Some(found) => found,
+            None => return Err(self.empty_or_disconnected()),
+        };
+        let offset = (start & self.mask) as usize + 8;
+        // SAFETY: `poll` validated that the committed record lies inside the
+        // data area; it stays ours until the head store below.
+        let result = unsafe { self.backend.read_in_place(offset, len, read) };
+        self.release(start, len);
+        Ok(result)
+    }
+
+    /// [`Consumer::try_recv_with`], waiting while the ring is empty.
+    pub fn recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let mut read = Some(read);
+        self.blocking(None, |c| {
+            // `read` is taken only once a record is there.
+            match c.poll()? {
+                Some(_) => c.try_recv_with(read.take().expect("read runs once")),
+                None => Err(c.empty_or_disconnected()),
+            }
+        })
+    }
+
+    /// [`Consumer::recv_with`] with a timeout.
+    pub fn recv_with_timeout<R>(
+        &mut self,
+        timeout: Duration,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let mut read = Some(read);
+        self.blocking(deadline_after(timeout), |c| match c.poll()? {
+            Some(_) => c.try_recv_with(read.take().expect("read runs once")),
+            None => Err(c.empty_or_disconnected()),
+        })
+    }
+
+    fn blocking<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let mut round = 0u32;
+        loop {
+            match attempt(self) {
+                Err(Error::Empty) => {}
+                other => return other,
+            }
+            match wait_round(&self.backend, Role::Producer, round, deadline)? {
+                Waited::Again => {}
+                // Everything the dead producer committed is visible now: one
+                // more attempt delivers it, then the stream is over.
+                Waited::PeerDead => {
+                    return match attempt(self) {
+                        Err(Error::Empty) => Err(Error::Disconnected),
+                        other => other,
+                    };
+                }
+            }
+            round = round.saturating_add(1);
+        }
+    }
+
+    /// The position and length of the next committed record, stepping over
+    /// a wrap marker; `None` if nothing is committed.
+    #[inline(always)]
+    fn poll(&mut self) -> Result<Option<(u64, usize)>> {
+        let order = if B::FAULTS.relaxed_poll {
+            Relaxed
+        } else {
+            Acquire
+        };
+        let mut position = self.head;
+        let mut word = self.word_at(position).load(order);
+        if let Slot::Wrap = decode_header(word, position, self.geometry)? {
+            position = position.wrapping_add(self.mask + 1 - (position & self.mask));
+            word = self.word_at(position).load(order);
+            // Only the producer's own wrap is followed; a second one is corrupt.
+            if word != 0 && decode_header(word, position, self.geometry)? == Slot::Wrap {
+                return Err(Error::corrupt("wrap marker after wrap marker", word));
+            }
+            // Skip the marker for good even if the record is not visible yet.
+            self.head = position;
+        }
+        match decode_header(word, position, self.geometry)? {
+            Slot::Record(len) => Ok(Some((position, len))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Empty, or disconnected if the producer has detached and a last poll
+    /// still finds nothing.
+    #[cold]
+    fn empty_or_disconnected(&mut self) -> Error {
+        if !detached(&self.backend, Role::Producer) {
+            return Error::Empty;
+        }
+        if !B::FAULTS.no_drain_on_disconnect {
+            match self.poll() {
+                Ok(None) => {}
+                // A message arrived before the detach; the caller polls again.
+                Ok(Some(_)) => return Error::Empty,
+                Err(error) => return error,
+            }
+        }
+        Error::Disconnected
+    }
+
+    /// Hands the record at `start` back to the producer.
+    #[inline(always)]
+    fn release(&mut self, start: u64, len: usize) {
+        self.head = start.wrapping_add(record_size(len) as u64);
+        let order = if B::FAULTS.relaxed_release {
+            Relaxed
+        } else {
+            Release
+        };
+        self.backend.control(Control::Head).store(self.head, order);
+    }
+
+    #[inline(always)]
+    fn word_at(&self, position: u64) -> &B::Word {
+        self.backend
+            .data_word(((position & self.mask) / 8) as usize)
+    }
+}
+
+impl<B: Backend> Drop for Consumer<B> {
+    fn drop(&mut self) {
+        self.backend
+            .control(Control::ConsumerEpoch)
+            .store(self.epoch.wrapping_add(1), Release);
+    }
+}
+
+/// A ring between threads of this process: a producer and a consumer over a
+/// heap allocation with the same layout and protocol as a shared region.
+pub fn channel(geometry: Geometry) -> Result<(Producer, Consumer)> {
+    let memory = Mapped::heap(geometry, 0)?;
+    Ok((
+        Producer::with_backend(memory.clone())?,
+        Consumer::with_backend(memory)?,
+    ))
+}
+
+/// Keeps a region mapped and a role locked for as long as a handle lives.
+struct Attached {
+    region: Arc<Region>,
+    _lock: RoleLock,
+}
+
+impl Owner for Attached {
+    fn peer_alive(&self, role: Role) -> bool {
+        self.region.role_held_elsewhere(role)
+    }
+}
+
+fn attach_region(region: &Arc<Region>, role: Role) -> Result<Mapped> {
+    let lock = region.lock_role(role)?;
+    let base = std::ptr::NonNull::new(region.base()).expect("a mapping is never at address 0");
+    let geometry = region.geometry();
+    let owner = Arc::new(Attached {
+        region: Arc::clone(region),
+        _lock: lock,
+    });
+    // SAFETY: the region's mapping is `region_size()` bytes, page-aligned, and
+    // `owner` keeps the region (and so the mapping) alive; its header was
+    // validated when the region was created or opened.
+    Ok(unsafe { Mapped::new(owner, base, geometry) })
+}
+
+impl Producer<Mapped> {
+    /// Attaches as the producer of a region's ring. Fails with
+    /// [`Error::RoleTaken`] while another live process (or another handle in
+    /// this one) is its producer; a producer that died is taken over.
+    pub fn attach(region: &Arc<Region>) -> Result<Self> {
+        let memory = attach_region(region, Role::Producer)?;
+        memory
+            .header_word(crate::shm::layout::offsets::PRODUCER_PID)
+            .store(u64::from(std::process::id()), Relaxed);
+        Producer::with_backend_taking_over(memory)
+    }
+}
+
+impl Consumer<Mapped> {
+    /// Attaches as the consumer of a region's ring; as [`Producer::attach`].
+    pub fn attach(region: &Arc<Region>) -> Result<Self> {
+        let memory = attach_region(region, Role::Consumer)?;
+        memory
+            .header_word(crate::shm::layout::offsets::CONSUMER_PID)
+            .store(u64::from(std::process::id()), Relaxed);
+        Consumer::with_backend_taking_over(memory)
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Producer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("tail", &self.tail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Consumer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,244 @@
+//! The production backend: a ring laid over raw memory with the header layout
+//! of [`crate::shm::layout`], either a shared mapping or a heap allocation.
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Backend, Control, Pause};
+use crate::error::{Result, Role};
+use crate::shm::layout::{self, DATA_OFFSET, Geometry, IdentityWords, RingKind, offsets};
+
+/// What keeps a [`Mapped`] ring's memory alive, and knows whether the process
+/// attached as a role is alive.
+pub(crate) trait Owner: Send + Sync + 'static {
+    /// Whether the process attached as `role` is alive.
+    fn peer_alive(&self, role: Role) -> bool;
+}
+
+/// A ring over raw memory that other threads or processes share.
+///
+/// Header words are accessed as [`AtomicU64`] through
+/// [`AtomicU64::from_ptr`]; payload bytes are copied through raw pointers.
+/// No Rust reference to a byte slice of the shared memory is ever created,
+/// except the ones lent to the closures of the in-place operations (see
+/// [`Backend::write_in_place`] for the safety argument).
+#[derive(Clone)]
+pub struct Mapped {
+    owner: Arc<dyn Owner>,
+    base: NonNull<u8>,
+    geometry: Geometry,
+}
+
+// SAFETY: `Mapped` only holds a pointer into memory kept alive by `owner`
+// (itself `Send + Sync`), and every access through it is either atomic or
+// ordered by the ring protocol.
+unsafe impl Send for Mapped {}
+// SAFETY: as for `Send`; `&Mapped` exposes only atomic words and protocol-guarded copies.
+unsafe impl Sync for Mapped {}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapped")
+            .field("base", &self.base)
+            .field("geometry", &self.geometry)
+            .finish()
+    }
+}
+
+/// A heap allocation standing in for a region, for rings between threads.
+struct Heap {
+    words: Box<[AtomicU64]>,
+}
+
+impl Owner for Heap {
+    fn peer_alive(&self, _role: Role) -> bool {
+        // Threads of one process: a peer that is gone has detached in `Drop`.
+        true
+    }
+}
+
+impl Mapped {
+    /// Wraps memory laid out as [`crate::shm::layout::Header`] followed by the
+    /// data area of `geometry`, whose header has been validated.
+    ///
+    /// # Safety
+    ///
+    /// `base` is aligned to 128 bytes and valid for reads and writes of
+    /// `geometry.region_size()` bytes for as long as `owner` lives; every
+    /// other user of the memory accesses header words only atomically.
+    pub(crate) unsafe fn new(
+        owner: Arc<dyn Owner>,
+        base: NonNull<u8>,
+        geometry: Geometry,
+    ) -> Mapped {
+        Mapped {
+            owner,
+            base,
+            geometry,
+        }
+    }
+
+    /// A ring in this process's heap, with the same layout as a region, for
+    /// threads. `initial_position` (a multiple of 8) is where the head and
+    /// tail start: tests start near `u64::MAX` to cover counter wrap-around.
+    pub fn heap(geometry: Geometry, initial_position: u64) -> Result<Mapped> {
+        if initial_position % 8 != 0 {
+            return Err(crate::Error::InvalidConfig(format!(
+                "initial position {initial_position} is not a multiple of 8"
+            )));
+        }
+        // 15 spare words let the header start on a 128-byte boundary.
+        let len = geometry.region_size() / 8 + 15;
+        let words: Box<[AtomicU64]> = (0..len).map(|_| AtomicU64::new(0)).collect();
+        let raw = words.as_ptr() as *mut u8;
+        let base = raw.wrapping_add(raw.align_offset(layout::CACHE_LINE));
+        let heap = Arc::new(Heap { words });
+        debug_assert!(
+            base as usize + geometry.region_size() <= heap.words.as_ptr() as usize + len * 8
+        );
+        let base = NonNull::new(base).expect("heap pointer is not null");
+        // SAFETY: `base` is 128-aligned inside the allocation, which holds
+        // `region_size()` bytes past it and lives as long as `heap`.
+        let mapped = unsafe { Mapped::new(heap, base, geometry) };
+        mapped.publish_header(geometry, initial_position);
+        Ok(mapped)
+    }
+
+    /// Writes a fresh header: identity words, positions, and the ABI version last.
+    pub(crate) fn publish_header(&self, geometry: Geometry, initial_position: u64) {
+        let id = IdentityWords::for_geometry(RingKind::Spsc, geometry);
+        let words = [
+            (offsets::MAGIC, id.magic),
+            (offsets::RING_KIND, id.ring_kind),
+            (offsets::CAPACITY, id.capacity),
+            (offsets::MAX_MESSAGE, id.max_message),
+            (offsets::POINTER_WIDTH, id.pointer_width),
+            (offsets::ENDIAN, id.endian),
+            (offsets::CACHE_LINE, id.cache_line),
+            (offsets::DATA_OFFSET, id.data_offset),
+            (offsets::CREATOR_PID, u64::from(std::process::id())),
+            (offsets::TAIL, initial_position),
+            (offsets::HEAD, initial_position),
+        ];
+        for (offset, value) in words {
+            self.header_word(offset).store(value, Ordering::Relaxed);
+        }
+        self.header_word(offsets::ABI_VERSION)
+            .store(id.abi_version, Ordering::Release);
+    }
+
+    /// The header word at byte `offset` (one of [`layout::offsets`]).
+    pub(crate) fn header_word(&self, offset: usize) -> &AtomicU64 {
+        assert!(
+            offset % 8 == 0 && offset < DATA_OFFSET,
+            "not a header word offset"
+        );
+        // SAFETY: `offset` is 8-aligned and inside the header, which `base`
+        // keeps valid while `self` lives; all accesses to header words are atomic.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset).cast()) }
+    }
+
+    #[inline(always)]
+    fn data(&self) -> *mut u8 {
+        // SAFETY: the data area starts `DATA_OFFSET` bytes into the region.
+        unsafe { self.base.as_ptr().add(DATA_OFFSET) }
+    }
+}
+
+// SAFETY: `new`'s contract gives `region_size()` valid bytes: the header,
+// whose control words are at fixed offsets, then `capacity` data bytes,
+// which `data_word` and the payload methods index below `capacity`.
+unsafe impl Backend for Mapped {
+    type Word = AtomicU64;
+
+    #[inline(always)]
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    #[inline(always)]
+    fn control(&self, which: Control) -> &AtomicU64 {
+        let offset = match which {
+            Control::Tail => offsets::TAIL,
+            Control::Head => offsets::HEAD,
+            Control::ProducerEpoch => offsets::PRODUCER_EPOCH,
+            Control::ConsumerEpoch => offsets::CONSUMER_EPOCH,
+        };
+        // SAFETY: a fixed, 8-aligned header offset; header words are only
+        // accessed atomically.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset).cast()) }
+    }
+
+    #[inline(always)]
+    fn data_word(&self, index: usize) -> &AtomicU64 {
+        debug_assert!(index < self.geometry.capacity() / 8);
+        // SAFETY: the ring passes `index < capacity / 8` (its offsets are
+        // masked by `capacity - 1`); the data area is 128-aligned. Non-atomic
+        // payload copies of the same word are ordered against atomic accesses
+        // by the protocol's acquire/release pairs.
+        unsafe { AtomicU64::from_ptr(self.data().add(index * 8).cast()) }
+    }
+
+    #[inline(always)]
+    unsafe fn write(&self, offset: usize, src: &[u8]) {
+        // SAFETY: the caller owns `offset .. round8(offset + len)` inside the
+        // data area (trait contract), so the copy and the padding stay in bounds.
+        unsafe {
+            let dst = self.data().add(offset);
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+            let pad = layout::round8(src.len()) - src.len();
+            std::ptr::write_bytes(dst.add(src.len()), 0, pad);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn read(&self, offset: usize, dst: *mut u8, len: usize) {
+        // SAFETY: the caller holds `offset .. offset + len` of the data area
+        // and `dst` is valid for `len` bytes. A misbehaving peer process could
+        // write the same bytes meanwhile; the copy then yields garbage bytes
+        // (any bit pattern is a valid `u8`) but touches nothing out of bounds.
+        unsafe { std::ptr::copy_nonoverlapping(self.data().add(offset), dst, len) }
+    }
+
+    #[inline(always)]
+    unsafe fn write_in_place<R>(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        // SAFETY: the protocol gives the producer exclusive use of this range
+        // until it commits the record, and the consumer does not read it
+        // before then; the slice lives only for the closure call, which ends
+        // before the commit. A peer process that ignores the protocol can
+        // still write these bytes; the slice is of `u8`, for which every bit
+        // pattern is valid, so the worst outcome is a garbled message.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.data().add(offset), len) };
+        f(buf)
+    }
+
+    #[inline(always)]
+    unsafe fn read_in_place<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        // SAFETY: the record is committed and not yet released, so the
+        // producer does not write these bytes until the consumer stores a head
+        // past them, after the closure returns. The argument about peers that
+        // ignore the protocol is the one in `write_in_place`.
+        let buf = unsafe { std::slice::from_raw_parts(self.data().add(offset), len) };
+        f(buf)
+    }
+
+    #[inline]
+    fn pause(&self, round: u32) {
+        Pause::pause(round)
+    }
+
+    #[inline]
+    fn check_peer_now(&self, round: u32) -> bool {
+        Pause::sleeping(round)
+    }
+
+    fn peer_alive(&self, role: Role) -> bool {
+        self.owner.peer_alive(role)
+    }
+}
