@@ -99,7 +99,7 @@ const TIGHT: [usize; 3] = [16, 16, 16];
 fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
+        builder.preemption_bound = Some(3);
     }
     builder
 }

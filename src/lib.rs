@@ -6,3 +6,4 @@ pub mod shm;
 pub mod sync;
 
 pub use error::{Error, Result, Role};
+pub mod workload;

@@ -1,1 +1,472 @@
-fn main() {}
+//! The `shmsg` command.
+//!
+//! * `shmsg demo`: two processes stream messages through a shared-memory
+//!   ring and bounce messages back and forth; prints throughput and round
+//!   trip beside the physical references measured in the same run.
+//! * `shmsg peer …` (hidden): the worker side of the demo and of the
+//!   cross-process tests.
+//!
+//! Exit codes: 0 success, 1 any other error, 3 the peer disconnected,
+//! 4 the role is taken by a live process, 5 the region's layout does not
+//! match this build, 6 a received message failed verification.
+
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use shmsg::Error;
+use shmsg::shm::spsc::{Consumer, Producer};
+use shmsg::shm::{Geometry, Region};
+use shmsg::workload::Workload;
+
+#[derive(Parser)]
+#[command(
+    name = "shmsg",
+    version,
+    about = "Inter-process communication: shared memory rings and message passing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Stream and ping-pong between two processes through shared memory, and
+    /// print the figures beside the machine's physical references.
+    Demo {
+        /// Messages to stream.
+        #[arg(long, default_value_t = 4_000_000)]
+        messages: u64,
+        /// Bytes per streamed message.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Round trips to time.
+        #[arg(long, default_value_t = 200_000)]
+        round_trips: u64,
+        /// Repetitions of each measurement; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Worker roles for the demo and the tests.
+    #[command(hide = true)]
+    Peer {
+        #[command(subcommand)]
+        role: PeerRole,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeerRole {
+    /// Send workload messages `start .. start + count` into a region.
+    Produce {
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        max_len: usize,
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+    },
+    /// Send `count` fixed-size messages, each byte written (sequence number first).
+    Stream {
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
+    /// Echo `count` messages from one region into another.
+    Echo {
+        #[arg(long)]
+        inbound: String,
+        #[arg(long)]
+        outbound: String,
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
+}
+
+fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Disconnected => 3,
+        Error::RoleTaken(_) => 4,
+        Error::LayoutMismatch { .. } | Error::NotInitialized => 5,
+        _ => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Demo {
+            messages,
+            size,
+            round_trips,
+            runs,
+        } => demo(messages, size, round_trips, runs.max(1)),
+        Cmd::Peer { role } => peer(role),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Shmsg(error)) => {
+            eprintln!("shmsg: {error}");
+            ExitCode::from(exit_code(&error))
+        }
+        Err(Failure::Verify(message)) => {
+            eprintln!("shmsg: {message}");
+            ExitCode::from(6)
+        }
+    }
+}
+
+enum Failure {
+    Shmsg(Error),
+    Verify(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure::Shmsg(error)
+    }
+}
+
+/// Pins the calling thread to `cpu`, if the machine has it; best effort.
+fn pin(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        // Pinning is an optimization of the measurement; running unpinned is fine.
+        let _ = rustix::thread::sched_setaffinity(None, &set);
+    }
+}
+
+fn peer(role: PeerRole) -> Result<(), Failure> {
+    match role {
+        PeerRole::Produce {
+            region,
+            seed,
+            max_len,
+            count,
+            start,
+        } => {
+            let region = Arc::new(Region::open(&region)?);
+            let mut producer = Producer::attach(&region)?;
+            let workload = Workload { seed, max_len };
+            for seq in start..start.saturating_add(count) {
+                let len = workload.len(seq);
+                producer.send_with(len, |buf| {
+                    workload.fill(seq, buf);
+                    len
+                })?;
+            }
+            Ok(())
+        }
+        PeerRole::Stream {
+            region,
+            size,
+            count,
+            cpu,
+        } => {
+            pin(cpu);
+            let region = Arc::new(Region::open(&region)?);
+            let mut producer = Producer::attach(&region)?;
+            for seq in 0..count {
+                producer.send_with(size, |buf| {
+                    fill_fixed(seq, buf);
+                    buf.len()
+                })?;
+            }
+            Ok(())
+        }
+        PeerRole::Echo {
+            inbound,
+            outbound,
+            count,
+            cpu,
+        } => {
+            pin(cpu);
+            let inbound = Arc::new(Region::open(&inbound)?);
+            let outbound = Arc::new(Region::open(&outbound)?);
+            let mut consumer = Consumer::attach(&inbound)?;
+            let mut producer = Producer::attach(&outbound)?;
+            let mut buf = Vec::new();
+            for _ in 0..count {
+                consumer.recv(&mut buf)?;
+                producer.send(&buf)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes every byte of a fixed-size message: the sequence number, then a
+/// byte pattern.
+#[inline]
+fn fill_fixed(seq: u64, buf: &mut [u8]) {
+    buf.fill(seq as u8);
+    if buf.len() >= 8 {
+        buf[..8].copy_from_slice(&seq.to_le_bytes());
+    }
+}
+
+/// Reads every byte of a fixed-size message and checks its sequence number.
+#[inline]
+fn check_fixed(seq: u64, buf: &[u8]) -> bool {
+    let sum = buf.iter().fold(0u8, |acc, &b| acc ^ b);
+    std::hint::black_box(sum);
+    buf.len() < 8 || buf[..8] == seq.to_le_bytes()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn spawn_peer(args: &[String]) -> Result<std::process::Child, Failure> {
+    let exe = std::env::current_exe().map_err(|e| Error::Io {
+        context: "cannot find this executable to spawn the peer".into(),
+        source: e,
+    })?;
+    Command::new(exe)
+        .arg("peer")
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            Failure::Shmsg(Error::Io {
+                context: "cannot spawn the peer process".into(),
+                source: e,
+            })
+        })
+}
+
+fn wait_peer(mut child: std::process::Child) -> Result<(), Failure> {
+    let status = child.wait().map_err(|e| Error::Io {
+        context: "waiting for the peer process".into(),
+        source: e,
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::Verify(format!(
+            "the peer process failed: {status}"
+        )))
+    }
+}
+
+fn cpus() -> (Option<usize>, Option<usize>) {
+    match std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+    {
+        n if n >= 2 => (Some(0), Some(1)),
+        _ => (None, None),
+    }
+}
+
+/// Streams `count` messages of `size` bytes from a child process; returns
+/// messages per second.
+fn stream_once(count: u64, size: usize) -> Result<f64, Failure> {
+    let name = format!("demo-stream-{}", std::process::id());
+    let geometry = Geometry::for_max_message(size, 1 << 20)?;
+    let region = Arc::new(Region::create(&name, geometry)?);
+    let mut consumer = Consumer::attach(&region)?;
+    let (here, there) = cpus();
+    pin(here);
+    let child = spawn_peer(&[
+        "stream".into(),
+        "--region".into(),
+        name,
+        "--size".into(),
+        size.to_string(),
+        "--count".into(),
+        count.to_string(),
+        "--cpu".into(),
+        there.map_or("0".into(), |c| c.to_string()),
+    ])?;
+    // The clock starts at the first message, so process start-up is excluded.
+    let mut child = child;
+    let mut ok = first_message(&mut consumer, &mut child, |buf| check_fixed(0, buf))?;
+    let start = Instant::now();
+    for seq in 1..count {
+        ok &= consumer.recv_with(|buf| check_fixed(seq, buf))?;
+    }
+    let elapsed = start.elapsed();
+    wait_peer(child)?;
+    if !ok {
+        return Err(Failure::Verify(
+            "a streamed message had the wrong sequence number".into(),
+        ));
+    }
+    Ok((count - 1) as f64 / elapsed.as_secs_f64())
+}
+
+/// Waits for the first message from a child that has yet to attach, giving
+/// up if the child exits first (it then never attaches, so the ring alone
+/// cannot tell that it is gone).
+fn first_message<R>(
+    consumer: &mut Consumer,
+    child: &mut std::process::Child,
+    read: impl Fn(&[u8]) -> R,
+) -> Result<R, Failure> {
+    loop {
+        match consumer.recv_with_timeout(Duration::from_millis(50), &read) {
+            Err(Error::Timeout) => {}
+            other => return Ok(other?),
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Failure::Verify(format!(
+                "the peer process exited before sending: {status}"
+            )));
+        }
+    }
+}
+
+/// Times `count` round trips of `size`-byte messages through a child that
+/// echoes them; returns nanoseconds per round trip.
+fn pingpong_once(count: u64, size: usize) -> Result<f64, Failure> {
+    let out_name = format!("demo-ping-{}", std::process::id());
+    let in_name = format!("demo-pong-{}", std::process::id());
+    let geometry = Geometry::new(1 << 16, 1 << 10)?;
+    let out_region = Arc::new(Region::create(&out_name, geometry)?);
+    let in_region = Arc::new(Region::create(&in_name, geometry)?);
+    let mut producer = Producer::attach(&out_region)?;
+    let mut consumer = Consumer::attach(&in_region)?;
+    let (here, there) = cpus();
+    pin(here);
+    let warm_up = count / 10;
+    let child = spawn_peer(&[
+        "echo".into(),
+        "--inbound".into(),
+        out_name,
+        "--outbound".into(),
+        in_name,
+        "--count".into(),
+        (count + warm_up).to_string(),
+        "--cpu".into(),
+        there.map_or("0".into(), |c| c.to_string()),
+    ])?;
+    let mut message = vec![0u8; size];
+    let mut reply = Vec::with_capacity(size);
+    let mut child = child;
+    fill_fixed(0, &mut message);
+    producer.send(&message)?;
+    first_message(&mut consumer, &mut child, |buf| check_fixed(0, buf))?;
+    let mut start = Instant::now();
+    for seq in 1..count + warm_up {
+        if seq == warm_up {
+            start = Instant::now();
+        }
+        fill_fixed(seq, &mut message);
+        producer.send(&message)?;
+        consumer.recv(&mut reply)?;
+        if !check_fixed(seq, &reply) {
+            return Err(Failure::Verify(format!("echo {seq} came back wrong")));
+        }
+    }
+    let elapsed = start.elapsed();
+    wait_peer(child)?;
+    Ok(elapsed.as_nanos() as f64 / count as f64)
+}
+
+/// Two threads on two cores bouncing one cache line: nanoseconds per round trip.
+fn cacheline_once(count: u64) -> f64 {
+    let line = Arc::new(crossbeam_utils::CachePadded::new(AtomicU64::new(0)));
+    let (here, there) = cpus();
+    let other = Arc::clone(&line);
+    let echo = std::thread::spawn(move || {
+        pin(there);
+        for i in 0..count {
+            while other.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            other.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    pin(here);
+    let start = Instant::now();
+    for i in 0..count {
+        line.store(2 * i + 1, Ordering::Release);
+        while line.load(Ordering::Acquire) != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let elapsed = start.elapsed();
+    echo.join().expect("the echo thread does not panic");
+    elapsed.as_nanos() as f64 / count as f64
+}
+
+fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result<(), Failure> {
+    let messages = messages.max(2);
+    let round_trips = round_trips.max(1);
+    let (here, there) = cpus();
+    println!(
+        "shmsg demo: two processes, {} CPUs available, pinned to CPUs {:?} and {:?}; median of {runs} runs",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        here,
+        there
+    );
+    let mut rates = Vec::new();
+    let mut trips = Vec::new();
+    let mut lines = Vec::new();
+    for _ in 0..runs {
+        rates.push(stream_once(messages, size)?);
+        trips.push(pingpong_once(round_trips, 8)?);
+        lines.push(cacheline_once(round_trips));
+    }
+    let rate = median(rates.clone());
+    let trip = median(trips.clone());
+    let line = median(lines.clone());
+    let spread = |v: &[f64]| {
+        let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = v.iter().cloned().fold(0.0, f64::max);
+        format!("{min:.3e} .. {max:.3e}")
+    };
+    println!();
+    println!(
+        "{:<44} {:>16} {:>28}",
+        "measurement", "median", "spread (min .. max)"
+    );
+    println!(
+        "{:<44} {:>16} {:>28}",
+        format!("stream {size}-byte messages (send per message)"),
+        format!("{:.1} M msg/s", rate / 1e6),
+        spread(&rates)
+    );
+    println!(
+        "{:<44} {:>16}",
+        "  as bytes",
+        format!("{:.2} GB/s", rate * size as f64 / 1e9)
+    );
+    println!(
+        "{:<44} {:>16} {:>28}",
+        "ping-pong round trip, 8-byte messages",
+        format!("{trip:.0} ns"),
+        spread(&trips)
+    );
+    println!(
+        "{:<44} {:>16} {:>28}",
+        "reference: one cache line between two cores",
+        format!("{line:.0} ns"),
+        spread(&lines)
+    );
+    println!(
+        "{:<44} {:>16}",
+        "round trip / cache-line reference",
+        format!("{:.2}x", trip / line)
+    );
+    Ok(())
+}

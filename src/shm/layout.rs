@@ -117,7 +117,7 @@ pub struct Header {
 
 /// Offset of the data area: the header, rounded to the padding unit.
 pub const DATA_OFFSET: usize = size_of::<Header>();
-const _: () = assert!(DATA_OFFSET % CACHE_LINE == 0);
+const _: () = assert!(DATA_OFFSET.is_multiple_of(CACHE_LINE));
 
 /// Word offsets (in bytes from the region start) of the fields the code touches.
 pub mod offsets {

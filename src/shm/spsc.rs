@@ -159,7 +159,7 @@ fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<
 #[inline(always)]
 fn detached<B: Backend>(backend: &B, role: Role) -> bool {
     let epoch = backend.control(Control::epoch(role)).load(Acquire);
-    epoch != 0 && epoch % 2 == 0
+    epoch != 0 && epoch.is_multiple_of(2)
 }
 
 /// What a wait loop learnt while pausing.
@@ -177,10 +177,10 @@ fn wait_round<B: Backend>(
     round: u32,
     deadline: Option<Instant>,
 ) -> Result<Waited> {
-    if let Some(deadline) = deadline {
-        if Instant::now() >= deadline {
-            return Err(Error::Timeout);
-        }
+    if let Some(deadline) = deadline
+        && Instant::now() >= deadline
+    {
+        return Err(Error::Timeout);
     }
     if backend.check_peer_now(round) {
         let epoch = backend.control(Control::epoch(peer)).load(Acquire);
@@ -266,7 +266,7 @@ impl<B: Backend> Producer<B> {
         let mask = capacity - 1;
         let head = backend.control(Control::Head).load(Acquire);
         let mut tail = backend.control(Control::Tail).load(Acquire);
-        if tail % 8 != 0 {
+        if !tail.is_multiple_of(8) {
             return Err(Error::corrupt("tail", tail));
         }
         // Each step moves forward by at least 8 bytes, so a lap bounds the walk.
@@ -281,7 +281,7 @@ impl<B: Backend> Producer<B> {
                 Ok(Slot::Empty) | Err(_) => break,
             }
         }
-        if tail.wrapping_sub(head) > capacity || head % 8 != 0 {
+        if tail.wrapping_sub(head) > capacity || !head.is_multiple_of(8) {
             return Err(Error::corrupt("head and tail", head));
         }
         Ok(tail)
@@ -414,7 +414,7 @@ impl<B: Backend> Producer<B> {
         if self.tail.wrapping_sub(self.head_cache) + needed > self.capacity {
             let head = self.backend.control(Control::Head).load(Acquire);
             let used = self.tail.wrapping_sub(head);
-            if used > self.capacity || head % 8 != 0 {
+            if used > self.capacity || !head.is_multiple_of(8) {
                 return Err(Error::corrupt("head", head));
             }
             self.head_cache = head;
@@ -489,7 +489,7 @@ impl<B: Backend> Consumer<B> {
     fn attach_inner(backend: B, take_over: bool) -> Result<Self> {
         let geometry = backend.geometry();
         let head = backend.control(Control::Head).load(Acquire);
-        if head % 8 != 0 {
+        if !head.is_multiple_of(8) {
             return Err(Error::corrupt("head", head));
         }
         let epoch = attach_epoch(&backend, Role::Consumer, take_over)?;

@@ -83,7 +83,7 @@ impl Mapped {
     /// threads. `initial_position` (a multiple of 8) is where the head and
     /// tail start: tests start near `u64::MAX` to cover counter wrap-around.
     pub fn heap(geometry: Geometry, initial_position: u64) -> Result<Mapped> {
-        if initial_position % 8 != 0 {
+        if !initial_position.is_multiple_of(8) {
             return Err(crate::Error::InvalidConfig(format!(
                 "initial position {initial_position} is not a multiple of 8"
             )));
@@ -131,7 +131,7 @@ impl Mapped {
     /// The header word at byte `offset` (one of [`layout::offsets`]).
     pub(crate) fn header_word(&self, offset: usize) -> &AtomicU64 {
         assert!(
-            offset % 8 == 0 && offset < DATA_OFFSET,
+            offset.is_multiple_of(8) && offset < DATA_OFFSET,
             "not a header word offset"
         );
         // SAFETY: `offset` is 8-aligned and inside the header, which `base`

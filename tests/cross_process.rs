@@ -1,0 +1,270 @@
+//! Two real processes through a named region: the test process is the
+//! consumer, `shmsg peer produce` (spawned) is the producer. Every message is
+//! derived from a seed and its sequence number (`shmsg::workload`), so the
+//! consumer checks order, length, sequence number, checksum and every byte.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmsg::Error;
+use shmsg::shm::layout::offsets;
+use shmsg::shm::region::{PREFIX, SHM_DIR};
+use shmsg::shm::spsc::{Consumer, Producer};
+use shmsg::shm::{Geometry, Region};
+use shmsg::workload::Workload;
+
+fn name(test: &str) -> String {
+    format!("xp-{}-{test}", std::process::id())
+}
+
+fn producer(region: &str, workload: Workload, start: u64, count: u64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_shmsg"))
+        .args(["peer", "produce", "--region", region])
+        .args(["--seed", &workload.seed.to_string()])
+        .args(["--max-len", &workload.max_len.to_string()])
+        .args(["--start", &start.to_string(), "--count", &count.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn shmsg peer produce")
+}
+
+/// Receives and verifies messages `start ..` until `Disconnected`, or until
+/// `limit` messages; returns the next expected sequence number.
+fn consume(consumer: &mut Consumer, workload: Workload, start: u64, limit: u64) -> u64 {
+    let mut buf = Vec::new();
+    let mut seq = start;
+    while seq - start < limit {
+        match consumer.recv_timeout(&mut buf, Duration::from_secs(30)) {
+            Ok(_) => {
+                if let Err(mismatch) = workload.verify(seq, &buf) {
+                    panic!("message {seq}: {mismatch}");
+                }
+                seq += 1;
+            }
+            Err(Error::Disconnected) => break,
+            Err(other) => panic!("after {} messages: {other}", seq - start),
+        }
+    }
+    seq
+}
+
+/// As [`consume`] until `Disconnected` while `child` runs: a consumer that
+/// polls before the child has attached sees the previous producer's death
+/// (or detach) and reports `Disconnected`; that ends the stream only once
+/// the child has exited.
+fn consume_from(child: &mut Child, consumer: &mut Consumer, workload: Workload, start: u64) -> u64 {
+    let mut next = start;
+    loop {
+        next = consume(consumer, workload, next, u64::MAX);
+        if child.try_wait().unwrap().is_some() {
+            // The child's last commits happen-before its exit: one more drain.
+            return consume(consumer, workload, next, u64::MAX);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn million_messages_of_random_sizes() {
+    let name = name("million");
+    let geometry = Geometry::new(1 << 14, 512).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut consumer = Consumer::attach(&region).unwrap();
+    // Sizes from 0 bytes to the region's maximum.
+    let workload = Workload {
+        seed: 1,
+        max_len: geometry.max_message(),
+    };
+    let count = 1_000_000;
+    let mut child = producer(&name, workload, 0, count);
+    let next = consume_from(&mut child, &mut consumer, workload, 0);
+    assert_eq!(next, count, "messages lost or extra");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn producer_killed_mid_stream_then_replaced() {
+    let name = name("kill");
+    let geometry = Geometry::new(1 << 16, 8192).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut consumer = Consumer::attach(&region).unwrap();
+    let workload = Workload {
+        seed: 2,
+        max_len: 8192,
+    };
+    let mut child = producer(&name, workload, 0, u64::MAX / 2);
+    // Receive until the stream is flowing, then kill the producer while the
+    // consumer keeps reading, so the kill can land in the middle of a write.
+    let flowing = consume(&mut consumer, workload, 0, 2000);
+    let pid = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        // SIGKILL: no chance to detach.
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        Instant::now()
+    });
+    let next = consume(&mut consumer, workload, flowing, u64::MAX);
+    let killed_at = killer.join().unwrap();
+    let noticed = killed_at.elapsed();
+    assert!(
+        next > flowing,
+        "nothing arrived after the stream was flowing"
+    );
+    assert!(
+        noticed < Duration::from_secs(5),
+        "the dead producer took {noticed:?} to notice"
+    );
+    child.wait().unwrap();
+    // Everything the dead producer committed was delivered, in order, whole;
+    // a new producer process takes over the role and continues the sequence.
+    let mut replacement = producer(&name, workload, next, 5000);
+    let end = consume_from(&mut replacement, &mut consumer, workload, next);
+    assert_eq!(end, next + 5000);
+    assert!(replacement.wait().unwrap().success());
+}
+
+#[test]
+fn second_producer_is_refused_until_the_first_dies() {
+    let name = name("second");
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut consumer = Consumer::attach(&region).unwrap();
+    let workload = Workload {
+        seed: 3,
+        max_len: 100,
+    };
+    // The first producer fills the ring and waits for room.
+    let mut first = producer(&name, workload, 0, u64::MAX / 2);
+    consume(&mut consumer, workload, 0, 1);
+    // A second producer process is refused (exit code 4: role taken) ...
+    let second = producer(&name, workload, 0, 1).wait_with_output().unwrap();
+    assert_eq!(
+        second.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("producer side"));
+    // ... and so is one in this process.
+    assert!(matches!(
+        Producer::attach(&region),
+        Err(Error::RoleTaken(shmsg::Role::Producer))
+    ));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The dead producer's role can be taken over at once.
+    let producer = Producer::attach(&region).unwrap();
+    drop(producer);
+}
+
+#[test]
+fn clean_detach_then_reattach_from_another_process() {
+    let name = name("reattach");
+    let geometry = Geometry::new(1 << 12, 200).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut consumer = Consumer::attach(&region).unwrap();
+    let workload = Workload {
+        seed: 4,
+        max_len: 200,
+    };
+    for round in 0..3 {
+        let mut child = producer(&name, workload, round * 100, 100);
+        let next = consume_from(&mut child, &mut consumer, workload, round * 100);
+        assert!(child.wait().unwrap().success());
+        assert_eq!(next, (round + 1) * 100);
+        assert!(matches!(
+            consumer.try_recv(&mut Vec::new()),
+            Err(Error::Disconnected)
+        ));
+    }
+}
+
+/// Overwrites one header word of a region file by hand.
+fn patch(name: &str, offset: usize, value: u64) {
+    let path = std::path::Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    file.seek(SeekFrom::Start(offset as u64)).unwrap();
+    file.write_all(&value.to_ne_bytes()).unwrap();
+    let mut check = [0u8; 8];
+    file.seek(SeekFrom::Start(offset as u64)).unwrap();
+    file.read_exact(&mut check).unwrap();
+    assert_eq!(u64::from_ne_bytes(check), value);
+}
+
+#[test]
+fn other_process_refuses_mismatched_layouts() {
+    let workload = Workload {
+        seed: 5,
+        max_len: 10,
+    };
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    for (field, offset, value) in [
+        ("abi_version", offsets::ABI_VERSION, 99),
+        ("cache_line", offsets::CACHE_LINE, 64),
+        ("pointer_width", offsets::POINTER_WIDTH, 4),
+        ("endian", offsets::ENDIAN, 0x0807_0605_0403_0201),
+        ("ring_kind", offsets::RING_KIND, 7),
+    ] {
+        let name = name(&format!("mismatch-{field}"));
+        let region = Region::create(&name, geometry).unwrap();
+        patch(&name, offset, value);
+        let out = producer(&name, workload, 0, 1).wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{field}: {stderr}");
+        assert!(stderr.contains(field), "{field}: {stderr}");
+        drop(region);
+    }
+    // A region file of the wrong size, made by hand.
+    let name = name("mismatch-size");
+    let region = Region::create(&name, geometry).unwrap();
+    let path = std::path::Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(geometry.region_size() as u64 + 4096)
+        .unwrap();
+    let out = producer(&name, workload, 0, 1).wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("region size"));
+    drop(region);
+}
+
+#[test]
+fn corrupt_record_header_is_a_typed_error() {
+    let name = name("corrupt");
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut consumer = Consumer::attach(&region).unwrap();
+    let workload = Workload {
+        seed: 6,
+        max_len: 100,
+    };
+    assert!(producer(&name, workload, 0, 3).wait().unwrap().success());
+    assert_eq!(consume(&mut consumer, workload, 0, 1), 1);
+    // Another process scribbles over the next record's header.
+    let head = region.header_word(offsets::HEAD);
+    let offset = shmsg::shm::layout::DATA_OFFSET + (head as usize & (geometry.capacity() - 1));
+    for garbage in [u64::MAX, 0x1234_5678_9abc_def0, 1 << 31] {
+        patch(&name, offset, garbage);
+        match consumer.try_recv(&mut Vec::new()) {
+            Err(Error::Corrupt { .. }) => {}
+            other => panic!("garbage {garbage:#x} gave {other:?}"),
+        }
+    }
+}
