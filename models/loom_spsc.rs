@@ -20,8 +20,8 @@
 //! # Bounds
 //!
 //! A 64-byte ring (at most 16-byte messages), four or five messages, and a
-//! preemption bound of 2 (`LOOM_MAX_PREEMPTIONS` raises it; the deep tier runs
-//! 3). Loom's DPOR explores all interleavings within the bound; the run time
+//! preemption bound of 3 (`LOOM_MAX_PREEMPTIONS` overrides it; the deep tier
+//! runs 5). Loom's DPOR explores all interleavings within the bound; the run time
 //! and iteration counts on this machine are in `models/README.md`.
 //!
 //! # Teeth

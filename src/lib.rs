@@ -1,9 +1,110 @@
-//! shmsg
+//! # shmsg: inter-process communication in the two classic models
+//!
+//! shmsg carries messages between processes in either of the two classic
+//! models, side by side:
+//!
+//! * the **shared memory model** ([`shm`]): one process creates a region,
+//!   others attach it, and a lock-free ring inside the region carries the
+//!   messages. After set-up a busy stream makes no system call per message;
+//! * the **message passing model**: `send` / `receive` over a kernel link
+//!   (pipes, Unix sockets, TCP), where the kernel copies and synchronizes.
+//!   (It is being built; the shared memory model comes first.)
+//!
+//! Every concurrent protocol is paired with models that run *the production
+//! code*: loom (exhaustive, weak memory, data races on ring bytes), shuttle
+//! (long randomized and PCT schedules, replayable) and proptest (operation
+//! sequences against a reference model). See `models/README.md`.
+//!
+//! ## When to pick which
+//!
+//! Shared memory wins when messages are frequent or large and both processes
+//! are on one machine: a message costs a copy into the ring and a cache-line
+//! transfer, no system call. Message passing is simpler to reason about
+//! across trust boundaries and is the only choice between machines.
+//! `shmsg demo` measures the ring on your machine.
+//!
+//! ## A ring between two threads
+//!
+//! [`shm::spsc::channel`] makes a ring in this process's heap with the same
+//! layout and protocol as a shared region:
+//!
+//! ```
+//! use shmsg::shm::{Geometry, spsc};
+//!
+//! let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+//! let sender = std::thread::spawn(move || {
+//!     for i in 0..1000u32 {
+//!         tx.send(&i.to_le_bytes())?;
+//!     }
+//!     Ok::<_, shmsg::Error>(())
+//! }); // dropping `tx` detaches the producer
+//!
+//! let mut buf = Vec::new();
+//! let mut expected = 0u32;
+//! loop {
+//!     match rx.recv(&mut buf) {
+//!         Ok(_) => {
+//!             assert_eq!(buf, expected.to_le_bytes());
+//!             expected += 1;
+//!         }
+//!         // Everything sent has been received, and the producer is gone.
+//!         Err(shmsg::Error::Disconnected) => break,
+//!         Err(other) => return Err(other),
+//!     }
+//! }
+//! assert_eq!(expected, 1000);
+//! sender.join().unwrap()?;
+//! # Ok::<(), shmsg::Error>(())
+//! ```
+//!
+//! ## A ring between two processes
+//!
+//! One process creates a named region (a file under `/dev/shm`, mode 0600)
+//! and attaches one side; another opens it by name and attaches the other.
+//! Exactly one producer and one consumer may be attached at a time; a side
+//! whose process dies is reported as [`Error::Disconnected`] to the other,
+//! and can be attached again.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use shmsg::shm::{Geometry, Region, spsc::{Consumer, Producer}};
+//!
+//! // Process A: create the region and receive.
+//! let region = Arc::new(Region::create("orders", Geometry::new(1 << 20, 4096)?)?);
+//! let mut rx = Consumer::attach(&region)?;
+//! let mut buf = Vec::new();
+//! rx.recv(&mut buf)?;
+//!
+//! // Process B: open it by name and send, writing the message in place.
+//! let region = Arc::new(Region::open("orders")?);
+//! let mut tx = Producer::attach(&region)?;
+//! tx.send_with(5, |slot| {
+//!     slot.copy_from_slice(b"hello");
+//!     5
+//! })?;
+//! # Ok::<(), shmsg::Error>(())
+//! ```
+//!
+//! ## Errors
+//!
+//! Everything returns [`Error`]. The shared region is untrusted input: a
+//! value another process wrote that makes no sense is [`Error::Corrupt`],
+//! never a panic, an out-of-bounds access or an endless loop; a region laid
+//! out by another build is [`Error::LayoutMismatch`], naming the field.
+//!
+//! ## Layout of the crate
+//!
+//! * [`shm`]: regions ([`shm::Region`]), the header ([`shm::layout`]) and
+//!   the single-producer ring ([`shm::spsc`]);
+//! * [`sync`]: the backend seam through which the models run the ring code;
+//! * [`workload`]: deterministic, self-checking message streams for tests
+//!   and benchmarks.
+
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
 pub mod shm;
 pub mod sync;
+pub mod workload;
 
 pub use error::{Error, Result, Role};
-pub mod workload;

@@ -85,8 +85,15 @@ fn million_messages_of_random_sizes() {
     assert!(child.wait().unwrap().success());
 }
 
+/// `SHMSG_KILL_ROUNDS` (default 3; the deep tier runs 50) producers in a row
+/// are killed with SIGKILL while the consumer keeps reading, each replaced by
+/// a new producer process that continues the sequence.
 #[test]
 fn producer_killed_mid_stream_then_replaced() {
+    let rounds: u64 = std::env::var("SHMSG_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let name = name("kill");
     let geometry = Geometry::new(1 << 16, 8192).unwrap();
     let region = Arc::new(Region::create(&name, geometry).unwrap());
@@ -95,38 +102,41 @@ fn producer_killed_mid_stream_then_replaced() {
         seed: 2,
         max_len: 8192,
     };
-    let mut child = producer(&name, workload, 0, u64::MAX / 2);
-    // Receive until the stream is flowing, then kill the producer while the
-    // consumer keeps reading, so the kill can land in the middle of a write.
-    let flowing = consume(&mut consumer, workload, 0, 2000);
-    let pid = child.id();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        // SIGKILL: no chance to detach.
-        Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap();
-        Instant::now()
-    });
-    let next = consume(&mut consumer, workload, flowing, u64::MAX);
-    let killed_at = killer.join().unwrap();
-    let noticed = killed_at.elapsed();
-    assert!(
-        next > flowing,
-        "nothing arrived after the stream was flowing"
-    );
-    assert!(
-        noticed < Duration::from_secs(5),
-        "the dead producer took {noticed:?} to notice"
-    );
-    child.wait().unwrap();
-    // Everything the dead producer committed was delivered, in order, whole;
-    // a new producer process takes over the role and continues the sequence.
-    let mut replacement = producer(&name, workload, next, 5000);
-    let end = consume_from(&mut replacement, &mut consumer, workload, next);
+    let mut next = 0;
+    for round in 0..rounds {
+        let mut child = producer(&name, workload, next, u64::MAX / 2);
+        // Receive until the stream is flowing, then kill the producer while
+        // the consumer keeps reading, so the kill can land in the middle of a
+        // write.
+        let flowing = consume(&mut consumer, workload, next, 2000);
+        let pid = child.id();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5 + 7 * round % 20));
+            // SIGKILL: no chance to detach.
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+            Instant::now()
+        });
+        // Only whole messages arrive, in order, then `Disconnected`.
+        next = consume(&mut consumer, workload, flowing, u64::MAX);
+        let noticed = killer.join().unwrap().elapsed();
+        assert!(
+            next > flowing,
+            "nothing arrived after the stream was flowing"
+        );
+        assert!(
+            noticed < Duration::from_secs(5),
+            "the dead producer took {noticed:?} to notice"
+        );
+        child.wait().unwrap();
+    }
+    // A last producer finishes cleanly: nothing was lost at any takeover.
+    let mut last = producer(&name, workload, next, 5000);
+    let end = consume_from(&mut last, &mut consumer, workload, next);
     assert_eq!(end, next + 5000);
-    assert!(replacement.wait().unwrap().success());
+    assert!(last.wait().unwrap().success());
 }
 
 #[test]

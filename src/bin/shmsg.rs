@@ -265,14 +265,20 @@ fn wait_peer(mut child: std::process::Child) -> Result<(), Failure> {
     }
 }
 
+/// The two CPUs the demo pins its two sides to, if the process may run on
+/// two: decided once, before any pinning narrows the process's own mask.
 fn cpus() -> (Option<usize>, Option<usize>) {
-    match std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-    {
-        n if n >= 2 => (Some(0), Some(1)),
-        _ => (None, None),
-    }
+    static CPUS: std::sync::OnceLock<(Option<usize>, Option<usize>)> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        let Ok(allowed) = rustix::thread::sched_getaffinity(None) else {
+            return (None, None);
+        };
+        let mut usable = (0..rustix::thread::CpuSet::MAX_CPU).filter(|&cpu| allowed.is_set(cpu));
+        match (usable.next(), usable.next()) {
+            (Some(a), Some(b)) => (Some(a), Some(b)),
+            _ => (None, None),
+        }
+    })
 }
 
 /// Streams `count` messages of `size` bytes from a child process; returns
@@ -411,8 +417,11 @@ fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result<(),
     let messages = messages.max(2);
     let round_trips = round_trips.max(1);
     let (here, there) = cpus();
+    if here.is_none() {
+        println!("(fewer than two CPUs: both sides share one, and the figures show it)");
+    }
     println!(
-        "shmsg demo: two processes, {} CPUs available, pinned to CPUs {:?} and {:?}; median of {runs} runs",
+        "shmsg demo: two processes, {} CPUs available, sides pinned to CPUs {:?} and {:?}; median of {runs} runs",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),

@@ -14,9 +14,10 @@ use std::time::Duration;
 pub struct Pause;
 
 impl Pause {
-    /// Rounds of busy spinning (each twice as long as the one before, up to
-    /// 64 spin hints).
-    pub const SPIN_ROUNDS: u32 = 24;
+    /// Rounds of busy polling, one spin hint each, so a waiter notices new
+    /// work within one poll (tens of nanoseconds) for the first tens of
+    /// microseconds of a wait.
+    pub const SPIN_ROUNDS: u32 = 2048;
     /// Rounds of `sched_yield` after the spin phase.
     pub const YIELD_ROUNDS: u32 = 16;
     /// The first sleep.
@@ -28,9 +29,7 @@ impl Pause {
     #[inline]
     pub fn pause(round: u32) {
         if round < Self::SPIN_ROUNDS {
-            for _ in 0..(1u32 << round.min(6)) {
-                std::hint::spin_loop();
-            }
+            std::hint::spin_loop();
         } else if round < Self::SPIN_ROUNDS + Self::YIELD_ROUNDS {
             std::thread::yield_now();
         } else {

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The deep tier: the same models and tests with larger bounds. Run by name:
+#   ci/deep.sh
+# Takes tens of minutes on a 2-core machine. Each knob can be raised further.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-5}"
+export SHMSG_SHUTTLE_ITERATIONS="${SHMSG_SHUTTLE_ITERATIONS:-10000}"
+export SHMSG_SHUTTLE_MESSAGES="${SHMSG_SHUTTLE_MESSAGES:-1000}"
+export PROPTEST_CASES="${PROPTEST_CASES:-4096}"
+export SHMSG_KILL_ROUNDS="${SHMSG_KILL_ROUNDS:-50}"
+
+echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds"
+cargo test --locked --release -- --test-threads=2
