@@ -20,8 +20,8 @@
 //! # Bounds
 //!
 //! A 64-byte ring (at most 16-byte messages), four or five messages, and a
-//! preemption bound of 3 (`LOOM_MAX_PREEMPTIONS` overrides it; the deep tier
-//! runs 5). Loom's DPOR explores all interleavings within the bound; the run time
+//! preemption bound of 4 (`LOOM_MAX_PREEMPTIONS` overrides it; the deep tier
+//! runs 6). Loom's DPOR explores all interleavings within the bound; the run time
 //! and iteration counts on this machine are in `models/README.md`.
 //!
 //! # Teeth
@@ -99,7 +99,7 @@ const TIGHT: [usize; 3] = [16, 16, 16];
 fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
+        builder.preemption_bound = Some(4);
     }
     builder
 }

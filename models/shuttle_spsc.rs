@@ -16,8 +16,8 @@
 //!
 //! # Bounds and knobs
 //!
-//! * `SHMSG_SHUTTLE_ITERATIONS` (default 1000) schedules per scheduler; the
-//!   deep tier runs 10000.
+//! * `SHMSG_SHUTTLE_ITERATIONS` (default 2000) schedules per scheduler; the
+//!   deep tier runs 20000.
 //! * `SHMSG_SHUTTLE_MESSAGES` (default 400) messages per schedule.
 //! * A failing schedule is written to a file (the test prints its path);
 //!   `SHMSG_SHUTTLE_REPLAY=that/path cargo test --test shuttle_spsc random`
@@ -175,7 +175,7 @@ fn explore<F: FaultSet, S: ShuttleScheduler + 'static>(test: &str, scheduler: S)
 }
 
 fn iterations() -> usize {
-    env_usize("SHMSG_SHUTTLE_ITERATIONS", 1000)
+    env_usize("SHMSG_SHUTTLE_ITERATIONS", 2000)
 }
 
 #[test]

@@ -333,6 +333,42 @@ impl IdentityWords {
         Ok(geometry)
     }
 
+    /// Writes a fresh header for a ring of `kind` and `geometry` whose head
+    /// and tail start at `initial_position`, through `store(offset, value,
+    /// ordering)`: identity words, positions and attachments, then the ABI
+    /// version last with `Release`, so that an opener that sees the version
+    /// sees every other word.
+    pub fn publish(
+        kind: RingKind,
+        geometry: Geometry,
+        initial_position: u64,
+        store: impl Fn(usize, u64, std::sync::atomic::Ordering),
+    ) {
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        let id = IdentityWords::for_geometry(kind, geometry);
+        let words = [
+            (offsets::MAGIC, id.magic),
+            (offsets::RING_KIND, id.ring_kind),
+            (offsets::CAPACITY, id.capacity),
+            (offsets::MAX_MESSAGE, id.max_message),
+            (offsets::POINTER_WIDTH, id.pointer_width),
+            (offsets::ENDIAN, id.endian),
+            (offsets::CACHE_LINE, id.cache_line),
+            (offsets::DATA_OFFSET, id.data_offset),
+            (offsets::CREATOR_PID, u64::from(std::process::id())),
+            (offsets::TAIL, initial_position),
+            (offsets::HEAD, initial_position),
+            (offsets::PRODUCER_EPOCH, 0),
+            (offsets::PRODUCER_PID, 0),
+            (offsets::CONSUMER_EPOCH, 0),
+            (offsets::CONSUMER_PID, 0),
+        ];
+        for (offset, value) in words {
+            store(offset, value, Relaxed);
+        }
+        store(offsets::ABI_VERSION, id.abi_version, Release);
+    }
+
     /// Checks that a validated region has the geometry the opener asked for.
     pub fn expect(geometry: Geometry, wanted: Geometry) -> Result<()> {
         if geometry.capacity != wanted.capacity {

@@ -281,30 +281,9 @@ impl Region {
             .len(geometry.region_size())
             .map_raw(&fd)
             .map_err(|e| Error::io("cannot map the region", e))?;
-        let words = IdentityWords::for_geometry(RingKind::Spsc, geometry);
-        let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
-        let store = |offset, value| atomic_at(&map, offset).store(value, Ordering::Relaxed);
-        store(offsets::MAGIC, words.magic);
-        store(offsets::RING_KIND, words.ring_kind);
-        store(offsets::CAPACITY, words.capacity);
-        store(offsets::MAX_MESSAGE, words.max_message);
-        store(offsets::POINTER_WIDTH, words.pointer_width);
-        store(offsets::ENDIAN, words.endian);
-        store(offsets::CACHE_LINE, words.cache_line);
-        store(offsets::DATA_OFFSET, words.data_offset);
-        store(offsets::CREATOR_PID, pid);
-        for offset in [
-            offsets::TAIL,
-            offsets::PRODUCER_EPOCH,
-            offsets::PRODUCER_PID,
-            offsets::HEAD,
-            offsets::CONSUMER_EPOCH,
-            offsets::CONSUMER_PID,
-        ] {
-            store(offset, 0);
-        }
-        // Last: an opener that sees the version sees every word above.
-        atomic_at(&map, offsets::ABI_VERSION).store(words.abi_version, Ordering::Release);
+        IdentityWords::publish(RingKind::Spsc, geometry, 0, |offset, value, order| {
+            atomic_at(&map, offset).store(value, order)
+        });
         Ok(Region::assemble(map, fd, geometry, name, path))
     }
 

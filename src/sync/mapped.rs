@@ -3,7 +3,7 @@
 
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use super::{Backend, Control, Pause};
 use crate::error::{Result, Role};
@@ -105,27 +105,14 @@ impl Mapped {
         Ok(mapped)
     }
 
-    /// Writes a fresh header: identity words, positions, and the ABI version last.
-    pub(crate) fn publish_header(&self, geometry: Geometry, initial_position: u64) {
-        let id = IdentityWords::for_geometry(RingKind::Spsc, geometry);
-        let words = [
-            (offsets::MAGIC, id.magic),
-            (offsets::RING_KIND, id.ring_kind),
-            (offsets::CAPACITY, id.capacity),
-            (offsets::MAX_MESSAGE, id.max_message),
-            (offsets::POINTER_WIDTH, id.pointer_width),
-            (offsets::ENDIAN, id.endian),
-            (offsets::CACHE_LINE, id.cache_line),
-            (offsets::DATA_OFFSET, id.data_offset),
-            (offsets::CREATOR_PID, u64::from(std::process::id())),
-            (offsets::TAIL, initial_position),
-            (offsets::HEAD, initial_position),
-        ];
-        for (offset, value) in words {
-            self.header_word(offset).store(value, Ordering::Relaxed);
-        }
-        self.header_word(offsets::ABI_VERSION)
-            .store(id.abi_version, Ordering::Release);
+    /// Writes a fresh header (see [`IdentityWords::publish`]).
+    fn publish_header(&self, geometry: Geometry, initial_position: u64) {
+        IdentityWords::publish(
+            RingKind::Spsc,
+            geometry,
+            initial_position,
+            |offset, value, order| self.header_word(offset).store(value, order),
+        );
     }
 
     /// The header word at byte `offset` (one of [`layout::offsets`]).
