@@ -104,11 +104,22 @@ fn builder() -> loom::model::Builder {
     builder
 }
 
-/// One producer sends `sizes` with the copying or the in-place API, then
-/// detaches; the consumer receives until `Disconnected` and checks the stream.
+/// How the producer sends and the consumer receives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Api {
+    /// `send` and `recv`.
+    Copy,
+    /// `send_with` and `recv_with`.
+    InPlace,
+    /// `send_batch` of two messages at a time, and `recv`.
+    Batch,
+}
+
+/// One producer sends `sizes` through `api`, then detaches; the consumer
+/// receives until `Disconnected` and checks the stream.
 ///
 /// Returns the number of executions loom explored.
-fn stream<F: FaultSet>(sizes: &'static [usize], initial_position: u64, in_place: bool) -> usize {
+fn stream<F: FaultSet>(sizes: &'static [usize], initial_position: u64, api: Api) -> usize {
     let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = executions.clone();
     builder().check(move || {
@@ -118,25 +129,34 @@ fn stream<F: FaultSet>(sizes: &'static [usize], initial_position: u64, in_place:
         let mut producer = Producer::with_backend(memory.clone()).unwrap();
         let mut consumer = Consumer::with_backend(memory).unwrap();
         let sender = loom::thread::spawn(move || {
-            for (seq, &len) in sizes.iter().enumerate() {
-                let message = payload(seq, len);
-                if in_place {
-                    let sent = producer
-                        .send_with(len, |buf| {
-                            buf.copy_from_slice(&message);
-                            len
-                        })
-                        .unwrap();
-                    assert_eq!(sent, len);
-                } else {
-                    producer.send(&message).unwrap();
+            let messages: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(seq, &len)| payload(seq, len))
+                .collect();
+            match api {
+                Api::Copy => messages.iter().for_each(|m| producer.send(m).unwrap()),
+                Api::Batch => messages
+                    .chunks(2)
+                    .for_each(|batch| producer.send_batch(batch).unwrap()),
+                Api::InPlace => {
+                    for message in &messages {
+                        let len = message.len();
+                        let sent = producer
+                            .send_with(len, |buf| {
+                                buf.copy_from_slice(message);
+                                len
+                            })
+                            .unwrap();
+                        assert_eq!(sent, len);
+                    }
                 }
             }
         });
         let mut received = Vec::new();
         let mut buf = Vec::new();
         loop {
-            let result = if in_place {
+            let result = if api == Api::InPlace {
                 consumer
                     .recv_with(|bytes| bytes.to_vec())
                     .map(|bytes| buf = bytes)
@@ -159,7 +179,7 @@ fn stream<F: FaultSet>(sizes: &'static [usize], initial_position: u64, in_place:
     });
     let executions = executions.load(Ordering::Relaxed);
     eprintln!(
-        "loom explored {executions} executions of {sizes:?} from position {initial_position:#x}"
+        "loom explored {executions} executions of {sizes:?} via {api:?} from position {initial_position:#x}"
     );
     executions
 }
@@ -175,23 +195,32 @@ fn explored(executions: usize) {
 
 #[test]
 fn fifo_with_wrap_and_full() {
-    explored(stream::<NoFault>(&SIZES, 0, false));
+    explored(stream::<NoFault>(&SIZES, 0, Api::Copy));
 }
 
 #[test]
 fn fifo_tight_wrap() {
-    explored(stream::<NoFault>(&TIGHT, 0, false));
+    explored(stream::<NoFault>(&TIGHT, 0, Api::Copy));
 }
 
 #[test]
 fn fifo_in_place() {
-    explored(stream::<NoFault>(&SIZES, 0, true));
+    explored(stream::<NoFault>(&SIZES, 0, Api::InPlace));
+}
+
+#[test]
+fn fifo_batches() {
+    // Two batches of two: the second batch's wrap marker and record are
+    // committed before the batch's first header, and only the last record's
+    // successor is cleared.
+    explored(stream::<NoFault>(&SIZES, 0, Api::Batch));
+    explored(stream::<NoFault>(&TIGHT, 0, Api::Batch));
 }
 
 #[test]
 fn fifo_across_u64_wrap() {
     // The second record crosses position u64::MAX.
-    explored(stream::<NoFault>(&[5, 16, 0, 11], u64::MAX - 23, false));
+    explored(stream::<NoFault>(&[5, 16, 0, 11], u64::MAX - 23, Api::Copy));
 }
 
 /// A consumer that detaches makes the producer's next send fail instead of
@@ -224,7 +253,7 @@ fn consumer_detach_and_second_producer() {
 
 fn seeded<F: FaultSet>(sizes: &'static [usize]) {
     let message = panic_message(|| {
-        stream::<F>(sizes, 0, false);
+        stream::<F>(sizes, 0, Api::Copy);
     });
     assert!(message.is_some(), "loom accepted a seeded defect");
 }
@@ -242,6 +271,17 @@ fn seeded_relaxed_poll_is_caught() {
 #[test]
 fn seeded_relaxed_release_is_caught() {
     seeded::<RelaxedRelease>(&SIZES);
+}
+
+#[test]
+fn seeded_batch_without_clear_is_caught() {
+    let message = panic_message(|| {
+        stream::<SkipNextClear>(&SIZES, 0, Api::Batch);
+    });
+    assert!(
+        message.is_some(),
+        "loom accepted a batch that leaves a stale successor"
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@
 //!   reject arbitrary words without panicking.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256; the deep tier
-//! runs 4096). A failing case is saved under `proptest-regressions/` and
-//! replayed first on every later run; commit that file.
+//! runs 4096). A failing case is saved in `prop_spsc.proptest-regressions`
+//! beside this file and replayed first on every later run; commit it.
 
 mod common;
 
@@ -93,6 +93,8 @@ enum Op {
     Send(usize),
     /// In-place send reserving `len` bytes and writing `len - shrink`.
     SendWith { len: usize, shrink: usize },
+    /// Batch send of messages of these sizes.
+    SendBatch(Vec<usize>),
     /// Copying receive.
     TryRecv,
     /// In-place receive.
@@ -107,6 +109,7 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..=max + 8).prop_map(Op::Send),
         2 => (0..=max, 0..=8usize).prop_map(|(len, shrink)| Op::SendWith { len, shrink: shrink.min(len) }),
+        1 => proptest::collection::vec(0..=max + 8, 0..6).prop_map(Op::SendBatch),
         4 => Just(Op::TryRecv),
         2 => Just(Op::RecvWith),
         1 => Just(Op::ToggleProducer),
@@ -211,6 +214,40 @@ fn run<F: FaultSet>(geometry: Geometry, initial: u64, ops: Vec<Op>) -> Result<()
                         );
                     }
                     Err(other) => prop_assert!(false, "send failed: {other}"),
+                }
+            }
+            Op::SendBatch(lens) => {
+                let Some(p) = producer.as_mut() else { continue };
+                let messages: Vec<Vec<u8>> = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| payload(seq + i, len))
+                    .collect();
+                match p.try_send_batch(&messages) {
+                    Ok(sent) => {
+                        // An empty batch sends nothing and checks nothing.
+                        prop_assert!(sent <= messages.len() && (sent >= 1 || messages.is_empty()));
+                        prop_assert!(
+                            sent == 0 || reference.consumer != Side::Detached,
+                            "sent to a detached consumer"
+                        );
+                        for message in &messages[..sent] {
+                            prop_assert!(message.len() <= geometry.max_message());
+                            reference.pending.push_back(message.clone());
+                        }
+                        seq += sent;
+                        // It stops early only at a message that cannot go now.
+                        if let Some(next) = messages.get(sent) {
+                            prop_assert!(
+                                next.len() > geometry.max_message()
+                                    || reference.may_be_full(next.len())
+                            );
+                        }
+                    }
+                    Err(Error::MessageTooLarge { len, .. }) => prop_assert_eq!(len, lens[0]),
+                    Err(Error::Disconnected) => prop_assert!(reference.consumer == Side::Detached),
+                    Err(Error::Full) => prop_assert!(reference.may_be_full(lens[0])),
+                    Err(other) => prop_assert!(false, "batch failed: {other}"),
                 }
             }
             Op::TryRecv | Op::RecvWith => {

@@ -6,7 +6,7 @@
 //! Loom is exhaustive but only for a handful of messages. Shuttle samples
 //! schedules of much longer runs: one producer sends a few hundred messages
 //! of pseudo-random sizes (0 to 64 bytes, through a 256-byte ring, so the ring
-//! wraps and fills many times), alternating the copying and the in-place
+//! wraps and fills many times), alternating the copying, in-place and batch
 //! APIs, then detaches; the consumer receives until `Disconnected`, also
 //! alternating APIs, and checks every message byte for byte, in order, with
 //! none lost, duplicated or torn. Shuttle's atomics are sequentially
@@ -114,18 +114,30 @@ fn scenario<F: FaultSet>() {
     let lens = sizes(count);
     let sent = lens.clone();
     let sender = shuttle::thread::spawn(move || {
-        for (seq, &len) in sent.iter().enumerate() {
+        let mut seq = 0;
+        while seq < sent.len() {
+            let len = sent[seq];
             let message = payload(seq, len);
-            if seq % 3 == 2 {
-                producer
-                    .send_with(len, |buf| {
-                        buf.copy_from_slice(&message);
-                        len
-                    })
-                    .unwrap();
-            } else {
-                producer.send(&message).unwrap();
+            match seq % 4 {
+                // A batch of up to three messages.
+                3 => {
+                    let end = (seq + 3).min(sent.len());
+                    let batch: Vec<Vec<u8>> = (seq..end).map(|s| payload(s, sent[s])).collect();
+                    producer.send_batch(&batch).unwrap();
+                    seq = end;
+                    continue;
+                }
+                2 => {
+                    producer
+                        .send_with(len, |buf| {
+                            buf.copy_from_slice(&message);
+                            len
+                        })
+                        .unwrap();
+                }
+                _ => producer.send(&message).unwrap(),
             }
+            seq += 1;
         }
     });
     let mut seq = 0;

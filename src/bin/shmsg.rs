@@ -58,6 +58,20 @@ enum Cmd {
     },
 }
 
+/// How a streaming producer hands messages to the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SendMode {
+    /// Fill a buffer, then `send` it (one copy into the ring).
+    Copy,
+    /// `send_with`: fill the message inside the ring.
+    InPlace,
+    /// Fill a batch of buffers, then `send_batch` them.
+    Batch,
+}
+
+/// Messages per `send_batch` in the batch mode.
+const BATCH: usize = 32;
+
 #[derive(Subcommand)]
 enum PeerRole {
     /// Send workload messages `start .. start + count` into a region.
@@ -83,6 +97,8 @@ enum PeerRole {
         count: u64,
         #[arg(long)]
         cpu: Option<usize>,
+        #[arg(long, value_enum, default_value_t = SendMode::Copy)]
+        mode: SendMode,
     },
     /// Echo `count` messages from one region into another.
     Echo {
@@ -177,15 +193,39 @@ fn peer(role: PeerRole) -> Result<(), Failure> {
             size,
             count,
             cpu,
+            mode,
         } => {
             pin(cpu);
             let region = Arc::new(Region::open(&region)?);
             let mut producer = Producer::attach(&region)?;
-            for seq in 0..count {
-                producer.send_with(size, |buf| {
-                    fill_fixed(seq, buf);
-                    buf.len()
-                })?;
+            match mode {
+                SendMode::Copy => {
+                    let mut message = vec![0u8; size];
+                    for seq in 0..count {
+                        fill_fixed(seq, &mut message);
+                        producer.send(&message)?;
+                    }
+                }
+                SendMode::InPlace => {
+                    for seq in 0..count {
+                        producer.send_with(size, |buf| {
+                            fill_fixed(seq, buf);
+                            buf.len()
+                        })?;
+                    }
+                }
+                SendMode::Batch => {
+                    let mut batch = vec![vec![0u8; size]; BATCH];
+                    let mut seq = 0;
+                    while seq < count {
+                        let n = (count - seq).min(BATCH as u64) as usize;
+                        for (i, message) in batch[..n].iter_mut().enumerate() {
+                            fill_fixed(seq + i as u64, message);
+                        }
+                        producer.send_batch(&batch[..n])?;
+                        seq += n as u64;
+                    }
+                }
             }
             Ok(())
         }
@@ -283,7 +323,7 @@ fn cpus() -> (Option<usize>, Option<usize>) {
 
 /// Streams `count` messages of `size` bytes from a child process; returns
 /// messages per second.
-fn stream_once(count: u64, size: usize) -> Result<f64, Failure> {
+fn stream_once(count: u64, size: usize, mode: SendMode) -> Result<f64, Failure> {
     let name = format!("demo-stream-{}", std::process::id());
     let geometry = Geometry::for_max_message(size, 1 << 20)?;
     let region = Arc::new(Region::create(&name, geometry)?);
@@ -300,6 +340,10 @@ fn stream_once(count: u64, size: usize) -> Result<f64, Failure> {
         count.to_string(),
         "--cpu".into(),
         there.map_or("0".into(), |c| c.to_string()),
+        "--mode".into(),
+        format!("{mode:?}")
+            .to_lowercase()
+            .replace("inplace", "in-place"),
     ])?;
     // The clock starts at the first message, so process start-up is excluded.
     let mut child = child;
@@ -421,61 +465,64 @@ fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result<(),
         println!("(fewer than two CPUs: both sides share one, and the figures show it)");
     }
     println!(
-        "shmsg demo: two processes, {} CPUs available, sides pinned to CPUs {:?} and {:?}; median of {runs} runs",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        here,
-        there
+        "shmsg demo: two processes, sides pinned to CPUs {here:?} and {there:?}; \
+         median of {runs} runs, measured in turn"
     );
-    let mut rates = Vec::new();
+    let modes = [
+        (SendMode::Copy, "send per message"),
+        (SendMode::InPlace, "send_with, in place"),
+        (SendMode::Batch, "send_batch of 32"),
+    ];
+    let mut rates = vec![Vec::new(); modes.len()];
     let mut trips = Vec::new();
     let mut lines = Vec::new();
+    // Interleaved, so that a noisy moment spreads over all measurements.
     for _ in 0..runs {
-        rates.push(stream_once(messages, size)?);
+        for (rates, &(mode, _)) in rates.iter_mut().zip(&modes) {
+            rates.push(stream_once(messages, size, mode)?);
+        }
         trips.push(pingpong_once(round_trips, 8)?);
         lines.push(cacheline_once(round_trips));
     }
-    let rate = median(rates.clone());
-    let trip = median(trips.clone());
-    let line = median(lines.clone());
-    let spread = |v: &[f64]| {
-        let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
-        let max = v.iter().cloned().fold(0.0, f64::max);
-        format!("{min:.3e} .. {max:.3e}")
+    let spread = |v: &[f64], scale: f64| {
+        let min = v.iter().cloned().fold(f64::INFINITY, f64::min) / scale;
+        let max = v.iter().cloned().fold(0.0, f64::max) / scale;
+        format!("{min:.1} .. {max:.1}")
+    };
+    let row = |what: String, median: String, spread: String| {
+        println!("{what:<46} {median:>14} {spread:>18}");
     };
     println!();
-    println!(
-        "{:<44} {:>16} {:>28}",
-        "measurement", "median", "spread (min .. max)"
-    );
-    println!(
-        "{:<44} {:>16} {:>28}",
-        format!("stream {size}-byte messages (send per message)"),
-        format!("{:.1} M msg/s", rate / 1e6),
-        spread(&rates)
-    );
-    println!(
-        "{:<44} {:>16}",
-        "  as bytes",
-        format!("{:.2} GB/s", rate * size as f64 / 1e9)
-    );
-    println!(
-        "{:<44} {:>16} {:>28}",
-        "ping-pong round trip, 8-byte messages",
+    row("measurement".into(), "median".into(), "min .. max".into());
+    for (rates, &(_, how)) in rates.iter().zip(&modes) {
+        let rate = median(rates.clone());
+        row(
+            format!("stream {size}-byte messages, {how}"),
+            format!("{:.1} M msg/s", rate / 1e6),
+            spread(rates, 1e6),
+        );
+        row(
+            "  as bytes".into(),
+            format!("{:.2} GB/s", rate * size as f64 / 1e9),
+            String::new(),
+        );
+    }
+    let trip = median(trips.clone());
+    let line = median(lines.clone());
+    row(
+        "ping-pong round trip, 8-byte messages".into(),
         format!("{trip:.0} ns"),
-        spread(&trips)
+        spread(&trips, 1.0),
     );
-    println!(
-        "{:<44} {:>16} {:>28}",
-        "reference: one cache line between two cores",
+    row(
+        "reference: one cache line between two cores".into(),
         format!("{line:.0} ns"),
-        spread(&lines)
+        spread(&lines, 1.0),
     );
-    println!(
-        "{:<44} {:>16}",
-        "round trip / cache-line reference",
-        format!("{:.2}x", trip / line)
+    row(
+        "round trip / cache-line reference".into(),
+        format!("{:.2}x", trip / line),
+        String::new(),
     );
     Ok(())
 }

@@ -361,6 +361,66 @@ impl<B: Backend> Producer<B> {
         })
     }
 
+    /// Sends as many of `messages` as fit now, in order, and returns how many
+    /// were sent; an error (such as [`Error::Full`] or
+    /// [`Error::MessageTooLarge`]) only if the first one could not be sent.
+    ///
+    /// The batch becomes visible to the consumer at once: every record but
+    /// the first is committed as it is written, and the first, which the
+    /// consumer is polling, last. So the tail is stored once, and the
+    /// consumer finds the whole batch ready.
+    pub fn try_send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<usize> {
+        // The first record's header (and wrap marker), held back until the rest is written.
+        let mut first: Option<(u64, u64, Option<u64>)> = None;
+        let mut sent = 0;
+        for message in messages {
+            let message = message.as_ref();
+            let reservation = match self.reserve(message.len()) {
+                Ok(reservation) => reservation,
+                Err(error) if sent == 0 => return Err(error),
+                Err(_) => break,
+            };
+            let offset = (reservation.start & self.mask) as usize + 8;
+            // SAFETY: `reserve` checked that the record lies inside the data
+            // area and in space the consumer has released.
+            unsafe { self.backend.write(offset, message) };
+            let header = encode_header(reservation.start, message.len() as u32);
+            let wrap = reservation.wrapped.then_some(self.tail);
+            if first.is_none() {
+                first = Some((reservation.start, header, wrap));
+            } else {
+                // Unreachable for the consumer until the first header is stored.
+                self.publish(reservation.start, header, wrap);
+            }
+            self.tail = reservation
+                .start
+                .wrapping_add(record_size(message.len()) as u64);
+            sent += 1;
+        }
+        if let Some((start, header, wrap)) = first {
+            // Every record's successor is the next record's header, except
+            // the last one's.
+            if !B::FAULTS.skip_next_clear {
+                self.word_at(self.tail).store(0, Relaxed);
+            }
+            self.publish(start, header, wrap);
+            self.backend
+                .control(Control::Tail)
+                .store(self.tail, Release);
+        }
+        Ok(sent)
+    }
+
+    /// Sends all of `messages`, in order, waiting while the ring is full.
+    pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
+        let mut rest = messages;
+        while !rest.is_empty() {
+            let sent = self.blocking(None, |p| p.try_send_batch(rest))?;
+            rest = &rest[sent..];
+        }
+        Ok(())
+    }
+
     /// Runs `attempt` until it stops reporting [`Error::Full`].
     fn blocking<T>(
         &mut self,
@@ -432,16 +492,26 @@ impl<B: Backend> Producer<B> {
         if !B::FAULTS.skip_next_clear {
             self.word_at(next).store(0, Relaxed);
         }
-        self.word_at(reservation.start).store(
-            encode_header(reservation.start, len as u32),
-            publish_order::<B>(),
+        let header = encode_header(reservation.start, len as u32);
+        self.publish(
+            reservation.start,
+            header,
+            reservation.wrapped.then_some(self.tail),
         );
-        if reservation.wrapped {
-            self.word_at(self.tail)
-                .store(encode_header(self.tail, WRAP_LEN), publish_order::<B>());
-        }
         self.tail = next;
         self.backend.control(Control::Tail).store(next, Release);
+    }
+
+    /// Stores a record's header at `start`, then the wrap marker at `wrap`
+    /// (the old tail) if the record wrapped: the consumer polls the marker's
+    /// position, so the record must be complete before the marker appears.
+    #[inline(always)]
+    fn publish(&self, start: u64, header: u64, wrap: Option<u64>) {
+        self.word_at(start).store(header, publish_order::<B>());
+        if let Some(at) = wrap {
+            self.word_at(at)
+                .store(encode_header(at, WRAP_LEN), publish_order::<B>());
+        }
     }
 
     #[inline(always)]
