@@ -39,8 +39,10 @@ pub const CACHE_LINE: usize = 128;
 pub const ENDIAN_PROBE: u64 = 0x0102_0304_0506_0708;
 /// The smallest ring capacity, in bytes.
 pub const MIN_CAPACITY: usize = 64;
-/// The largest ring capacity, in bytes (1 TiB).
-pub const MAX_CAPACITY: usize = 1 << 40;
+/// The largest ring capacity, in bytes (16 GiB): record-header tags are 32
+/// bits of `position / 8`, so headers one lap apart still carry different
+/// tags.
+pub const MAX_CAPACITY: usize = 1 << 34;
 /// Size of a record header in the data area.
 pub const RECORD_HEADER: usize = 8;
 /// Record lengths are stored in 31 bits; this value is reserved for the
@@ -182,7 +184,7 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    /// A ring of `capacity` bytes (a power of two, 64 bytes to 1 TiB) taking
+    /// A ring of `capacity` bytes (a power of two, 64 bytes to 16 GiB) taking
     /// messages of up to `max_message` bytes.
     pub fn new(capacity: usize, max_message: usize) -> Result<Geometry> {
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
