@@ -32,33 +32,12 @@
 mod common;
 
 use common::*;
-use loom::sync::atomic::AtomicU64;
 use shmsg::Error;
 use shmsg::shm::Geometry;
 use shmsg::shm::spsc::{Consumer, Producer};
 use std::sync::atomic::Ordering;
 
-struct LoomAtomic(AtomicU64);
-impl ModelAtomic for LoomAtomic {
-    fn new(value: u64) -> Self {
-        LoomAtomic(AtomicU64::new(value))
-    }
-    fn load(&self, order: Ordering) -> u64 {
-        self.0.load(order)
-    }
-    fn store(&self, value: u64, order: Ordering) {
-        self.0.store(value, order)
-    }
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64> {
-        self.0.compare_exchange(current, new, success, failure)
-    }
-}
+model_atomic!(LoomAtomic, loom::sync::atomic::AtomicU64);
 
 struct LoomCell(loom::cell::UnsafeCell<()>);
 // SAFETY: the cell holds `()` and is never dereferenced; it only records

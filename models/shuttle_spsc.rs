@@ -36,32 +36,10 @@ use shmsg::Error;
 use shmsg::shm::Geometry;
 use shmsg::shm::spsc::{Consumer, Producer};
 use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler as ShuttleScheduler};
-use shuttle::sync::atomic::AtomicU64;
 use shuttle::{Config, FailurePersistence, Runner};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 
-struct ShuttleAtomic(AtomicU64);
-impl ModelAtomic for ShuttleAtomic {
-    fn new(value: u64) -> Self {
-        ShuttleAtomic(AtomicU64::new(value))
-    }
-    fn load(&self, order: Ordering) -> u64 {
-        self.0.load(order)
-    }
-    fn store(&self, value: u64, order: Ordering) {
-        self.0.store(value, order)
-    }
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64> {
-        self.0.compare_exchange(current, new, success, failure)
-    }
-}
+model_atomic!(ShuttleAtomic, shuttle::sync::atomic::AtomicU64);
 
 /// Shuttle has no tracked cells; torn and stale bytes are caught by the
 /// content check instead.

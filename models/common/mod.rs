@@ -31,18 +31,41 @@ use shmsg::Role;
 use shmsg::shm::Geometry;
 use shmsg::sync::{Backend, Control, Faults, Word};
 
-/// A model checker's 64-bit atomic.
-pub trait ModelAtomic: Send + Sync + 'static {
+/// A model checker's 64-bit atomic, wrapped so that it implements the
+/// crate's [`Word`].
+pub trait ModelAtomic: Word + 'static {
     fn new(value: u64) -> Self;
-    fn load(&self, order: Ordering) -> u64;
-    fn store(&self, value: u64, order: Ordering);
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64>;
+}
+
+/// Wraps a model checker's `AtomicU64` type as a [`ModelAtomic`].
+#[macro_export]
+macro_rules! model_atomic {
+    ($name:ident, $atomic:ty) => {
+        /// A model atomic that implements the crate's word seam.
+        pub struct $name($atomic);
+        impl shmsg::sync::Word for $name {
+            fn load(&self, order: std::sync::atomic::Ordering) -> u64 {
+                self.0.load(order)
+            }
+            fn store(&self, value: u64, order: std::sync::atomic::Ordering) {
+                self.0.store(value, order)
+            }
+            fn compare_exchange(
+                &self,
+                current: u64,
+                new: u64,
+                success: std::sync::atomic::Ordering,
+                failure: std::sync::atomic::Ordering,
+            ) -> Result<u64, u64> {
+                self.0.compare_exchange(current, new, success, failure)
+            }
+        }
+        impl $crate::common::ModelAtomic for $name {
+            fn new(value: u64) -> Self {
+                $name(<$atomic>::new(value))
+            }
+        }
+    };
 }
 
 /// Records accesses to a word's bytes for data-race detection.

@@ -243,9 +243,18 @@ impl<B: Backend> Producer<B> {
     fn attach_inner(backend: B, take_over: bool) -> Result<Self> {
         let geometry = backend.geometry();
         let capacity = geometry.capacity() as u64;
-        let tail = Self::recover_tail(&backend, geometry)?;
-        let head = backend.control(Control::Head).load(Acquire);
+        // Own the role first: nobody else writes the ring while we recover.
         let epoch = attach_epoch(&backend, Role::Producer, take_over)?;
+        let tail = match Self::recover_tail(&backend, geometry) {
+            Ok(tail) => tail,
+            Err(error) => {
+                backend
+                    .control(Control::ProducerEpoch)
+                    .store(epoch.wrapping_add(1), Release);
+                return Err(error);
+            }
+        };
+        let head = backend.control(Control::Head).load(Acquire);
         // The recovered tail is published before any record.
         backend.control(Control::Tail).store(tail, Release);
         Ok(Producer {
