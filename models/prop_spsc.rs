@@ -28,7 +28,7 @@ use common::{FaultSet, FullCheckOffByOne, NoFault, SkipNextClear, payload};
 use proptest::prelude::*;
 use shmsg::Error;
 use shmsg::shm::Geometry;
-use shmsg::shm::layout::{IdentityWords, RingKind, record_size};
+use shmsg::shm::layout::{Identity, RingKind, record_size};
 use shmsg::shm::spsc::{Consumer, Producer, Slot, decode_header, encode_header};
 use shmsg::sync::{Backend, Control, Faults, Mapped};
 
@@ -347,7 +347,7 @@ proptest! {
         words in proptest::array::uniform9(prop_oneof![any::<u64>(), 0u64..256, Just(shmsg::shm::layout::MAGIC)]),
         len in any::<u64>(),
     ) {
-        let identity = IdentityWords {
+        let identity = Identity {
             magic: words[0],
             abi_version: words[1],
             ring_kind: words[2],
@@ -357,6 +357,7 @@ proptest! {
             endian: words[6],
             cache_line: words[7],
             data_offset: words[8],
+            creator_pid: 0,
         };
         if let Ok(geometry) = identity.validate(RingKind::Spsc, len) {
             prop_assert_eq!(geometry.region_size() as u64, len);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use shmsg::shm::Region;
-use shmsg::shm::layout::{self, DATA_OFFSET, Geometry, IdentityWords, RingKind, offsets};
+use shmsg::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
 use shmsg::shm::region::{self, PREFIX, SHM_DIR};
 use shmsg::{Error, Role};
 
@@ -64,7 +64,7 @@ fn geometry() -> Geometry {
 
 /// The header a creator of `geometry` writes, as bytes, followed by the data area.
 fn valid_image(geometry: Geometry) -> Vec<u8> {
-    let w = IdentityWords::for_geometry(RingKind::Spsc, geometry);
+    let w = Identity::for_geometry(RingKind::Spsc, geometry);
     let mut bytes = vec![0u8; geometry.region_size()];
     put(&mut bytes, offsets::MAGIC, w.magic);
     put(&mut bytes, offsets::ABI_VERSION, w.abi_version);

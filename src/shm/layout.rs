@@ -57,8 +57,10 @@ pub enum RingKind {
     Spsc = 1,
 }
 
-/// Fields written once by the creator.
+/// Fields written once by the creator. As a value, the words as read (once
+/// each) from a region, or as a creator writes them.
 #[repr(C, align(128))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
     /// [`MAGIC`].
     pub magic: u64,
@@ -254,33 +256,10 @@ impl Default for Geometry {
     }
 }
 
-/// The identity words of a region as read (once each) from shared memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IdentityWords {
-    /// [`Identity::magic`].
-    pub magic: u64,
-    /// [`Identity::abi_version`].
-    pub abi_version: u64,
-    /// [`Identity::ring_kind`].
-    pub ring_kind: u64,
-    /// [`Identity::capacity`].
-    pub capacity: u64,
-    /// [`Identity::max_message`].
-    pub max_message: u64,
-    /// [`Identity::pointer_width`].
-    pub pointer_width: u64,
-    /// [`Identity::endian`].
-    pub endian: u64,
-    /// [`Identity::cache_line`].
-    pub cache_line: u64,
-    /// [`Identity::data_offset`].
-    pub data_offset: u64,
-}
-
-impl IdentityWords {
+impl Identity {
     /// The words a creator writes for `geometry`.
-    pub fn for_geometry(kind: RingKind, geometry: Geometry) -> IdentityWords {
-        IdentityWords {
+    pub fn for_geometry(kind: RingKind, geometry: Geometry) -> Identity {
+        Identity {
             magic: MAGIC,
             abi_version: ABI_VERSION,
             ring_kind: kind as u64,
@@ -290,12 +269,13 @@ impl IdentityWords {
             endian: ENDIAN_PROBE,
             cache_line: CACHE_LINE as u64,
             data_offset: DATA_OFFSET as u64,
+            creator_pid: u64::from(std::process::id()),
         }
     }
 
     /// Checks the words against this build and against the region's size in
-    /// bytes, and returns the ring's geometry. Pure: a property test feeds it
-    /// arbitrary words.
+    /// bytes, and returns the ring's geometry (`creator_pid` is informational
+    /// and not checked). Pure: a property test feeds it arbitrary words.
     pub fn validate(&self, kind: RingKind, region_len: u64) -> Result<Geometry> {
         let mismatch = |field, expected, found| Error::LayoutMismatch {
             field,
@@ -308,7 +288,7 @@ impl IdentityWords {
         if self.abi_version == 0 {
             return Err(Error::NotInitialized);
         }
-        let own = IdentityWords::for_geometry(kind, Geometry::default());
+        let own = Identity::for_geometry(kind, Geometry::default());
         let checks = [
             ("abi_version", own.abi_version, self.abi_version),
             ("ring_kind", own.ring_kind, self.ring_kind),
@@ -347,7 +327,7 @@ impl IdentityWords {
         store: impl Fn(usize, u64, std::sync::atomic::Ordering),
     ) {
         use std::sync::atomic::Ordering::{Relaxed, Release};
-        let id = IdentityWords::for_geometry(kind, geometry);
+        let id = Identity::for_geometry(kind, geometry);
         let words = [
             (offsets::MAGIC, id.magic),
             (offsets::RING_KIND, id.ring_kind),
@@ -357,7 +337,7 @@ impl IdentityWords {
             (offsets::ENDIAN, id.endian),
             (offsets::CACHE_LINE, id.cache_line),
             (offsets::DATA_OFFSET, id.data_offset),
-            (offsets::CREATOR_PID, u64::from(std::process::id())),
+            (offsets::CREATOR_PID, id.creator_pid),
             (offsets::TAIL, initial_position),
             (offsets::HEAD, initial_position),
             (offsets::PRODUCER_EPOCH, 0),
@@ -418,7 +398,7 @@ mod tests {
     #[test]
     fn validate_round_trip_and_mismatch() {
         let g = Geometry::new(1 << 12, 100).unwrap();
-        let w = IdentityWords::for_geometry(RingKind::Spsc, g);
+        let w = Identity::for_geometry(RingKind::Spsc, g);
         assert_eq!(
             w.validate(RingKind::Spsc, g.region_size() as u64).unwrap(),
             g

@@ -5,7 +5,7 @@
 //! [`Geometry::region_size`] bytes. Its creator sizes the file, writes the
 //! header's identity words and publishes them by storing the ABI version last
 //! (`Release`); an opener reads every identity word once (`Acquire`) and
-//! checks them with [`IdentityWords::validate`] before it maps the whole file.
+//! checks them with [`Identity::validate`] before it maps the whole file.
 //! The mapping is only ever touched through [`AtomicU64::from_ptr`] and raw
 //! pointers, never through Rust references to the header or the data: another
 //! process may write any byte at any time.
@@ -69,7 +69,7 @@ use rustix::fs::{FallocateFlags, FileType, MemfdFlags, Mode, OFlags, SealFlags};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result, Role};
-use crate::shm::layout::{self, DATA_OFFSET, Geometry, IdentityWords, RingKind, offsets};
+use crate::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
 
 /// Directory that holds named regions.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -217,7 +217,7 @@ impl Region {
     /// a difference is [`Error::LayoutMismatch`] naming the field.
     pub fn open_expect(name: &str, geometry: Geometry) -> Result<Region> {
         let region = Region::open(name)?;
-        IdentityWords::expect(region.geometry, geometry)?;
+        Identity::expect(region.geometry, geometry)?;
         Ok(region)
     }
 
@@ -281,7 +281,7 @@ impl Region {
             .len(geometry.region_size())
             .map_raw(&fd)
             .map_err(|e| Error::io("cannot map the region", e))?;
-        IdentityWords::publish(RingKind::Spsc, geometry, 0, |offset, value, order| {
+        Identity::publish(RingKind::Spsc, geometry, 0, |offset, value, order| {
             atomic_at(&map, offset).store(value, order)
         });
         Ok(Region::assemble(map, fd, geometry, name, path))
@@ -618,9 +618,9 @@ fn atomic_at(map: &MmapRaw, offset: usize) -> &AtomicU64 {
 
 /// Reads each identity word once through `word`, the ABI version first: with
 /// `Acquire` loads, seeing it published makes the other words visible.
-fn identity(word: impl Fn(usize) -> u64) -> IdentityWords {
+fn identity(word: impl Fn(usize) -> u64) -> Identity {
     let abi_version = word(offsets::ABI_VERSION);
-    IdentityWords {
+    Identity {
         magic: word(offsets::MAGIC),
         abi_version,
         ring_kind: word(offsets::RING_KIND),
@@ -630,12 +630,13 @@ fn identity(word: impl Fn(usize) -> u64) -> IdentityWords {
         endian: word(offsets::ENDIAN),
         cache_line: word(offsets::CACHE_LINE),
         data_offset: word(offsets::DATA_OFFSET),
+        creator_pid: word(offsets::CREATOR_PID),
     }
 }
 
-/// [`IdentityWords::validate`], except that an all-zero start (a creator that
+/// [`Identity::validate`], except that an all-zero start (a creator that
 /// has not written anything yet) is also [`Error::NotInitialized`].
-fn check_identity(words: &IdentityWords, file_len: u64) -> Result<Geometry> {
+fn check_identity(words: &Identity, file_len: u64) -> Result<Geometry> {
     if words.abi_version == 0 && (words.magic == 0 || words.magic == layout::MAGIC) {
         return Err(Error::NotInitialized);
     }

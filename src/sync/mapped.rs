@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::{Backend, Control, Pause};
 use crate::error::{Result, Role};
-use crate::shm::layout::{self, DATA_OFFSET, Geometry, IdentityWords, RingKind, offsets};
+use crate::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
 
 /// What keeps a [`Mapped`] ring's memory alive, and knows whether the process
 /// attached as a role is alive.
@@ -105,9 +105,9 @@ impl Mapped {
         Ok(mapped)
     }
 
-    /// Writes a fresh header (see [`IdentityWords::publish`]).
+    /// Writes a fresh header (see [`Identity::publish`]).
     fn publish_header(&self, geometry: Geometry, initial_position: u64) {
-        IdentityWords::publish(
+        Identity::publish(
             RingKind::Spsc,
             geometry,
             initial_position,
