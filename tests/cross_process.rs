@@ -195,6 +195,79 @@ fn clean_detach_then_reattach_from_another_process() {
     }
 }
 
+fn consumer(region: &str, workload: Workload, start: u64, count: u64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_shmsg"))
+        .args(["peer", "consume", "--region", region])
+        .args(["--seed", &workload.seed.to_string()])
+        .args(["--max-len", &workload.max_len.to_string()])
+        .args(["--start", &start.to_string(), "--count", &count.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn shmsg peer consume")
+}
+
+/// The producer side of a consumer's death: a consumer process takes 1000
+/// messages and then is killed while it waits for more; the producer, which
+/// keeps sending, gets `Disconnected` once the ring is full, within bounded
+/// time; a new consumer process attaches and receives exactly the messages
+/// sent after the first 1000.
+#[test]
+fn consumer_killed_then_replaced() {
+    let name = name("consumer-kill");
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut tx = Producer::attach(&region).unwrap();
+    let workload = Workload {
+        seed: 7,
+        max_len: 100,
+    };
+    let mut first = consumer(&name, workload, 0, u64::MAX);
+    for seq in 0..1000 {
+        tx.send_timeout(&workload.message(seq), Duration::from_secs(30))
+            .unwrap();
+    }
+    // Wait until the consumer has released everything, so it is blocked in
+    // `recv` when it dies and has read nothing it did not release.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while region.header_word(offsets::HEAD) != region.header_word(offsets::TAIL) {
+        assert!(
+            Instant::now() < deadline,
+            "the consumer did not drain the ring"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let started = Instant::now();
+    let mut seq = 1000;
+    loop {
+        match tx.send_timeout(&workload.message(seq), Duration::from_secs(30)) {
+            Ok(()) => seq += 1,
+            Err(Error::Disconnected) => break,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let sent = seq;
+    drop(tx);
+    let out = consumer(&name, workload, 1000, u64::MAX)
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let received: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(received, sent - 1000);
+}
+
 /// Overwrites one header word of a region file by hand.
 fn patch(name: &str, offset: usize, value: u64) {
     let path = std::path::Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));

@@ -87,6 +87,20 @@ enum PeerRole {
         #[arg(long, default_value_t = 0)]
         start: u64,
     },
+    /// Receive and verify workload messages `start ..` until the producer is
+    /// gone, or `count` of them; print how many arrived.
+    Consume {
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        max_len: usize,
+        #[arg(long, default_value_t = u64::MAX)]
+        count: u64,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+    },
     /// Send `count` fixed-size messages, each byte written (sequence number first).
     Stream {
         #[arg(long)]
@@ -186,6 +200,33 @@ fn peer(role: PeerRole) -> Result<(), Failure> {
                     len
                 })?;
             }
+            Ok(())
+        }
+        PeerRole::Consume {
+            region,
+            seed,
+            max_len,
+            count,
+            start,
+        } => {
+            let region = Arc::new(Region::open(&region)?);
+            let mut consumer = Consumer::attach(&region)?;
+            let workload = Workload { seed, max_len };
+            let mut buf = Vec::new();
+            let mut received = 0;
+            while received < count {
+                match consumer.recv(&mut buf) {
+                    Ok(_) => {}
+                    Err(Error::Disconnected) => break,
+                    Err(error) => return Err(error.into()),
+                }
+                let seq = start + received;
+                if let Err(mismatch) = workload.verify(seq, &buf) {
+                    return Err(Failure::Verify(format!("message {seq}: {mismatch}")));
+                }
+                received += 1;
+            }
+            println!("{received}");
             Ok(())
         }
         PeerRole::Stream {
