@@ -344,15 +344,7 @@ impl<B: Backend> Producer<B> {
         max_len: usize,
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize> {
-        let reservation = self.reserve(max_len)?;
-        let offset = (reservation.start & self.mask) as usize + 8;
-        // SAFETY: as in `try_send`, for `max_len` bytes.
-        let len = unsafe { self.backend.write_in_place(offset, max_len, fill) };
-        if len > max_len {
-            return Err(Error::MessageTooLarge { len, max: max_len });
-        }
-        self.commit(reservation, len);
-        Ok(len)
+        self.send_with_once(max_len, &mut Some(fill))
     }
 
     /// [`Producer::try_send_with`], waiting while the ring is full.
@@ -362,12 +354,27 @@ impl<B: Backend> Producer<B> {
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize> {
         let mut fill = Some(fill);
-        self.blocking(None, |p| {
-            // The closure runs only once: `reserve` fails before it is taken.
-            p.reserve_only(max_len)?;
-            let fill = fill.take().expect("fill runs once");
-            p.try_send_with(max_len, fill)
-        })
+        self.blocking(None, |p| p.send_with_once(max_len, &mut fill))
+    }
+
+    /// One attempt of an in-place send; `fill` is taken only once there is
+    /// room, so a blocking caller can retry with it.
+    #[inline(always)]
+    fn send_with_once(
+        &mut self,
+        max_len: usize,
+        fill: &mut Option<impl FnOnce(&mut [u8]) -> usize>,
+    ) -> Result<usize> {
+        let reservation = self.reserve(max_len)?;
+        let fill = fill.take().expect("an in-place send fills once");
+        let offset = (reservation.start & self.mask) as usize + 8;
+        // SAFETY: as in `try_send`, for `max_len` bytes.
+        let len = unsafe { self.backend.write_in_place(offset, max_len, fill) };
+        if len > max_len {
+            return Err(Error::MessageTooLarge { len, max: max_len });
+        }
+        self.commit(reservation, len);
+        Ok(len)
     }
 
     /// Sends as many of `messages` as fit now, in order, and returns how many
@@ -449,11 +456,6 @@ impl<B: Backend> Producer<B> {
             }
             round = round.saturating_add(1);
         }
-    }
-
-    /// Checks that a record of `len` bytes fits now, without reserving it.
-    fn reserve_only(&mut self, len: usize) -> Result<()> {
-        self.reserve(len).map(|_| ())
     }
 
     /// Finds room for a record of `len` payload bytes.
@@ -612,28 +614,13 @@ impl<B: Backend> Consumer<B> {
     /// the ring, and the record is released when it returns.
     #[inline]
     pub fn try_recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let (start, len) = match self.poll()? {
-            Some(found) => found,
-            None => return Err(self.empty_or_disconnected()),
-        };
-        let offset = (start & self.mask) as usize + 8;
-        // SAFETY: `poll` validated that the committed record lies inside the
-        // data area; it stays ours until the head store below.
-        let result = unsafe { self.backend.read_in_place(offset, len, read) };
-        self.release(start, len);
-        Ok(result)
+        self.recv_with_once(&mut Some(read))
     }
 
     /// [`Consumer::try_recv_with`], waiting while the ring is empty.
     pub fn recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let mut read = Some(read);
-        self.blocking(None, |c| {
-            // `read` is taken only once a record is there.
-            match c.poll()? {
-                Some(_) => c.try_recv_with(read.take().expect("read runs once")),
-                None => Err(c.empty_or_disconnected()),
-            }
-        })
+        self.blocking(None, |c| c.recv_with_once(&mut read))
     }
 
     /// [`Consumer::recv_with`] with a timeout.
@@ -643,10 +630,24 @@ impl<B: Backend> Consumer<B> {
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         let mut read = Some(read);
-        self.blocking(deadline_after(timeout), |c| match c.poll()? {
-            Some(_) => c.try_recv_with(read.take().expect("read runs once")),
-            None => Err(c.empty_or_disconnected()),
-        })
+        self.blocking(deadline_after(timeout), |c| c.recv_with_once(&mut read))
+    }
+
+    /// One attempt of an in-place receive; `read` is taken only once a record
+    /// is there, so a blocking caller can retry with it.
+    #[inline(always)]
+    fn recv_with_once<R>(&mut self, read: &mut Option<impl FnOnce(&[u8]) -> R>) -> Result<R> {
+        let (start, len) = match self.poll()? {
+            Some(found) => found,
+            None => return Err(self.empty_or_disconnected()),
+        };
+        let read = read.take().expect("an in-place receive reads once");
+        let offset = (start & self.mask) as usize + 8;
+        // SAFETY: `poll` validated that the committed record lies inside the
+        // data area; it stays ours until the head store below.
+        let result = unsafe { self.backend.read_in_place(offset, len, read) };
+        self.release(start, len);
+        Ok(result)
     }
 
     fn blocking<T>(
