@@ -103,12 +103,19 @@ fn producer_killed_mid_stream_then_replaced() {
         max_len: 8192,
     };
     let mut next = 0;
+    let mut after_flowing = 0;
     for round in 0..rounds {
         let mut child = producer(&name, workload, next, u64::MAX / 2);
-        // Receive until the stream is flowing, then kill the producer while
-        // the consumer keeps reading, so the kill can land in the middle of a
-        // write.
-        let flowing = consume(&mut consumer, workload, next, 2000);
+        // Receive until the stream is flowing: until this child has attached
+        // and sent, the consumer may still see the previous producer's
+        // death as `Disconnected`.
+        let mut flowing = next;
+        while flowing < next + 2000 {
+            flowing = consume(&mut consumer, workload, flowing, next + 2000 - flowing);
+            assert!(child.try_wait().unwrap().is_none(), "the producer exited");
+        }
+        // Kill the producer while the consumer keeps reading, so the kill can
+        // land in the middle of a write.
         let pid = child.id();
         let killer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(5 + 7 * round % 20));
@@ -123,15 +130,16 @@ fn producer_killed_mid_stream_then_replaced() {
         next = consume(&mut consumer, workload, flowing, u64::MAX);
         let noticed = killer.join().unwrap().elapsed();
         assert!(
-            next > flowing,
-            "nothing arrived after the stream was flowing"
-        );
-        assert!(
             noticed < Duration::from_secs(5),
             "the dead producer took {noticed:?} to notice"
         );
+        after_flowing += next - flowing;
         child.wait().unwrap();
     }
+    assert!(
+        after_flowing > 0,
+        "nothing arrived while the producers were being killed"
+    );
     // A last producer finishes cleanly: nothing was lost at any takeover.
     let mut last = producer(&name, workload, next, 5000);
     let end = consume_from(&mut last, &mut consumer, workload, next);
