@@ -72,35 +72,38 @@ enum SendMode {
 /// Messages per `send_batch` in the batch mode.
 const BATCH: usize = 32;
 
+/// A `shmsg::workload` stream through a named region.
+#[derive(clap::Args)]
+struct WorkloadArgs {
+    #[arg(long)]
+    region: String,
+    #[arg(long)]
+    seed: u64,
+    #[arg(long)]
+    max_len: usize,
+    #[arg(long, default_value_t = u64::MAX)]
+    count: u64,
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+}
+
+impl WorkloadArgs {
+    fn open(&self) -> Result<(Arc<Region>, Workload), Failure> {
+        let workload = Workload {
+            seed: self.seed,
+            max_len: self.max_len,
+        };
+        Ok((Arc::new(Region::open(&self.region)?), workload))
+    }
+}
+
 #[derive(Subcommand)]
 enum PeerRole {
     /// Send workload messages `start .. start + count` into a region.
-    Produce {
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        seed: u64,
-        #[arg(long)]
-        max_len: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long, default_value_t = 0)]
-        start: u64,
-    },
+    Produce(WorkloadArgs),
     /// Receive and verify workload messages `start ..` until the producer is
     /// gone, or `count` of them; print how many arrived.
-    Consume {
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        seed: u64,
-        #[arg(long)]
-        max_len: usize,
-        #[arg(long, default_value_t = u64::MAX)]
-        count: u64,
-        #[arg(long, default_value_t = 0)]
-        start: u64,
-    },
+    Consume(WorkloadArgs),
     /// Send `count` fixed-size messages, each byte written (sequence number first).
     Stream {
         #[arg(long)]
@@ -183,17 +186,10 @@ fn pin(cpu: Option<usize>) {
 
 fn peer(role: PeerRole) -> Result<(), Failure> {
     match role {
-        PeerRole::Produce {
-            region,
-            seed,
-            max_len,
-            count,
-            start,
-        } => {
-            let region = Arc::new(Region::open(&region)?);
+        PeerRole::Produce(args) => {
+            let (region, workload) = args.open()?;
             let mut producer = Producer::attach(&region)?;
-            let workload = Workload { seed, max_len };
-            for seq in start..start.saturating_add(count) {
+            for seq in args.start..args.start.saturating_add(args.count) {
                 let len = workload.len(seq);
                 producer.send_with(len, |buf| {
                     workload.fill(seq, buf);
@@ -202,25 +198,18 @@ fn peer(role: PeerRole) -> Result<(), Failure> {
             }
             Ok(())
         }
-        PeerRole::Consume {
-            region,
-            seed,
-            max_len,
-            count,
-            start,
-        } => {
-            let region = Arc::new(Region::open(&region)?);
+        PeerRole::Consume(args) => {
+            let (region, workload) = args.open()?;
             let mut consumer = Consumer::attach(&region)?;
-            let workload = Workload { seed, max_len };
             let mut buf = Vec::new();
             let mut received = 0;
-            while received < count {
+            while received < args.count {
                 match consumer.recv(&mut buf) {
                     Ok(_) => {}
                     Err(Error::Disconnected) => break,
                     Err(error) => return Err(error.into()),
                 }
-                let seq = start + received;
+                let seq = args.start + received;
                 if let Err(mismatch) = workload.verify(seq, &buf) {
                     return Err(Failure::Verify(format!("message {seq}: {mismatch}")));
                 }
