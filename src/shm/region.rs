@@ -42,9 +42,14 @@
 //!
 //! # Security
 //!
-//! * Named regions are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, mode
-//!   0600: a file or symlink planted under the name makes creation fail
-//!   instead of being reused, and other users cannot open the region.
+//! * Named regions are built as unnamed files (`O_TMPFILE`, mode 0600),
+//!   fully set up, and then linked under their name with `linkat`, which
+//!   fails if anything (a file or a symlink) exists there, as `O_EXCL` would:
+//!   nothing planted under the name is reused, other users cannot open the
+//!   region, and no process ever opens a half-made one. Where the filesystem
+//!   lacks `O_TMPFILE`, the file is created `O_CREAT | O_EXCL | O_NOFOLLOW`
+//!   under its name instead; an opener that comes too early then gets a typed
+//!   error (`LayoutMismatch` on the size, or `NotInitialized`).
 //! * The size is allocated (`fallocate`) before the header is published, so a
 //!   peer never faults on a hole.
 //! * Anonymous regions are sealed with `F_SEAL_SHRINK | F_SEAL_GROW |
@@ -178,33 +183,65 @@ impl Region {
     }
 
     /// [`Region::create`] in directory `dir` instead of `/dev/shm`.
+    ///
+    /// The file is built unnamed (`O_TMPFILE`): locked, sized, mapped and its
+    /// header published, and only then linked under its name, which fails if
+    /// the name exists (as `O_EXCL` would). So no other process can ever open
+    /// a half-made region. Where the filesystem has no `O_TMPFILE`, the file
+    /// is created `O_EXCL` under its name and set up in place.
     pub fn create_in(dir: &Path, name: &str, geometry: Geometry) -> Result<Region> {
         validate_name(name)?;
         let path = region_path(dir, name);
-        let flags =
-            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(&path, flags, Mode::from_raw_mode(0o600))
-            .map_err(|e| file_error("create", name, &path, e))?;
-        let setup = || -> Result<Region> {
-            // First, so that `remove_stale` does not take the new file for
-            // a dead one.
-            take_creator_lock(fd.as_fd())?;
-            // The umask may have taken bits away; peers need read and write.
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))
-                .map_err(|e| Error::io("cannot set the region file's mode", e))?;
-            allocate(fd.as_fd(), geometry.region_size() as u64)?;
-            Region::publish(fd, geometry, Some(name.to_owned()), Some(path.clone()))
-        };
-        match setup() {
-            Ok(mut region) => {
+        let mode = Mode::from_raw_mode(0o600);
+        let unnamed = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        match rustix::fs::open(dir, unnamed, mode) {
+            Ok(fd) => {
+                let mut region = Region::set_up(fd, geometry, name, &path)?;
+                // Through /proc: `AT_EMPTY_PATH` would need a capability.
+                let proc_path = format!("/proc/self/fd/{}", region.as_fd().as_raw_fd());
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    &proc_path,
+                    rustix::fs::CWD,
+                    &path,
+                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                )
+                .map_err(|e| file_error("create", name, &path, e))?;
                 region.unlink_on_drop = true;
                 Ok(region)
             }
-            Err(e) => {
-                let _ = rustix::fs::unlink(&path);
-                Err(e)
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
+                let named = OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::RDWR
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(&path, named, mode)
+                    .map_err(|e| file_error("create", name, &path, e))?;
+                match Region::set_up(fd, geometry, name, &path) {
+                    Ok(mut region) => {
+                        region.unlink_on_drop = true;
+                        Ok(region)
+                    }
+                    Err(e) => {
+                        let _ = rustix::fs::unlink(&path);
+                        Err(e)
+                    }
+                }
             }
+            Err(e) => Err(file_error("create", name, &path, e)),
         }
+    }
+
+    /// Locks, sizes, maps and publishes a new region file.
+    fn set_up(fd: OwnedFd, geometry: Geometry, name: &str, path: &Path) -> Result<Region> {
+        // First, so that `remove_stale` never takes the new file for a dead one.
+        take_creator_lock(fd.as_fd())?;
+        // The umask may have taken bits away; peers need read and write.
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))
+            .map_err(|e| Error::io("cannot set the region file's mode", e))?;
+        allocate(fd.as_fd(), geometry.region_size() as u64)?;
+        Region::publish(fd, geometry, Some(name.to_owned()), Some(path.to_owned()))
     }
 
     /// Opens the named region `/dev/shm/shmsg.NAME` and validates its header,
