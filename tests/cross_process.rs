@@ -276,6 +276,42 @@ fn consumer_killed_then_replaced() {
     assert_eq!(received, sent - 1000);
 }
 
+/// An anonymous region (a sealed memfd, no name) handed to another process
+/// over a Unix socket: the child connects, receives the descriptor, attaches
+/// as the producer and streams; the parent consumes and verifies.
+#[test]
+fn anonymous_region_passed_over_a_unix_socket() {
+    let geometry = Geometry::new(1 << 14, 512).unwrap();
+    let region = Arc::new(Region::anonymous(geometry).unwrap());
+    let path = std::env::temp_dir().join(format!("shmsg-{}-share.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let workload = Workload {
+        seed: 8,
+        max_len: 512,
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmsg"))
+        .args(["peer", "produce", "--socket"])
+        .arg(&path)
+        .args(["--seed", "8", "--max-len", "512", "--count", "20000"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (socket, _) = listener.accept().unwrap();
+    region.send_over(&socket).unwrap();
+    let mut consumer = Consumer::attach(&region).unwrap();
+    let next = consume_from(&mut child, &mut consumer, workload, 0);
+    assert_eq!(next, 20000);
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_file(&path).unwrap();
+    // A message without a descriptor, and a closed peer, are typed errors.
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    (&a).write_all(b"R").unwrap();
+    assert!(matches!(Region::receive_from(&b), Err(Error::Io { .. })));
+    drop(a);
+    assert!(matches!(Region::receive_from(&b), Err(Error::Disconnected)));
+}
+
 /// Overwrites one header word of a region file by hand.
 fn patch(name: &str, offset: usize, value: u64) {
     let path = std::path::Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));

@@ -72,11 +72,16 @@ enum SendMode {
 /// Messages per `send_batch` in the batch mode.
 const BATCH: usize = 32;
 
-/// A `shmsg::workload` stream through a named region.
+/// A `shmsg::workload` stream through a region, named or received over a
+/// Unix socket.
 #[derive(clap::Args)]
 struct WorkloadArgs {
+    /// The region's name.
+    #[arg(long, required_unless_present = "socket", conflicts_with = "socket")]
+    region: Option<String>,
+    /// Connect to this Unix socket and receive the region's descriptor there.
     #[arg(long)]
-    region: String,
+    socket: Option<std::path::PathBuf>,
     #[arg(long)]
     seed: u64,
     #[arg(long)]
@@ -93,7 +98,19 @@ impl WorkloadArgs {
             seed: self.seed,
             max_len: self.max_len,
         };
-        Ok((Arc::new(Region::open(&self.region)?), workload))
+        let region = match (&self.region, &self.socket) {
+            (Some(name), _) => Region::open(name)?,
+            (None, Some(path)) => {
+                let socket =
+                    std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::Io {
+                        context: format!("cannot connect to {}", path.display()),
+                        source: e,
+                    })?;
+                Region::receive_from(&socket)?
+            }
+            (None, None) => unreachable!("clap requires --region or --socket"),
+        };
+        Ok((Arc::new(region), workload))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod layout;
 pub mod region;
+pub mod share;
 pub mod spsc;
 
 pub use layout::Geometry;
