@@ -11,6 +11,9 @@
 //! * the region is not what the caller expected, or is damaged:
 //!   [`Error::LayoutMismatch`], [`Error::NotInitialized`], [`Error::Corrupt`],
 //!   [`Error::RoleTaken`];
+//! * the peer's byte stream breaks the framing protocol:
+//!   [`Error::TruncatedFrame`], [`Error::Handshake`], and
+//!   [`Error::MessageTooLarge`] for a frame longer than the maximum;
 //! * the operating system said no: [`Error::Io`].
 
 use std::fmt;
@@ -103,6 +106,22 @@ pub enum Error {
         what: &'static str,
         /// The value that was read.
         value: u64,
+    },
+    /// The byte stream ended in the middle of a frame.
+    #[error("the stream ended inside a frame ({missing} more bytes were expected)")]
+    TruncatedFrame {
+        /// Bytes still missing from the frame's header or payload.
+        missing: usize,
+    },
+    /// The peer's connect-time hello does not match ours.
+    #[error("handshake mismatch in {field}: expected {expected:#x}, found {found:#x}")]
+    Handshake {
+        /// The hello field that differs.
+        field: &'static str,
+        /// Our value.
+        expected: u64,
+        /// The peer's value.
+        found: u64,
     },
     /// Another live process already holds this side of the ring.
     #[error("the {0} side of this ring is already attached by a live process")]

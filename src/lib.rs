@@ -103,6 +103,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
+pub mod msg;
 pub mod shm;
 pub mod sync;
 pub mod workload;

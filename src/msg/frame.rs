@@ -1,0 +1,329 @@
+//! Length-prefixed framing over a byte stream, and the connect-time hello.
+//!
+//! A frame is the payload's length as a 4-byte little-endian integer,
+//! followed by the payload. Each channel has a maximum message size
+//! (default [`DEFAULT_MAX_MESSAGE`]); a sender refuses a longer message with
+//! [`Error::MessageTooLarge`], and a receiver refuses a header announcing one
+//! *before* it reserves any memory for it, so nothing a peer sends can make
+//! the receiver hold more than `max_message + HEADER_LEN + READ_CHUNK` bytes.
+//!
+//! [`Decoder`] works on whatever chunks the kernel returns: a frame split
+//! over many reads, many frames in one read, a header split in two. The
+//! caller reads into [`Decoder::read_space`], reports the count with
+//! [`Decoder::commit`], and takes frames with [`Decoder::next_frame`] until
+//! it returns `None`. At end of stream, [`Decoder::finish`] reports a frame
+//! cut short as [`Error::TruncatedFrame`].
+//!
+//! Before the first frame each side sends a [`Hello`]: a magic, the protocol
+//! version and its own maximum message size. A peer speaking something else
+//! is refused with [`Error::Handshake`] naming the field.
+
+use crate::error::{Error, Result};
+
+/// Bytes of a frame's length prefix.
+pub const HEADER_LEN: usize = 4;
+/// The maximum message size when a channel does not set one: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+/// The largest maximum message size a frame header can express.
+pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize;
+/// How much a [`Decoder`] reads ahead of the frame it is assembling.
+pub const READ_CHUNK: usize = 64 << 10;
+
+/// The length prefix of a `len`-byte message, or [`Error::MessageTooLarge`]
+/// if it exceeds `max_message`.
+#[inline]
+pub fn header(len: usize, max_message: usize) -> Result<[u8; HEADER_LEN]> {
+    if len > max_message.min(MAX_MESSAGE_LIMIT) {
+        return Err(Error::MessageTooLarge {
+            len,
+            max: max_message,
+        });
+    }
+    Ok((len as u32).to_le_bytes())
+}
+
+/// Appends the frame of `payload` to `out`.
+pub fn encode(payload: &[u8], max_message: usize, out: &mut Vec<u8>) -> Result<()> {
+    out.extend_from_slice(&header(payload.len(), max_message)?);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Reassembles frames from the chunks of a byte stream.
+#[derive(Debug)]
+pub struct Decoder {
+    max_message: usize,
+    /// Received bytes not yet returned: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Decoder {
+    /// A decoder that accepts messages of up to `max_message` bytes.
+    pub fn new(max_message: usize) -> Result<Decoder> {
+        if max_message > MAX_MESSAGE_LIMIT {
+            return Err(Error::InvalidConfig(format!(
+                "maximum message size {max_message} exceeds the frame limit of {MAX_MESSAGE_LIMIT} bytes"
+            )));
+        }
+        Ok(Decoder {
+            max_message,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        })
+    }
+
+    /// The largest message this decoder accepts.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Bytes the decoder holds allocated (for checking its memory bound).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The announced payload length of the frame at the front, once its
+    /// header is complete.
+    fn front_len(&self) -> Option<usize> {
+        if self.buffered() < HEADER_LEN {
+            return None;
+        }
+        let header = &self.buf[self.start..self.start + HEADER_LEN];
+        Some(u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize)
+    }
+
+    /// Space to read the next bytes of the stream into; never empty. It
+    /// covers the rest of the frame being assembled (once its header is
+    /// known and within the maximum) or [`READ_CHUNK`] bytes, whichever is
+    /// more. Call [`Decoder::next_frame`] until it returns `None` before
+    /// reading again, so that the buffer holds at most one partial frame.
+    pub fn read_space(&mut self) -> &mut [u8] {
+        let pending = self.buffered();
+        let rest_of_frame = match self.front_len() {
+            Some(len) if len <= self.max_message => (HEADER_LEN + len).saturating_sub(pending),
+            _ => 0,
+        };
+        let want = rest_of_frame.max(READ_CHUNK);
+        if self.buf.len() - self.end < want {
+            // Move the partial frame to the front, then grow only as needed.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.start = 0;
+            self.end = pending;
+            if self.buf.len() < pending + want {
+                self.buf.resize(pending + want, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that the last read put `n` bytes at the start of
+    /// [`Decoder::read_space`]; `n` beyond that space is clamped.
+    pub fn commit(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Copies `bytes` in, as a read of them would.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let space = self.read_space();
+            let n = space.len().min(bytes.len());
+            space[..n].copy_from_slice(&bytes[..n]);
+            self.commit(n);
+            bytes = &bytes[n..];
+        }
+    }
+
+    /// The next complete frame's payload, if one is buffered; an error if its
+    /// header announces more than the maximum message size (the error
+    /// repeats on every later call: the stream cannot be resynchronized).
+    pub fn next_frame(&mut self) -> Result<Option<&[u8]>> {
+        let Some(len) = self.front_len() else {
+            return Ok(None);
+        };
+        if len > self.max_message {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        if self.buffered() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let payload = self.start + HEADER_LEN..self.start + HEADER_LEN + len;
+        self.start = payload.end;
+        if self.start == self.end {
+            // Empty: the next read starts at the front again.
+            self.start = 0;
+            self.end = 0;
+        }
+        Ok(Some(&self.buf[payload]))
+    }
+
+    /// At end of stream: `Ok` if every frame was complete, else
+    /// [`Error::TruncatedFrame`] with the number of bytes missing (counting
+    /// the payload once the header is complete).
+    pub fn finish(&self) -> Result<()> {
+        let pending = self.buffered();
+        if pending == 0 {
+            return Ok(());
+        }
+        let missing = match self.front_len() {
+            Some(len) => (HEADER_LEN + len).saturating_sub(pending),
+            None => HEADER_LEN - pending,
+        };
+        Err(Error::TruncatedFrame { missing })
+    }
+}
+
+/// `b"shmsg\0mp"`: the first bytes a shmsg stream peer sends.
+pub const HELLO_MAGIC: [u8; 8] = *b"shmsg\0mp";
+/// Version of the framing protocol; bump on any change.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Bytes of an encoded [`Hello`].
+pub const HELLO_LEN: usize = 20;
+
+/// The connect-time hello: who we are and the largest message we accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// The sender's protocol version.
+    pub version: u32,
+    /// The largest message the sender accepts; the other side must not send more.
+    pub max_message: u64,
+}
+
+impl Hello {
+    /// Our hello, for a channel that accepts messages of up to `max_message` bytes.
+    pub fn new(max_message: usize) -> Hello {
+        Hello {
+            version: PROTOCOL_VERSION,
+            max_message: max_message as u64,
+        }
+    }
+
+    /// The 20 bytes on the wire: magic, version (`u32` LE), maximum (`u64` LE).
+    pub fn encode(&self) -> [u8; HELLO_LEN] {
+        let mut bytes = [0u8; HELLO_LEN];
+        bytes[..8].copy_from_slice(&HELLO_MAGIC);
+        bytes[8..12].copy_from_slice(&self.version.to_le_bytes());
+        bytes[12..].copy_from_slice(&self.max_message.to_le_bytes());
+        bytes
+    }
+
+    /// Reads a peer's hello; [`Error::Handshake`] names the field that is
+    /// not ours (the magic, or the protocol version).
+    pub fn decode(bytes: &[u8; HELLO_LEN]) -> Result<Hello> {
+        let magic: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
+        if magic != HELLO_MAGIC {
+            return Err(Error::Handshake {
+                field: "magic",
+                expected: u64::from_le_bytes(HELLO_MAGIC),
+                found: u64::from_le_bytes(magic),
+            });
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != PROTOCOL_VERSION {
+            return Err(Error::Handshake {
+                field: "version",
+                expected: u64::from(PROTOCOL_VERSION),
+                found: u64::from(version),
+            });
+        }
+        Ok(Hello {
+            version,
+            max_message: u64::from_le_bytes(bytes[12..].try_into().expect("8 bytes")),
+        })
+    }
+
+    /// The largest message we may send to a peer that said `peer`: its
+    /// maximum, capped by what a frame header can express.
+    pub fn send_limit(peer: &Hello) -> usize {
+        usize::try_from(peer.max_message)
+            .unwrap_or(usize::MAX)
+            .min(MAX_MESSAGE_LIMIT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_header_and_many_frames_per_read() {
+        let mut wire = Vec::new();
+        for m in [&b""[..], b"a", b"hello", &[7u8; 300]] {
+            encode(m, 1024, &mut wire).unwrap();
+        }
+        let mut d = Decoder::new(1024).unwrap();
+        // The first header split in two, then everything else at once.
+        d.push(&wire[..2]);
+        assert_eq!(d.next_frame().unwrap(), None);
+        d.push(&wire[2..]);
+        assert_eq!(d.next_frame().unwrap(), Some(&b""[..]));
+        assert_eq!(d.next_frame().unwrap(), Some(&b"a"[..]));
+        assert_eq!(d.next_frame().unwrap(), Some(&b"hello"[..]));
+        assert_eq!(d.next_frame().unwrap(), Some(&[7u8; 300][..]));
+        assert_eq!(d.next_frame().unwrap(), None);
+        d.finish().unwrap();
+    }
+
+    #[test]
+    fn oversized_header_is_refused_before_allocating() {
+        let mut d = Decoder::new(1000).unwrap();
+        d.push(&u32::MAX.to_le_bytes());
+        let _ = d.read_space();
+        assert!(d.capacity() <= 1000 + HEADER_LEN + READ_CHUNK);
+        assert!(matches!(
+            d.next_frame(),
+            Err(Error::MessageTooLarge { len, max: 1000 }) if len == u32::MAX as usize
+        ));
+        assert!(matches!(
+            header(1001, 1000),
+            Err(Error::MessageTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn truncation_and_hello_mismatches() {
+        let mut d = Decoder::new(100).unwrap();
+        d.push(&[10, 0, 0, 0, 1, 2]);
+        assert!(matches!(
+            d.finish(),
+            Err(Error::TruncatedFrame { missing: 8 })
+        ));
+        let mut d = Decoder::new(100).unwrap();
+        d.push(&[10]);
+        assert!(matches!(
+            d.finish(),
+            Err(Error::TruncatedFrame { missing: 3 })
+        ));
+
+        let ours = Hello::new(4096);
+        assert_eq!(Hello::decode(&ours.encode()).unwrap(), ours);
+        let mut bad = ours.encode();
+        bad[0] = b'X';
+        assert!(matches!(
+            Hello::decode(&bad),
+            Err(Error::Handshake { field: "magic", .. })
+        ));
+        let mut bad = ours.encode();
+        bad[8] = 9;
+        assert!(matches!(
+            Hello::decode(&bad),
+            Err(Error::Handshake {
+                field: "version",
+                found: 9,
+                ..
+            })
+        ));
+        assert_eq!(Hello::send_limit(&Hello::new(77)), 77);
+        assert!(Decoder::new(MAX_MESSAGE_LIMIT + 1).is_err());
+    }
+}
