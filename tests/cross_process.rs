@@ -19,16 +19,27 @@ fn name(test: &str) -> String {
     format!("xp-{}-{test}", std::process::id())
 }
 
-fn producer(region: &str, workload: Workload, start: u64, count: u64) -> Child {
+/// Spawns `shmsg peer ROLE` (`produce` or `consume`) on workload messages
+/// `start .. start + count` through the named region.
+fn peer(role: &str, region: &str, workload: Workload, start: u64, count: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_shmsg"))
-        .args(["peer", "produce", "--region", region])
+        .args(["peer", role, "--region", region])
         .args(["--seed", &workload.seed.to_string()])
         .args(["--max-len", &workload.max_len.to_string()])
         .args(["--start", &start.to_string(), "--count", &count.to_string()])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn shmsg peer produce")
+        .expect("spawn shmsg peer")
+}
+
+fn producer(region: &str, workload: Workload, start: u64, count: u64) -> Child {
+    peer("produce", region, workload, start, count)
+}
+
+fn consumer(region: &str, workload: Workload, start: u64, count: u64) -> Child {
+    peer("consume", region, workload, start, count)
 }
 
 /// Receives and verifies messages `start ..` until `Disconnected`, or until
@@ -201,19 +212,6 @@ fn clean_detach_then_reattach_from_another_process() {
             Err(Error::Disconnected)
         ));
     }
-}
-
-fn consumer(region: &str, workload: Workload, start: u64, count: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_shmsg"))
-        .args(["peer", "consume", "--region", region])
-        .args(["--seed", &workload.seed.to_string()])
-        .args(["--max-len", &workload.max_len.to_string()])
-        .args(["--start", &start.to_string(), "--count", &count.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn shmsg peer consume")
 }
 
 /// The producer side of a consumer's death: a consumer process takes 1000
