@@ -1,0 +1,169 @@
+//! The stream channel (`shmsg::msg::stream`) over real sockets: Unix stream
+//! pairs and TCP on loopback, with well-behaved and hostile peers.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use shmsg::Error;
+use shmsg::msg::frame::{Hello, encode};
+use shmsg::msg::stream::StreamChannel;
+use shmsg::workload::Workload;
+
+const SECOND: Duration = Duration::from_secs(10);
+
+/// Streams `count` workload messages from `a` to `b` (alternating single
+/// sends and batches of 7), checks each one, then closes `a` and expects
+/// `Disconnected`.
+fn stream_through<S: std::io::Read + Write + std::os::fd::AsFd + Send + 'static>(
+    a: S,
+    b: S,
+    count: u64,
+) {
+    let workload = Workload {
+        seed: 11,
+        max_len: 70_000,
+    };
+    let sender = std::thread::spawn(move || {
+        let mut tx = StreamChannel::handshake(a, 1 << 20, SECOND).unwrap();
+        let mut seq = 0;
+        while seq < count {
+            if seq % 2 == 0 {
+                tx.send(&workload.message(seq)).unwrap();
+                seq += 1;
+            } else {
+                let end = (seq + 7).min(count);
+                let batch: Vec<Vec<u8>> = (seq..end).map(|s| workload.message(s)).collect();
+                tx.send_batch(&batch).unwrap();
+                seq = end;
+            }
+        }
+    });
+    let mut rx = StreamChannel::handshake(b, 1 << 20, SECOND).unwrap();
+    let mut buf = Vec::new();
+    for seq in 0..count {
+        rx.recv_timeout(&mut buf, SECOND).unwrap();
+        if let Err(mismatch) = workload.verify(seq, &buf) {
+            panic!("message {seq}: {mismatch}");
+        }
+    }
+    sender.join().unwrap();
+    assert!(matches!(rx.recv(&mut buf), Err(Error::Disconnected)));
+}
+
+#[test]
+fn unix_stream_pair_carries_messages_in_order() {
+    let (a, b) = UnixStream::pair().unwrap();
+    stream_through(a, b, 5_000);
+}
+
+#[test]
+fn tcp_loopback_carries_messages_in_order() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (b, _) = listener.accept().unwrap();
+    a.set_nodelay(true).unwrap();
+    b.set_nodelay(true).unwrap();
+    stream_through(a, b, 2_000);
+}
+
+/// A raw peer that sends its hello (if `hello`) and `bytes`, then closes.
+fn hostile(bytes: Vec<u8>, hello: bool) -> StreamChannel<UnixStream> {
+    let (mut raw, ours) = UnixStream::pair().unwrap();
+    if hello {
+        raw.write_all(&Hello::new(1 << 20).encode()).unwrap();
+    }
+    raw.write_all(&bytes).unwrap();
+    let channel = match StreamChannel::handshake(ours, 1000, SECOND) {
+        Ok(channel) => channel,
+        Err(error) => panic!("handshake failed: {error}"),
+    };
+    // Closed after our hello went out (a write to a closed peer is EPIPE).
+    drop(raw);
+    channel
+}
+
+#[test]
+fn hostile_peers_get_typed_errors() {
+    let mut buf = Vec::new();
+    // An oversized length: refused before anything is allocated for it.
+    let mut rx = hostile(u32::MAX.to_le_bytes().to_vec(), true);
+    assert!(matches!(
+        rx.recv(&mut buf),
+        Err(Error::MessageTooLarge { max: 1000, .. })
+    ));
+    // A frame cut short, then the peer closes.
+    let mut rx = hostile(vec![100, 0, 0, 0, 1, 2, 3], true);
+    assert!(matches!(
+        rx.recv(&mut buf),
+        Err(Error::TruncatedFrame { missing: 97 })
+    ));
+    // Complete frames, then a clean close.
+    let mut wire = Vec::new();
+    encode(b"one", 1000, &mut wire).unwrap();
+    encode(b"", 1000, &mut wire).unwrap();
+    let mut rx = hostile(wire, true);
+    assert_eq!(rx.recv(&mut buf).unwrap(), 3);
+    assert_eq!(rx.recv(&mut buf).unwrap(), 0);
+    assert!(matches!(rx.recv(&mut buf), Err(Error::Disconnected)));
+    // Not a shmsg peer at all.
+    let (mut raw, ours) = UnixStream::pair().unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(matches!(
+        StreamChannel::handshake(ours, 1000, SECOND),
+        Err(Error::Handshake { field: "magic", .. })
+    ));
+    // A peer that closes before its hello, and one that never sends it.
+    let (raw, ours) = UnixStream::pair().unwrap();
+    drop(raw);
+    assert!(matches!(
+        StreamChannel::handshake(ours, 1000, SECOND),
+        Err(Error::Disconnected)
+    ));
+    let (_raw, ours) = UnixStream::pair().unwrap();
+    assert!(matches!(
+        StreamChannel::handshake(ours, 1000, Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+}
+
+#[test]
+fn empty_timeout_and_limits() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let peer = std::thread::spawn(move || StreamChannel::handshake(a, 10, SECOND).unwrap());
+    let mut rx = StreamChannel::handshake(b, 1000, SECOND).unwrap();
+    let mut tx = peer.join().unwrap();
+    let mut buf = Vec::new();
+    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    assert!(matches!(
+        rx.recv_timeout(&mut buf, Duration::from_millis(20)),
+        Err(Error::Timeout)
+    ));
+    // The sender is held to the receiver's maximum, and the receiver's peer to 10 bytes.
+    assert_eq!(tx.send_limit(), 1000);
+    assert_eq!(rx.send_limit(), 10);
+    assert!(matches!(
+        rx.send(&[0; 11]),
+        Err(Error::MessageTooLarge { len: 11, max: 10 })
+    ));
+    assert!(matches!(
+        tx.send_batch(&[vec![0; 5], vec![0; 1001]]),
+        Err(Error::MessageTooLarge { .. })
+    ));
+    tx.send(b"x").unwrap();
+    assert_eq!(rx.recv_timeout(&mut buf, SECOND).unwrap(), 1);
+    // Nothing of the refused batch was sent.
+    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    // A closed peer makes sends fail with `Disconnected` (SIGPIPE is ignored
+    // by Rust programs, so the kernel returns EPIPE).
+    drop(rx);
+    let mut result = Ok(());
+    for _ in 0..1000 {
+        result = tx.send(b"y");
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+}
