@@ -6,9 +6,9 @@
 //! * the **shared memory model** ([`shm`]): one process creates a region,
 //!   others attach it, and a lock-free ring inside the region carries the
 //!   messages. After set-up a busy stream makes no system call per message;
-//! * the **message passing model**: `send` / `receive` over a kernel link
-//!   (pipes, Unix sockets, TCP), where the kernel copies and synchronizes.
-//!   (It is being built; the shared memory model comes first.)
+//! * the **message passing model** ([`msg`]): `send` / `receive` over a
+//!   kernel link, where the kernel copies and synchronizes. Built so far:
+//!   the frame codec and a channel over Unix stream sockets and TCP.
 //!
 //! Every concurrent protocol is paired with models that run *the production
 //! code*: loom (exhaustive, weak memory, data races on ring bytes), shuttle
@@ -96,6 +96,7 @@
 //!
 //! * [`shm`]: regions ([`shm::Region`]), the header ([`shm::layout`]) and
 //!   the single-producer ring ([`shm::spsc`]);
+//! * [`msg`]: the frame codec and the stream channel;
 //! * [`sync`]: the backend seam through which the models run the ring code;
 //! * [`workload`]: deterministic, self-checking message streams for tests
 //!   and benchmarks.
