@@ -686,18 +686,19 @@ impl<B: Backend> Consumer<B> {
             Acquire
         };
         let mut position = self.head;
-        let mut word = self.word_at(position).load(order);
-        if let Slot::Wrap = decode_header(word, position, self.geometry)? {
+        let mut slot = decode_header(self.word_at(position).load(order), position, self.geometry)?;
+        if slot == Slot::Wrap {
             position = position.wrapping_add(self.mask + 1 - (position & self.mask));
-            word = self.word_at(position).load(order);
+            let word = self.word_at(position).load(order);
+            slot = decode_header(word, position, self.geometry)?;
             // Only the producer's own wrap is followed; a second one is corrupt.
-            if word != 0 && decode_header(word, position, self.geometry)? == Slot::Wrap {
+            if slot == Slot::Wrap {
                 return Err(Error::corrupt("wrap marker after wrap marker", word));
             }
             // Skip the marker for good even if the record is not visible yet.
             self.head = position;
         }
-        match decode_header(word, position, self.geometry)? {
+        match slot {
             Slot::Record(len) => Ok(Some((position, len))),
             _ => Ok(None),
         }
