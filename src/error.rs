@@ -7,7 +7,7 @@
 //!   [`Error::Full`], [`Error::Empty`], [`Error::Timeout`];
 //! * the peer is gone: [`Error::Disconnected`];
 //! * the caller's input is wrong: [`Error::MessageTooLarge`],
-//!   [`Error::InvalidName`], [`Error::InvalidConfig`];
+//!   [`Error::InvalidName`], [`Error::InvalidEndpoint`], [`Error::InvalidConfig`];
 //! * the region is not what the caller expected, or is damaged:
 //!   [`Error::LayoutMismatch`], [`Error::NotInitialized`], [`Error::Corrupt`],
 //!   [`Error::RoleTaken`];
@@ -81,6 +81,17 @@ pub enum Error {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// An endpoint string (`shm:NAME`, `unix:PATH`, `tcp:HOST:PORT`, ...) that
+    /// cannot be parsed or used.
+    #[error("invalid endpoint {endpoint:?}: the {part} {why}")]
+    InvalidEndpoint {
+        /// The endpoint string as given.
+        endpoint: String,
+        /// The part that is wrong: "scheme", "name", "path", "host", "port", ...
+        part: &'static str,
+        /// What is wrong with it, completing "the PART ...".
+        why: String,
+    },
     /// A capacity or maximum message size that the ring cannot work with.
     #[error("invalid ring configuration: {0}")]
     InvalidConfig(String),
@@ -143,6 +154,15 @@ impl Error {
         Error::Io {
             context: context.into(),
             source: source.into(),
+        }
+    }
+
+    /// An endpoint-string error naming the part that is wrong.
+    pub(crate) fn endpoint(endpoint: &str, part: &'static str, why: impl Into<String>) -> Error {
+        Error::InvalidEndpoint {
+            endpoint: endpoint.to_owned(),
+            part,
+            why: why.into(),
         }
     }
 

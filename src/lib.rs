@@ -103,10 +103,14 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod channel;
+pub mod endpoint;
 pub mod error;
 pub mod msg;
 pub mod shm;
 pub mod sync;
 pub mod workload;
 
+pub use channel::{Channel, Receiver, Sender};
+pub use endpoint::{Endpoint, Listener, Options, connect, connect_with, listen, listen_with};
 pub use error::{Error, Result, Role};

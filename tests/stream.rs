@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -16,11 +17,7 @@ const SECOND: Duration = Duration::from_secs(10);
 /// Streams `count` workload messages from `a` to `b` (alternating single
 /// sends and batches of 7), checks each one, then closes `a` and expects
 /// `Disconnected`.
-fn stream_through<S: std::io::Read + Write + std::os::fd::AsFd + Send + 'static>(
-    a: S,
-    b: S,
-    count: u64,
-) {
+fn stream_through<S: Into<OwnedFd> + Send + 'static>(a: S, b: S, count: u64) {
     let workload = Workload {
         seed: 11,
         max_len: 70_000,
@@ -69,7 +66,7 @@ fn tcp_loopback_carries_messages_in_order() {
 }
 
 /// A raw peer that sends its hello (if `hello`) and `bytes`, then closes.
-fn hostile(bytes: Vec<u8>, hello: bool) -> StreamChannel<UnixStream> {
+fn hostile(bytes: Vec<u8>, hello: bool) -> StreamChannel {
     let (mut raw, ours) = UnixStream::pair().unwrap();
     if hello {
         raw.write_all(&Hello::new(1 << 20).encode()).unwrap();
@@ -166,4 +163,101 @@ fn empty_timeout_and_limits() {
         }
     }
     assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+}
+
+#[test]
+fn pipes_carry_messages_in_order() {
+    let (a_read, b_write) = std::io::pipe().unwrap();
+    let (b_read, a_write) = std::io::pipe().unwrap();
+    let workload = Workload {
+        seed: 3,
+        max_len: 100_000,
+    };
+    let sender = std::thread::spawn(move || {
+        let mut tx = StreamChannel::handshake_split(a_read, a_write, 1 << 20, SECOND).unwrap();
+        for seq in 0..3_000 {
+            tx.send(&workload.message(seq)).unwrap();
+        }
+    });
+    let mut rx = StreamChannel::handshake_split(b_read, b_write, 1 << 20, SECOND).unwrap();
+    let mut buf = Vec::new();
+    for seq in 0..3_000 {
+        rx.recv_timeout(&mut buf, SECOND).unwrap();
+        workload.verify(seq, &buf).unwrap();
+    }
+    sender.join().unwrap();
+    assert!(matches!(rx.recv(&mut buf), Err(Error::Disconnected)));
+}
+
+/// `try_send` into a full link: `Full` with nothing sent, or, when the
+/// kernel takes part of a frame, the rest is kept and finished before the
+/// next frame, so the receiver sees every accepted message whole and in
+/// order. Over a socket and over a pipe.
+#[test]
+fn try_send_on_a_full_link_loses_and_tears_nothing() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let socket = (
+        OwnedFd::from(a.try_clone().unwrap()),
+        OwnedFd::from(a),
+        OwnedFd::from(b),
+    );
+    let (pr1, pw1) = std::io::pipe().unwrap();
+    let (pr2, pw2) = std::io::pipe().unwrap();
+    for (label, (tx_read, tx_write, rx_fd, rx_write)) in [
+        ("socket", (socket.0, socket.1, socket.2, None)),
+        (
+            "pipe",
+            (
+                OwnedFd::from(pr2),
+                OwnedFd::from(pw1),
+                OwnedFd::from(pr1),
+                Some(OwnedFd::from(pw2)),
+            ),
+        ),
+    ] {
+        let peer = std::thread::spawn(move || match rx_write {
+            None => StreamChannel::handshake(rx_fd, 1 << 20, SECOND).unwrap(),
+            Some(w) => StreamChannel::handshake_split(rx_fd, w, 1 << 20, SECOND).unwrap(),
+        });
+        let mut tx = StreamChannel::handshake_split(tx_read, tx_write, 1 << 20, SECOND).unwrap();
+        let mut rx = peer.join().unwrap();
+        let workload = Workload {
+            seed: 5,
+            max_len: 50_000,
+        };
+        // Stuff the link until the kernel refuses a whole message.
+        let mut accepted = 0u64;
+        let mut fulls = 0;
+        while fulls < 3 {
+            match tx.try_send(&workload.message(accepted)) {
+                Ok(()) => accepted += 1,
+                Err(Error::Full) => fulls += 1,
+                Err(other) => panic!("{label}: {other}"),
+            }
+            assert!(accepted < 100_000, "{label}: the link never filled");
+        }
+        assert!(matches!(
+            tx.send_timeout(&workload.message(accepted), Duration::from_millis(20)),
+            Err(Error::Timeout)
+        ));
+        let reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut seq = 0;
+            loop {
+                match rx.recv_timeout(&mut buf, SECOND) {
+                    Ok(_) => {
+                        workload.verify(seq, &buf).unwrap();
+                        seq += 1;
+                    }
+                    Err(Error::Disconnected) => return seq,
+                    Err(other) => panic!("{other}"),
+                }
+            }
+        });
+        // A blocking send waits for the reader; dropping the sender
+        // finishes whatever is pending.
+        tx.send(&workload.message(accepted)).unwrap();
+        drop(tx);
+        assert_eq!(reader.join().unwrap(), accepted + 1, "{label}");
+    }
 }

@@ -1,14 +1,21 @@
-//! The message passing model: messages over a kernel byte stream (a Unix
-//! stream socket, TCP), where the kernel copies and synchronizes.
+//! The message passing model: messages over a kernel link (a Unix stream or
+//! seqpacket socket, a pipe, TCP), where the kernel copies and synchronizes.
 //!
-//! * [`frame`]: the pure codec every stream transport shares: a length
+//! * [`frame`]: the pure codec every byte-stream transport shares: a length
 //!   prefix, a maximum message size checked before anything is allocated,
 //!   and the connect-time hello;
-//! * [`stream`]: a channel over any bidirectional stream descriptor, one
-//!   `writev` per send or per batch, many frames per `read`.
-//!
-//! Still to come: seqpacket sockets, pipes, endpoint strings and the
-//! interface shared with the shared-memory ring.
+//! * [`stream`]: a channel over any bidirectional byte stream (Unix stream
+//!   sockets, TCP, a pair of pipes), one system call per send or per batch,
+//!   many frames per `read`;
+//! * [`seqpacket`]: a channel over `SOCK_SEQPACKET` sockets, where the kernel
+//!   keeps message boundaries;
+//! * [`pipe`]: a parent and the child it spawns, over the child's stdin and
+//!   stdout;
+//! * [`unix`]: Unix socket addresses (paths and abstract names), connecting,
+//!   and a listener that accepts many clients.
 
 pub mod frame;
+pub mod pipe;
+pub mod seqpacket;
 pub mod stream;
+pub mod unix;

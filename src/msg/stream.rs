@@ -1,36 +1,76 @@
-//! A message channel over a byte stream (a Unix stream socket, TCP, or any
-//! other bidirectional stream descriptor), framed by [`super::frame`].
+//! A message channel over a byte stream (a Unix stream socket, TCP, or a pair
+//! of pipes), framed by [`super::frame`].
 //!
-//! Both sides send a [`Hello`] first. A send is one `writev` of the frame
-//! header and the payload (retried only for a partial write); a batch is one
-//! `writev` for many frames. Receives read into the decoder's buffer, which
-//! takes as many small frames per `read` as the kernel has.
+//! Both sides send a [`Hello`] first. A send is one system call (`sendmsg`
+//! on a socket, `writev` on a pipe) carrying the frame header and the
+//! payload; a batch is one call for up to 512 frames. Receives read into the
+//! decoder's buffer, which takes as many small frames per `read` as the
+//! kernel has.
 //!
-//! Waiting is the kernel's: a blocking receive blocks in `read`, a receive
-//! with a timeout in `poll`. A peer that closes the stream is
-//! [`Error::Disconnected`] (after every complete frame it sent has been
-//! received); one that closes in the middle of a frame is
-//! [`Error::TruncatedFrame`].
+//! Sends never block inside the kernel: sockets are written with
+//! `MSG_DONTWAIT | MSG_NOSIGNAL` and pipes are switched to `O_NONBLOCK` on
+//! the writing end, and a full link is waited for with `poll`. So
+//! [`StreamSender::try_send`] and [`StreamSender::send_timeout`] are honest:
+//! [`Error::Full`] / [`Error::Timeout`] mean nothing of the message was sent.
+//! A frame the kernel accepted only in part is finished before the next
+//! frame starts (frames never interleave); if the deadline passes first, the
+//! rest is kept and sent by the next call, by [`StreamSender::flush`], or
+//! when the sender is dropped (which waits for that at most the channel's
+//! timeout).
+//!
+//! A peer that closes the stream is [`Error::Disconnected`] (after every
+//! complete frame it sent has been received); one that closes in the middle
+//! of a frame is [`Error::TruncatedFrame`]. Dropping a sender shuts the
+//! socket down for writing, so the peer sees the end of the stream even while
+//! this side's receiver lives on; dropping a receiver shuts it down for
+//! reading.
+//!
+//! Writing to a pipe whose reader is gone raises `SIGPIPE`; Rust programs
+//! ignore it by default (the standard library's runtime does), and shmsg
+//! reports [`Error::Disconnected`]. A non-Rust host must ignore `SIGPIPE`
+//! itself. Sockets are written with `MSG_NOSIGNAL` and never raise it.
 
-use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::AsFd;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::{FileType, OFlags};
+use rustix::net::{SendAncillaryBuffer, SendFlags, Shutdown};
 
 use super::frame::{self, Decoder, HELLO_LEN, Hello};
+use crate::channel::{self, Receiver, Sender};
 use crate::error::{Error, Result};
 
-/// Frames per `writev` in a batch (two slices each, within `IOV_MAX`).
+/// Frames per system call in a batch (two slices each, within `IOV_MAX`).
 const BATCH_FRAMES: usize = 512;
 
-/// A framed message channel over a byte stream.
-#[derive(Debug)]
-pub struct StreamChannel<S> {
-    stream: S,
-    decoder: Decoder,
-    /// The peer's maximum message size, from its hello.
-    send_limit: usize,
+/// How long an operation may wait.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    /// Not at all (`try_*`).
+    Now,
+    /// Until this instant (`*_timeout`).
+    Until(Instant),
+    /// As long as it takes.
+    Forever,
+}
+
+impl Wait {
+    fn after(timeout: Duration) -> Wait {
+        // A timeout too large to represent waits forever.
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until)
+    }
+
+    /// The error for "could not, within this wait".
+    fn expired(self, now: Error) -> Error {
+        match self {
+            Wait::Now => now,
+            _ => Error::Timeout,
+        }
+    }
 }
 
 /// Maps the errors that mean "the peer is gone" to [`Error::Disconnected`].
@@ -44,38 +84,133 @@ fn stream_error(context: &str, error: io::Error) -> Error {
     }
 }
 
-impl<S: Read + Write + AsFd> StreamChannel<S> {
-    /// Exchanges hellos over `stream` and returns the channel. We accept
-    /// messages of up to `max_message` bytes and send at most what the peer
-    /// accepts. Waits at most `timeout` for the peer's hello.
-    pub fn handshake(stream: S, max_message: usize, timeout: Duration) -> Result<Self> {
-        let decoder = Decoder::new(max_message)?;
-        let mut channel = StreamChannel {
-            stream,
-            decoder,
-            send_limit: 0,
+/// Polls `fd` for `flags` until it is ready or `wait` expires; returns
+/// whether it is ready (or closed, or failed: the call that follows says
+/// which).
+fn poll_fd(fd: BorrowedFd<'_>, flags: PollFlags, wait: Wait) -> Result<bool> {
+    loop {
+        let timeout = match wait {
+            Wait::Now => Some(Duration::ZERO),
+            Wait::Until(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
+            Wait::Forever => None,
         };
-        channel
-            .stream
-            .write_all(&Hello::new(max_message).encode())
-            .map_err(|e| stream_error("cannot send the hello", e))?;
-        let deadline = Instant::now().checked_add(timeout);
-        let mut hello = [0u8; HELLO_LEN];
-        let mut got = 0;
-        while got < HELLO_LEN {
-            if !channel.wait_readable(deadline)? {
-                return Err(Error::Timeout);
-            }
-            match channel.stream.read(&mut hello[got..]) {
-                Ok(0) => return Err(Error::Disconnected),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(stream_error("cannot receive the hello", e)),
-            }
+        let timespec = timeout.map(|t| Timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(t.subsec_nanos()),
+        });
+        let mut fds = [PollFd::from_borrowed_fd(fd, flags)];
+        match rustix::event::poll(&mut fds, timespec.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::io("cannot poll the link", e)),
         }
-        let peer = Hello::decode(&hello)?;
-        channel.send_limit = Hello::send_limit(&peer);
-        Ok(channel)
+    }
+}
+
+/// Where a [`StreamSender`] puts its bytes: the seam between the framing
+/// logic and the kernel, so that the models can run the sender over a model
+/// link.
+pub trait Link {
+    /// Hands over a prefix of `slices` without blocking; returns how many
+    /// bytes were taken, or an error of kind [`io::ErrorKind::WouldBlock`]
+    /// when none could be.
+    fn write_nonblocking(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// Waits until the link may take more bytes; `false` if `deadline` (if
+    /// any) passed first.
+    fn wait_writable(&mut self, deadline: Option<Instant>) -> Result<bool>;
+
+    /// Tells the peer no more bytes will come (the sender is dropped).
+    fn close_write(&mut self) {}
+}
+
+/// A kernel descriptor as a [`Link`]: a socket or the writing end of a pipe.
+#[derive(Debug)]
+pub struct FdLink {
+    fd: OwnedFd,
+    socket: bool,
+}
+
+impl FdLink {
+    /// Wraps `fd`. A socket is written with `MSG_DONTWAIT | MSG_NOSIGNAL`;
+    /// anything else (a pipe) is switched to `O_NONBLOCK`.
+    pub fn new(fd: OwnedFd) -> Result<FdLink> {
+        let socket = is_socket(fd.as_fd())?;
+        if !socket {
+            let flags = rustix::fs::fcntl_getfl(&fd)
+                .map_err(|e| Error::io("cannot read the descriptor's flags", e))?;
+            rustix::fs::fcntl_setfl(&fd, flags | OFlags::NONBLOCK)
+                .map_err(|e| Error::io("cannot make the descriptor non-blocking", e))?;
+        }
+        Ok(FdLink { fd, socket })
+    }
+}
+
+fn is_socket(fd: BorrowedFd<'_>) -> Result<bool> {
+    let stat = rustix::fs::fstat(fd).map_err(|e| Error::io("cannot stat the descriptor", e))?;
+    Ok(FileType::from_raw_mode(stat.st_mode) == FileType::Socket)
+}
+
+impl Link for FdLink {
+    fn write_nonblocking(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        let written = if self.socket {
+            rustix::net::sendmsg(
+                &self.fd,
+                slices,
+                &mut SendAncillaryBuffer::default(),
+                SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+            )
+        } else {
+            rustix::io::writev(&self.fd, slices)
+        };
+        Ok(written?)
+    }
+
+    fn wait_writable(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        let wait = deadline.map_or(Wait::Forever, Wait::Until);
+        poll_fd(self.fd.as_fd(), PollFlags::OUT, wait)
+    }
+
+    fn close_write(&mut self) {
+        if self.socket {
+            // Best effort: the peer may be gone already.
+            let _ = rustix::net::shutdown(&self.fd, Shutdown::Write);
+        }
+    }
+}
+
+impl AsFd for FdLink {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The sending half of a stream channel.
+#[derive(Debug)]
+pub struct StreamSender<L: Link = FdLink> {
+    link: L,
+    /// The peer's maximum message size, from its hello.
+    send_limit: usize,
+    /// The unsent rest of a frame the kernel accepted only in part.
+    pending: Vec<u8>,
+    /// How much of `pending` has been sent.
+    pending_sent: usize,
+    /// How long dropping the sender waits to finish `pending`.
+    linger: Duration,
+}
+
+impl<L: Link> StreamSender<L> {
+    /// A sender over `link` to a peer that accepts messages of up to
+    /// `send_limit` bytes (after the hellos have been exchanged); dropping
+    /// it waits at most `linger` to finish a partly sent frame.
+    pub fn new(link: L, send_limit: usize, linger: Duration) -> StreamSender<L> {
+        StreamSender {
+            link,
+            send_limit,
+            pending: Vec::new(),
+            pending_sent: 0,
+            linger,
+        }
     }
 
     /// The largest message the peer accepts.
@@ -83,135 +218,416 @@ impl<S: Read + Write + AsFd> StreamChannel<S> {
         self.send_limit
     }
 
-    /// The underlying stream.
-    pub fn get_ref(&self) -> &S {
-        &self.stream
+    /// The link.
+    pub fn link(&self) -> &L {
+        &self.link
     }
 
-    /// Sends one message: one `writev` of header and payload.
+    /// Sends one message, waiting for room as long as it takes: one system
+    /// call when the link has room.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        let header = frame::header(message.len(), self.send_limit)?;
-        let mut slices = [IoSlice::new(&header), IoSlice::new(message)];
-        self.write_all_vectored(&mut slices)
+        self.send_frames(&[message], Wait::Forever)
     }
 
-    /// Sends `messages` in order, as few `writev` calls as the kernel allows
-    /// (one per 512 messages). Nothing is sent if any message is too large.
+    /// Sends one message if the link has room for some of it now;
+    /// [`Error::Full`] with nothing sent if not.
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        self.send_frames(&[message], Wait::Now)
+    }
+
+    /// Sends one message, waiting at most `timeout` for room;
+    /// [`Error::Timeout`] with nothing sent if none came.
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_frames(&[message], Wait::after(timeout))
+    }
+
+    /// Sends `messages` in order, one system call per 512 messages when the
+    /// link has room. Nothing is sent if any message is too large.
     pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
-        let mut headers = Vec::with_capacity(messages.len().min(BATCH_FRAMES));
-        for chunk in messages.chunks(BATCH_FRAMES) {
-            headers.clear();
-            for message in chunk {
-                headers.push(frame::header(message.as_ref().len(), self.send_limit)?);
-            }
-            let mut slices: Vec<IoSlice<'_>> = headers
-                .iter()
-                .zip(chunk)
-                .flat_map(|(header, message)| {
-                    [IoSlice::new(header), IoSlice::new(message.as_ref())]
-                })
-                .collect();
-            self.write_all_vectored(&mut slices)?;
-        }
-        Ok(())
+        let messages: Vec<&[u8]> = messages.iter().map(AsRef::as_ref).collect();
+        self.send_frames(&messages, Wait::Forever)
     }
 
-    fn write_all_vectored(&mut self, mut slices: &mut [IoSlice<'_>]) -> Result<()> {
-        while !slices.is_empty() {
-            match self.stream.write_vectored(slices) {
+    /// Finishes a frame the kernel accepted only in part, waiting as long as
+    /// it takes.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_pending(Wait::Forever).map(|_| ())
+    }
+
+    /// Sends what is left of a partly sent frame; `false` if `wait` expired
+    /// first.
+    fn flush_pending(&mut self, wait: Wait) -> Result<bool> {
+        while self.pending_sent < self.pending.len() {
+            match self
+                .link
+                .write_nonblocking(&[IoSlice::new(&self.pending[self.pending_sent..])])
+            {
                 Ok(0) => return Err(Error::Disconnected),
-                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Ok(n) => self.pending_sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.wait_writable(wait)? {
+                        return Ok(false);
+                    }
+                }
                 Err(e) => return Err(stream_error("cannot send", e)),
             }
         }
+        self.pending.clear();
+        self.pending_sent = 0;
+        Ok(true)
+    }
+
+    fn wait_writable(&mut self, wait: Wait) -> Result<bool> {
+        match wait {
+            Wait::Now => Ok(false),
+            Wait::Until(deadline) => self.link.wait_writable(Some(deadline)),
+            Wait::Forever => self.link.wait_writable(None),
+        }
+    }
+
+    /// Sends `messages` as frames. Until the first byte is taken, an expired
+    /// `wait` fails with nothing sent; after it, the frames are finished
+    /// within `wait` or their rest is kept in `pending`.
+    fn send_frames(&mut self, messages: &[&[u8]], wait: Wait) -> Result<()> {
+        let mut headers = Vec::with_capacity(messages.len().min(BATCH_FRAMES));
+        // Check every length before anything is sent.
+        for message in messages {
+            frame::header(message.len(), self.send_limit)?;
+        }
+        if !self.flush_pending(wait)? {
+            return Err(wait.expired(Error::Full));
+        }
+        let mut taken = false;
+        for (i, chunk) in messages.chunks(BATCH_FRAMES).enumerate() {
+            headers.clear();
+            for message in chunk {
+                headers.push(frame::header(message.len(), self.send_limit)?);
+            }
+            let mut storage: Vec<IoSlice<'_>> = headers
+                .iter()
+                .zip(chunk)
+                .flat_map(|(header, message)| [IoSlice::new(header), IoSlice::new(message)])
+                .collect();
+            let mut slices = &mut storage[..];
+            while !slices.is_empty() {
+                match self.link.write_nonblocking(slices) {
+                    Ok(0) => return Err(Error::Disconnected),
+                    Ok(n) => {
+                        taken = true;
+                        IoSlice::advance_slices(&mut slices, n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if self.wait_writable(wait)? {
+                            continue;
+                        }
+                        if !taken {
+                            return Err(wait.expired(Error::Full));
+                        }
+                        // Keep the rest of this chunk and every later one.
+                        let later = ((i + 1) * BATCH_FRAMES).min(messages.len());
+                        self.stash(slices, &messages[later..]);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(stream_error("cannot send", e)),
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Keeps the unsent `slices` and the frames of `later` for the next call.
+    fn stash(&mut self, slices: &[IoSlice<'_>], later: &[&[u8]]) {
+        for slice in slices {
+            self.pending.extend_from_slice(slice);
+        }
+        for message in later {
+            // Checked by `send_frames` before anything was sent.
+            if let Ok(header) = frame::header(message.len(), self.send_limit) {
+                self.pending.extend_from_slice(&header);
+                self.pending.extend_from_slice(message);
+            }
+        }
+    }
+}
+
+impl<L: Link> Drop for StreamSender<L> {
+    fn drop(&mut self) {
+        if self.pending_sent < self.pending.len() {
+            // Best effort within the linger time: the peer may be gone.
+            let _ = self.flush_pending(Wait::after(self.linger));
+        }
+        self.link.close_write();
+    }
+}
+
+impl<L: Link> Sender for StreamSender<L> {
+    fn max_message(&self) -> usize {
+        self.send_limit
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        StreamSender::try_send(self, message)
+    }
+    fn send(&mut self, message: &[u8]) -> Result<()> {
+        StreamSender::send(self, message)
+    }
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        StreamSender::send_timeout(self, message, timeout)
+    }
+    fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
+        channel::check_batch(messages, self.send_limit)?;
+        self.send_frames(messages, Wait::Forever)
+    }
+    fn flush(&mut self) -> Result<()> {
+        StreamSender::flush(self)
+    }
+}
+
+/// The receiving half of a stream channel.
+#[derive(Debug)]
+pub struct StreamReceiver {
+    fd: OwnedFd,
+    decoder: Decoder,
+    socket: bool,
+}
+
+impl StreamReceiver {
+    /// A receiver reading frames of up to `max_message` bytes from `fd` (a
+    /// socket or the reading end of a pipe), after the hellos.
+    pub fn new(fd: OwnedFd, max_message: usize) -> Result<StreamReceiver> {
+        Ok(StreamReceiver {
+            socket: is_socket(fd.as_fd())?,
+            fd,
+            decoder: Decoder::new(max_message)?,
+        })
+    }
+
+    /// The largest message this side accepts.
+    pub fn max_message(&self) -> usize {
+        self.decoder.max_message()
     }
 
     /// Receives the next message into `buf` (replacing its contents), blocking
     /// until one arrives; returns its length.
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_until(buf, None, false)
+        self.recv_within(buf, Wait::Forever)
     }
 
-    /// As [`StreamChannel::recv`], waiting at most `timeout`.
+    /// As [`StreamReceiver::recv`], waiting at most `timeout`.
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        self.recv_until(buf, Instant::now().checked_add(timeout), false)
+        self.recv_within(buf, Wait::after(timeout))
     }
 
     /// Receives the next message if one has arrived; [`Error::Empty`] if not.
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_until(buf, None, true)
+        self.recv_within(buf, Wait::Now)
     }
 
-    fn recv_until(
-        &mut self,
-        buf: &mut Vec<u8>,
-        deadline: Option<Instant>,
-        once: bool,
-    ) -> Result<usize> {
+    fn recv_within(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<usize> {
         loop {
             if let Some(payload) = self.decoder.next_frame()? {
                 buf.clear();
                 buf.extend_from_slice(payload);
                 return Ok(payload.len());
             }
-            let ready = if once {
-                self.poll_readable(Some(Duration::ZERO))?
-            } else if deadline.is_some() {
-                self.wait_readable(deadline)?
-            } else {
-                true
-            };
-            if !ready {
-                return Err(if once { Error::Empty } else { Error::Timeout });
+            // A blocking receive reads at once (one system call per message
+            // when data is waiting); the others poll first.
+            if !matches!(wait, Wait::Forever) && !poll_fd(self.fd.as_fd(), PollFlags::IN, wait)? {
+                return Err(wait.expired(Error::Empty));
             }
-            let space = self.decoder.read_space();
-            match self.stream.read(space) {
-                Ok(0) => {
-                    self.decoder.finish()?;
-                    return Err(Error::Disconnected);
+            self.read_more(wait)?;
+        }
+    }
+
+    /// One `read` into the decoder's buffer.
+    fn read_more(&mut self, wait: Wait) -> Result<()> {
+        let space = self.decoder.read_space();
+        match rustix::io::read(&self.fd, space) {
+            Ok(0) => {
+                self.decoder.finish()?;
+                Err(Error::Disconnected)
+            }
+            Ok(n) => {
+                self.decoder.commit(n);
+                Ok(())
+            }
+            Err(rustix::io::Errno::INTR) => Ok(()),
+            // A descriptor someone made non-blocking: wait, then read again.
+            Err(rustix::io::Errno::AGAIN) => {
+                if poll_fd(self.fd.as_fd(), PollFlags::IN, wait)? {
+                    Ok(())
+                } else {
+                    Err(wait.expired(Error::Empty))
                 }
-                Ok(n) => self.decoder.commit(n),
+            }
+            Err(e) => Err(match stream_error("cannot receive", e.into()) {
+                // A reset (a Unix peer that closed with our bytes unread, a
+                // TCP RST) inside a frame is a truncation.
+                Error::Disconnected => self.decoder.finish().err().unwrap_or(Error::Disconnected),
+                other => other,
+            }),
+        }
+    }
+
+    /// Reads the peer's hello, waiting at most until `deadline`.
+    fn read_hello(&mut self, wait: Wait) -> Result<Hello> {
+        let mut hello = [0u8; HELLO_LEN];
+        let mut got = 0;
+        while got < HELLO_LEN {
+            if !poll_fd(self.fd.as_fd(), PollFlags::IN, wait)? {
+                return Err(Error::Timeout);
+            }
+            match rustix::io::read(&self.fd, &mut hello[got..]) {
+                Ok(0) => return Err(Error::Disconnected),
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(stream_error("cannot receive the hello", e.into())),
+            }
+        }
+        Hello::decode(&hello)
+    }
+}
+
+impl Drop for StreamReceiver {
+    fn drop(&mut self) {
+        if self.socket {
+            // Best effort: tells a Unix peer's sender that no one reads.
+            let _ = rustix::net::shutdown(&self.fd, Shutdown::Read);
+        }
+    }
+}
+
+impl AsFd for StreamReceiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Receiver for StreamReceiver {
+    fn max_message(&self) -> usize {
+        StreamReceiver::max_message(self)
+    }
+    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        StreamReceiver::try_recv(self, buf)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        StreamReceiver::recv(self, buf)
+    }
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        StreamReceiver::recv_timeout(self, buf, timeout)
+    }
+}
+
+/// A framed message channel in both directions over a byte stream: a socket,
+/// or a pair of pipes.
+#[derive(Debug)]
+pub struct StreamChannel {
+    tx: StreamSender,
+    rx: StreamReceiver,
+}
+
+impl StreamChannel {
+    /// Exchanges hellos over a connected stream socket (Unix or TCP) and
+    /// returns the channel. We accept messages of up to `max_message` bytes
+    /// and send at most what the peer accepts. Waits at most `timeout` for
+    /// the peer's hello.
+    pub fn handshake(
+        socket: impl Into<OwnedFd>,
+        max_message: usize,
+        timeout: Duration,
+    ) -> Result<StreamChannel> {
+        let write = socket.into();
+        let read = write
+            .try_clone()
+            .map_err(|e| Error::io("cannot duplicate the socket", e))?;
+        StreamChannel::handshake_split(read, write, max_message, timeout)
+    }
+
+    /// As [`StreamChannel::handshake`], over two descriptors: one to read
+    /// from and one to write to (two pipes, for a parent and its child).
+    pub fn handshake_split(
+        read: impl Into<OwnedFd>,
+        write: impl Into<OwnedFd>,
+        max_message: usize,
+        timeout: Duration,
+    ) -> Result<StreamChannel> {
+        let wait = Wait::after(timeout);
+        let mut rx = StreamReceiver::new(read.into(), max_message)?;
+        let mut tx = StreamSender::new(FdLink::new(write.into())?, usize::MAX, timeout);
+        // The hello goes out as the first bytes, without a frame header.
+        let hello = Hello::new(max_message).encode();
+        let mut sent = 0;
+        while sent < HELLO_LEN {
+            match tx.link.write_nonblocking(&[IoSlice::new(&hello[sent..])]) {
+                Ok(0) => return Err(Error::Disconnected),
+                Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(match stream_error("cannot receive", e) {
-                        // A reset (a Unix peer that closed with our bytes
-                        // unread, a TCP RST) inside a frame is a truncation.
-                        Error::Disconnected => {
-                            self.decoder.finish().err().unwrap_or(Error::Disconnected)
-                        }
-                        other => other,
-                    });
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !tx.wait_writable(wait)? {
+                        return Err(Error::Timeout);
+                    }
                 }
+                Err(e) => return Err(stream_error("cannot send the hello", e)),
             }
         }
+        let peer = rx.read_hello(wait)?;
+        tx.send_limit = Hello::send_limit(&peer);
+        Ok(StreamChannel { tx, rx })
     }
 
-    /// Waits until the stream is readable or `deadline` passes (`None`:
-    /// forever); returns whether it is readable.
-    fn wait_readable(&self, deadline: Option<Instant>) -> Result<bool> {
-        match deadline {
-            None => self.poll_readable(None),
-            Some(deadline) => {
-                self.poll_readable(Some(deadline.saturating_duration_since(Instant::now())))
-            }
-        }
+    /// The largest message the peer accepts.
+    pub fn send_limit(&self) -> usize {
+        self.tx.send_limit
     }
 
-    fn poll_readable(&self, timeout: Option<Duration>) -> Result<bool> {
-        let timespec = timeout.map(|t| Timespec {
-            tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
-            tv_nsec: i64::from(t.subsec_nanos()),
-        });
-        loop {
-            let mut fds = [PollFd::new(&self.stream, PollFlags::IN)];
-            match rustix::event::poll(&mut fds, timespec.as_ref()) {
-                // Readable, or closed or failed: the read that follows says which.
-                Ok(n) => return Ok(n > 0),
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(Error::io("cannot poll the stream", e)),
-            }
-        }
+    /// The largest message this side accepts.
+    pub fn max_message(&self) -> usize {
+        self.rx.max_message()
+    }
+
+    /// The two halves, to use from different threads.
+    pub fn split(self) -> (StreamSender, StreamReceiver) {
+        (self.tx, self.rx)
+    }
+
+    /// See [`StreamSender::send`].
+    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.tx.send(message)
+    }
+
+    /// See [`StreamSender::try_send`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        self.tx.try_send(message)
+    }
+
+    /// See [`StreamSender::send_timeout`].
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.tx.send_timeout(message, timeout)
+    }
+
+    /// See [`StreamSender::send_batch`].
+    pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
+        self.tx.send_batch(messages)
+    }
+
+    /// See [`StreamSender::flush`].
+    pub fn flush(&mut self) -> Result<()> {
+        self.tx.flush()
+    }
+
+    /// See [`StreamReceiver::recv`].
+    pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.rx.recv(buf)
+    }
+
+    /// See [`StreamReceiver::recv_timeout`].
+    pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.rx.recv_timeout(buf, timeout)
+    }
+
+    /// See [`StreamReceiver::try_recv`].
+    pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.rx.try_recv(buf)
     }
 }

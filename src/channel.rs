@@ -1,0 +1,234 @@
+//! The one interface both models implement.
+//!
+//! A [`Sender`] sends messages and a [`Receiver`] receives them, whatever
+//! carries them: the shared-memory ring ([`crate::shm::spsc`]), a Unix
+//! stream or seqpacket socket, a pipe or TCP ([`crate::msg`]). An application
+//! written against these traits switches models by changing the endpoint
+//! string it gives [`crate::connect`] or [`crate::listen`].
+//!
+//! The observable behaviour is the same in both models (one property test,
+//! `tests/same_behaviour.rs`, runs unchanged over all of them):
+//!
+//! * messages arrive whole, in the order they were sent, none lost or
+//!   duplicated; a message of 0 bytes is a message;
+//! * `try_*` never blocks: [`Error::Full`] / [`Error::Empty`], nothing sent
+//!   or received;
+//! * `*_timeout` waits at most the timeout: [`Error::Timeout`], nothing sent
+//!   or received;
+//! * a message longer than [`Sender::max_message`] is refused with
+//!   [`Error::MessageTooLarge`] before anything is sent;
+//! * once the peer is gone, a receiver gets every message the peer sent and
+//!   then [`Error::Disconnected`]; a sender gets [`Error::Disconnected`].
+//!
+//! One difference is inherent to the kernel's buffering: a message-passing
+//! send that was accepted only partly by the kernel (a large message into an
+//! almost full socket) keeps the rest and finishes it before the next send,
+//! in [`Sender::flush`] or when the sender is dropped. `try_send` returns
+//! [`Error::Full`] only when nothing of the message was taken.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::shm::spsc::{Consumer, Producer};
+use crate::sync::Backend;
+
+/// The sending half of a channel.
+pub trait Sender {
+    /// The largest message this sender can send (the smaller of this side's
+    /// setting and what the peer accepts).
+    fn max_message(&self) -> usize;
+
+    /// Sends `message` if there is room now; [`Error::Full`] if not, with
+    /// nothing sent.
+    fn try_send(&mut self, message: &[u8]) -> Result<()>;
+
+    /// Sends `message`, waiting for room as long as it takes.
+    fn send(&mut self, message: &[u8]) -> Result<()>;
+
+    /// Sends `message`, waiting for room at most `timeout`; [`Error::Timeout`]
+    /// with nothing sent if there was none.
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()>;
+
+    /// Sends every message of `messages` in order, waiting for room as long
+    /// as it takes, with as few system calls (message passing) or shared
+    /// stores (shared memory) as the model allows. If one message is too
+    /// large, none of them is sent.
+    fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
+        check_batch(messages, self.max_message())?;
+        messages.iter().try_for_each(|message| self.send(message))
+    }
+
+    /// Finishes any message the kernel accepted only partly. A no-op for
+    /// shared memory, where a send is all or nothing.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The receiving half of a channel.
+pub trait Receiver {
+    /// The largest message this receiver accepts.
+    fn max_message(&self) -> usize;
+
+    /// Receives the next message into `buf` (replacing its contents) if one
+    /// is waiting; returns its length, or [`Error::Empty`].
+    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
+
+    /// Receives the next message into `buf`, waiting as long as it takes.
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
+
+    /// Receives the next message into `buf`, waiting at most `timeout`;
+    /// [`Error::Timeout`] if none came.
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize>;
+}
+
+/// Refuses a batch with a message over `max` before anything is sent.
+pub(crate) fn check_batch(messages: &[&[u8]], max: usize) -> Result<()> {
+    match messages.iter().find(|m| m.len() > max) {
+        Some(m) => Err(Error::MessageTooLarge { len: m.len(), max }),
+        None => Ok(()),
+    }
+}
+
+impl<S: Sender + ?Sized> Sender for Box<S> {
+    fn max_message(&self) -> usize {
+        (**self).max_message()
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        (**self).try_send(message)
+    }
+    fn send(&mut self, message: &[u8]) -> Result<()> {
+        (**self).send(message)
+    }
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        (**self).send_timeout(message, timeout)
+    }
+    fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
+        (**self).send_batch(messages)
+    }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
+    }
+}
+
+impl<R: Receiver + ?Sized> Receiver for Box<R> {
+    fn max_message(&self) -> usize {
+        (**self).max_message()
+    }
+    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        (**self).try_recv(buf)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        (**self).recv(buf)
+    }
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        (**self).recv_timeout(buf, timeout)
+    }
+}
+
+/// Both directions between two processes: what [`crate::connect`] and
+/// [`crate::Listener::accept`] return.
+///
+/// Over a socket or a pair of pipes the two halves share one connection;
+/// over shared memory they are two rings, one per direction. Split it to
+/// send and receive from different threads.
+pub struct Channel {
+    /// Sends to the peer.
+    pub tx: Box<dyn Sender + Send>,
+    /// Receives from the peer.
+    pub rx: Box<dyn Receiver + Send>,
+}
+
+impl Channel {
+    /// A channel from its two halves.
+    pub fn new(tx: impl Sender + Send + 'static, rx: impl Receiver + Send + 'static) -> Channel {
+        Channel {
+            tx: Box::new(tx),
+            rx: Box::new(rx),
+        }
+    }
+
+    /// The two halves, to move to different threads.
+    pub fn split(self) -> (Box<dyn Sender + Send>, Box<dyn Receiver + Send>) {
+        (self.tx, self.rx)
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("send_max", &self.tx.max_message())
+            .field("recv_max", &self.rx.max_message())
+            .finish()
+    }
+}
+
+impl Sender for Channel {
+    fn max_message(&self) -> usize {
+        self.tx.max_message()
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        self.tx.try_send(message)
+    }
+    fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.tx.send(message)
+    }
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.tx.send_timeout(message, timeout)
+    }
+    fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
+        self.tx.send_batch(messages)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.tx.flush()
+    }
+}
+
+impl Receiver for Channel {
+    fn max_message(&self) -> usize {
+        self.rx.max_message()
+    }
+    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.rx.try_recv(buf)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.rx.recv(buf)
+    }
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.rx.recv_timeout(buf, timeout)
+    }
+}
+
+impl<B: Backend + Send> Sender for Producer<B> {
+    fn max_message(&self) -> usize {
+        self.geometry().max_message()
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        Producer::try_send(self, message)
+    }
+    fn send(&mut self, message: &[u8]) -> Result<()> {
+        Producer::send(self, message)
+    }
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        Producer::send_timeout(self, message, timeout)
+    }
+    fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
+        check_batch(messages, self.geometry().max_message())?;
+        Producer::send_batch(self, messages)
+    }
+}
+
+impl<B: Backend + Send> Receiver for Consumer<B> {
+    fn max_message(&self) -> usize {
+        self.geometry().max_message()
+    }
+    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        Consumer::try_recv(self, buf)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        Consumer::recv(self, buf)
+    }
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        Consumer::recv_timeout(self, buf, timeout)
+    }
+}
