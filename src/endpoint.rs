@@ -34,7 +34,7 @@
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
@@ -266,6 +266,12 @@ pub fn connect(endpoint: &str) -> Result<Channel> {
 /// Connects to `endpoint`: opens a shared-memory endpoint made by
 /// [`listen`], or connects a socket and exchanges hellos, or takes over the
 /// pipe descriptors.
+///
+/// `pipe` and `pipe:RFD,WFD` transfer ownership of the descriptors to the
+/// channel, as [`std::os::fd::OwnedFd::from_raw_fd`] does: they must be
+/// descriptors this process inherited (or created) for the channel and uses
+/// for nothing else, and each may be given to one channel only. Stdin and
+/// stdout are moved to new descriptors and `/dev/null` takes their place.
 pub fn connect_with(endpoint: &str, options: &Options) -> Result<Channel> {
     let max = options.message_passing_max();
     match Endpoint::parse(endpoint)? {
@@ -519,23 +525,12 @@ fn tcp_connect(endpoint: &str, host: &str, port: u16, timeout: Duration) -> Resu
     })
 }
 
-/// Descriptors already given to a pipe channel: each is taken once.
-static TAKEN_FDS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
-
 /// Takes ownership of the pipe descriptors `read` and `write`. For stdin and
 /// stdout, the process's descriptors 0 and 1 are then pointed at
 /// `/dev/null`, so that nothing else (a stray `print!`) can write into the
 /// channel's stream or read from it.
 fn take_pipe_fds(endpoint: &str, read: RawFd, write: RawFd) -> Result<(OwnedFd, OwnedFd)> {
-    let mut taken = TAKEN_FDS.lock().unwrap_or_else(|e| e.into_inner());
     for (fd, part) in [(read, "read descriptor"), (write, "write descriptor")] {
-        if taken.contains(&fd) {
-            return Err(Error::endpoint(
-                endpoint,
-                part,
-                format!("{fd} is in use by another channel"),
-            ));
-        }
         // SAFETY: `fd` is only borrowed for this call; fcntl on a closed
         // number fails with EBADF and touches nothing.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -549,9 +544,10 @@ fn take_pipe_fds(endpoint: &str, read: RawFd, write: RawFd) -> Result<(OwnedFd, 
     }
     let own = |fd: RawFd| -> Result<OwnedFd> {
         if fd > 2 {
-            // SAFETY: `fd` is open (checked above), not yet taken by another
-            // channel (`TAKEN_FDS`), and the endpoint string hands it to this
-            // channel, which becomes its only owner.
+            // SAFETY: `fd` is open (checked above) and the endpoint string
+            // hands it to this channel, which becomes its only owner: as
+            // documented on `connect`, a `pipe:RFD,WFD` endpoint transfers
+            // ownership of inherited descriptors that nothing else uses.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         // A standard descriptor: move it to a new number and leave /dev/null
@@ -574,9 +570,7 @@ fn take_pipe_fds(endpoint: &str, read: RawFd, write: RawFd) -> Result<(OwnedFd, 
         replaced.map_err(|e| Error::io("cannot redirect a standard descriptor", e))?;
         Ok(moved)
     };
-    let pair = (own(read)?, own(write)?);
-    taken.extend([read, write]);
-    Ok(pair)
+    Ok((own(read)?, own(write)?))
 }
 
 fn stream_channel(channel: StreamChannel) -> Result<Channel> {
