@@ -20,7 +20,7 @@
 //! | `reference/memcpy/1MiB`        | one single-thread `copy_from_slice` of 1 MiB between two buffers; throughput in bytes/s. The floor for one copy. |
 //!
 //! The streams use the blocking `send`/`recv` (and `send_with`/`recv_with`),
-//! whose waits spin, then yield, then sleep ([`shmsg::sync::Pause`]); rings
+//! whose waits spin, then sleep on a futex ([`shmsg::shm::wait`]); rings
 //! of 64-byte messages use [`Geometry::default`] (1 MiB of records), as do
 //! the ping-pong rings.
 //!

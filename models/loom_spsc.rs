@@ -31,38 +31,12 @@
 
 mod common;
 
+use common::loom_model::LoomBackend;
 use common::*;
 use shmsg::Error;
 use shmsg::shm::Geometry;
 use shmsg::shm::spsc::{Consumer, Producer};
 use std::sync::atomic::Ordering;
-
-model_atomic!(LoomAtomic, loom::sync::atomic::AtomicU64);
-
-struct LoomCell(loom::cell::UnsafeCell<()>);
-// SAFETY: the cell holds `()` and is never dereferenced; it only records
-// accesses, which loom checks for races across threads.
-unsafe impl Sync for LoomCell {}
-impl Tracker for LoomCell {
-    fn new() -> Self {
-        LoomCell(loom::cell::UnsafeCell::new(()))
-    }
-    fn read(&self) {
-        self.0.with(|_| ())
-    }
-    fn write(&self) {
-        self.0.with_mut(|_| ())
-    }
-}
-
-struct Loom;
-impl Scheduler for Loom {
-    fn yield_now() {
-        loom::thread::yield_now()
-    }
-}
-
-type LoomBackend<F> = ModelBackend<LoomAtomic, LoomCell, Loom, F>;
 
 /// Message sizes: 16 + 24 + 8 bytes fill 48 of 64 bytes, the fourth record
 /// (24 bytes) does not fit before the end, so the producer stores a wrap

@@ -30,7 +30,7 @@ use shmsg::Error;
 use shmsg::shm::Geometry;
 use shmsg::shm::layout::{Identity, RingKind, record_size};
 use shmsg::shm::spsc::{Consumer, Producer, Slot, decode_header, encode_header};
-use shmsg::sync::{Backend, Control, Faults, Mapped};
+use shmsg::sync::{Backend, Control, Event, Faults, Mapped};
 
 /// The production backend with a seeded defect compiled into the protocol
 /// (none for [`NoFault`]); every call is delegated to [`Mapped`].
@@ -76,11 +76,23 @@ unsafe impl<F: FaultSet> Backend for Faulty<F> {
         // SAFETY: forwarded caller contract.
         unsafe { self.0.read_in_place(offset, len, f) }
     }
-    fn pause(&self, round: u32) {
-        self.0.pause(round)
+    fn spin(&self) {
+        self.0.spin()
     }
-    fn check_peer_now(&self, round: u32) -> bool {
-        self.0.check_peer_now(round)
+    fn spin_limit(&self) -> u32 {
+        self.0.spin_limit()
+    }
+    fn fence(&self) {
+        self.0.fence()
+    }
+    fn event(&self, which: Event) -> &AtomicU64 {
+        self.0.event(which)
+    }
+    fn futex_wait(&self, which: Event, expected: u32, timeout: std::time::Duration) {
+        self.0.futex_wait(which, expected, timeout)
+    }
+    fn futex_wake(&self, which: Event) {
+        self.0.futex_wake(which)
     }
     fn peer_alive(&self, role: shmsg::Role) -> bool {
         self.0.peer_alive(role)

@@ -31,6 +31,7 @@
 
 mod common;
 
+use common::shuttle_model::ShuttleBackend;
 use common::*;
 use shmsg::Error;
 use shmsg::shm::Geometry;
@@ -38,28 +39,6 @@ use shmsg::shm::spsc::{Consumer, Producer};
 use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler as ShuttleScheduler};
 use shuttle::{Config, FailurePersistence, Runner};
 use std::path::PathBuf;
-
-model_atomic!(ShuttleAtomic, shuttle::sync::atomic::AtomicU64);
-
-/// Shuttle has no tracked cells; torn and stale bytes are caught by the
-/// content check instead.
-struct Untracked;
-impl Tracker for Untracked {
-    fn new() -> Self {
-        Untracked
-    }
-    fn read(&self) {}
-    fn write(&self) {}
-}
-
-struct Shuttle;
-impl Scheduler for Shuttle {
-    fn yield_now() {
-        shuttle::thread::yield_now()
-    }
-}
-
-type ShuttleBackend<F> = ModelBackend<ShuttleAtomic, Untracked, Shuttle, F>;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -86,7 +65,10 @@ fn scenario<F: FaultSet>() {
     let count = env_usize("SHMSG_SHUTTLE_MESSAGES", 400);
     let geometry = Geometry::new(256, 64).unwrap();
     // Start close to the end of the position space so the run crosses it.
-    let memory = ShuttleBackend::<F>::new(geometry, u64::MAX - 8 * 100 + 1);
+    // A spin limit of a few polls: waits often reach the sleep phase (the
+    // model futex), so the eventcount runs under the same schedules.
+    let memory = ShuttleBackend::<F>::new(geometry, u64::MAX - 8 * 100 + 1)
+        .with_spin_limit(env_usize("SHMSG_SHUTTLE_SPIN", 3) as u32);
     let mut producer = Producer::with_backend(memory.clone()).unwrap();
     let mut consumer = Consumer::with_backend(memory).unwrap();
     let lens = sizes(count);
@@ -142,11 +124,28 @@ fn scenario<F: FaultSet>() {
     sender.join().unwrap();
 }
 
-fn failure_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shmsg-shuttle-{}-{test}", std::process::id()));
+/// Where failing schedules go: one directory for the whole test process.
+/// Shuttle installs its panic hook (which persists a failing schedule) once
+/// per process, with the configuration of the first run, so every run of
+/// this process persists there whatever its own configuration says.
+fn failure_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shmsg-shuttle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The schedule files in the failure directory.
+fn schedules() -> std::collections::BTreeSet<PathBuf> {
+    std::fs::read_dir(failure_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "txt"))
+        .collect()
+}
+
+/// Seeded runs take turns, so the schedules a seeded run adds to the shared
+/// failure directory are its own.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn config(dir: PathBuf) -> Config {
     let mut config = Config::new();
@@ -161,7 +160,11 @@ fn explore<F: FaultSet, S: ShuttleScheduler + 'static>(test: &str, scheduler: S)
         shuttle::replay_from_file(scenario::<F>, path);
         return 1;
     }
-    Runner::new(scheduler, config(failure_dir(test))).run(scenario::<F>)
+    eprintln!(
+        "shuttle {test}: failing schedules go to {}",
+        failure_dir().display()
+    );
+    Runner::new(scheduler, config(failure_dir())).run(scenario::<F>)
 }
 
 fn iterations() -> usize {
@@ -171,7 +174,13 @@ fn iterations() -> usize {
 #[test]
 fn random() {
     let runs = explore::<NoFault, _>("random", RandomScheduler::new(iterations()));
-    eprintln!("shuttle random: {runs} schedules");
+    let sleeps = SLEEPS.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("shuttle random: {runs} schedules, {sleeps} futex sleeps so far");
+    // The waits' sleep path (announce, fence, re-check, model futex) runs too.
+    assert!(
+        sleeps > 0 || std::env::var("SHMSG_SHUTTLE_REPLAY").is_ok(),
+        "no wait ever slept"
+    );
     assert!(runs == iterations() || std::env::var("SHMSG_SHUTTLE_REPLAY").is_ok());
 }
 
@@ -186,25 +195,27 @@ fn pct() {
 /// schedulers; requires a failure, then replays the persisted schedule and
 /// requires the replay to fail too.
 fn seeded<F: FaultSet>(test: &str) {
-    let dir = failure_dir(test);
+    let _turn = SEEDED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let before = schedules();
     let found = panic_message(|| {
         let runs = iterations().max(300);
-        Runner::new(RandomScheduler::new(runs), config(dir.clone())).run(scenario::<F>);
-        Runner::new(PctScheduler::new(3, runs), config(dir.clone())).run(scenario::<F>);
+        Runner::new(RandomScheduler::new(runs), config(failure_dir())).run(scenario::<F>);
+        Runner::new(PctScheduler::new(3, runs), config(failure_dir())).run(scenario::<F>);
     });
-    assert!(found.is_some(), "shuttle accepted the seeded defect");
-    let schedule = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| path.extension().is_some_and(|e| e == "txt"))
-        .expect("the failing schedule was persisted");
-    let replayed = panic_message(|| shuttle::replay_from_file(scenario::<F>, &schedule));
+    assert!(found.is_some(), "shuttle accepted the seeded defect {test}");
+    let new: Vec<PathBuf> = schedules().difference(&before).cloned().collect();
+    let schedule = new.first().expect("the failing schedule was persisted");
+    let replayed = panic_message(|| shuttle::replay_from_file(scenario::<F>, schedule));
     assert!(
         replayed.is_some(),
         "replaying {} did not fail",
         schedule.display()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    for path in new {
+        std::fs::remove_file(path).unwrap();
+    }
 }
 
 #[test]

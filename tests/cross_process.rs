@@ -393,3 +393,106 @@ fn corrupt_record_header_is_a_typed_error() {
         }
     }
 }
+
+/// CPU time (user + system) and voluntary context switches of process `pid`
+/// so far, from `/proc`.
+fn cpu_and_switches(pid: u32) -> (Duration, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 here.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: `sysconf` with a valid name only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let cpu = Duration::from_nanos(ticks * 1_000_000_000 / per_second);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let switches = status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (cpu, switches)
+}
+
+/// Waits until the consumer has released everything sent (head == tail).
+fn drained(region: &Region) -> Duration {
+    let started = Instant::now();
+    while region.header_word(offsets::HEAD) != region.header_word(offsets::TAIL) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the consumer did not receive"
+        );
+        std::hint::spin_loop();
+    }
+    started.elapsed()
+}
+
+/// An idle consumer process sleeps in the kernel: over two idle seconds it
+/// uses almost no CPU (a spinning waiter would use two seconds of it) and
+/// wakes up about once per sleep slice (a waiter that polls every
+/// millisecond would wake up thousands of times); then each new message
+/// wakes it at once (a lost wake-up would leave it asleep until the end of
+/// its slice, 20 ms).
+#[test]
+fn idle_consumer_sleeps_and_wakes_on_the_next_message() {
+    let name = name("idle");
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut tx = Producer::attach(&region).unwrap();
+    let workload = Workload {
+        seed: 9,
+        max_len: 100,
+    };
+    let tries = 9;
+    let child = consumer(&name, workload, 0, 1 + tries);
+    let pid = child.id();
+    tx.send(&workload.message(0)).unwrap();
+    drained(&region);
+    // Past the spin budget (microseconds), the consumer sleeps.
+    std::thread::sleep(Duration::from_millis(200));
+    let idle = Duration::from_secs(2);
+    let (cpu_before, switches_before) = cpu_and_switches(pid);
+    std::thread::sleep(idle);
+    let (cpu_after, switches_after) = cpu_and_switches(pid);
+    let cpu = cpu_after - cpu_before;
+    let wakeups = switches_after - switches_before;
+    let slices = (idle.as_millis() / shmsg::shm::wait::SLICE.as_millis()) as u64;
+    eprintln!(
+        "idle for {idle:?}: consumer used {cpu:?} of CPU, {wakeups} voluntary context switches ({slices} slices)"
+    );
+    assert!(
+        cpu < idle / 20,
+        "the idle consumer used {cpu:?} of CPU in {idle:?}"
+    );
+    assert!(
+        wakeups <= 3 * slices,
+        "the idle consumer woke up {wakeups} times in {idle:?}"
+    );
+    // Each new message, sent to a consumer that has been asleep for a while,
+    // is received within a wake-up's latency.
+    let mut latencies = Vec::new();
+    for seq in 1..=tries {
+        std::thread::sleep(Duration::from_millis(50));
+        tx.send(&workload.message(seq)).unwrap();
+        latencies.push(drained(&region));
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    eprintln!("wake-up to receive, sorted: {latencies:?}");
+    assert!(
+        median < Duration::from_millis(5),
+        "a sleeping consumer took {median:?} (median) to receive a message"
+    );
+    drop(tx);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "10");
+}

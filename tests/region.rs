@@ -620,3 +620,103 @@ fn anonymous_region_passed_to_a_child() {
     assert!(!region.role_held_elsewhere(Role::Producer));
     drop(region.lock_role(Role::Producer).unwrap());
 }
+
+/// Waits on a region's futexes, between threads of this process: timeouts
+/// end a sleeping wait, and a detach wakes a sleeping peer.
+mod waits {
+    use super::*;
+    use shmsg::shm::spsc::{Consumer, Producer};
+    use shmsg::shm::wait::{SLICE, sleepers};
+    use std::sync::Arc;
+
+    fn ring() -> Arc<Region> {
+        Arc::new(Region::anonymous(Geometry::new(64, 16).unwrap()).unwrap())
+    }
+
+    #[test]
+    fn timeouts_end_sleeping_waits() {
+        let region = ring();
+        let mut tx = Producer::attach(&region).unwrap();
+        let mut rx = Consumer::attach(&region).unwrap();
+        let timeout = Duration::from_millis(30);
+        let started = Instant::now();
+        assert!(matches!(
+            rx.recv_timeout(&mut Vec::new(), timeout),
+            Err(Error::Timeout)
+        ));
+        let took = started.elapsed();
+        assert!(
+            took >= timeout && took < timeout + Duration::from_secs(1),
+            "{took:?}"
+        );
+        // Fill the ring, then time out waiting for space.
+        while tx.try_send(&[7; 16]).is_ok() {}
+        let started = Instant::now();
+        assert!(matches!(
+            tx.send_timeout(&[7; 16], timeout),
+            Err(Error::Timeout)
+        ));
+        let took = started.elapsed();
+        assert!(
+            took >= timeout && took < timeout + Duration::from_secs(1),
+            "{took:?}"
+        );
+        // Nobody is left announced as a sleeper.
+        assert_eq!(sleepers(region.header_word(offsets::DATA_EVENT)), 0);
+        assert_eq!(sleepers(region.header_word(offsets::SPACE_EVENT)), 0);
+    }
+
+    /// Waits until the other thread sleeps on `event` (its sleeper count is
+    /// set), plus a moment to enter the kernel.
+    fn until_asleep(region: &Region, event: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sleepers(region.header_word(event)) == 0 {
+            assert!(Instant::now() < deadline, "the other thread never slept");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    #[test]
+    fn detach_wakes_a_sleeping_consumer() {
+        let region = ring();
+        let tx = Producer::attach(&region).unwrap();
+        let mut rx = Consumer::attach(&region).unwrap();
+        let sleeper = std::thread::spawn(move || {
+            let result = rx.recv(&mut Vec::new());
+            (result, Instant::now())
+        });
+        until_asleep(&region, offsets::DATA_EVENT);
+        let dropped = Instant::now();
+        drop(tx);
+        let (result, woke) = sleeper.join().unwrap();
+        assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+        eprintln!(
+            "consumer saw the detach after {:?} (slice {SLICE:?})",
+            woke - dropped
+        );
+        assert!(woke - dropped < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn detach_wakes_a_sleeping_producer() {
+        let region = ring();
+        let mut tx = Producer::attach(&region).unwrap();
+        let rx = Consumer::attach(&region).unwrap();
+        while tx.try_send(&[7; 16]).is_ok() {}
+        let sleeper = std::thread::spawn(move || {
+            let result = tx.send(&[7; 16]);
+            (result, Instant::now())
+        });
+        until_asleep(&region, offsets::SPACE_EVENT);
+        let dropped = Instant::now();
+        drop(rx);
+        let (result, woke) = sleeper.join().unwrap();
+        assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+        eprintln!(
+            "producer saw the detach after {:?} (slice {SLICE:?})",
+            woke - dropped
+        );
+        assert!(woke - dropped < Duration::from_secs(1));
+    }
+}

@@ -17,19 +17,39 @@
 //!   loom as a data race (a causality violation). Header *loads* are not
 //!   tracked: polling a word that the other side may be storing is the
 //!   protocol's intent, and atomics make it well defined.
-//! * `pause` is the model's yield, so spin loops terminate under the checker.
+//! * `spin` is the model's yield, so spin loops terminate under the checker;
+//!   `fence` is the model's `SeqCst` fence.
+//! * The futex is a *model futex* ([`ModelFutex`]): the checker's mutex and
+//!   condition variable. `futex_wait` takes the mutex, compares the event
+//!   word's epoch with the expected value and, if equal, waits on the
+//!   condition variable *without a timeout*; `futex_wake` takes the mutex and
+//!   notifies all. As in the kernel, the comparison and the queueing are
+//!   atomic with respect to a wake. A wake-up that the protocol loses leaves
+//!   the sleeper blocked for good, which the checker reports as a deadlock.
+//! * The spin limit is chosen per backend ([`ModelBackend::with_spin_limit`]):
+//!   `u32::MAX` (the default) spins and never sleeps, as the ring models
+//!   want; 0 makes every wait sleep at once, as the wait model wants.
 //!
 //! Seeded defects are chosen per backend type through [`FaultSet`].
 
 #![allow(dead_code)]
 
+pub mod loom_model;
+pub mod shuttle_model;
+
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use shmsg::Role;
 use shmsg::shm::Geometry;
-use shmsg::sync::{Backend, Control, Faults, Word};
+use shmsg::shm::wait::epoch;
+use shmsg::sync::{Backend, Control, Event, Faults, Word};
+
+/// How many times a wait reached the (model) futex in this test process:
+/// lets a model check that its schedules exercise the sleep path.
+pub static SLEEPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A model checker's 64-bit atomic, wrapped so that it implements the
 /// crate's [`Word`].
@@ -59,6 +79,9 @@ macro_rules! model_atomic {
             ) -> Result<u64, u64> {
                 self.0.compare_exchange(current, new, success, failure)
             }
+            fn fetch_add(&self, value: u64, order: std::sync::atomic::Ordering) -> u64 {
+                self.0.fetch_add(value, order)
+            }
         }
         impl $crate::common::ModelAtomic for $name {
             fn new(value: u64) -> Self {
@@ -77,9 +100,22 @@ pub trait Tracker: Send + Sync + 'static {
     fn write(&self);
 }
 
-/// The model checker's scheduling hooks.
+/// The model checker's scheduling hooks and blocking primitives.
 pub trait Scheduler: Send + Sync + 'static {
+    type Futex: ModelFutex;
     fn yield_now();
+    /// A `SeqCst` fence that the checker sees.
+    fn fence();
+}
+
+/// A model futex: a sleeper blocks until woken, with no timeout.
+pub trait ModelFutex: Send + Sync + 'static {
+    fn new() -> Self;
+    /// Blocks until [`ModelFutex::wake`] if `still()` holds, checked under
+    /// the futex's lock.
+    fn wait(&self, still: impl FnOnce() -> bool);
+    /// Wakes every sleeper.
+    fn wake(&self);
 }
 
 /// A set of seeded defects.
@@ -102,11 +138,27 @@ impl<A: ModelAtomic, T: Tracker> ModelWord<A, T> {
     }
 }
 
+/// Whether this thread is unwinding from a failure the checker reported.
+/// The handles' `Drop` (detach, wake the peer) then runs while the checker
+/// has no execution left (after a deadlock no thread is runnable), and a
+/// model operation would panic again and abort the test process; so the
+/// model memory does nothing during unwinding: loads read 0, stores and
+/// wake-ups are dropped. Nothing is checked after a failure anyway.
+fn unwinding() -> bool {
+    std::thread::panicking()
+}
+
 impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
     fn load(&self, order: Ordering) -> u64 {
+        if unwinding() {
+            return 0;
+        }
         self.atomic.load(order)
     }
     fn store(&self, value: u64, order: Ordering) {
+        if unwinding() {
+            return;
+        }
         // A header store overwrites whatever the word held, payload included:
         // it must be ordered after every earlier read of that payload.
         self.tracker.write();
@@ -119,28 +171,49 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
         success: Ordering,
         failure: Ordering,
     ) -> Result<u64, u64> {
+        if unwinding() {
+            return Err(0);
+        }
         self.atomic.compare_exchange(current, new, success, failure)
+    }
+    fn fetch_add(&self, value: u64, order: Ordering) -> u64 {
+        if unwinding() {
+            return 0;
+        }
+        self.atomic.fetch_add(value, order)
     }
 }
 
-struct Memory<A, T> {
+struct Memory<A, T, X> {
     geometry: Geometry,
     control: [ModelWord<A, T>; 4],
+    /// The `Data` and `Space` event words.
+    events: [ModelWord<A, T>; 2],
+    futexes: [X; 2],
     data: Vec<ModelWord<A, T>>,
 }
 
 /// A ring's memory under a model checker.
-pub struct ModelBackend<A, T, S, F> {
-    memory: Arc<Memory<A, T>>,
+pub struct ModelBackend<A, T, S: Scheduler, F> {
+    memory: Arc<Memory<A, T, S::Futex>>,
+    spin_limit: u32,
     _marker: PhantomData<fn() -> (S, F)>,
 }
 
-impl<A, T, S, F> Clone for ModelBackend<A, T, S, F> {
+impl<A, T, S: Scheduler, F> Clone for ModelBackend<A, T, S, F> {
     fn clone(&self) -> Self {
         ModelBackend {
             memory: Arc::clone(&self.memory),
+            spin_limit: self.spin_limit,
             _marker: PhantomData,
         }
+    }
+}
+
+fn event_index(which: Event) -> usize {
+    match which {
+        Event::Data => 0,
+        Event::Space => 1,
     }
 }
 
@@ -157,12 +230,15 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
         let memory = Memory {
             geometry,
             control,
+            events: [ModelWord::new(), ModelWord::new()],
+            futexes: [S::Futex::new(), S::Futex::new()],
             data: (0..geometry.capacity() / 8)
                 .map(|_| ModelWord::new())
                 .collect(),
         };
         let backend = ModelBackend {
             memory: Arc::new(memory),
+            spin_limit: u32::MAX,
             _marker: PhantomData,
         };
         backend
@@ -172,6 +248,14 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
             .control(Control::Tail)
             .store(initial_position, Ordering::Relaxed);
         backend
+    }
+
+    /// The same memory, with waits that spin at most `limit` polls before
+    /// they sleep (0: sleep at once; `u32::MAX`: never sleep). Set it on the
+    /// backend before the handles are attached: each handle reads it once.
+    pub fn with_spin_limit(mut self, limit: u32) -> Self {
+        self.spin_limit = limit;
+        self
     }
 
     fn word(&self, offset: usize) -> &ModelWord<A, T> {
@@ -248,16 +332,39 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
         f(&buf)
     }
 
-    fn pause(&self, _round: u32) {
+    fn spin(&self) {
         S::yield_now()
     }
 
-    fn check_peer_now(&self, _round: u32) -> bool {
-        // Peers are threads of the model; they detach through their epochs.
-        false
+    fn spin_limit(&self) -> u32 {
+        self.spin_limit
+    }
+
+    fn fence(&self) {
+        if !unwinding() {
+            S::fence()
+        }
+    }
+
+    fn event(&self, which: Event) -> &Self::Word {
+        &self.memory.events[event_index(which)]
+    }
+
+    fn futex_wait(&self, which: Event, expected: u32, _timeout: Duration) {
+        SLEEPS.fetch_add(1, Ordering::Relaxed);
+        let word = self.event(which);
+        self.memory.futexes[event_index(which)]
+            .wait(|| epoch(word.load(Ordering::Acquire)) == expected);
+    }
+
+    fn futex_wake(&self, which: Event) {
+        if !unwinding() {
+            self.memory.futexes[event_index(which)].wake()
+        }
     }
 
     fn peer_alive(&self, _role: Role) -> bool {
+        // Peers are threads of the model; they detach through their epochs.
         true
     }
 }
@@ -289,6 +396,8 @@ fault!(FullCheckOffByOne, full_check_off_by_one);
 fault!(SkipNextClear, skip_next_clear);
 fault!(CommitBeforePayload, commit_before_payload);
 fault!(NoDrainOnDisconnect, no_drain_on_disconnect);
+fault!(NoWaiterFence, no_waiter_fence);
+fault!(NotifyBeforePublish, notify_before_publish);
 
 /// The payload of message `seq` with `len` bytes: a pattern that differs for
 /// every (seq, byte index), so a torn, stale or misplaced byte is visible.

@@ -7,9 +7,14 @@
 //! offset 128  Attachments (128 bytes): each side's epoch and pid; written only
 //!             when a side attaches or detaches, so it stays cached on both
 //!             cores and either side may read it on every operation
-//! offset 256  producer line (128 bytes): tail; written by the producer
-//! offset 384  consumer line (128 bytes): head; written by the consumer
-//! offset 512  data area: `capacity` bytes of records
+//! offset 256  Waiting (128 bytes): the two eventcount words a sleeping side
+//!             waits on (see [`crate::shm::wait`]); written only by a side
+//!             that goes to sleep or wakes a sleeper, read by each side after
+//!             every publish or release, so in a busy stream it stays
+//!             cached, unmodified, on both cores and costs no coherence traffic
+//! offset 384  producer line (128 bytes): tail; written by the producer
+//! offset 512  consumer line (128 bytes): head; written by the consumer
+//! offset 640  data area: `capacity` bytes of records
 //! ```
 //!
 //! Every word is a little `u64` accessed atomically through a raw pointer,
@@ -30,7 +35,10 @@ use crate::error::{Error, Result};
 /// `b"shmsg\0rg"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"shmsg\0rg");
 /// Version of the region layout and ring protocol; bump on any change.
-pub const ABI_VERSION: u64 = 1;
+///
+/// 2: the `Waiting` line (futex eventcounts) at offset 256; the data area
+/// moved from 512 to 640.
+pub const ABI_VERSION: u64 = 2;
 /// The padding unit between words written by different sides: two 64-byte
 /// lines, so that adjacent-line prefetch does not couple them.
 pub const CACHE_LINE: usize = 128;
@@ -99,6 +107,18 @@ pub struct Attachments {
     pub consumer_pid: u64,
 }
 
+/// The eventcount words, one per direction. Each is a 64-bit word: bits
+/// 31..0 count the announced sleepers, bits 63..32 are the epoch, the 32-bit
+/// futex word that sleepers wait on and notifiers bump (see
+/// [`crate::shm::wait`]). Neither side writes them while a stream is busy.
+#[repr(C, align(128))]
+pub struct Waiting {
+    /// The consumer sleeps on it for records; the producer notifies.
+    pub data_event: u64,
+    /// The producer sleeps on it for space; the consumer notifies.
+    pub space_event: u64,
+}
+
 /// A position written by one side on every operation, alone on its line.
 #[repr(C, align(128))]
 pub struct Position {
@@ -113,6 +133,8 @@ pub struct Header {
     pub identity: Identity,
     /// Written on attach and detach.
     pub attachments: Attachments,
+    /// Written when a side sleeps or wakes a sleeper.
+    pub waiting: Waiting,
     /// Written by the producer.
     pub producer: Position,
     /// Written by the consumer.
@@ -154,6 +176,10 @@ pub mod offsets {
     pub const CONSUMER_EPOCH: usize = offset_of!(Header, attachments.consumer_epoch);
     /// [`Attachments::consumer_pid`].
     pub const CONSUMER_PID: usize = offset_of!(Header, attachments.consumer_pid);
+    /// [`Waiting::data_event`].
+    pub const DATA_EVENT: usize = offset_of!(Header, waiting.data_event);
+    /// [`Waiting::space_event`].
+    pub const SPACE_EVENT: usize = offset_of!(Header, waiting.space_event);
     /// The producer's position (the tail).
     pub const TAIL: usize = offset_of!(Header, producer.position);
     /// The consumer's position (the head).
@@ -344,6 +370,8 @@ impl Identity {
             (offsets::PRODUCER_PID, 0),
             (offsets::CONSUMER_EPOCH, 0),
             (offsets::CONSUMER_PID, 0),
+            (offsets::DATA_EVENT, 0),
+            (offsets::SPACE_EVENT, 0),
         ];
         for (offset, value) in words {
             store(offset, value, Relaxed);
@@ -377,10 +405,13 @@ mod tests {
 
     #[test]
     fn header_layout_is_stable() {
-        assert_eq!(size_of::<Header>(), 512);
+        assert_eq!(size_of::<Header>(), 640);
         assert_eq!(offsets::PRODUCER_EPOCH, 128);
-        assert_eq!(offsets::TAIL, 256);
-        assert_eq!(offsets::HEAD, 384);
+        assert_eq!(offsets::DATA_EVENT, 256);
+        assert_eq!(offsets::SPACE_EVENT, 264);
+        assert_eq!(offsets::TAIL, 384);
+        assert_eq!(offsets::HEAD, 512);
+        assert_eq!(DATA_OFFSET, 640);
         assert_eq!(offsets::ABI_VERSION, 8);
     }
 

@@ -5,6 +5,7 @@ pub mod layout;
 pub mod region;
 pub mod share;
 pub mod spsc;
+pub mod wait;
 
 pub use layout::Geometry;
 pub use region::Region;

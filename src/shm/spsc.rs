@@ -57,9 +57,18 @@
 //! the ring empty and the producer detached polls once more (everything the
 //! producer committed happens-before its detach) and then reports
 //! [`Error::Disconnected`]; a producer whose consumer detached reports it on
-//! the next send. A waiting side also asks the backend, during the sleep
-//! phase of its wait, whether the attached peer process is alive, so a peer
-//! killed with SIGKILL is reported in bounded time.
+//! the next send. Detaching also wakes a sleeping peer. A sleeping side asks
+//! the backend, once per sleep slice, whether the attached peer process is
+//! alive, so a peer killed with SIGKILL is reported in bounded time.
+//!
+//! # Waiting
+//!
+//! A blocking send or receive spins, then sleeps on a futex eventcount in
+//! the region ([`crate::shm::wait`]): the consumer on [`Event::Data`], the
+//! producer on [`Event::Space`]. After each commit (step 4 above, or once per
+//! batch) the producer notifies `Data`; after each release the consumer
+//! notifies `Space`: a fence and one load, and a wake-up system call only if
+//! the other side sleeps.
 //!
 //! A producer that takes over from a dead one recovers the tail from the
 //! shared tail word, then steps over the at most one record that was committed
@@ -75,7 +84,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result, Role};
 use crate::shm::layout::{Geometry, WRAP_LEN, record_size};
 use crate::shm::region::{Region, RoleLock};
-use crate::sync::{Backend, Control, Mapped, Owner, Word};
+use crate::shm::wait::{self, Slept, Spin, Step, Wait};
+use crate::sync::{Backend, Control, Event, Mapped, Owner, Word};
 
 const COMMITTED: u64 = 1 << 31;
 const LEN_MASK: u64 = (1 << 31) - 1;
@@ -162,36 +172,6 @@ fn detached<B: Backend>(backend: &B, role: Role) -> bool {
     epoch != 0 && epoch.is_multiple_of(2)
 }
 
-/// What a wait loop learnt while pausing.
-enum Waited {
-    /// Poll again.
-    Again,
-    /// The peer process is dead: poll once more, then report `Disconnected`.
-    PeerDead,
-}
-
-/// One round of a blocking operation's wait.
-fn wait_round<B: Backend>(
-    backend: &B,
-    peer: Role,
-    round: u32,
-    deadline: Option<Instant>,
-) -> Result<Waited> {
-    if let Some(deadline) = deadline
-        && Instant::now() >= deadline
-    {
-        return Err(Error::Timeout);
-    }
-    if backend.check_peer_now(round) {
-        let epoch = backend.control(Control::epoch(peer)).load(Acquire);
-        if epoch % 2 == 1 && !backend.peer_alive(peer) {
-            return Ok(Waited::PeerDead);
-        }
-    }
-    backend.pause(round);
-    Ok(Waited::Again)
-}
-
 fn deadline_after(timeout: Duration) -> Option<Instant> {
     // A timeout too large to represent waits forever.
     Instant::now().checked_add(timeout)
@@ -212,6 +192,7 @@ pub struct Producer<B: Backend = Mapped> {
     mask: u64,
     max_message: usize,
     epoch: u64,
+    spin: Spin,
 }
 
 /// Where a reserved record goes.
@@ -255,6 +236,7 @@ impl<B: Backend> Producer<B> {
             }
         };
         let head = backend.control(Control::Head).load(Acquire);
+        let backend_spin_limit = backend.spin_limit();
         // The recovered tail is published before any record.
         backend.control(Control::Tail).store(tail, Release);
         Ok(Producer {
@@ -265,6 +247,7 @@ impl<B: Backend> Producer<B> {
             mask: capacity - 1,
             max_message: geometry.max_message(),
             epoch,
+            spin: Spin::new(backend_spin_limit),
         })
     }
 
@@ -423,6 +406,7 @@ impl<B: Backend> Producer<B> {
             self.backend
                 .control(Control::Tail)
                 .store(self.tail, Release);
+            wait::notify(&self.backend, Event::Data);
         }
         Ok(sent)
     }
@@ -437,25 +421,41 @@ impl<B: Backend> Producer<B> {
         Ok(())
     }
 
-    /// Runs `attempt` until it stops reporting [`Error::Full`].
+    /// Runs `attempt` until it stops reporting [`Error::Full`], spinning,
+    /// then sleeping on [`Event::Space`].
     fn blocking<T>(
         &mut self,
         deadline: Option<Instant>,
         mut attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let mut round = 0u32;
-        loop {
+        let mut wait = Wait::new(&self.spin, Event::Space, Role::Consumer, deadline);
+        let result = loop {
             match attempt(self) {
                 Err(Error::Full) => {}
-                other => return other,
+                other => break other,
             }
-            match wait_round(&self.backend, Role::Consumer, round, deadline)? {
-                Waited::Again => {}
+            let ticket = match wait.next(&self.backend) {
+                Ok(Step::Poll) => continue,
+                Ok(Step::Recheck(ticket)) => ticket,
+                Err(error) => break Err(error),
+            };
+            // Announced: the re-check that makes the sleep safe.
+            match attempt(self) {
+                Err(Error::Full) => {}
+                other => {
+                    wait.cancel(&self.backend, ticket);
+                    break other;
+                }
+            }
+            match wait.sleep(&self.backend, ticket) {
+                Ok(Slept::Again) => {}
                 // Nobody will ever make room.
-                Waited::PeerDead => return Err(Error::Disconnected),
+                Ok(Slept::PeerDead) => break Err(Error::Disconnected),
+                Err(error) => break Err(error),
             }
-            round = round.saturating_add(1);
-        }
+        };
+        wait.finish(&mut self.spin);
+        result
     }
 
     /// Finds room for a record of `len` payload bytes.
@@ -496,9 +496,14 @@ impl<B: Backend> Producer<B> {
         Ok(Reservation { start, wrapped })
     }
 
-    /// Publishes a reserved record of `len` bytes whose payload is written.
+    /// Publishes a reserved record of `len` bytes whose payload is written,
+    /// then wakes the consumer if it sleeps.
     #[inline(always)]
     fn commit(&mut self, reservation: Reservation, len: usize) {
+        // Seeded defect: the look for a sleeper comes before the publish.
+        let early = B::FAULTS
+            .notify_before_publish
+            .then(|| wait::sleeper_announced(&self.backend, Event::Data));
         let next = reservation.start.wrapping_add(record_size(len) as u64);
         if !B::FAULTS.skip_next_clear {
             self.word_at(next).store(0, Relaxed);
@@ -511,6 +516,11 @@ impl<B: Backend> Producer<B> {
         );
         self.tail = next;
         self.backend.control(Control::Tail).store(next, Release);
+        match early {
+            None => wait::notify(&self.backend, Event::Data),
+            Some(true) => wait::wake(&self.backend, Event::Data),
+            Some(false) => {}
+        }
     }
 
     /// Stores a record's header at `start`, then the wrap marker at `wrap`
@@ -539,6 +549,8 @@ impl<B: Backend> Drop for Producer<B> {
         self.backend
             .control(Control::ProducerEpoch)
             .store(self.epoch.wrapping_add(1), Release);
+        // A consumer asleep on an empty ring learns of it now.
+        wait::notify(&self.backend, Event::Data);
     }
 }
 
@@ -553,6 +565,7 @@ pub struct Consumer<B: Backend = Mapped> {
     mask: u64,
     geometry: Geometry,
     epoch: u64,
+    spin: Spin,
 }
 
 impl<B: Backend> Consumer<B> {
@@ -574,7 +587,9 @@ impl<B: Backend> Consumer<B> {
             return Err(Error::corrupt("head", head));
         }
         let epoch = attach_epoch(&backend, Role::Consumer, take_over)?;
+        let spin = Spin::new(backend.spin_limit());
         Ok(Consumer {
+            spin,
             backend,
             head,
             mask: geometry.capacity() as u64 - 1,
@@ -650,30 +665,47 @@ impl<B: Backend> Consumer<B> {
         Ok(result)
     }
 
+    /// Runs `attempt` until it stops reporting [`Error::Empty`], spinning,
+    /// then sleeping on [`Event::Data`].
     fn blocking<T>(
         &mut self,
         deadline: Option<Instant>,
         mut attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let mut round = 0u32;
-        loop {
+        let mut wait = Wait::new(&self.spin, Event::Data, Role::Producer, deadline);
+        let result = loop {
             match attempt(self) {
                 Err(Error::Empty) => {}
-                other => return other,
+                other => break other,
             }
-            match wait_round(&self.backend, Role::Producer, round, deadline)? {
-                Waited::Again => {}
+            let ticket = match wait.next(&self.backend) {
+                Ok(Step::Poll) => continue,
+                Ok(Step::Recheck(ticket)) => ticket,
+                Err(error) => break Err(error),
+            };
+            // Announced: the re-check that makes the sleep safe.
+            match attempt(self) {
+                Err(Error::Empty) => {}
+                other => {
+                    wait.cancel(&self.backend, ticket);
+                    break other;
+                }
+            }
+            match wait.sleep(&self.backend, ticket) {
+                Ok(Slept::Again) => {}
                 // Everything the dead producer committed is visible now: one
                 // more attempt delivers it, then the stream is over.
-                Waited::PeerDead => {
-                    return match attempt(self) {
+                Ok(Slept::PeerDead) => {
+                    break match attempt(self) {
                         Err(Error::Empty) => Err(Error::Disconnected),
                         other => other,
                     };
                 }
+                Err(error) => break Err(error),
             }
-            round = round.saturating_add(1);
-        }
+        };
+        wait.finish(&mut self.spin);
+        result
     }
 
     /// The position and length of the next committed record, stepping over
@@ -732,6 +764,8 @@ impl<B: Backend> Consumer<B> {
             Release
         };
         self.backend.control(Control::Head).store(self.head, order);
+        // A producer asleep on a full ring may go on now.
+        wait::notify(&self.backend, Event::Space);
     }
 
     #[inline(always)]
@@ -746,6 +780,8 @@ impl<B: Backend> Drop for Consumer<B> {
         self.backend
             .control(Control::ConsumerEpoch)
             .store(self.epoch.wrapping_add(1), Release);
+        // A producer asleep on a full ring learns of it now.
+        wait::notify(&self.backend, Event::Space);
     }
 }
 
@@ -766,8 +802,18 @@ struct Attached {
 }
 
 impl Owner for Attached {
+    /// A peer process is alive while it holds its role's lock. A peer
+    /// attached through this same `Region` (another thread of this process)
+    /// holds it through our own open file description, which the lock test
+    /// does not see; its pid word, written at attach, is then our pid, and a
+    /// peer in this process is alive as long as we are (it detaches in `Drop`).
     fn peer_alive(&self, role: Role) -> bool {
+        let pid = match role {
+            Role::Producer => crate::shm::layout::offsets::PRODUCER_PID,
+            Role::Consumer => crate::shm::layout::offsets::CONSUMER_PID,
+        };
         self.region.role_held_elsewhere(role)
+            || self.region.header_word(pid) == u64::from(std::process::id())
     }
 }
 

@@ -4,8 +4,9 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
-use super::{Backend, Control, Pause};
+use super::{Backend, Control, Event, futex};
 use crate::error::{Result, Role};
 use crate::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
 
@@ -215,14 +216,38 @@ unsafe impl Backend for Mapped {
         f(buf)
     }
 
-    #[inline]
-    fn pause(&self, round: u32) {
-        Pause::pause(round)
+    #[inline(always)]
+    fn spin(&self) {
+        std::hint::spin_loop()
     }
 
-    #[inline]
-    fn check_peer_now(&self, round: u32) -> bool {
-        Pause::sleeping(round)
+    #[inline(always)]
+    fn spin_limit(&self) -> u32 {
+        crate::shm::wait::MAX_SPIN
+    }
+
+    #[inline(always)]
+    fn fence(&self) {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[inline(always)]
+    fn event(&self, which: Event) -> &AtomicU64 {
+        let offset = match which {
+            Event::Data => offsets::DATA_EVENT,
+            Event::Space => offsets::SPACE_EVENT,
+        };
+        // SAFETY: a fixed, 8-aligned header offset; header words are only
+        // accessed atomically (the futex half only by the kernel).
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset).cast()) }
+    }
+
+    fn futex_wait(&self, which: Event, expected: u32, timeout: Duration) {
+        futex::wait(self.event(which), expected, timeout)
+    }
+
+    fn futex_wake(&self, which: Event) {
+        futex::wake(self.event(which))
     }
 
     fn peer_alive(&self, role: Role) -> bool {

@@ -8,8 +8,12 @@
 //!   data area;
 //! * the byte moves for payloads ([`Backend::write`], [`Backend::read`] and
 //!   their in-place variants), which are plain, unsynchronized accesses;
-//! * the wait primitive ([`Backend::pause`]) and the liveness test of the peer
-//!   ([`Backend::peer_alive`]).
+//! * the wait primitives: a spin hint ([`Backend::spin`]), the sequentially
+//!   consistent fence of the eventcount ([`Backend::fence`]), a futex on the
+//!   two event words ([`Backend::futex_wait`], [`Backend::futex_wake`]), and
+//!   the liveness test of the peer ([`Backend::peer_alive`]). The protocol
+//!   that decides when to announce, fence, re-check, sleep and wake is in
+//!   [`crate::shm::wait`], written once against these.
 //!
 //! Production code uses [`Mapped`], which lays the words over a shared mapping
 //! (or over a heap allocation with the same layout) with
@@ -21,14 +25,14 @@
 //!
 //! No `--cfg` flag is involved: the models are ordinary test targets.
 
+mod futex;
 mod mapped;
-mod pause;
 
 pub use mapped::Mapped;
 pub(crate) use mapped::Owner;
-pub use pause::Pause;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::error::Role;
 use crate::shm::layout::Geometry;
@@ -50,6 +54,8 @@ pub trait Word: Send + Sync {
         success: Ordering,
         failure: Ordering,
     ) -> Result<u64, u64>;
+    /// Atomic wrapping add, as [`AtomicU64::fetch_add`]; returns the previous value.
+    fn fetch_add(&self, value: u64, order: Ordering) -> u64;
 }
 
 impl Word for AtomicU64 {
@@ -70,6 +76,10 @@ impl Word for AtomicU64 {
         failure: Ordering,
     ) -> Result<u64, u64> {
         AtomicU64::compare_exchange(self, current, new, success, failure)
+    }
+    #[inline(always)]
+    fn fetch_add(&self, value: u64, order: Ordering) -> u64 {
+        AtomicU64::fetch_add(self, value, order)
     }
 }
 
@@ -96,6 +106,18 @@ impl Control {
     }
 }
 
+/// The two events a ring's sides sleep on, each an eventcount word in the
+/// region (see [`crate::shm::wait`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Records to read: the consumer waits; the producer notifies after it
+    /// publishes, and when it detaches.
+    Data,
+    /// Space to write: the producer waits; the consumer notifies after it
+    /// releases a record, and when it detaches.
+    Space,
+}
+
 /// Deliberate protocol defects, used only by the models to show that they
 /// catch real bugs. Production backends leave [`Backend::FAULTS`] at
 /// [`Faults::NONE`]; every branch on a fault is resolved at compile time.
@@ -117,6 +139,12 @@ pub struct Faults {
     /// The consumer reports `Disconnected` without polling the ring once more
     /// after it sees the producer's detach.
     pub no_drain_on_disconnect: bool,
+    /// A waiter announces itself and re-checks the ring without the
+    /// sequentially consistent fence in between (a lost wake-up).
+    pub no_waiter_fence: bool,
+    /// The producer looks for a sleeping consumer before it publishes the
+    /// record instead of after (a lost wake-up).
+    pub notify_before_publish: bool,
 }
 
 impl Faults {
@@ -129,6 +157,8 @@ impl Faults {
         skip_next_clear: false,
         commit_before_payload: false,
         no_drain_on_disconnect: false,
+        no_waiter_fence: false,
+        notify_before_publish: false,
     };
 }
 
@@ -200,15 +230,36 @@ pub unsafe trait Backend: Send {
     /// As for [`Backend::read`].
     unsafe fn read_in_place<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R;
 
-    /// Waits a little before the caller polls again; `round` counts the polls
-    /// that found nothing to do since the operation started.
-    fn pause(&self, round: u32);
+    /// One poll's pause in the spin phase of a wait: a spin hint (a yield
+    /// under a model checker, so that spinning threads make progress).
+    fn spin(&self);
 
-    /// Whether a caller that has waited `round` rounds should check the peer's
-    /// liveness with [`Backend::peer_alive`] now.
-    fn check_peer_now(&self, round: u32) -> bool;
+    /// The most polls a wait spends spinning before it sleeps: the upper
+    /// bound of the adaptive spin budget (see [`crate::shm::wait`]). 0 makes
+    /// every wait sleep at once (the wait models); `u32::MAX` makes waits
+    /// spin and never sleep.
+    fn spin_limit(&self) -> u32;
+
+    /// A sequentially consistent fence (the model checker's own under a model).
+    fn fence(&self);
+
+    /// The eventcount word of `which`, in the region.
+    fn event(&self, which: Event) -> &Self::Word;
+
+    /// Sleeps while the futex half (bits 63..32) of the event word `which`
+    /// equals `expected`, for at most `timeout`. Returns when woken by
+    /// [`Backend::futex_wake`], when the value differs (at once), when the
+    /// timeout passes, or spuriously: the caller re-checks in every case.
+    /// A model futex ignores `timeout` and blocks until woken, so that a lost
+    /// wake-up shows as a deadlock.
+    fn futex_wait(&self, which: Event, expected: u32, timeout: Duration);
+
+    /// Wakes every thread or process sleeping in [`Backend::futex_wait`] on
+    /// `which`.
+    fn futex_wake(&self, which: Event);
 
     /// Whether the process attached as `role` is still alive. Called only
-    /// while the peer's epoch says it is attached, and only from wait loops.
+    /// while the peer's epoch says it is attached, and only from the sleep
+    /// phase of waits (it may be a system call).
     fn peer_alive(&self, role: Role) -> bool;
 }

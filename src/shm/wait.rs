@@ -1,0 +1,395 @@
+//! Waiting: spin for a bounded, adaptive number of polls, then sleep on a
+//! futex eventcount in the region.
+//!
+//! A blocking operation (a send on a full ring, a receive on an empty one)
+//! first *spins*: it polls the ring up to its handle's spin budget, with a
+//! spin hint between polls, and makes no system call. A busy stream never
+//! gets past this phase. Then it *sleeps* in the kernel on a futex in the
+//! region, using an eventcount, so that an idle side uses no CPU and the
+//! other side makes a wake-up system call only when someone sleeps.
+//!
+//! # The eventcount
+//!
+//! Each direction has one 64-bit event word in the region's `Waiting` line
+//! ([`crate::shm::layout::Waiting`]): [`Event::Data`], on which the consumer
+//! sleeps and the producer notifies, and [`Event::Space`], the reverse.
+//!
+//! ```text
+//! bit 63..32  epoch: the futex word; a notifier that finds a sleeper bumps it
+//! bit 31..0   announced sleepers
+//! ```
+//!
+//! A waiter, after its spin budget:
+//!
+//! 1. *announces* itself: adds one sleeper (an atomic add, which also returns
+//!    the current epoch `e`);
+//! 2. issues a sequentially consistent fence;
+//! 3. *re-checks* the ring (the same attempt it made while spinning); if it
+//!    succeeds, it retracts its announcement and is done;
+//! 4. sleeps with `FUTEX_WAIT(epoch, e)` for at most one slice
+//!    ([`SLICE`]), retracts, and goes back to 1.
+//!
+//! A notifier, after it publishes a record or releases space (or detaches):
+//!
+//! 1. issues a sequentially consistent fence;
+//! 2. loads the event word; if no sleeper is announced, it is done: no
+//!    write, no system call. In a busy stream this is all it ever does, and
+//!    since nobody writes the `Waiting` line then, the load hits a line both
+//!    cores keep cached;
+//! 3. otherwise bumps the epoch and calls `FUTEX_WAKE`.
+//!
+//! Why no wake-up is lost: the waiter stores (its announcement) then loads
+//! (the ring); the notifier stores (the record) then loads (the
+//! announcement); with a `SeqCst` fence between each store and load, at
+//! least one of them sees the other's store. Either the re-check sees the
+//! record, or the notifier sees the sleeper and bumps the epoch, and then
+//! `FUTEX_WAIT(e)` either finds the epoch changed and returns at once, or is
+//! already asleep (the kernel checks the value and queues the sleeper
+//! atomically with respect to `FUTEX_WAKE`) and is woken. This is the
+//! classic eventcount (Dmitry Vyukov's, folly's `EventCount`, the Linux
+//! `io_uring` `NEED_WAKEUP` flag with `smp_mb` on both sides). Removing
+//! either fence, or loading the announcement before the store, loses
+//! wake-ups; the loom model `models/loom_wait.rs` shows both as deadlocks.
+//!
+//! The price is one `SeqCst` fence per publish and per release on the
+//! notifying side (an `mfence` or locked instruction on x86-64); a batch
+//! send pays it once per batch.
+//!
+//! # Slices, timeouts and dead peers
+//!
+//! A sleeper wakes at least every [`SLICE`] even when nobody notifies, to
+//! check its deadline and, from the second slice on, whether the peer
+//! process is still alive: a peer killed by SIGKILL sends no wake-up. A
+//! detaching peer does notify, so a clean detach is seen at once.
+//!
+//! # The adaptive spin budget
+//!
+//! Each handle keeps a budget between [`MIN_SPIN`] and the backend's limit
+//! ([`MAX_SPIN`] in production), starting at the limit:
+//!
+//! * a wait that succeeds while spinning, after `k` polls, raises the budget
+//!   to at least `2k` (the gaps this stream has are covered twice over);
+//! * a wait that had to sleep and was over within [`SHORT_SLEEP`] doubles
+//!   it (spinning a little longer would have avoided two system calls);
+//! * a wait that slept longer halves it (the spin was wasted CPU).
+//!
+//! So a stream with short gaps keeps spinning and makes no system calls,
+//! while a side that is idle for long stretches wastes at most a few
+//! microseconds of spinning each time before it sleeps.
+//!
+//! # Untrusted peers
+//!
+//! Another process may write anything into the event words. The worst it can
+//! do is cost wake-up system calls (a made-up sleeper count) or latency (a
+//! cleared count makes a notifier skip a wake-up; the sleeper then notices at
+//! the end of its slice): never a hang, a crash or a wrong message.
+//!
+//! The same code runs in production ([`crate::sync::Mapped`], a real futex)
+//! and in the models (a model futex: a model checker's mutex and condition
+//! variable), through the [`Backend`] seam.
+
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, Role};
+use crate::sync::{Backend, Control, Event, Word};
+
+/// The production spin limit: the most polls a wait spends spinning before
+/// it sleeps (with a spin hint per poll, tens of microseconds: about what a
+/// futex sleep and wake-up cost).
+pub const MAX_SPIN: u32 = 1 << 12;
+/// The smallest spin budget a production handle adapts down to.
+pub const MIN_SPIN: u32 = 64;
+/// The longest a sleeper sleeps before it checks its deadline and the peer's
+/// liveness again.
+pub const SLICE: Duration = Duration::from_millis(20);
+/// A sleep that ends this soon suggests that a longer spin would have caught
+/// the event (see the module docs).
+pub const SHORT_SLEEP: Duration = Duration::from_micros(50);
+
+/// One announced sleeper, in bits 31..0 of an event word.
+const SLEEPER: u64 = 1;
+const SLEEPER_MASK: u64 = 0xFFFF_FFFF;
+/// One epoch step, in bits 63..32 of an event word.
+const EPOCH: u64 = 1 << 32;
+
+/// The epoch (the futex half) of an event word.
+#[inline(always)]
+pub fn epoch(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+
+/// The number of announced sleepers in an event word.
+#[inline(always)]
+pub fn sleepers(word: u64) -> u32 {
+    (word & SLEEPER_MASK) as u32
+}
+
+/// A handle's adaptive spin budget (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spin {
+    budget: u32,
+    floor: u32,
+    limit: u32,
+}
+
+impl Spin {
+    /// A budget that adapts between `min(MIN_SPIN, limit)` and `limit`,
+    /// starting at `limit`; a limit of `u32::MAX` (spin forever) is fixed.
+    pub(crate) fn new(limit: u32) -> Spin {
+        let floor = if limit == u32::MAX {
+            limit
+        } else {
+            MIN_SPIN.min(limit)
+        };
+        Spin {
+            budget: limit,
+            floor,
+            limit,
+        }
+    }
+
+    /// Whether the budget can change at all (not under the models, whose
+    /// limits are 0 or `u32::MAX`).
+    fn adaptive(&self) -> bool {
+        self.floor < self.limit
+    }
+}
+
+/// A waiter's announcement: the epoch it read, which its futex sleep
+/// compares. Consumed by [`Wait::sleep`] or [`Wait::cancel`], which retract it.
+#[must_use = "an announcement must be retracted (sleep or cancel)"]
+pub(crate) struct Ticket {
+    epoch: u32,
+}
+
+/// What [`Wait::next`] asks the caller to do.
+pub(crate) enum Step {
+    /// Still spinning: attempt the operation again.
+    Poll,
+    /// Announced: re-check with one more attempt, then [`Wait::sleep`] (or
+    /// [`Wait::cancel`] if the attempt succeeded or failed for good).
+    Recheck(Ticket),
+}
+
+/// What a sleep learnt.
+pub(crate) enum Slept {
+    /// Attempt again.
+    Again,
+    /// The peer process is dead: nobody will ever notify.
+    PeerDead,
+}
+
+/// The state of one blocking operation's wait.
+pub(crate) struct Wait {
+    event: Event,
+    peer: Role,
+    deadline: Option<Instant>,
+    budget: u32,
+    adaptive: bool,
+    polls: u32,
+    sleeps: u32,
+    /// Whether the wait reached the sleep phase.
+    announced: bool,
+    /// When it did, if the budget adapts.
+    asleep_since: Option<Instant>,
+}
+
+impl Wait {
+    /// A wait for `event`, from a handle whose budget is `spin`; `peer` is
+    /// the role that notifies it.
+    #[inline]
+    pub(crate) fn new(spin: &Spin, event: Event, peer: Role, deadline: Option<Instant>) -> Wait {
+        Wait {
+            event,
+            peer,
+            deadline,
+            budget: spin.budget,
+            adaptive: spin.adaptive(),
+            polls: 0,
+            sleeps: 0,
+            announced: false,
+            asleep_since: None,
+        }
+    }
+
+    /// After an attempt that found nothing to do: spin once more, or, once
+    /// the budget is spent, announce a sleeper. [`Error::Timeout`] if the
+    /// deadline has passed (checked only in the sleep phase: the spin phase
+    /// is short and makes no system call, not even a clock read).
+    #[inline]
+    pub(crate) fn next<B: Backend>(&mut self, backend: &B) -> Result<Step> {
+        if self.polls < self.budget {
+            self.polls += 1;
+            backend.spin();
+            return Ok(Step::Poll);
+        }
+        self.check_deadline()?;
+        if !self.announced {
+            self.announced = true;
+            if self.adaptive {
+                self.asleep_since = Some(Instant::now());
+            }
+        }
+        Ok(Step::Recheck(announce(backend, self.event)))
+    }
+
+    /// Retracts an announcement after a re-check that ended the wait.
+    #[inline]
+    pub(crate) fn cancel<B: Backend>(&self, backend: &B, ticket: Ticket) {
+        let Ticket { .. } = ticket;
+        retract(backend, self.event);
+    }
+
+    /// Sleeps after a re-check that found nothing, for at most one slice (or
+    /// until the deadline), then retracts the announcement.
+    pub(crate) fn sleep<B: Backend>(&mut self, backend: &B, ticket: Ticket) -> Result<Slept> {
+        // A dead peer sends no wake-up; a slice without one is the time to
+        // ask (a system call, so not before the first sleep).
+        if self.sleeps > 0 {
+            let epoch = backend.control(Control::epoch(self.peer)).load(Acquire);
+            if epoch % 2 == 1 && !backend.peer_alive(self.peer) {
+                self.cancel(backend, ticket);
+                return Ok(Slept::PeerDead);
+            }
+        }
+        let mut timeout = SLICE;
+        if let Some(deadline) = self.deadline {
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => timeout = timeout.min(left),
+                _ => {
+                    self.cancel(backend, ticket);
+                    return Err(Error::Timeout);
+                }
+            }
+        }
+        backend.futex_wait(self.event, ticket.epoch, timeout);
+        retract(backend, self.event);
+        self.sleeps = self.sleeps.saturating_add(1);
+        Ok(Slept::Again)
+    }
+
+    /// Feeds how this wait went into the handle's budget.
+    #[inline]
+    pub(crate) fn finish(self, spin: &mut Spin) {
+        if !spin.adaptive() {
+            return;
+        }
+        if let Some(since) = self.asleep_since {
+            spin.budget = if since.elapsed() <= SHORT_SLEEP {
+                spin.budget.saturating_mul(2).min(spin.limit)
+            } else {
+                (spin.budget / 2).max(spin.floor)
+            };
+        } else if self.polls > spin.budget / 2 {
+            spin.budget = self.polls.saturating_mul(2).min(spin.limit);
+        }
+    }
+
+    fn check_deadline(&self) -> Result<()> {
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(Error::Timeout),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Announces a sleeper on `event`, then fences: what the caller re-checks
+/// next is ordered after the announcement (see the module docs).
+#[inline]
+fn announce<B: Backend>(backend: &B, event: Event) -> Ticket {
+    let seen = backend.event(event).fetch_add(SLEEPER, AcqRel);
+    if !B::FAULTS.no_waiter_fence {
+        backend.fence();
+    }
+    Ticket { epoch: epoch(seen) }
+}
+
+/// Withdraws one announced sleeper from `event`.
+#[inline]
+fn retract<B: Backend>(backend: &B, event: Event) {
+    backend
+        .event(event)
+        .fetch_add(SLEEPER.wrapping_neg(), AcqRel);
+}
+
+/// Whether a sleeper is announced on `event`: the notifier's fence, then one
+/// load. Call after the store that the sleeper waits for.
+#[inline(always)]
+pub(crate) fn sleeper_announced<B: Backend>(backend: &B, event: Event) -> bool {
+    backend.fence();
+    sleepers(backend.event(event).load(Relaxed)) != 0
+}
+
+/// Wakes the sleepers on `event`: bumps the epoch (so a sleeper about to
+/// call `FUTEX_WAIT` returns at once), then the wake-up system call.
+#[cold]
+#[inline(never)]
+pub(crate) fn wake<B: Backend>(backend: &B, event: Event) {
+    backend.event(event).fetch_add(EPOCH, AcqRel);
+    backend.futex_wake(event);
+}
+
+/// Wakes the sleepers on `event`, if any: call after the store (a published
+/// record, a released head, a detach) that they wait for.
+#[inline(always)]
+pub(crate) fn notify<B: Backend>(backend: &B, event: Event) {
+    if sleeper_announced(backend, event) {
+        wake(backend, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_adapts_within_bounds() {
+        let mut spin = Spin::new(MAX_SPIN);
+        assert_eq!(spin.budget, MAX_SPIN);
+        // Long sleeps halve it down to the floor.
+        for _ in 0..20 {
+            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, None);
+            wait.polls = spin.budget;
+            wait.announced = true;
+            wait.asleep_since = Some(Instant::now() - Duration::from_millis(1));
+            wait.finish(&mut spin);
+        }
+        assert_eq!(spin.budget, MIN_SPIN);
+        // Short sleeps double it up to the limit.
+        for _ in 0..20 {
+            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, None);
+            wait.asleep_since = Some(Instant::now());
+            wait.finish(&mut spin);
+        }
+        assert_eq!(spin.budget, MAX_SPIN);
+        // Success while spinning raises it to twice the polls it took.
+        spin.budget = 100;
+        let mut wait = Wait::new(&spin, Event::Data, Role::Producer, None);
+        wait.polls = 80;
+        wait.finish(&mut spin);
+        assert_eq!(spin.budget, 160);
+        // Models: a fixed budget.
+        for limit in [0, u32::MAX] {
+            let mut spin = Spin::new(limit);
+            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, None);
+            wait.asleep_since = Some(Instant::now() - Duration::from_secs(1));
+            wait.finish(&mut spin);
+            assert_eq!(spin.budget, limit);
+        }
+    }
+
+    #[test]
+    fn event_word_fields() {
+        let word = (7u64 << 32) | 2;
+        assert_eq!(epoch(word), 7);
+        assert_eq!(sleepers(word), 2);
+        assert_eq!(epoch(word.wrapping_add(EPOCH)), 8);
+        assert_eq!(sleepers(word.wrapping_add(SLEEPER.wrapping_neg())), 1);
+        // The epoch wraps without touching the sleeper count.
+        assert_eq!(
+            sleepers((u64::from(u32::MAX) << 32 | 1).wrapping_add(EPOCH)),
+            1
+        );
+    }
+}
