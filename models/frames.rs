@@ -156,11 +156,17 @@ macro_rules! model {
 model!(with_loom, loom::sync, loom::thread);
 model!(with_shuttle, shuttle::sync, shuttle::thread);
 
+/// Loom's preemption bound for this model: `SHMSG_LOOM_FRAMES_PREEMPTIONS`,
+/// default 3 (the deep tier raises it; `LOOM_MAX_PREEMPTIONS` is left to the
+/// ring models, whose state spaces are smaller per preemption).
 fn loom_builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
+    builder.preemption_bound = Some(
+        std::env::var("SHMSG_LOOM_FRAMES_PREEMPTIONS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(3),
+    );
     builder
 }
 

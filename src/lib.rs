@@ -7,8 +7,14 @@
 //!   others attach it, and a lock-free ring inside the region carries the
 //!   messages. After set-up a busy stream makes no system call per message;
 //! * the **message passing model** ([`msg`]): `send` / `receive` over a
-//!   kernel link, where the kernel copies and synchronizes. Built so far:
-//!   the frame codec and a channel over Unix stream sockets and TCP.
+//!   kernel link (Unix stream and seqpacket sockets, pipes, TCP), where the
+//!   kernel copies and synchronizes.
+//!
+//! Both implement one interface, [`Sender`] and [`Receiver`], and an
+//! endpoint string picks the model and transport ([`endpoint`]):
+//! `shm:NAME`, `unix:PATH`, `unix:@NAME`, `seqpacket:PATH`, `tcp:HOST:PORT`,
+//! `pipe`. [`listen`] and [`connect`] return a [`Channel`] whatever the
+//! model, so an application switches models by changing a string.
 //!
 //! Every concurrent protocol is paired with models that run *the production
 //! code*: loom (exhaustive, weak memory, data races on ring bytes), shuttle
@@ -96,7 +102,10 @@
 //!
 //! * [`shm`]: regions ([`shm::Region`]), the header ([`shm::layout`]) and
 //!   the single-producer ring ([`shm::spsc`]);
-//! * [`msg`]: the frame codec and the stream channel;
+//! * [`msg`]: the frame codec, the stream and seqpacket channels, Unix
+//!   addresses and listeners, pipes to a child;
+//! * [`channel`] and [`endpoint`]: the interface both models implement, and
+//!   endpoint strings;
 //! * [`sync`]: the backend seam through which the models run the ring code;
 //! * [`workload`]: deterministic, self-checking message streams for tests
 //!   and benchmarks.

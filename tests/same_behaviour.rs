@@ -377,7 +377,8 @@ fn run(transport: Transport, ops: &[Op]) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24),
+        // Each case sets up seven connections: its own knob, not PROPTEST_CASES.
+        cases: std::env::var("SHMSG_SAME_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24),
         ..ProptestConfig::default()
     })]
 
