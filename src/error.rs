@@ -92,6 +92,15 @@ pub enum Error {
         /// What is wrong with it, completing "the PART ...".
         why: String,
     },
+    /// A message of another length than the fixed-size type it should hold
+    /// ([`crate::typed`]); it was consumed.
+    #[error("a message of {found} bytes cannot be a value of {expected} bytes")]
+    WrongSize {
+        /// The size of the expected type.
+        expected: usize,
+        /// The length of the message received.
+        found: usize,
+    },
     /// A capacity or maximum message size that the ring cannot work with.
     #[error("invalid ring configuration: {0}")]
     InvalidConfig(String),

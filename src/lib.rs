@@ -118,6 +118,7 @@ pub mod error;
 pub mod msg;
 pub mod shm;
 pub mod sync;
+pub mod typed;
 pub mod workload;
 
 pub use channel::{Channel, Receiver, Sender};
