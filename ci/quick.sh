@@ -12,3 +12,8 @@ echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 echo "== cargo test"
 cargo test --locked
+echo "== examples (built by cargo test), each over both models"
+examples="${CARGO_TARGET_DIR:-target}/debug/examples"
+"$examples/request_response"
+"$examples/chat"
+"$examples/blocks"
