@@ -261,3 +261,38 @@ fn try_send_on_a_full_link_loses_and_tears_nothing() {
         assert_eq!(reader.join().unwrap(), accepted + 1, "{label}");
     }
 }
+
+/// A large frame is read straight into the caller's buffer; a deadline that
+/// passes in its middle gives `Timeout` and loses nothing, and a peer that
+/// closes in its middle gives `TruncatedFrame`.
+#[test]
+fn large_frames_survive_timeouts_and_report_truncation() {
+    let (mut raw, ours) = UnixStream::pair().unwrap();
+    raw.write_all(&Hello::new(1 << 20).encode()).unwrap();
+    let mut rx = StreamChannel::handshake(ours, 1 << 20, SECOND).unwrap();
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = Vec::new();
+    encode(&payload, 1 << 20, &mut wire).unwrap();
+    encode(b"next", 1 << 20, &mut wire).unwrap();
+    let (first, rest) = wire.split_at(50_000);
+    raw.write_all(first).unwrap();
+    let mut buf = Vec::new();
+    assert!(matches!(
+        rx.recv_timeout(&mut buf, Duration::from_millis(20)),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    raw.write_all(rest).unwrap();
+    assert_eq!(rx.recv(&mut buf).unwrap(), 100_000);
+    assert_eq!(buf, payload);
+    assert_eq!(rx.recv(&mut buf).unwrap(), 4);
+    assert_eq!(buf, b"next");
+    // Cut inside a large frame.
+    raw.write_all(&wire[..4 + 10]).unwrap();
+    drop(raw);
+    assert!(matches!(
+        rx.recv(&mut buf),
+        Err(Error::TruncatedFrame { missing: 99_990 })
+    ));
+    assert!(matches!(rx.recv(&mut buf), Err(Error::Disconnected)));
+}

@@ -167,6 +167,26 @@ impl Decoder {
         Ok(Some(&self.buf[payload]))
     }
 
+    /// If the frame at the front is announced (header complete, within the
+    /// maximum), is at least `min_len` bytes long and is not complete yet:
+    /// moves its payload bytes received so far into `out` (replacing its
+    /// contents), empties the decoder, and returns the payload length. The
+    /// caller then reads the rest of the payload itself, straight into
+    /// `out`, saving a copy of a large message.
+    pub fn take_partial_frame(&mut self, min_len: usize, out: &mut Vec<u8>) -> Option<usize> {
+        let len = self.front_len()?;
+        if len < min_len || len > self.max_message || self.buffered() >= HEADER_LEN + len {
+            return None;
+        }
+        out.clear();
+        out.reserve(len);
+        out.extend_from_slice(&self.buf[self.start + HEADER_LEN..self.end]);
+        // The buffer holds at most one partial frame: this one.
+        self.start = 0;
+        self.end = 0;
+        Some(len)
+    }
+
     /// At end of stream: `Ok` if every frame was complete, else
     /// [`Error::TruncatedFrame`] with the number of bytes missing (counting
     /// the payload once the header is complete).

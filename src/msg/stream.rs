@@ -46,6 +46,9 @@ use crate::error::{Error, Result};
 const BATCH_FRAMES: usize = 512;
 /// Frames up to this size (header included) are sent from one buffer.
 const SMALL_FRAME: usize = 512;
+/// Payloads at least this long are read straight into the caller's buffer
+/// once their header has arrived, rather than through the decoder's.
+const DIRECT_FRAME: usize = 64 << 10;
 
 /// How long an operation may wait.
 #[derive(Clone, Copy, Debug)]
@@ -471,12 +474,71 @@ impl StreamReceiver {
                 buf.extend_from_slice(payload);
                 return Ok(payload.len());
             }
+            if let Some(len) = self.decoder.take_partial_frame(DIRECT_FRAME, buf) {
+                return self.recv_direct(buf, len, wait);
+            }
             // A blocking receive reads at once (one system call per message
             // when data is waiting); the others poll first.
             if !matches!(wait, Wait::Forever) && !poll_fd(self.fd.as_fd(), PollFlags::IN, wait)? {
                 return Err(wait.expired(Error::Empty));
             }
             self.read_more(wait)?;
+        }
+    }
+
+    /// Reads the rest of a large frame's payload straight into `buf`, which
+    /// holds its first bytes. If `wait` expires first, or the read fails,
+    /// the bytes go back into the decoder, as if never taken.
+    fn recv_direct(&mut self, buf: &mut Vec<u8>, len: usize, wait: Wait) -> Result<usize> {
+        let result = loop {
+            if buf.len() >= len {
+                break Ok(());
+            }
+            if !matches!(wait, Wait::Forever) {
+                match poll_fd(self.fd.as_fd(), PollFlags::IN, wait) {
+                    Ok(true) => {}
+                    Ok(false) => break Err(wait.expired(Error::Empty)),
+                    Err(error) => break Err(error),
+                }
+            }
+            match rustix::io::read(&self.fd, rustix::buffer::spare_capacity(buf)) {
+                Ok(0) => {
+                    break Err(Error::TruncatedFrame {
+                        missing: len - buf.len(),
+                    });
+                }
+                Ok(_) | Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                Err(e) => {
+                    break Err(match stream_error("cannot receive", e.into()) {
+                        Error::Disconnected => Error::TruncatedFrame {
+                            missing: len - buf.len(),
+                        },
+                        other => other,
+                    });
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                // The read may have taken bytes of the next frames too.
+                if buf.len() > len {
+                    self.decoder.push(&buf[len..]);
+                    buf.truncate(len);
+                }
+                Ok(len)
+            }
+            Err(Error::TruncatedFrame { missing }) => {
+                buf.clear();
+                Err(Error::TruncatedFrame { missing })
+            }
+            Err(error) => {
+                // `len` came from a 4-byte header.
+                let header = (len as u32).to_le_bytes();
+                self.decoder.push(&header);
+                self.decoder.push(buf);
+                buf.clear();
+                Err(error)
+            }
         }
     }
 
