@@ -3,7 +3,7 @@
 //!
 //! | row | what is timed |
 //! |---|---|
-//! | `pingpong/8B/KIND` | one round trip of an 8-byte message: shmsg `send` + `recv` on both sides, against raw `write` + `read` of 8 bytes on a bare descriptor pair of the same kind (socketpair, two pipes, TCP loopback, seqpacket socketpair) |
+//! | `pingpong/8B/KIND` | one round trip of an 8-byte message, both threads on one CPU: shmsg `send` + `recv` on both sides, against raw `write` + `read` of 8 bytes on a bare descriptor pair of the same kind (socketpair, two pipes, TCP loopback, seqpacket socketpair) |
 //! | `stream/64B/unix` | one-way stream of 64-byte messages: shmsg `send` per message, and `send_batch` of 64; the receiver `recv`s each message and sums its bytes |
 //! | `stream/1MiB/unix` | one-way stream of 1 MiB messages over a Unix stream socketpair, shmsg `send`/`recv` against raw `write_all`/`read_exact`; both sides touch every byte (the sender writes a pattern, the receiver sums 64-bit words) |
 //!
@@ -30,7 +30,14 @@ use shmsg::msg::stream::StreamChannel;
 use shmsg::{Channel, Receiver, Sender};
 
 const SAMPLES: usize = 7;
-const ROUND_TRIPS: u64 = 20_000;
+/// Round trips per ping-pong sample; `SHMSG_BENCH_ROUND_TRIPS` overrides it
+/// (e.g. to count instructions under callgrind).
+fn round_trips() -> u64 {
+    std::env::var("SHMSG_BENCH_ROUND_TRIPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000)
+}
 const SMALL_MESSAGES: u64 = 200_000;
 const LARGE: usize = 1 << 20;
 const LARGE_MESSAGES: u64 = 200;
@@ -114,6 +121,35 @@ fn channel_pair(kind: Kind) -> (Channel, Channel) {
     (Channel::new(at, ar), Channel::new(bt, br))
 }
 
+/// The first two CPUs this process may run on, if it may run on two.
+/// Read once, before any thread is pinned.
+fn cpu_pair() -> Option<[usize; 2]> {
+    use rustix::thread::{CpuSet, sched_getaffinity};
+    static PAIR: std::sync::OnceLock<Option<[usize; 2]>> = std::sync::OnceLock::new();
+    *PAIR.get_or_init(|| {
+        let allowed = sched_getaffinity(None).ok()?;
+        let mut cpus = (0..CpuSet::MAX_CPU).filter(|&cpu| allowed.is_set(cpu));
+        Some([cpus.next()?, cpus.next()?])
+    })
+}
+
+/// Pins the calling thread to the `side`th CPU of [`cpu_pair`]; best
+/// effort. Both sides of every variant are pinned the same way, so that
+/// scheduler placement does not differ between shmsg and raw samples:
+/// streams run their two sides on two CPUs; ping-pongs run both on one,
+/// so that a round trip is two context switches and four system calls,
+/// without the cross-CPU wake-up latency that swamps everything else on a
+/// virtual machine (tens of microseconds, varying from run to run), which
+/// leaves the library's own cost in plain view.
+fn pin(side: usize) {
+    use rustix::thread::{CpuSet, sched_setaffinity};
+    if let Some(cpus) = cpu_pair() {
+        let mut set = CpuSet::new();
+        set.set(cpus[side]);
+        let _ = sched_setaffinity(None, &set);
+    }
+}
+
 fn write_all(fd: &OwnedFd, mut bytes: &[u8]) {
     while !bytes.is_empty() {
         let n = rustix::io::write(fd, bytes).expect("write");
@@ -144,50 +180,53 @@ fn sum(bytes: &[u8]) -> u64 {
 fn raw_pingpong(kind: Kind) -> f64 {
     let ((ar, aw), (br, bw)) = raw_pair(kind);
     let echo = std::thread::spawn(move || {
+        pin(0);
         let mut buf = [0u8; 8];
-        for _ in 0..ROUND_TRIPS {
+        for _ in 0..round_trips() {
             read_exact(&br, &mut buf);
             write_all(&bw, &buf);
         }
     });
     let mut buf = [0u8; 8];
     let start = Instant::now();
-    for i in 0..ROUND_TRIPS {
+    for i in 0..round_trips() {
         write_all(&aw, &i.to_le_bytes());
         read_exact(&ar, &mut buf);
         black_box(sum(&buf));
     }
     let elapsed = start.elapsed();
     echo.join().expect("echo");
-    elapsed.as_secs_f64() / ROUND_TRIPS as f64
+    elapsed.as_secs_f64() / round_trips() as f64
 }
 
 /// Seconds per round trip, shmsg.
 fn shmsg_pingpong(kind: Kind) -> f64 {
     let (mut a, mut b) = channel_pair(kind);
     let echo = std::thread::spawn(move || {
+        pin(0);
         let mut buf = Vec::new();
-        for _ in 0..ROUND_TRIPS {
+        for _ in 0..round_trips() {
             b.recv(&mut buf).expect("recv");
             b.send(&buf).expect("send");
         }
     });
     let mut buf = Vec::new();
     let start = Instant::now();
-    for i in 0..ROUND_TRIPS {
+    for i in 0..round_trips() {
         a.send(&i.to_le_bytes()).expect("send");
         a.recv(&mut buf).expect("recv");
         black_box(sum(&buf));
     }
     let elapsed = start.elapsed();
     echo.join().expect("echo");
-    elapsed.as_secs_f64() / ROUND_TRIPS as f64
+    elapsed.as_secs_f64() / round_trips() as f64
 }
 
 /// Messages per second of 64-byte messages, shmsg, single sends or batches.
 fn shmsg_stream_small(batch: usize) -> f64 {
     let (mut a, mut b) = channel_pair(Kind::Unix);
     let reader = std::thread::spawn(move || {
+        pin(1);
         let mut buf = Vec::new();
         let mut total = 0u64;
         for _ in 0..SMALL_MESSAGES {
@@ -220,6 +259,7 @@ fn shmsg_stream_small(batch: usize) -> f64 {
 fn raw_stream_large() -> f64 {
     let ((_ar, aw), (br, _bw)) = raw_pair(Kind::Unix);
     let reader = std::thread::spawn(move || {
+        pin(1);
         let mut buf = vec![0u8; LARGE];
         let mut total = 0u64;
         for _ in 0..LARGE_MESSAGES {
@@ -242,6 +282,7 @@ fn raw_stream_large() -> f64 {
 fn shmsg_stream_large() -> f64 {
     let (mut a, mut b) = channel_pair(Kind::Unix);
     let reader = std::thread::spawn(move || {
+        pin(1);
         let mut buf = Vec::new();
         let mut total = 0u64;
         for _ in 0..LARGE_MESSAGES {
@@ -301,7 +342,11 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    println!("medians of {SAMPLES} samples [min..max]; shmsg and raw samples alternate");
+    pin(0);
+    println!(
+        "medians of {SAMPLES} samples [min..max]; shmsg and raw samples alternate; sides pinned to CPUs {:?}",
+        cpu_pair()
+    );
     for kind in [Kind::Unix, Kind::Pipe, Kind::Tcp, Kind::Seqpacket] {
         let name = format!("pingpong/8B/{}", kind.name());
         if wanted(&name) {

@@ -208,6 +208,8 @@ pub struct StreamSender<L: Link = FdLink> {
     pending_sent: usize,
     /// How long dropping the sender waits to finish `pending`.
     linger: Duration,
+    /// Where a small frame is assembled (kept to reuse its allocation).
+    scratch: Vec<u8>,
 }
 
 impl<L: Link> StreamSender<L> {
@@ -221,6 +223,7 @@ impl<L: Link> StreamSender<L> {
             pending: Vec::new(),
             pending_sent: 0,
             linger,
+            scratch: Vec::with_capacity(SMALL_FRAME),
         }
     }
 
@@ -314,11 +317,13 @@ impl<L: Link> StreamSender<L> {
             // A small frame goes out from one contiguous buffer: a plain
             // `write` / `send` costs the kernel less than a two-slice
             // `writev` / `sendmsg`, which shows in a round trip.
-            let mut frame = [0u8; SMALL_FRAME];
-            let len = HEADER_LEN + message.len();
-            frame[..HEADER_LEN].copy_from_slice(&frame::header(message.len(), self.send_limit)?);
-            frame[HEADER_LEN..len].copy_from_slice(message);
-            return self.send_slices(&mut [IoSlice::new(&frame[..len])], &[], wait, false);
+            let mut frame = std::mem::take(&mut self.scratch);
+            frame.clear();
+            frame.extend_from_slice(&frame::header(message.len(), self.send_limit)?);
+            frame.extend_from_slice(message);
+            let sent = self.send_slices(&mut [IoSlice::new(&frame)], &[], wait, false);
+            self.scratch = frame;
+            return sent;
         }
         let mut headers = Vec::with_capacity(messages.len().min(BATCH_FRAMES));
         let mut taken = false;
