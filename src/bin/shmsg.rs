@@ -1,31 +1,77 @@
 //! The `shmsg` command.
 //!
-//! * `shmsg demo`: two processes stream messages through a shared-memory
-//!   ring and bounce messages back and forth; prints throughput and round
-//!   trip beside the physical references measured in the same run.
-//! * `shmsg peer …` (hidden): the worker side of the demo and of the
-//!   cross-process tests.
+//! * `shmsg compare`: measures the two models side by side on this machine
+//!   (shared-memory ring, Unix stream and seqpacket sockets, pipes, TCP
+//!   loopback; 8 B to 1 MiB), prints the classic comparison table with the
+//!   measured figures, and writes JSON, CSV and an SVG plot (see
+//!   `shmsg/compare.rs`);
+//! * `shmsg send ENDPOINT` / `shmsg recv ENDPOINT`: messages from stdin to
+//!   stdout between two terminals, over any endpoint string;
+//! * `shmsg inspect shm:NAME`: a shared-memory endpoint's header, fill level
+//!   and attached processes; `shmsg clean`: regions no live process uses;
+//! * `shmsg demo`: the shared-memory ring alone, streaming and ping-pong;
+//! * `shmsg peer …` (hidden): the worker processes of `compare`, `demo` and
+//!   the cross-process tests.
 //!
-//! Exit codes: 0 success, 1 any other error, 3 the peer disconnected,
-//! 4 the role is taken by a live process, 5 the region's layout does not
-//! match this build, 6 a received message failed verification.
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other error (I/O, a corrupt region, ...) |
+//! | 2 | bad command line: unknown flag, bad endpoint string, bad value |
+//! | 3 | the peer disconnected |
+//! | 4 | the role is taken by a live process (a second sender on one shm endpoint) |
+//! | 5 | the region's layout does not match this build, or is not published yet |
+//! | 6 | a received message failed verification |
+//! | 7 | timed out |
 
-use std::process::{Command, ExitCode, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use shmsg::Error;
-use shmsg::shm::spsc::{Consumer, Producer};
-use shmsg::shm::{Geometry, Region};
-use shmsg::workload::Workload;
+
+// The modules live in src/bin/shmsg/ (a crate root's modules would
+// otherwise be looked up beside it, in src/bin/).
+#[path = "shmsg/bench.rs"]
+mod bench;
+#[path = "shmsg/compare.rs"]
+mod compare;
+#[path = "shmsg/demo.rs"]
+mod demo;
+#[path = "shmsg/everyday.rs"]
+mod everyday;
+#[path = "shmsg/export.rs"]
+mod export;
+#[path = "shmsg/measure.rs"]
+mod measure;
+#[path = "shmsg/pair.rs"]
+mod pair;
+#[path = "shmsg/plot.rs"]
+mod plot;
+#[path = "shmsg/report.rs"]
+mod report;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  any other error (I/O, a corrupt region, ...)
+  2  bad command line: unknown flag, bad endpoint string, bad value
+  3  the peer disconnected
+  4  the role is taken by a live process (a second sender on one shm endpoint)
+  5  the region's layout does not match this build, or is not published yet
+  6  a received message failed verification
+  7  timed out
+
+Endpoints: shm:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, seqpacket:@NAME,
+tcp:HOST:PORT, pipe (stdin/stdout of a spawned child), pipe:RFD,WFD.";
 
 #[derive(Parser)]
 #[command(
     name = "shmsg",
     version,
-    about = "Inter-process communication: shared memory rings and message passing"
+    about = "Inter-process communication: shared memory rings and message passing",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,8 +80,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Stream and ping-pong between two processes through shared memory, and
-    /// print the figures beside the machine's physical references.
+    /// Measure shared memory against message passing on this machine: round
+    /// trip, throughput and kernel work per transport and message size,
+    /// beside the machine's physical limits. Writes JSON, CSV and an SVG plot.
+    #[command(after_help = EXIT_CODES)]
+    Compare(compare::CompareArgs),
+    /// Connect to ENDPOINT and send each line (or length-prefixed frame) of
+    /// stdin as one message.
+    #[command(after_help = EXIT_CODES)]
+    Send(everyday::SendArgs),
+    /// Listen on ENDPOINT, accept one sender, and print each message as a
+    /// line (or length-prefixed frame) until the sender is gone.
+    #[command(after_help = EXIT_CODES)]
+    Recv(everyday::RecvArgs),
+    /// Show a shared-memory endpoint's regions: layout, capacity, fill level,
+    /// attached processes and whether they are alive.
+    #[command(after_help = EXIT_CODES)]
+    Inspect(everyday::InspectArgs),
+    /// List shmsg regions under /dev/shm and remove (with --yes) those whose
+    /// creator is dead and that nobody is attached to.
+    #[command(after_help = EXIT_CODES)]
+    Clean(everyday::CleanArgs),
+    /// Stream and ping-pong between two processes through the shared-memory
+    /// ring alone, beside one cache line bouncing between two cores.
     Demo {
         /// Messages to stream.
         #[arg(long, default_value_t = 4_000_000)]
@@ -50,139 +117,37 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
-    /// Worker roles for the demo and the tests.
+    /// Worker roles for compare, the demo and the tests.
     #[command(hide = true)]
     Peer {
         #[command(subcommand)]
-        role: PeerRole,
+        role: PeerCmd,
     },
-}
-
-/// How a streaming producer hands messages to the ring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum SendMode {
-    /// Fill a buffer, then `send` it (one copy into the ring).
-    Copy,
-    /// `send_with`: fill the message inside the ring.
-    InPlace,
-    /// Fill a batch of buffers, then `send_batch` them.
-    Batch,
-}
-
-/// Messages per `send_batch` in the batch mode.
-const BATCH: usize = 32;
-
-/// A `shmsg::workload` stream through a region, named or received over a
-/// Unix socket.
-#[derive(clap::Args)]
-struct WorkloadArgs {
-    /// The region's name.
-    #[arg(long, required_unless_present = "socket", conflicts_with = "socket")]
-    region: Option<String>,
-    /// Connect to this Unix socket and receive the region's descriptor there.
-    #[arg(long)]
-    socket: Option<std::path::PathBuf>,
-    #[arg(long)]
-    seed: u64,
-    #[arg(long)]
-    max_len: usize,
-    #[arg(long, default_value_t = u64::MAX)]
-    count: u64,
-    #[arg(long, default_value_t = 0)]
-    start: u64,
-}
-
-impl WorkloadArgs {
-    fn open(&self) -> Result<(Arc<Region>, Workload), Failure> {
-        let workload = Workload {
-            seed: self.seed,
-            max_len: self.max_len,
-        };
-        let region = match (&self.region, &self.socket) {
-            (Some(name), _) => Region::open(name)?,
-            (None, Some(path)) => {
-                let socket =
-                    std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::Io {
-                        context: format!("cannot connect to {}", path.display()),
-                        source: e,
-                    })?;
-                Region::receive_from(&socket)?
-            }
-            (None, None) => unreachable!("clap requires --region or --socket"),
-        };
-        Ok((Arc::new(region), workload))
-    }
 }
 
 #[derive(Subcommand)]
-enum PeerRole {
-    /// Send workload messages `start .. start + count` into a region.
-    Produce(WorkloadArgs),
-    /// Receive and verify workload messages `start ..` until the producer is
-    /// gone, or `count` of them; print how many arrived.
-    Consume(WorkloadArgs),
-    /// Send `count` fixed-size messages, each byte written (sequence number first).
-    Stream {
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        size: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        cpu: Option<usize>,
-        #[arg(long, value_enum, default_value_t = SendMode::Copy)]
-        mode: SendMode,
-    },
-    /// Echo `count` messages from one region into another.
-    Echo {
-        #[arg(long)]
-        inbound: String,
-        #[arg(long)]
-        outbound: String,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        cpu: Option<usize>,
-    },
+enum PeerCmd {
+    #[command(flatten)]
+    Ring(demo::PeerRole),
+    /// One side of a `shmsg compare` measurement.
+    Bench(bench::BenchArgs),
 }
 
-fn exit_code(error: &Error) -> u8 {
-    match error {
-        Error::Disconnected => 3,
-        Error::RoleTaken(_) => 4,
-        Error::LayoutMismatch { .. } | Error::NotInitialized => 5,
-        _ => 1,
-    }
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Cmd::Demo {
-            messages,
-            size,
-            round_trips,
-            runs,
-        } => demo(messages, size, round_trips, runs.max(1)),
-        Cmd::Peer { role } => peer(role),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Shmsg(error)) => {
-            eprintln!("shmsg: {error}");
-            ExitCode::from(exit_code(&error))
-        }
-        Err(Failure::Verify(message)) => {
-            eprintln!("shmsg: {message}");
-            ExitCode::from(6)
-        }
-    }
-}
-
+/// Why a command failed; decides the message and the exit code.
 enum Failure {
+    /// An error from the library.
     Shmsg(Error),
+    /// An error from the library, and what the user can do about it.
+    Hint {
+        /// The error.
+        error: Error,
+        /// What to do.
+        hint: String,
+    },
+    /// A received message was not the one sent.
     Verify(String),
+    /// The command line or the input is wrong, and how.
+    Usage(String),
 }
 
 impl From<Error> for Failure {
@@ -191,385 +156,55 @@ impl From<Error> for Failure {
     }
 }
 
-/// Pins the calling thread to `cpu`, if the machine has it; best effort.
-fn pin(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        let mut set = rustix::thread::CpuSet::new();
-        set.set(cpu);
-        // Pinning is an optimization of the measurement; running unpinned is fine.
-        let _ = rustix::thread::sched_setaffinity(None, &set);
+fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Disconnected => 3,
+        Error::RoleTaken(_) => 4,
+        Error::LayoutMismatch { .. } | Error::NotInitialized => 5,
+        Error::InvalidEndpoint { .. } | Error::InvalidName { .. } | Error::InvalidConfig(_) => 2,
+        Error::Timeout => 7,
+        _ => 1,
     }
 }
 
-fn peer(role: PeerRole) -> Result<(), Failure> {
-    match role {
-        PeerRole::Produce(args) => {
-            let (region, workload) = args.open()?;
-            let mut producer = Producer::attach(&region)?;
-            for seq in args.start..args.start.saturating_add(args.count) {
-                let len = workload.len(seq);
-                producer.send_with(len, |buf| {
-                    workload.fill(seq, buf);
-                    len
-                })?;
-            }
-            Ok(())
-        }
-        PeerRole::Consume(args) => {
-            let (region, workload) = args.open()?;
-            let mut consumer = Consumer::attach(&region)?;
-            let mut buf = Vec::new();
-            let mut received = 0;
-            while received < args.count {
-                match consumer.recv(&mut buf) {
-                    Ok(_) => {}
-                    Err(Error::Disconnected) => break,
-                    Err(error) => return Err(error.into()),
-                }
-                let seq = args.start + received;
-                if let Err(mismatch) = workload.verify(seq, &buf) {
-                    return Err(Failure::Verify(format!("message {seq}: {mismatch}")));
-                }
-                received += 1;
-            }
-            println!("{received}");
-            Ok(())
-        }
-        PeerRole::Stream {
-            region,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Compare(args) => compare::run(args),
+        Cmd::Send(args) => everyday::send(args),
+        Cmd::Recv(args) => everyday::recv(args),
+        Cmd::Inspect(args) => everyday::inspect(args),
+        Cmd::Clean(args) => everyday::clean(args),
+        Cmd::Demo {
+            messages,
             size,
-            count,
-            cpu,
-            mode,
-        } => {
-            pin(cpu);
-            let region = Arc::new(Region::open(&region)?);
-            let mut producer = Producer::attach(&region)?;
-            match mode {
-                SendMode::Copy => {
-                    let mut message = vec![0u8; size];
-                    for seq in 0..count {
-                        fill_fixed(seq, &mut message);
-                        producer.send(&message)?;
-                    }
-                }
-                SendMode::InPlace => {
-                    for seq in 0..count {
-                        producer.send_with(size, |buf| {
-                            fill_fixed(seq, buf);
-                            buf.len()
-                        })?;
-                    }
-                }
-                SendMode::Batch => {
-                    let mut batch = vec![vec![0u8; size]; BATCH];
-                    let mut seq = 0;
-                    while seq < count {
-                        let n = (count - seq).min(BATCH as u64) as usize;
-                        for (i, message) in batch[..n].iter_mut().enumerate() {
-                            fill_fixed(seq + i as u64, message);
-                        }
-                        producer.send_batch(&batch[..n])?;
-                        seq += n as u64;
-                    }
-                }
-            }
-            Ok(())
-        }
-        PeerRole::Echo {
-            inbound,
-            outbound,
-            count,
-            cpu,
-        } => {
-            pin(cpu);
-            let inbound = Arc::new(Region::open(&inbound)?);
-            let outbound = Arc::new(Region::open(&outbound)?);
-            let mut consumer = Consumer::attach(&inbound)?;
-            let mut producer = Producer::attach(&outbound)?;
-            let mut buf = Vec::new();
-            for _ in 0..count {
-                consumer.recv(&mut buf)?;
-                producer.send(&buf)?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Writes every byte of a fixed-size message: the sequence number, then a
-/// byte pattern.
-#[inline]
-fn fill_fixed(seq: u64, buf: &mut [u8]) {
-    buf.fill(seq as u8);
-    if buf.len() >= 8 {
-        buf[..8].copy_from_slice(&seq.to_le_bytes());
-    }
-}
-
-/// Reads every byte of a fixed-size message and checks its sequence number.
-#[inline]
-fn check_fixed(seq: u64, buf: &[u8]) -> bool {
-    let sum = buf.iter().fold(0u8, |acc, &b| acc ^ b);
-    std::hint::black_box(sum);
-    buf.len() < 8 || buf[..8] == seq.to_le_bytes()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
-}
-
-fn spawn_peer(args: &[String]) -> Result<std::process::Child, Failure> {
-    let exe = std::env::current_exe().map_err(|e| Error::Io {
-        context: "cannot find this executable to spawn the peer".into(),
-        source: e,
-    })?;
-    Command::new(exe)
-        .arg("peer")
-        .args(args)
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            Failure::Shmsg(Error::Io {
-                context: "cannot spawn the peer process".into(),
-                source: e,
-            })
-        })
-}
-
-fn wait_peer(mut child: std::process::Child) -> Result<(), Failure> {
-    let status = child.wait().map_err(|e| Error::Io {
-        context: "waiting for the peer process".into(),
-        source: e,
-    })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Failure::Verify(format!(
-            "the peer process failed: {status}"
-        )))
-    }
-}
-
-/// The two CPUs the demo pins its two sides to, if the process may run on
-/// two: decided once, before any pinning narrows the process's own mask.
-fn cpus() -> (Option<usize>, Option<usize>) {
-    static CPUS: std::sync::OnceLock<(Option<usize>, Option<usize>)> = std::sync::OnceLock::new();
-    *CPUS.get_or_init(|| {
-        let Ok(allowed) = rustix::thread::sched_getaffinity(None) else {
-            return (None, None);
-        };
-        let mut usable = (0..rustix::thread::CpuSet::MAX_CPU).filter(|&cpu| allowed.is_set(cpu));
-        match (usable.next(), usable.next()) {
-            (Some(a), Some(b)) => (Some(a), Some(b)),
-            _ => (None, None),
-        }
-    })
-}
-
-/// Streams `count` messages of `size` bytes from a child process; returns
-/// messages per second.
-fn stream_once(count: u64, size: usize, mode: SendMode) -> Result<f64, Failure> {
-    let name = format!("demo-stream-{}", std::process::id());
-    let geometry = Geometry::for_max_message(size, 1 << 20)?;
-    let region = Arc::new(Region::create(&name, geometry)?);
-    let mut consumer = Consumer::attach(&region)?;
-    let (here, there) = cpus();
-    pin(here);
-    let child = spawn_peer(&[
-        "stream".into(),
-        "--region".into(),
-        name,
-        "--size".into(),
-        size.to_string(),
-        "--count".into(),
-        count.to_string(),
-        "--cpu".into(),
-        there.map_or("0".into(), |c| c.to_string()),
-        "--mode".into(),
-        format!("{mode:?}")
-            .to_lowercase()
-            .replace("inplace", "in-place"),
-    ])?;
-    // The clock starts at the first message, so process start-up is excluded.
-    let mut child = child;
-    let mut ok = first_message(&mut consumer, &mut child, |buf| check_fixed(0, buf))?;
-    let start = Instant::now();
-    for seq in 1..count {
-        ok &= consumer.recv_with(|buf| check_fixed(seq, buf))?;
-    }
-    let elapsed = start.elapsed();
-    wait_peer(child)?;
-    if !ok {
-        return Err(Failure::Verify(
-            "a streamed message had the wrong sequence number".into(),
-        ));
-    }
-    Ok((count - 1) as f64 / elapsed.as_secs_f64())
-}
-
-/// Waits for the first message from a child that has yet to attach, giving
-/// up if the child exits first (it then never attaches, so the ring alone
-/// cannot tell that it is gone).
-fn first_message<R>(
-    consumer: &mut Consumer,
-    child: &mut std::process::Child,
-    read: impl Fn(&[u8]) -> R,
-) -> Result<R, Failure> {
-    loop {
-        match consumer.recv_with_timeout(Duration::from_millis(50), &read) {
-            Err(Error::Timeout) => {}
-            other => return Ok(other?),
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(Failure::Verify(format!(
-                "the peer process exited before sending: {status}"
-            )));
-        }
-    }
-}
-
-/// Times `count` round trips of `size`-byte messages through a child that
-/// echoes them; returns nanoseconds per round trip.
-fn pingpong_once(count: u64, size: usize) -> Result<f64, Failure> {
-    let out_name = format!("demo-ping-{}", std::process::id());
-    let in_name = format!("demo-pong-{}", std::process::id());
-    let geometry = Geometry::new(1 << 16, 1 << 10)?;
-    let out_region = Arc::new(Region::create(&out_name, geometry)?);
-    let in_region = Arc::new(Region::create(&in_name, geometry)?);
-    let mut producer = Producer::attach(&out_region)?;
-    let mut consumer = Consumer::attach(&in_region)?;
-    let (here, there) = cpus();
-    pin(here);
-    let warm_up = count / 10;
-    let child = spawn_peer(&[
-        "echo".into(),
-        "--inbound".into(),
-        out_name,
-        "--outbound".into(),
-        in_name,
-        "--count".into(),
-        (count + warm_up).to_string(),
-        "--cpu".into(),
-        there.map_or("0".into(), |c| c.to_string()),
-    ])?;
-    let mut message = vec![0u8; size];
-    let mut reply = Vec::with_capacity(size);
-    let mut child = child;
-    fill_fixed(0, &mut message);
-    producer.send(&message)?;
-    first_message(&mut consumer, &mut child, |buf| check_fixed(0, buf))?;
-    let mut start = Instant::now();
-    for seq in 1..count + warm_up {
-        if seq == warm_up {
-            start = Instant::now();
-        }
-        fill_fixed(seq, &mut message);
-        producer.send(&message)?;
-        consumer.recv(&mut reply)?;
-        if !check_fixed(seq, &reply) {
-            return Err(Failure::Verify(format!("echo {seq} came back wrong")));
-        }
-    }
-    let elapsed = start.elapsed();
-    wait_peer(child)?;
-    Ok(elapsed.as_nanos() as f64 / count as f64)
-}
-
-/// Two threads on two cores bouncing one cache line: nanoseconds per round trip.
-fn cacheline_once(count: u64) -> f64 {
-    let line = Arc::new(crossbeam_utils::CachePadded::new(AtomicU64::new(0)));
-    let (here, there) = cpus();
-    let other = Arc::clone(&line);
-    let echo = std::thread::spawn(move || {
-        pin(there);
-        for i in 0..count {
-            while other.load(Ordering::Acquire) != 2 * i + 1 {
-                std::hint::spin_loop();
-            }
-            other.store(2 * i + 2, Ordering::Release);
-        }
-    });
-    pin(here);
-    let start = Instant::now();
-    for i in 0..count {
-        line.store(2 * i + 1, Ordering::Release);
-        while line.load(Ordering::Acquire) != 2 * i + 2 {
-            std::hint::spin_loop();
-        }
-    }
-    let elapsed = start.elapsed();
-    echo.join().expect("the echo thread does not panic");
-    elapsed.as_nanos() as f64 / count as f64
-}
-
-fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result<(), Failure> {
-    let messages = messages.max(2);
-    let round_trips = round_trips.max(1);
-    let (here, there) = cpus();
-    if here.is_none() {
-        println!("(fewer than two CPUs: both sides share one, and the figures show it)");
-    }
-    println!(
-        "shmsg demo: two processes, sides pinned to CPUs {here:?} and {there:?}; \
-         median of {runs} runs, measured in turn"
-    );
-    let modes = [
-        (SendMode::Copy, "send per message"),
-        (SendMode::InPlace, "send_with, in place"),
-        (SendMode::Batch, "send_batch of 32"),
-    ];
-    let mut rates = vec![Vec::new(); modes.len()];
-    let mut trips = Vec::new();
-    let mut lines = Vec::new();
-    // Interleaved, so that a noisy moment spreads over all measurements.
-    for _ in 0..runs {
-        for (rates, &(mode, _)) in rates.iter_mut().zip(&modes) {
-            rates.push(stream_once(messages, size, mode)?);
-        }
-        trips.push(pingpong_once(round_trips, 8)?);
-        lines.push(cacheline_once(round_trips));
-    }
-    let spread = |v: &[f64], scale: f64| {
-        let min = v.iter().cloned().fold(f64::INFINITY, f64::min) / scale;
-        let max = v.iter().cloned().fold(0.0, f64::max) / scale;
-        format!("{min:.1} .. {max:.1}")
+            round_trips,
+            runs,
+        } => demo::demo(messages, size, round_trips, runs.max(1)),
+        Cmd::Peer {
+            role: PeerCmd::Ring(role),
+        } => demo::peer(role),
+        Cmd::Peer {
+            role: PeerCmd::Bench(args),
+        } => bench::run(args),
     };
-    let row = |what: String, median: String, spread: String| {
-        println!("{what:<46} {median:>14} {spread:>18}");
-    };
-    println!();
-    row("measurement".into(), "median".into(), "min .. max".into());
-    for (rates, &(_, how)) in rates.iter().zip(&modes) {
-        let rate = median(rates.clone());
-        row(
-            format!("stream {size}-byte messages, {how}"),
-            format!("{:.1} M msg/s", rate / 1e6),
-            spread(rates, 1e6),
-        );
-        row(
-            "  as bytes".into(),
-            format!("{:.2} GB/s", rate * size as f64 / 1e9),
-            String::new(),
-        );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Shmsg(error)) => {
+            eprintln!("shmsg: {error}");
+            ExitCode::from(exit_code(&error))
+        }
+        Err(Failure::Hint { error, hint }) => {
+            eprintln!("shmsg: {error}\nshmsg: {hint}");
+            ExitCode::from(exit_code(&error))
+        }
+        Err(Failure::Verify(message)) => {
+            eprintln!("shmsg: {message}");
+            ExitCode::from(6)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("shmsg: {message}\nshmsg: see `shmsg help` for the commands and flags");
+            ExitCode::from(2)
+        }
     }
-    let trip = median(trips.clone());
-    let line = median(lines.clone());
-    row(
-        "ping-pong round trip, 8-byte messages".into(),
-        format!("{trip:.0} ns"),
-        spread(&trips, 1.0),
-    );
-    row(
-        "reference: one cache line between two cores".into(),
-        format!("{line:.0} ns"),
-        spread(&lines, 1.0),
-    );
-    row(
-        "round trip / cache-line reference".into(),
-        format!("{:.2}x", trip / line),
-        String::new(),
-    );
-    Ok(())
 }

@@ -1,0 +1,512 @@
+//! `shmsg peer bench`: the two processes of one `shmsg compare`
+//! measurement. Every transport goes through the common interface
+//! (`shmsg::listen` / `shmsg::connect` and the `Sender` / `Receiver`
+//! traits), so the figures compare the transports, not the code around them.
+//!
+//! Roles, in pairs: `ping` (times round trips) with `echo`, and `send`
+//! (streams) with `recv` (times the stream). The listening side prints
+//! `ready ENDPOINT` on stdout once it listens (not for `pipe`, whose stdin
+//! and stdout are the channel). Each side writes what it measured as
+//! `key value` lines into its `--report` file.
+//!
+//! Every message is written whole by its sender (its sequence number, then
+//! a byte pattern) and read whole and checked by its receiver; a message of
+//! 0 bytes ends the run. Each side excludes a warm-up from its window, and
+//! reads the clock only every so many messages inside it, so that the
+//! clock's cost stays out of the figures.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use shmsg::channel::{Receiver, Sender};
+use shmsg::{Channel, Error, Options};
+
+use super::measure::{SyscallCounter, Usage, pin, quantile, timer_cost_ns};
+use crate::Failure;
+
+/// What one side of a pair does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchRole {
+    /// Sends a message, waits for it to come back, checks it; times each
+    /// round trip (or batch of them).
+    Ping,
+    /// Receives and checks each message, and sends it back.
+    Echo,
+    /// Streams messages as fast as the channel takes them.
+    Send,
+    /// Receives and checks the stream, and times it.
+    Recv,
+}
+
+/// `shmsg peer bench` flags.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// This side's role.
+    #[arg(long, value_enum)]
+    pub role: BenchRole,
+    /// The endpoint to listen on (with `--listen`) or connect to.
+    #[arg(long)]
+    pub endpoint: String,
+    /// Listen and accept one peer instead of connecting.
+    #[arg(long)]
+    pub listen: bool,
+    /// Bytes per message (at least 1: a 0-byte message ends the run).
+    #[arg(long)]
+    pub size: usize,
+    /// Length of the timed window in milliseconds.
+    #[arg(long)]
+    pub duration_ms: u64,
+    /// Untimed warm-up before the window, in milliseconds.
+    #[arg(long)]
+    pub warmup_ms: u64,
+    /// The CPU to pin this process to.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    /// Where to write the measurements.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// Count system calls in the window (perf tracepoint counter).
+    #[arg(long)]
+    pub count_syscalls: bool,
+}
+
+/// Writes every byte of message `seq`: the sequence number (as much of it as
+/// fits), then the low byte of `seq` repeated.
+#[inline]
+pub fn fill(seq: u64, buf: &mut [u8]) {
+    buf.fill(seq as u8);
+    let head = buf.len().min(8);
+    buf[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
+}
+
+/// Reads every byte of `buf` and checks that it is message `seq` of `size`
+/// bytes, as [`fill`] writes it.
+#[inline]
+pub fn check(seq: u64, buf: &[u8], size: usize) -> bool {
+    if buf.len() != size {
+        return false;
+    }
+    let head = size.min(8);
+    let pattern = seq as u8;
+    let diff = buf[head..].iter().fold(0u8, |acc, &b| acc | (b ^ pattern));
+    diff == 0 && buf[..head] == seq.to_le_bytes()[..head]
+}
+
+/// The counters of this side's window.
+struct Counters {
+    syscalls: Option<Result<SyscallCounter, String>>,
+    /// System calls one clock reading makes (0 where the clock is in the vDSO).
+    clock_syscalls: f64,
+}
+
+/// Counter readings at the start of a window.
+struct Mark {
+    calls: Option<u64>,
+    usage: Usage,
+    at: Instant,
+}
+
+/// What one side measured in its window.
+#[derive(Debug, Default)]
+struct Measured {
+    /// Messages (or round trips) in the window.
+    messages: u64,
+    elapsed_ns: u64,
+    usage: Usage,
+    /// System calls in the window, less the measurement's own.
+    syscalls: Option<Result<u64, String>>,
+}
+
+impl Counters {
+    fn new(count: bool) -> Counters {
+        let syscalls = count.then(SyscallCounter::open);
+        let clock_syscalls = match &syscalls {
+            Some(Ok(counter)) => {
+                const READS: u64 = 1000;
+                match counter.read() {
+                    Ok(before) => {
+                        for _ in 0..READS {
+                            std::hint::black_box(Instant::now());
+                        }
+                        counter.read().map_or(0.0, |after| {
+                            after.saturating_sub(before + 1) as f64 / READS as f64
+                        })
+                    }
+                    Err(_) => 0.0,
+                }
+            }
+            _ => 0.0,
+        };
+        Counters {
+            syscalls,
+            clock_syscalls,
+        }
+    }
+
+    fn begin(&self) -> Mark {
+        let calls = match &self.syscalls {
+            Some(Ok(counter)) => counter.read().ok(),
+            _ => None,
+        };
+        let usage = Usage::now();
+        Mark {
+            calls,
+            usage,
+            at: Instant::now(),
+        }
+    }
+
+    /// Ends the window begun at `mark`, in which the clock was read
+    /// `clock_reads` times besides the two readings at its ends.
+    fn end(&self, mark: Mark, clock_reads: u64, messages: u64) -> Measured {
+        let at = Instant::now();
+        let usage = Usage::now().since(mark.usage);
+        let syscalls = match &self.syscalls {
+            None => None,
+            Some(Err(why)) => Some(Err(why.clone())),
+            Some(Ok(counter)) => Some(match (mark.calls, counter.read()) {
+                (Some(before), Ok(after)) => {
+                    // Two getrusage calls and the closing read are ours, and
+                    // so are the clock's own system calls, if it makes any.
+                    let ours = 3.0 + self.clock_syscalls * (clock_reads + 2) as f64;
+                    Ok((after.saturating_sub(before) as f64 - ours)
+                        .max(0.0)
+                        .round() as u64)
+                }
+                (None, _) => Err("cannot read the perf counter".into()),
+                (_, Err(why)) => Err(why),
+            }),
+        };
+        Measured {
+            messages,
+            elapsed_ns: at.duration_since(mark.at).as_nanos() as u64,
+            usage,
+            syscalls,
+        }
+    }
+}
+
+/// Messages between two clock readings, so that reading the clock costs
+/// about one part in a thousand of streaming `size`-byte messages.
+fn stride(size: usize) -> u64 {
+    ((64usize << 10) / size.max(1)).clamp(1, 1024) as u64
+}
+
+fn open(args: &BenchArgs) -> Result<Channel, Failure> {
+    let options = Options {
+        max_message: Some(args.size.max(8)),
+        capacity: None,
+        timeout: Duration::from_secs(30),
+    };
+    if args.listen {
+        let mut listener = shmsg::listen_with(&args.endpoint, &options)?;
+        println!("ready {}", listener.endpoint());
+        Ok(listener.accept_timeout(Duration::from_secs(30))?)
+    } else {
+        Ok(shmsg::connect_with(&args.endpoint, &options)?)
+    }
+}
+
+fn mismatch(seq: u64, len: usize, size: usize) -> Failure {
+    Failure::Verify(format!(
+        "message {seq} came back wrong ({len} bytes, expected {size} bytes of its pattern)"
+    ))
+}
+
+/// Runs one side of a measurement and writes its report.
+pub fn run(args: BenchArgs) -> Result<(), Failure> {
+    if args.size == 0 {
+        return Err(Failure::Usage(
+            "--size must be at least 1 (a 0-byte message ends the run)".into(),
+        ));
+    }
+    pin(args.cpu);
+    let warmup = Duration::from_millis(args.warmup_ms);
+    let duration = Duration::from_millis(args.duration_ms.max(1));
+    let counters = Counters::new(args.count_syscalls);
+    let mut channel = open(&args)?;
+    let size = args.size;
+    let mut report = String::new();
+    let measured = match args.role {
+        BenchRole::Ping => {
+            let timer = timer_cost_ns();
+            let mut message = vec![0u8; size];
+            let mut reply = Vec::with_capacity(size);
+            let mut seq = 0u64;
+            let mut trip = |channel: &mut Channel, seq: u64| -> Result<(), Failure> {
+                fill(seq, &mut message);
+                channel.send(&message)?;
+                let len = channel.recv(&mut reply)?;
+                if !check(seq, &reply, size) {
+                    return Err(mismatch(seq, len, size));
+                }
+                Ok(())
+            };
+            let start = Instant::now();
+            while seq < 16 || start.elapsed() < warmup {
+                trip(&mut channel, seq)?;
+                seq += 1;
+            }
+            let warm_ns = start.elapsed().as_nanos() as f64 / seq as f64;
+            // Enough round trips per clock reading that the clock's cost is
+            // under 5% of what is timed; when counting system calls, few
+            // readings at all.
+            let batch = if args.count_syscalls {
+                ((duration.as_nanos() as f64 / warm_ns) / 16.0).max(1.0) as u64
+            } else {
+                ((timer * 20.0) / warm_ns).ceil().clamp(1.0, 4096.0) as u64
+            };
+            let estimate = (duration.as_nanos() as f64 / warm_ns / batch as f64) as usize;
+            let mut times: Vec<u64> = Vec::with_capacity(estimate.clamp(16, 1 << 24) + 16);
+            let mark = counters.begin();
+            let mut last = mark.at;
+            let mut reads = 0;
+            let mut trips = 0;
+            loop {
+                for _ in 0..batch {
+                    trip(&mut channel, seq)?;
+                    seq += 1;
+                }
+                let now = Instant::now();
+                reads += 1;
+                trips += batch;
+                times.push(now.duration_since(last).as_nanos() as u64 / batch);
+                last = now;
+                if now.duration_since(mark.at) >= duration {
+                    break;
+                }
+            }
+            let measured = counters.end(mark, reads, trips);
+            channel.send(&[])?;
+            channel.flush()?;
+            times.sort_unstable();
+            let q = |p: f64| quantile(&times, p).unwrap_or(0);
+            let _ = writeln!(report, "timer_ns {timer:.1}");
+            let _ = writeln!(report, "batch {batch}");
+            let _ = writeln!(report, "samples {}", times.len());
+            let _ = writeln!(report, "p50_ns {}", q(0.5));
+            let _ = writeln!(report, "p99_ns {}", q(0.99));
+            let _ = writeln!(report, "p999_ns {}", q(0.999));
+            measured
+        }
+        BenchRole::Echo => {
+            let mut buf = Vec::with_capacity(size);
+            let mut seq = 0u64;
+            let mut first: Option<Instant> = None;
+            let mut window: Option<(Mark, u64)> = None;
+            loop {
+                let len = channel.recv(&mut buf)?;
+                if len == 0 {
+                    break;
+                }
+                if !check(seq, &buf, size) {
+                    return Err(mismatch(seq, len, size));
+                }
+                channel.send(&buf)?;
+                seq += 1;
+                if window.is_none() && seq % 16 == 1 {
+                    match first {
+                        None => first = Some(Instant::now()),
+                        Some(at) if at.elapsed() >= warmup => {
+                            window = Some((counters.begin(), seq))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            match window {
+                Some((mark, start)) => counters.end(mark, 0, seq - start),
+                None => Measured::default(),
+            }
+        }
+        BenchRole::Send => {
+            let stride = stride(size);
+            let mut message = vec![0u8; size];
+            let mut seq = 0u64;
+            let mut burst = |channel: &mut Channel, seq: &mut u64| -> Result<(), Failure> {
+                for _ in 0..stride {
+                    fill(*seq, &mut message);
+                    channel.send(&message)?;
+                    *seq += 1;
+                }
+                Ok(())
+            };
+            let start = Instant::now();
+            while start.elapsed() < warmup {
+                burst(&mut channel, &mut seq)?;
+            }
+            let mark = counters.begin();
+            let first = seq;
+            let mut reads = 0;
+            loop {
+                burst(&mut channel, &mut seq)?;
+                reads += 1;
+                if mark.at.elapsed() >= duration {
+                    break;
+                }
+            }
+            let measured = counters.end(mark, reads, seq - first);
+            channel.send(&[])?;
+            channel.flush()?;
+            measured
+        }
+        BenchRole::Recv => {
+            let stride = stride(size);
+            let mut buf = Vec::with_capacity(size);
+            let mut seq = 0u64;
+            let mut first: Option<Instant> = None;
+            let mut window: Option<(Mark, u64)> = None;
+            loop {
+                let len = channel.recv(&mut buf)?;
+                if len == 0 {
+                    break;
+                }
+                if !check(seq, &buf, size) {
+                    return Err(mismatch(seq, len, size));
+                }
+                seq += 1;
+                // The clock is read only before the window begins.
+                if window.is_none() && (seq == 1 || seq % stride == 0) {
+                    match first {
+                        None => first = Some(Instant::now()),
+                        Some(at) if at.elapsed() >= warmup => {
+                            window = Some((counters.begin(), seq))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            match window {
+                Some((mark, start)) => counters.end(mark, 0, seq - start),
+                None => Measured::default(),
+            }
+        }
+    };
+    let _ = writeln!(report, "messages {}", measured.messages);
+    let _ = writeln!(report, "elapsed_ns {}", measured.elapsed_ns);
+    let _ = writeln!(report, "user_ns {}", measured.usage.user_ns);
+    let _ = writeln!(report, "system_ns {}", measured.usage.system_ns);
+    let _ = writeln!(report, "voluntary {}", measured.usage.voluntary);
+    let _ = writeln!(report, "involuntary {}", measured.usage.involuntary);
+    match &measured.syscalls {
+        Some(Ok(n)) => {
+            let _ = writeln!(report, "syscalls {n}");
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(report, "syscalls_error {}", why.replace('\n', " "));
+        }
+        None => {}
+    }
+    std::fs::write(&args.report, report).map_err(|e| Error::Io {
+        context: format!("cannot write the report file {}", args.report.display()),
+        source: e,
+    })?;
+    // Keep the channel open until the report is written: for the ring, the
+    // peer sees the detach only after this.
+    drop(channel);
+    Ok(())
+}
+
+/// One side's report, as read back by `shmsg compare`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerReport {
+    /// Messages (or round trips) in the window.
+    pub messages: u64,
+    /// The window's length.
+    pub elapsed_ns: u64,
+    /// CPU time and context switches in the window.
+    pub usage: Usage,
+    /// System calls in the window, if counted.
+    pub syscalls: Option<Result<u64, String>>,
+    /// Ping only: round trips per clock reading.
+    pub batch: u64,
+    /// Ping only: number of timed batches.
+    pub samples: u64,
+    /// Ping only: median, 99th and 99.9th percentile round trip (ns).
+    pub quantiles: Option<(u64, u64, u64)>,
+    /// Ping only: the clock's cost as this side measured it.
+    pub timer_ns: Option<f64>,
+}
+
+impl PeerReport {
+    /// Parses a report file's text; an unknown key is ignored, a bad value
+    /// is an error naming it.
+    pub fn parse(text: &str) -> Result<PeerReport, String> {
+        let mut report = PeerReport::default();
+        let mut quantiles = (None, None, None);
+        for line in text.lines() {
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            let number = || {
+                value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("report line {line:?}: not a number"))
+            };
+            match key {
+                "messages" => report.messages = number()?,
+                "elapsed_ns" => report.elapsed_ns = number()?,
+                "user_ns" => report.usage.user_ns = number()?,
+                "system_ns" => report.usage.system_ns = number()?,
+                "voluntary" => report.usage.voluntary = number()?,
+                "involuntary" => report.usage.involuntary = number()?,
+                "syscalls" => report.syscalls = Some(Ok(number()?)),
+                "syscalls_error" => report.syscalls = Some(Err(value.to_string())),
+                "batch" => report.batch = number()?,
+                "samples" => report.samples = number()?,
+                "p50_ns" => quantiles.0 = Some(number()?),
+                "p99_ns" => quantiles.1 = Some(number()?),
+                "p999_ns" => quantiles.2 = Some(number()?),
+                "timer_ns" => {
+                    report.timer_ns = Some(
+                        value
+                            .trim()
+                            .parse()
+                            .map_err(|_| format!("report line {line:?}: not a number"))?,
+                    );
+                }
+                _ => {}
+            }
+        }
+        if let (Some(a), Some(b), Some(c)) = quantiles {
+            report.quantiles = Some((a, b, c));
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_and_check_every_byte() {
+        for size in [1, 7, 8, 9, 100, 4096] {
+            let mut buf = vec![0; size];
+            fill(300, &mut buf);
+            assert!(check(300, &buf, size));
+            assert!(!check(301, &buf, size));
+            assert!(!check(300, &buf[..size - 1], size));
+            for i in 0..size {
+                let mut torn = buf.clone();
+                torn[i] ^= 0x40;
+                assert!(!check(300, &torn, size), "byte {i} of {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn reports_round_trip() {
+        let text = "timer_ns 21.5\nbatch 2\nsamples 10\np50_ns 200\np99_ns 300\np999_ns 900\n\
+                    messages 20\nelapsed_ns 5000\nuser_ns 1\nsystem_ns 2\nvoluntary 3\n\
+                    involuntary 4\nsyscalls 40\nfuture_key 7\n";
+        let r = PeerReport::parse(text).unwrap();
+        assert_eq!(r.quantiles, Some((200, 300, 900)));
+        assert_eq!(r.syscalls, Some(Ok(40)));
+        assert_eq!(r.usage.voluntary, 3);
+        assert_eq!(r.timer_ns, Some(21.5));
+        let r = PeerReport::parse("syscalls_error no tracefs\n").unwrap();
+        assert_eq!(r.syscalls, Some(Err("no tracefs".into())));
+        assert!(PeerReport::parse("messages lots\n").is_err());
+    }
+}

@@ -1,0 +1,676 @@
+//! `shmsg compare`: the two models side by side, measured on this machine.
+//!
+//! For every transport (the shared-memory ring `shm`, Unix stream sockets
+//! `unix`, Unix seqpacket sockets `seqpacket`, a pair of pipes `pipe`, TCP
+//! over loopback `tcp`) and message size, the command spawns a pair of
+//! `shmsg peer bench` processes that talk through `shmsg::connect` /
+//! `shmsg::listen`, and measures:
+//!
+//! * **ping-pong**: one process sends a message, the other checks it and
+//!   sends it back; the round trip's median, 99th and 99.9th percentile.
+//!   Round trips are timed in batches just large enough that one clock
+//!   reading costs under 5% of the batch (1 when the round trip is slow);
+//!   the clock's cost is measured and printed;
+//! * **streaming**: one process sends as fast as the channel takes messages,
+//!   the other checks them; messages and bytes per second;
+//! * **kernel intervention**, per message (streaming) or per round trip
+//!   (ping-pong), both processes together: system calls, counted by a perf
+//!   counter on the tracepoint `raw_syscalls:sys_enter` in a separate,
+//!   untimed pass (the counter slows system calls a little); voluntary
+//!   context switches and the share of CPU time spent in the kernel, from
+//!   `getrusage` inside each process's timed window. Where the kernel does
+//!   not let the counter open, the figure is "not measured", with the reason;
+//! * **references**, in the same run: two threads on the two CPUs bouncing
+//!   one cache line (the round-trip limit of any shared-memory protocol) and
+//!   a single-core `memcpy` of blocks of each size (the bandwidth limit of a
+//!   copy); round trips are also shown as multiples of the first and
+//!   throughputs as shares of the second.
+//!
+//! Every byte of every message is written by the sender and read and
+//! checked by the receiver. Each run has an untimed warm-up; each figure is
+//! the median of `--runs` runs, run interleaved (run 1 of everything, then
+//! run 2, ...) so that a noisy moment spreads over all figures, and the
+//! spread (min .. max of the runs) is shown beside it. The two processes
+//! are pinned to two CPUs unless `--no-pin`, and the output says which.
+//!
+//! # Output
+//!
+//! On stdout: the machine and method, the classic comparison table (each
+//! textbook claim with the figure that backs or refutes it), then the
+//! detailed ping-pong and streaming tables. A progress line goes to stderr.
+//! In `--out` (default `./shmsg-compare`):
+//!
+//! * `compare.json`: schema `shmsg-compare/1`: `machine` {cpu, cores,
+//!   kernel}, `settings`, `timer_ns`, `syscall_method` ({measured} or
+//!   {not_measured}), `references` {cacheline_round_trip_ns {median, min,
+//!   max}, memcpy [{size, bytes_per_s}]}, `classic` [rows], and `results`:
+//!   one object per transport and size with `pingpong` {round_trip_ns,
+//!   p99_ns, p999_ns, batch, samples, syscalls, voluntary_switches,
+//!   kernel_share, not_measured} and `stream` {messages_per_s, bytes_per_s,
+//!   messages, syscalls, voluntary_switches, kernel_share, not_measured}. A
+//!   figure that was not measured is `null`, and `not_measured` maps its
+//!   name to the reason;
+//! * `compare.csv`: one row per transport and size, the columns of
+//!   `export::CSV_COLUMNS`, "not measured" in a cell without a figure;
+//! * `compare.svg`: round trip and throughput against message size, one
+//!   line per transport, log-log, with the references and the machine.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use shmsg::Error;
+
+use super::export;
+use super::measure::{self, Machine, Spread, SyscallCounter};
+use super::pair;
+use super::plot;
+use super::report::{
+    self, Cell, Figure, Kernel, PingPong, Report, Settings, Stream, Transport, size_name,
+};
+use crate::Failure;
+
+/// The largest message size `compare` accepts.
+pub const MAX_SIZE: usize = 16 << 20;
+
+/// `shmsg compare` flags.
+#[derive(clap::Args, Debug, Default)]
+pub struct CompareArgs {
+    /// A short run (sizes 8 B, 1 KiB, 64 KiB, 1 MiB; 3 runs of 50 ms): under
+    /// a minute. Other flags still override its choices.
+    #[arg(long)]
+    pub quick: bool,
+    /// Transports to measure, comma-separated [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub transports: Vec<Transport>,
+    /// Message sizes in bytes, comma-separated; K and M suffixes (KiB, MiB)
+    /// allowed, from 1 B to 16M [default: 8,64,512,4K,32K,256K,1M].
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    pub sizes: Vec<usize>,
+    /// Repetitions of each measurement; the median is reported [default: 5,
+    /// quick 3].
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Timed window of each run, e.g. 200ms or 1s [default: 200ms, quick 50ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Untimed warm-up before each window [default: 50ms, quick 10ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Pin the two processes of a pair to these two CPUs [default: the
+    /// first two this process may use].
+    #[arg(long, value_delimiter = ',', num_args = 1, conflicts_with = "no_pin")]
+    pub cpus: Vec<usize>,
+    /// Do not pin: let the scheduler place the processes.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Skip the system-call counting pass (the figures then read "not measured").
+    #[arg(long)]
+    pub no_syscalls: bool,
+    /// Directory for compare.json, compare.csv and compare.svg.
+    #[arg(long, default_value = "shmsg-compare")]
+    pub out: PathBuf,
+    /// Print the settings these flags resolve to, as JSON, and exit.
+    #[arg(long, hide = true)]
+    pub plan: bool,
+}
+
+/// Parses "8", "4K", "4KiB", "1M", "1MiB" (binary units) into bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (write e.g. 64, 4K or 1M)"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (use K or M)")),
+    };
+    let size = number
+        .checked_mul(scale)
+        .filter(|s| (1..=MAX_SIZE).contains(s))
+        .ok_or_else(|| format!("{text:?} is out of range: sizes go from 1 B to 16M"))?;
+    Ok(size)
+}
+
+/// Parses "200ms", "1s", "1.5s", "500us" into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (write e.g. 200ms or 1s)"))?;
+    let seconds = match unit.trim() {
+        "s" => number,
+        "ms" => number / 1e3,
+        "us" => number / 1e6,
+        "" => return Err(format!("{text:?} needs a unit: s, ms or us")),
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (use s, ms or us)"
+            ));
+        }
+    };
+    if !(0.0..=600.0).contains(&seconds) {
+        return Err(format!("{text:?} is out of range (0 to 600 s)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The settings the flags resolve to, or what is wrong with them.
+pub fn resolve(args: &CompareArgs, allowed_cpus: &[usize]) -> Result<Settings, String> {
+    let mut transports = if args.transports.is_empty() {
+        Transport::ALL.to_vec()
+    } else {
+        args.transports.clone()
+    };
+    transports.sort();
+    transports.dedup();
+    let mut sizes = if !args.sizes.is_empty() {
+        args.sizes.clone()
+    } else if args.quick {
+        vec![8, 1 << 10, 64 << 10, 1 << 20]
+    } else {
+        vec![8, 64, 512, 4 << 10, 32 << 10, 256 << 10, 1 << 20]
+    };
+    sizes.sort_unstable();
+    sizes.dedup();
+    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 5 });
+    if !(1..=1000).contains(&runs) {
+        return Err(format!("--runs {runs} is out of range (1 to 1000)"));
+    }
+    let duration = args
+        .duration
+        .unwrap_or(Duration::from_millis(if args.quick { 50 } else { 200 }));
+    if duration < Duration::from_millis(1) {
+        return Err("--duration must be at least 1ms".into());
+    }
+    let warmup = args
+        .warmup
+        .unwrap_or(Duration::from_millis(if args.quick { 10 } else { 50 }));
+    let pinned = if args.no_pin {
+        None
+    } else if !args.cpus.is_empty() {
+        match args.cpus[..] {
+            [a, b] if a != b => {
+                if let Some(bad) = [a, b].into_iter().find(|c| !allowed_cpus.contains(c)) {
+                    return Err(format!(
+                        "--cpus: CPU {bad} is not available to this process (available: {allowed_cpus:?})"
+                    ));
+                }
+                Some((a, b))
+            }
+            _ => return Err("--cpus takes two different CPUs, e.g. --cpus 0,1".into()),
+        }
+    } else {
+        match allowed_cpus {
+            [a, b, ..] => Some((*a, *b)),
+            _ => None,
+        }
+    };
+    Ok(Settings {
+        transports,
+        sizes,
+        runs,
+        duration,
+        warmup,
+        pinned,
+        count_syscalls: !args.no_syscalls,
+        quick: args.quick,
+    })
+}
+
+/// The settings as JSON (for `--plan`).
+pub fn settings_json(s: &Settings) -> String {
+    use super::export::json;
+    let names: Vec<String> = s
+        .transports
+        .iter()
+        .map(|t| json::string(t.name()))
+        .collect();
+    let sizes: Vec<String> = s.sizes.iter().map(|v| v.to_string()).collect();
+    json::object(&[
+        ("transports", format!("[{}]", names.join(", "))),
+        ("sizes", format!("[{}]", sizes.join(", "))),
+        ("runs", s.runs.to_string()),
+        ("duration_ms", s.duration.as_millis().to_string()),
+        ("warmup_ms", s.warmup.as_millis().to_string()),
+        (
+            "pinned_cpus",
+            s.pinned
+                .map_or("null".into(), |(a, b)| format!("[{a}, {b}]")),
+        ),
+        ("count_syscalls", s.count_syscalls.to_string()),
+        ("quick", s.quick.to_string()),
+    ])
+}
+
+/// The two workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Workload {
+    PingPong,
+    Stream,
+}
+
+/// What one run of one workload gave.
+#[derive(Clone, Debug)]
+pub(crate) struct RunFigures {
+    /// Round trip median (ns) or messages per second.
+    pub(crate) main: f64,
+    /// Ping-pong only: 99th and 99.9th percentile (ns), batch, samples.
+    pub(crate) tail: Option<(f64, f64, u64, u64)>,
+    /// Messages or round trips timed.
+    pub(crate) messages: u64,
+    pub(crate) syscalls: Option<Result<f64, String>>,
+    pub(crate) voluntary: f64,
+    /// CPU time of both processes in the window: (kernel, total) in ns.
+    pub(crate) cpu_ns: (u64, u64),
+}
+
+/// State shared by the measurements of one comparison.
+pub(crate) struct Context {
+    pub(crate) settings: Settings,
+    pub(crate) exe: PathBuf,
+    pub(crate) scratch: PathBuf,
+    pub(crate) next: AtomicU64,
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// The progress line on stderr: redrawn in place on a terminal, one line
+/// per step otherwise.
+struct Progress {
+    total: usize,
+    done: usize,
+    tty: bool,
+    start: Instant,
+}
+
+impl Progress {
+    fn step(&mut self, what: &str) {
+        self.done += 1;
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let width = 24;
+            let filled = width * self.done.min(self.total) / self.total.max(1);
+            let _ = write!(
+                err,
+                "\r\x1b[2K[{}{}] {}/{} {:>4.0}s  {what}",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                self.done,
+                self.total,
+                self.start.elapsed().as_secs_f64()
+            );
+        } else {
+            let _ = writeln!(err, "shmsg compare: [{}/{}] {what}", self.done, self.total);
+        }
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// Runs `shmsg compare`.
+pub fn run(args: CompareArgs) -> Result<(), Failure> {
+    let started = Instant::now();
+    let settings = resolve(&args, &measure::allowed_cpus()).map_err(Failure::Usage)?;
+    if args.plan {
+        println!("{}", settings_json(&settings));
+        return Ok(());
+    }
+    std::fs::create_dir_all(&args.out).map_err(io(format!(
+        "cannot create the output directory {} (pick another with --out)",
+        args.out.display()
+    )))?;
+    let exe = std::env::current_exe().map_err(io("cannot find this executable to spawn peers"))?;
+    let scratch = std::env::temp_dir().join(format!("shmsg-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(io(format!(
+        "cannot create the scratch directory {} (set TMPDIR to a writable directory)",
+        scratch.display()
+    )))?;
+    let context = Context {
+        settings: settings.clone(),
+        exe,
+        scratch,
+        next: AtomicU64::new(0),
+    };
+    let syscall_method = if settings.count_syscalls {
+        SyscallCounter::open().map(|_| {
+            "counted by a perf counter on the tracepoint raw_syscalls:sys_enter, in a separate \
+             untimed pass; the measurement's own calls are subtracted"
+                .to_string()
+        })
+    } else {
+        Err("not counted (--no-syscalls)".into())
+    };
+    let pins = (settings.pinned.map(|p| p.0), settings.pinned.map(|p| p.1));
+    let count_pass = syscall_method.is_ok();
+    let pairs = settings.transports.len() * settings.sizes.len() * 2;
+    let mut progress = Progress {
+        total: settings.runs * (1 + settings.sizes.len() + pairs)
+            + if count_pass { pairs } else { 0 },
+        done: 0,
+        tty: std::io::stderr().is_terminal(),
+        start: Instant::now(),
+    };
+    let timer_ns = measure::timer_cost_ns();
+    let reference_time = settings
+        .duration
+        .clamp(Duration::from_millis(5), Duration::from_millis(100));
+    let mut cacheline = Vec::new();
+    let mut memcpy = vec![Vec::new(); settings.sizes.len()];
+    let cells_n = settings.transports.len() * settings.sizes.len();
+    let mut ping_runs: Vec<Vec<Result<RunFigures, String>>> = vec![Vec::new(); cells_n];
+    let mut stream_runs: Vec<Vec<Result<RunFigures, String>>> = vec![Vec::new(); cells_n];
+    for run in 1..=settings.runs {
+        progress.step(&format!(
+            "reference: cache line between two cores, run {run}/{}",
+            settings.runs
+        ));
+        cacheline.push(measure::cacheline_round_trip(pins, reference_time));
+        for (i, &size) in settings.sizes.iter().enumerate() {
+            progress.step(&format!(
+                "reference: memcpy of {}, run {run}/{}",
+                size_name(size),
+                settings.runs
+            ));
+            memcpy[i].push(measure::memcpy_rate(pins.0, size, reference_time));
+        }
+        for (t, &transport) in settings.transports.iter().enumerate() {
+            for (s, &size) in settings.sizes.iter().enumerate() {
+                let cell = t * settings.sizes.len() + s;
+                for workload in [Workload::PingPong, Workload::Stream] {
+                    progress.step(&format!(
+                        "{} {} {}, run {run}/{}",
+                        if workload == Workload::PingPong {
+                            "ping-pong"
+                        } else {
+                            "streaming"
+                        },
+                        transport.name(),
+                        size_name(size),
+                        settings.runs
+                    ));
+                    let result = pair::measure_pair(&context, transport, workload, size, false);
+                    if let Err(why) = &result {
+                        progress.finish();
+                        eprintln!(
+                            "shmsg compare: {} {}: {why}",
+                            transport.name(),
+                            size_name(size)
+                        );
+                    }
+                    match workload {
+                        Workload::PingPong => ping_runs[cell].push(result),
+                        Workload::Stream => stream_runs[cell].push(result),
+                    }
+                }
+            }
+        }
+    }
+    let mut ping_calls = vec![None; cells_n];
+    let mut stream_calls = vec![None; cells_n];
+    if count_pass {
+        for (t, &transport) in settings.transports.iter().enumerate() {
+            for (s, &size) in settings.sizes.iter().enumerate() {
+                let cell = t * settings.sizes.len() + s;
+                for workload in [Workload::PingPong, Workload::Stream] {
+                    progress.step(&format!(
+                        "counting system calls: {} {} {}",
+                        if workload == Workload::PingPong {
+                            "ping-pong"
+                        } else {
+                            "streaming"
+                        },
+                        transport.name(),
+                        size_name(size)
+                    ));
+                    let counted =
+                        match pair::measure_pair(&context, transport, workload, size, true) {
+                            Ok(figures) => figures
+                                .syscalls
+                                .unwrap_or_else(|| Err("the peers did not count".into())),
+                            Err(why) => Err(format!("the counting run failed: {why}")),
+                        };
+                    match workload {
+                        Workload::PingPong => ping_calls[cell] = Some(counted),
+                        Workload::Stream => stream_calls[cell] = Some(counted),
+                    }
+                }
+            }
+        }
+    }
+    progress.finish();
+    let not_counted = |calls: Option<Result<f64, String>>| -> Figure {
+        match (calls, &syscall_method) {
+            (Some(result), _) => result,
+            (None, Err(why)) => Err(why.clone()),
+            (None, Ok(_)) => Err("not counted".into()),
+        }
+    };
+    let mut cells = Vec::new();
+    for (t, &transport) in settings.transports.iter().enumerate() {
+        for (s, &size) in settings.sizes.iter().enumerate() {
+            let cell = t * settings.sizes.len() + s;
+            cells.push(Cell {
+                transport,
+                size,
+                ping: ping_figures(&ping_runs[cell], not_counted(ping_calls[cell].take())),
+                stream: stream_figures(&stream_runs[cell], not_counted(stream_calls[cell].take())),
+            });
+        }
+    }
+    let report = Report {
+        settings: settings.clone(),
+        machine: Machine::describe(),
+        timer_ns,
+        syscall_method,
+        cacheline_ns: Spread::of(&cacheline).ok_or_else(|| "the reference did not run".to_string()),
+        memcpy: settings
+            .sizes
+            .iter()
+            .zip(&memcpy)
+            .map(|(&size, rates)| {
+                (
+                    size,
+                    Spread::of(rates).ok_or_else(|| "the reference did not run".to_string()),
+                )
+            })
+            .collect(),
+        cells,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    print!("{}", report::preamble(&report));
+    println!();
+    println!("The classic comparison, measured:");
+    print!("{}", report::classic_table(&report));
+    println!();
+    print!("{}", report::detail_tables(&report));
+    println!();
+    write_files(&args.out, &report)?;
+    println!(
+        "wrote {}, {} and {} in {:.0} s",
+        args.out.join("compare.json").display(),
+        args.out.join("compare.csv").display(),
+        args.out.join("compare.svg").display(),
+        report.wall_s
+    );
+    Ok(())
+}
+
+fn write_files(out: &Path, report: &Report) -> Result<(), Failure> {
+    for (name, text) in [
+        ("compare.json", export::to_json(report)),
+        ("compare.csv", export::to_csv(report)),
+        ("compare.svg", plot::svg(report)),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(io(format!(
+            "cannot write {} (pick another directory with --out)",
+            path.display()
+        )))?;
+    }
+    Ok(())
+}
+
+fn median_of(values: impl Iterator<Item = f64>) -> Option<f64> {
+    Spread::of(&values.collect::<Vec<_>>()).map(|s| s.median)
+}
+
+/// The first failure of `runs`, for a figure no run produced.
+fn first_failure(runs: &[Result<RunFigures, String>]) -> String {
+    runs.iter()
+        .find_map(|r| r.as_ref().err().cloned())
+        .unwrap_or_else(|| "no run".into())
+}
+
+fn kernel_of(ok: &[&RunFigures], syscalls: Figure, why: &str) -> Kernel {
+    Kernel {
+        syscalls,
+        voluntary_switches: median_of(ok.iter().map(|r| r.voluntary))
+            .ok_or_else(|| why.to_string()),
+        // Summed over the runs: getrusage splits user and kernel time by
+        // sampling at the scheduler tick, too coarse for one short window.
+        kernel_share: {
+            let (kernel, total) = ok
+                .iter()
+                .fold((0, 0), |(k, t), r| (k + r.cpu_ns.0, t + r.cpu_ns.1));
+            if ok.is_empty() {
+                Err(why.to_string())
+            } else if total == 0 {
+                Err("getrusage reported no CPU time in the windows (raise --duration)".into())
+            } else {
+                Ok(kernel as f64 / total as f64)
+            }
+        },
+    }
+}
+
+fn ping_figures(runs: &[Result<RunFigures, String>], syscalls: Figure) -> PingPong {
+    let ok: Vec<&RunFigures> = runs.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let why = first_failure(runs);
+    let tails: Vec<(f64, f64, u64, u64)> = ok.iter().filter_map(|r| r.tail).collect();
+    PingPong {
+        round_trip_ns: Spread::of(&ok.iter().map(|r| r.main).collect::<Vec<_>>())
+            .ok_or_else(|| why.clone()),
+        p99_ns: median_of(tails.iter().map(|t| t.0)).ok_or_else(|| why.clone()),
+        p999_ns: median_of(tails.iter().map(|t| t.1)).ok_or_else(|| why.clone()),
+        batch: tails.iter().map(|t| t.2).max().unwrap_or(0),
+        samples: tails.iter().map(|t| t.3).sum(),
+        kernel: kernel_of(&ok, syscalls, &why),
+    }
+}
+
+fn stream_figures(runs: &[Result<RunFigures, String>], syscalls: Figure) -> Stream {
+    let ok: Vec<&RunFigures> = runs.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let why = first_failure(runs);
+    Stream {
+        messages_per_s: Spread::of(&ok.iter().map(|r| r.main).collect::<Vec<_>>())
+            .ok_or_else(|| why.clone()),
+        messages: ok.iter().map(|r| r.messages).sum(),
+        kernel: kernel_of(&ok, syscalls, &why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("8"), Ok(8));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("17M").is_err());
+        assert!(parse_size("4G").is_err());
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999999999999999K").is_err());
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert!(parse_duration("200").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1h").is_err());
+    }
+
+    #[test]
+    fn defaults_quick_and_overrides() {
+        let cpus = [0, 1, 2];
+        let s = resolve(&CompareArgs::default(), &cpus).unwrap();
+        assert_eq!(s.transports, Transport::ALL);
+        assert_eq!(s.sizes.len(), 7);
+        assert_eq!((s.runs, s.pinned), (5, Some((0, 1))));
+        let quick = CompareArgs {
+            quick: true,
+            ..CompareArgs::default()
+        };
+        let s = resolve(&quick, &cpus).unwrap();
+        assert_eq!(s.sizes, [8, 1024, 65536, 1 << 20]);
+        assert_eq!((s.runs, s.duration), (3, Duration::from_millis(50)));
+        let args = CompareArgs {
+            quick: true,
+            transports: vec![Transport::Tcp, Transport::Shm, Transport::Tcp],
+            sizes: vec![64, 8, 64],
+            runs: Some(1),
+            cpus: vec![2, 1],
+            ..CompareArgs::default()
+        };
+        let s = resolve(&args, &cpus).unwrap();
+        assert_eq!(s.transports, [Transport::Shm, Transport::Tcp]);
+        assert_eq!(
+            (s.sizes.as_slice(), s.runs, s.pinned),
+            (&[8, 64][..], 1, Some((2, 1)))
+        );
+        let one_cpu = resolve(&CompareArgs::default(), &[0]).unwrap();
+        assert_eq!(one_cpu.pinned, None);
+        let unpinned = CompareArgs {
+            no_pin: true,
+            ..CompareArgs::default()
+        };
+        assert_eq!(resolve(&unpinned, &cpus).unwrap().pinned, None);
+        for bad in [
+            CompareArgs {
+                runs: Some(0),
+                ..CompareArgs::default()
+            },
+            CompareArgs {
+                cpus: vec![1, 1],
+                ..CompareArgs::default()
+            },
+            CompareArgs {
+                cpus: vec![0, 7],
+                ..CompareArgs::default()
+            },
+            CompareArgs {
+                duration: Some(Duration::ZERO),
+                ..CompareArgs::default()
+            },
+        ] {
+            assert!(resolve(&bad, &cpus).is_err(), "{bad:?}");
+        }
+    }
+}

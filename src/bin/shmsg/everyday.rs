@@ -1,0 +1,576 @@
+//! The everyday commands: `send`, `recv`, `inspect` and `clean`.
+//!
+//! `shmsg recv ENDPOINT` listens on any endpoint string, accepts one peer
+//! and prints each message it receives; `shmsg send ENDPOINT` connects and
+//! sends each message it reads from stdin. So two terminals talk over shared
+//! memory or a socket with the same two commands:
+//!
+//! ```text
+//! terminal 1$ shmsg recv shm:chat         # or unix:/tmp/chat, tcp:127.0.0.1:7000, ...
+//! terminal 2$ echo hello | shmsg send shm:chat
+//! ```
+//!
+//! Messages are lines by default (the newline is not part of the message),
+//! or, with `--length-prefixed`, frames of a 4-byte little-endian length and
+//! that many bytes, on stdin for `send` and on stdout for `recv`.
+//!
+//! `shmsg inspect shm:NAME` shows a shared-memory endpoint's two regions:
+//! layout, capacity, fill level and who is attached, and whether those
+//! processes are alive. `shmsg clean` lists regions no live process uses;
+//! `shmsg clean --yes` removes them.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shmsg::channel::{Receiver, Sender};
+use shmsg::endpoint::REPLY_SUFFIX;
+use shmsg::shm::Region;
+use shmsg::shm::layout::offsets;
+use shmsg::shm::region::{PREFIX, RegionInfo, SHM_DIR};
+use shmsg::{Endpoint, Error, Options, Role};
+
+use super::compare::parse_size;
+use crate::Failure;
+
+/// `shmsg send` flags.
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    /// Where to send: shm:NAME, unix:PATH, unix:@NAME, seqpacket:PATH,
+    /// tcp:HOST:PORT or pipe:RFD,WFD. A receiver must be listening there
+    /// (`shmsg recv ENDPOINT`).
+    pub endpoint: String,
+    /// Read frames of a 4-byte little-endian length and that many bytes
+    /// instead of lines.
+    #[arg(long)]
+    pub length_prefixed: bool,
+    /// How long to try connecting, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = super::compare::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `shmsg recv` flags.
+#[derive(clap::Args, Debug)]
+pub struct RecvArgs {
+    /// Where to listen: shm:NAME (creates the regions), unix:PATH,
+    /// unix:@NAME, seqpacket:PATH, tcp:HOST:PORT (port 0: any free port) or
+    /// pipe:RFD,WFD. The actual endpoint is printed on stderr.
+    pub endpoint: String,
+    /// Write frames of a 4-byte little-endian length and the message instead
+    /// of lines.
+    #[arg(long)]
+    pub length_prefixed: bool,
+    /// Exit after this many messages (default: when the sender is gone).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// The largest message to accept, e.g. 64K or 16M (default: 64 KiB for
+    /// shm, 16 MiB otherwise).
+    #[arg(long, value_parser = parse_size)]
+    pub max_message: Option<usize>,
+    /// How long to wait for a sender (default: forever), e.g. 30s.
+    #[arg(long, value_parser = super::compare::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// `shmsg inspect` flags.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// The shared-memory endpoint, shm:NAME (or the region's NAME).
+    pub endpoint: String,
+    /// Look in this directory instead of /dev/shm.
+    #[arg(long, hide = true)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `shmsg clean` flags.
+#[derive(clap::Args, Debug)]
+pub struct CleanArgs {
+    /// Remove the regions; without it, only list what would be removed.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Look in this directory instead of /dev/shm.
+    #[arg(long, hide = true)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `pipe` alone means stdin and stdout, which `send` and `recv` use for the
+/// messages themselves.
+fn refuse_stdio_pipe(command: &str, endpoint: &str) -> Result<(), Failure> {
+    if let Ok(Endpoint::Pipe { read: 0, .. } | Endpoint::Pipe { write: 1, .. }) =
+        Endpoint::parse(endpoint)
+    {
+        return Err(Failure::Usage(format!(
+            "`shmsg {command}` uses stdin and stdout for the messages, so its channel cannot be \
+             `{endpoint}`; pass other descriptors, e.g. `shmsg {command} pipe:3,4 3<IN 4>OUT`"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds what to do about a failed connect or listen.
+fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
+    let hint = match &error {
+        Error::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                if command == "send" =>
+            {
+                format!("is a receiver listening? Start `shmsg recv {endpoint}` first")
+            }
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::AddrInUse => format!(
+                "another process uses {endpoint}; pick another name, or if its process died, \
+                 run `shmsg clean` (shm) or remove the socket file"
+            ),
+            std::io::ErrorKind::PermissionDenied => {
+                "the endpoint belongs to another user; pick another name".into()
+            }
+            _ => return Failure::Shmsg(error),
+        },
+        Error::InvalidEndpoint { .. } => {
+            "write shm:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, tcp:HOST:PORT or pipe:RFD,WFD"
+                .into()
+        }
+        Error::RoleTaken(_) => {
+            "another sender is connected to this shm endpoint; it carries one connection at a time"
+                .into()
+        }
+        Error::Timeout if command == "send" => {
+            format!("no receiver answered; start `shmsg recv {endpoint}` first, or raise --timeout")
+        }
+        _ => return Failure::Shmsg(error),
+    };
+    Failure::Hint { error, hint }
+}
+
+/// Reads the next message from `input`: a line without its newline, or a
+/// length-prefixed frame. `None` at the end of the input.
+fn next_message(
+    input: &mut impl BufRead,
+    length_prefixed: bool,
+    buf: &mut Vec<u8>,
+) -> Result<Option<()>, Failure> {
+    buf.clear();
+    let stdin_error = |e| Error::Io {
+        context: "cannot read stdin".into(),
+        source: e,
+    };
+    if !length_prefixed {
+        let n = input.read_until(b'\n', buf).map_err(stdin_error)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        return Ok(Some(()));
+    }
+    let mut header = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match input.read(&mut header[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => {
+                return Err(Failure::Usage(format!(
+                    "stdin ended inside a frame's 4-byte length ({got} bytes of it); \
+                     --length-prefixed input is a little-endian u32 length, then the message"
+                )));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(stdin_error(e).into()),
+        }
+    }
+    let len = u32::from_le_bytes(header) as u64;
+    let read = input.take(len).read_to_end(buf).map_err(stdin_error)?;
+    if read as u64 != len {
+        return Err(Failure::Usage(format!(
+            "stdin ended inside a frame: its length says {len} bytes, only {read} followed"
+        )));
+    }
+    Ok(Some(()))
+}
+
+/// `shmsg send ENDPOINT`: connects and sends every message read from stdin.
+pub fn send(args: SendArgs) -> Result<(), Failure> {
+    refuse_stdio_pipe("send", &args.endpoint)?;
+    let options = Options {
+        timeout: args.timeout,
+        ..Options::default()
+    };
+    let mut channel = shmsg::connect_with(&args.endpoint, &options)
+        .map_err(|e| hint(e, "send", &args.endpoint))?;
+    let mut input = std::io::stdin().lock();
+    let mut message = Vec::new();
+    let mut sent = 0u64;
+    while next_message(&mut input, args.length_prefixed, &mut message)?.is_some() {
+        match channel.send(&message) {
+            Ok(()) => sent += 1,
+            Err(Error::MessageTooLarge { len, max }) => {
+                return Err(Failure::Hint {
+                    error: Error::MessageTooLarge { len, max },
+                    hint: format!(
+                        "message {} is too large for the receiver; start it with \
+                         `shmsg recv --max-message {len} {}`",
+                        sent + 1,
+                        args.endpoint
+                    ),
+                });
+            }
+            Err(Error::Disconnected) => {
+                return Err(Failure::Hint {
+                    error: Error::Disconnected,
+                    hint: format!("the receiver left after {sent} messages"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    channel.flush()?;
+    Ok(())
+}
+
+/// `shmsg recv ENDPOINT`: listens, accepts one sender and prints what
+/// arrives until the sender is gone (or `--count` messages).
+pub fn recv(args: RecvArgs) -> Result<(), Failure> {
+    refuse_stdio_pipe("recv", &args.endpoint)?;
+    let options = Options {
+        max_message: args.max_message,
+        ..Options::default()
+    };
+    let mut listener = shmsg::listen_with(&args.endpoint, &options)
+        .map_err(|e| hint(e, "recv", &args.endpoint))?;
+    eprintln!("shmsg recv: listening on {}", listener.endpoint());
+    let accepted = match args.timeout {
+        Some(timeout) => listener.accept_timeout(timeout),
+        None => listener.accept(),
+    };
+    let mut channel = accepted.map_err(|e| match e {
+        Error::Timeout => Failure::Hint {
+            error: Error::Timeout,
+            hint: format!(
+                "no sender connected; run `shmsg send {}`",
+                listener.endpoint()
+            ),
+        },
+        other => hint(other, "recv", &args.endpoint),
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut message = Vec::new();
+    let mut received = 0u64;
+    while args.count.is_none_or(|count| received < count) {
+        match channel.recv(&mut message) {
+            Ok(_) => received += 1,
+            Err(Error::Disconnected) => break,
+            Err(e) => return Err(e.into()),
+        }
+        let written = if args.length_prefixed {
+            let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+            out.write_all(&len.to_le_bytes())
+                .and_then(|()| out.write_all(&message))
+        } else {
+            out.write_all(&message).and_then(|()| out.write_all(b"\n"))
+        };
+        match written.and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader of our output is gone (`shmsg recv ... | head`).
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => {
+                return Err(Error::Io {
+                    context: "cannot write to stdout".into(),
+                    source: e,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A region's name from `shm:NAME` or `NAME`.
+fn region_name(endpoint: &str) -> Result<String, Failure> {
+    match Endpoint::parse(endpoint) {
+        Ok(Endpoint::Shm(name)) => Ok(name),
+        Ok(_) => Err(Failure::Usage(format!(
+            "{endpoint:?} is not a shared-memory endpoint; `shmsg inspect` shows regions: \
+             give shm:NAME"
+        ))),
+        Err(_) if !endpoint.contains(':') => {
+            let name = endpoint.strip_prefix(PREFIX).unwrap_or(endpoint);
+            shmsg::shm::region::validate_name(name)?;
+            Ok(name.to_string())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn alive(yes: bool) -> &'static str {
+    if yes { "alive" } else { "dead" }
+}
+
+/// Who holds a side: from the lock (authoritative) and the header's words.
+fn side(locked: bool, epoch: u64, pid: u64) -> String {
+    match (locked, epoch % 2 == 1, pid) {
+        (true, _, pid) => format!("attached by pid {pid}, alive"),
+        (false, true, pid) => format!("pid {pid} attached and died without detaching"),
+        (false, false, 0) => "never attached".into(),
+        (false, false, pid) => format!("none attached (last: pid {pid}, detached)"),
+    }
+}
+
+/// Describes one region, or says why it cannot.
+fn describe(dir: &Path, info: &RegionInfo, out: &mut String) {
+    use std::fmt::Write as _;
+    let path = dir.join(format!("{PREFIX}{}", info.name));
+    let _ = writeln!(
+        out,
+        "region {} ({}), {} bytes",
+        info.name,
+        path.display(),
+        info.size
+    );
+    if !info.accessible {
+        let why = info.validation.as_ref().err().cloned().unwrap_or_default();
+        let _ = writeln!(out, "  cannot inspect it: {why}");
+        return;
+    }
+    match &info.validation {
+        Ok(geometry) => {
+            let _ = writeln!(
+                out,
+                "  layout: single-producer ring, ABI version {}, capacity {} bytes, \
+                 max message {} bytes",
+                shmsg::shm::layout::ABI_VERSION,
+                geometry.capacity(),
+                geometry.max_message()
+            );
+        }
+        Err(why) => {
+            let _ = writeln!(out, "  layout: refused: {why}");
+        }
+    }
+    if info.validation.is_ok() {
+        match Region::open_in(dir, &info.name) {
+            Ok(region) => {
+                let tail = region.header_word(offsets::TAIL);
+                let head = region.header_word(offsets::HEAD);
+                let fill = tail.wrapping_sub(head);
+                let capacity = region.geometry().capacity() as u64;
+                if fill <= capacity {
+                    let _ = writeln!(
+                        out,
+                        "  fill: {fill} bytes waiting ({:.1}% of capacity; tail {tail}, head {head})",
+                        fill as f64 * 100.0 / capacity as f64
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "  fill: impossible (tail {tail}, head {head}): the region is corrupt"
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  fill: cannot open the region: {e}");
+            }
+        }
+    }
+    match &info.header {
+        Some(h) => {
+            let _ = writeln!(
+                out,
+                "  creator: pid {}, {}",
+                h.creator_pid,
+                alive(info.creator_locked)
+            );
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                Role::Producer,
+                side(info.producer_locked, h.producer_epoch, h.producer_pid)
+            );
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                Role::Consumer,
+                side(info.consumer_locked, h.consumer_epoch, h.consumer_pid)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  creator {}, producer {}, consumer {} (from the locks; the header is unreadable)",
+                alive(info.creator_locked),
+                if info.producer_locked {
+                    "attached"
+                } else {
+                    "none"
+                },
+                if info.consumer_locked {
+                    "attached"
+                } else {
+                    "none"
+                },
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  status: {}",
+        if info.is_stale() {
+            "stale: no live process uses it (`shmsg clean --yes` removes it)"
+        } else {
+            "in use"
+        }
+    );
+}
+
+/// `shmsg inspect shm:NAME`: the endpoint's two regions (requests `NAME`,
+/// replies `NAME.reply`), or a single region by name.
+pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
+    let name = region_name(&args.endpoint)?;
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(SHM_DIR));
+    let infos = Region::list_in(&dir)?;
+    let reply = format!("{name}{REPLY_SUFFIX}");
+    let found: Vec<&RegionInfo> = infos
+        .iter()
+        .filter(|i| i.name == name || i.name == reply)
+        .collect();
+    if found.is_empty() {
+        return Err(Failure::Hint {
+            error: Error::Io {
+                context: format!(
+                    "no region {name:?} in {} (no file {PREFIX}{name})",
+                    dir.display()
+                ),
+                source: std::io::ErrorKind::NotFound.into(),
+            },
+            hint: "check the name; `shmsg clean` lists the regions there".into(),
+        });
+    }
+    let mut out = String::new();
+    for info in found {
+        let role = if info.name == name {
+            "requests: sender -> receiver"
+        } else {
+            "replies: receiver -> sender"
+        };
+        out.push_str(&format!("[{role}] "));
+        describe(&dir, info, &mut out);
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// `shmsg clean`: lists every region and removes (with `--yes`) those no
+/// live process uses.
+pub fn clean(args: CleanArgs) -> Result<(), Failure> {
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(SHM_DIR));
+    let infos = Region::list_in(&dir).map_err(|e| Failure::Hint {
+        error: e,
+        hint: format!("{} must be a readable directory", dir.display()),
+    })?;
+    if infos.is_empty() {
+        println!("no shmsg regions in {}", dir.display());
+        return Ok(());
+    }
+    for info in &infos {
+        let state = if !info.accessible {
+            format!(
+                "cannot inspect: {}",
+                info.validation.as_ref().err().cloned().unwrap_or_default()
+            )
+        } else if info.is_stale() {
+            "stale (creator dead, nobody attached)".into()
+        } else {
+            let mut users = Vec::new();
+            if info.creator_locked {
+                users.push("creator alive");
+            }
+            if info.producer_locked {
+                users.push("producer attached");
+            }
+            if info.consumer_locked {
+                users.push("consumer attached");
+            }
+            format!("in use ({})", users.join(", "))
+        };
+        println!("{:<40} {:>12} bytes  {state}", info.name, info.size);
+    }
+    let stale = Region::remove_stale_in(&dir, !args.yes)?;
+    if stale.is_empty() {
+        println!("nothing to clean: every region is in use");
+    } else if args.yes {
+        for name in &stale {
+            println!("removed {name}");
+        }
+    } else {
+        for name in &stale {
+            println!("would remove {name}");
+        }
+        println!("dry run: run `shmsg clean --yes` to remove them");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_from_lines_and_frames() {
+        let mut lines = &b"one\n\ntwo\nthree"[..];
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        while next_message(&mut lines, false, &mut buf)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            got.push(String::from_utf8(buf.clone()).unwrap());
+        }
+        assert_eq!(got, ["one", "", "two", "three"]);
+        let mut frames = Vec::new();
+        for m in [&b"ab"[..], b"", b"\n\0x"] {
+            frames.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            frames.extend_from_slice(m);
+        }
+        let mut input = &frames[..];
+        let mut got = Vec::new();
+        while next_message(&mut input, true, &mut buf)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            got.push(buf.clone());
+        }
+        assert_eq!(got, [b"ab".to_vec(), vec![], b"\n\0x".to_vec()]);
+        let mut cut = &frames[..frames.len() - 1];
+        let mut results = Vec::new();
+        loop {
+            match next_message(&mut cut, true, &mut buf) {
+                Ok(Some(())) => results.push(true),
+                Ok(None) => break,
+                Err(_) => {
+                    results.push(false);
+                    break;
+                }
+            }
+        }
+        assert_eq!(results, [true, true, false]);
+    }
+
+    #[test]
+    fn names_and_sides() {
+        assert_eq!(region_name("shm:abc").ok(), Some("abc".into()));
+        assert_eq!(region_name("abc").ok(), Some("abc".into()));
+        assert_eq!(region_name("shmsg.abc").ok(), Some("abc".into()));
+        assert!(region_name("unix:/tmp/x").is_err());
+        assert!(region_name("../etc").is_err());
+        assert_eq!(side(true, 1, 7), "attached by pid 7, alive");
+        assert_eq!(
+            side(false, 1, 7),
+            "pid 7 attached and died without detaching"
+        );
+        assert_eq!(side(false, 0, 0), "never attached");
+        assert_eq!(side(false, 2, 7), "none attached (last: pid 7, detached)");
+    }
+}

@@ -1,0 +1,335 @@
+//! The files of `shmsg compare`: JSON and CSV. A figure that was not
+//! measured is `null` in JSON, with its reason beside it, and "not measured"
+//! in CSV.
+
+use super::measure::Spread;
+use super::report::{Figure, Kernel, Report, classic_rows};
+
+/// A tiny JSON writer: values are built as text, escaped and validated here.
+pub mod json {
+    /// A JSON string literal.
+    pub fn string(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// A JSON number, or `null` for NaN and infinities.
+    pub fn number(v: f64) -> String {
+        if v.is_finite() {
+            if v == v.trunc() && v.abs() < 1e15 {
+                format!("{}", v as i64)
+            } else {
+                format!("{v}")
+            }
+        } else {
+            "null".into()
+        }
+    }
+
+    /// An object from `(key, JSON text)` pairs.
+    pub fn object(fields: &[(&str, String)]) -> String {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", string(k)))
+            .collect();
+        format!("{{{}}}", body.join(", "))
+    }
+
+    /// An array of JSON texts, one per line.
+    pub fn array(items: &[String]) -> String {
+        if items.is_empty() {
+            "[]".into()
+        } else {
+            format!("[\n  {}\n]", items.join(",\n  "))
+        }
+    }
+}
+
+/// The JSON schema identifier written into every file.
+pub const JSON_SCHEMA: &str = "shmsg-compare/1";
+
+fn spread_json(s: &Spread) -> String {
+    json::object(&[
+        ("median", json::number(s.median)),
+        ("min", json::number(s.min)),
+        ("max", json::number(s.max)),
+    ])
+}
+
+/// Adds `key`'s value (or `null`) to `fields` and its reason to `missing`.
+fn figure<T>(
+    fields: &mut Vec<(&'static str, String)>,
+    missing: &mut Vec<(&'static str, String)>,
+    key: &'static str,
+    figure: &Figure<T>,
+    show: impl Fn(&T) -> String,
+) {
+    match figure {
+        Ok(v) => fields.push((key, show(v))),
+        Err(why) => {
+            fields.push((key, "null".into()));
+            missing.push((key, json::string(why)));
+        }
+    }
+}
+
+fn kernel_json(
+    fields: &mut Vec<(&'static str, String)>,
+    missing: &mut Vec<(&'static str, String)>,
+    k: &Kernel,
+) {
+    figure(fields, missing, "syscalls", &k.syscalls, |v| {
+        json::number(*v)
+    });
+    figure(
+        fields,
+        missing,
+        "voluntary_switches",
+        &k.voluntary_switches,
+        |v| json::number(*v),
+    );
+    figure(fields, missing, "kernel_share", &k.kernel_share, |v| {
+        json::number(*v)
+    });
+}
+
+/// The report as JSON (schema [`JSON_SCHEMA`], described in the module
+/// docs of `compare`). A figure that was not measured is `null`, and its
+/// reason is under the object's `not_measured` key.
+pub fn to_json(report: &Report) -> String {
+    let s = &report.settings;
+    let machine = json::object(&[
+        ("cpu", json::string(&report.machine.cpu)),
+        ("cores", json::number(report.machine.cores as f64)),
+        ("kernel", json::string(&report.machine.kernel)),
+    ]);
+    let pinned = match s.pinned {
+        Some((a, b)) => format!("[{a}, {b}]"),
+        None => "null".into(),
+    };
+    let names: Vec<String> = s
+        .transports
+        .iter()
+        .map(|t| json::string(t.name()))
+        .collect();
+    let sizes: Vec<String> = s.sizes.iter().map(|v| v.to_string()).collect();
+    let settings = json::object(&[
+        ("transports", format!("[{}]", names.join(", "))),
+        ("sizes", format!("[{}]", sizes.join(", "))),
+        ("runs", s.runs.to_string()),
+        ("duration_ms", s.duration.as_millis().to_string()),
+        ("warmup_ms", s.warmup.as_millis().to_string()),
+        ("pinned_cpus", pinned),
+        ("count_syscalls", s.count_syscalls.to_string()),
+        ("quick", s.quick.to_string()),
+    ]);
+    let memcpy: Vec<String> = report
+        .memcpy
+        .iter()
+        .map(|(size, m)| {
+            json::object(&[
+                ("size", size.to_string()),
+                ("bytes_per_s", m.as_ref().map_or("null".into(), spread_json)),
+            ])
+        })
+        .collect();
+    let mut refs = Vec::new();
+    let mut refs_missing = Vec::new();
+    figure(
+        &mut refs,
+        &mut refs_missing,
+        "cacheline_round_trip_ns",
+        &report.cacheline_ns,
+        spread_json,
+    );
+    refs.push(("memcpy", format!("[{}]", memcpy.join(", "))));
+    if !refs_missing.is_empty() {
+        refs.push(("not_measured", json::object(&refs_missing)));
+    }
+    let cells: Vec<String> = report
+        .cells
+        .iter()
+        .map(|cell| {
+            let mut ping = Vec::new();
+            let mut ping_missing = Vec::new();
+            let p = &cell.ping;
+            figure(
+                &mut ping,
+                &mut ping_missing,
+                "round_trip_ns",
+                &p.round_trip_ns,
+                spread_json,
+            );
+            figure(&mut ping, &mut ping_missing, "p99_ns", &p.p99_ns, |v| {
+                json::number(*v)
+            });
+            figure(&mut ping, &mut ping_missing, "p999_ns", &p.p999_ns, |v| {
+                json::number(*v)
+            });
+            ping.push(("batch", p.batch.to_string()));
+            ping.push(("samples", p.samples.to_string()));
+            kernel_json(&mut ping, &mut ping_missing, &p.kernel);
+            ping.push(("not_measured", json::object(&ping_missing)));
+            let mut stream = Vec::new();
+            let mut stream_missing = Vec::new();
+            let st = &cell.stream;
+            figure(
+                &mut stream,
+                &mut stream_missing,
+                "messages_per_s",
+                &st.messages_per_s,
+                spread_json,
+            );
+            figure(
+                &mut stream,
+                &mut stream_missing,
+                "bytes_per_s",
+                &st.messages_per_s,
+                |r| {
+                    spread_json(&Spread {
+                        median: r.median * cell.size as f64,
+                        min: r.min * cell.size as f64,
+                        max: r.max * cell.size as f64,
+                    })
+                },
+            );
+            stream.push(("messages", st.messages.to_string()));
+            kernel_json(&mut stream, &mut stream_missing, &st.kernel);
+            stream.push(("not_measured", json::object(&stream_missing)));
+            json::object(&[
+                ("transport", json::string(cell.transport.name())),
+                ("model", json::string(cell.transport.model())),
+                ("size", cell.size.to_string()),
+                ("pingpong", json::object(&ping)),
+                ("stream", json::object(&stream)),
+            ])
+        })
+        .collect();
+    let classic: Vec<String> = classic_rows(report)
+        .into_iter()
+        .map(|r| {
+            json::object(&[
+                ("aspect", json::string(&r.aspect)),
+                ("shared_memory_claim", json::string(r.shm_claim)),
+                ("message_passing_claim", json::string(r.mp_claim)),
+                ("shared_memory", json::string(&r.shm)),
+                ("message_passing", json::string(&r.mp)),
+                ("verdict", json::string(&r.verdict)),
+            ])
+        })
+        .collect();
+    let top = [
+        ("schema", json::string(JSON_SCHEMA)),
+        ("machine", machine),
+        ("settings", settings),
+        ("timer_ns", json::number(report.timer_ns)),
+        (
+            "syscall_method",
+            match &report.syscall_method {
+                Ok(how) => json::object(&[("measured", json::string(how))]),
+                Err(why) => json::object(&[("not_measured", json::string(why))]),
+            },
+        ),
+        ("references", json::object(&refs)),
+        (
+            "wall_s",
+            json::number((report.wall_s * 10.0).round() / 10.0),
+        ),
+        ("classic", json::array(&classic)),
+        ("results", json::array(&cells)),
+    ];
+    let body: Vec<String> = top
+        .iter()
+        .map(|(k, v)| format!("  {}: {}", json::string(k), v.replace('\n', "\n  ")))
+        .collect();
+    format!("{{\n{}\n}}\n", body.join(",\n"))
+}
+
+/// The CSV header: one row per transport and size.
+pub const CSV_COLUMNS: [&str; 21] = [
+    "transport",
+    "model",
+    "size_bytes",
+    "rtt_median_ns",
+    "rtt_p99_ns",
+    "rtt_p999_ns",
+    "rtt_min_ns",
+    "rtt_max_ns",
+    "rtt_vs_cacheline",
+    "rtt_syscalls",
+    "rtt_voluntary_switches",
+    "rtt_kernel_share",
+    "stream_msgs_per_s",
+    "stream_bytes_per_s",
+    "stream_bytes_per_s_min",
+    "stream_bytes_per_s_max",
+    "stream_vs_memcpy",
+    "stream_syscalls_per_msg",
+    "stream_voluntary_switches_per_msg",
+    "stream_kernel_share",
+    "cacheline_rtt_ns",
+];
+
+/// The report as CSV: [`CSV_COLUMNS`], numbers in plain units (ns, 1/s,
+/// bytes/s, shares 0..1), "not measured" where a figure is missing.
+pub fn to_csv(report: &Report) -> String {
+    const NM: &str = "not measured";
+    let num = |v: f64| json::number(v);
+    let fig = |f: &Figure| f.as_ref().map_or(NM.to_string(), |v| num(*v));
+    let cacheline = report.cacheline_ns.as_ref().ok().map(|c| c.median);
+    let mut out = CSV_COLUMNS.join(",");
+    out.push('\n');
+    for cell in &report.cells {
+        let p = &cell.ping;
+        let s = &cell.stream;
+        let size = cell.size as f64;
+        let rtt = p.round_trip_ns.as_ref().ok();
+        let rate = s.messages_per_s.as_ref().ok();
+        let memcpy = report.memcpy_at(cell.size).ok().map(|m| m.median);
+        let row = [
+            cell.transport.name().to_string(),
+            cell.transport.model().to_string(),
+            cell.size.to_string(),
+            rtt.map_or(NM.into(), |r| num(r.median)),
+            fig(&p.p99_ns),
+            fig(&p.p999_ns),
+            rtt.map_or(NM.into(), |r| num(r.min)),
+            rtt.map_or(NM.into(), |r| num(r.max)),
+            match (rtt, cacheline) {
+                (Some(r), Some(c)) => num(r.median / c),
+                _ => NM.into(),
+            },
+            fig(&p.kernel.syscalls),
+            fig(&p.kernel.voluntary_switches),
+            fig(&p.kernel.kernel_share),
+            rate.map_or(NM.into(), |r| num(r.median)),
+            rate.map_or(NM.into(), |r| num(r.median * size)),
+            rate.map_or(NM.into(), |r| num(r.min * size)),
+            rate.map_or(NM.into(), |r| num(r.max * size)),
+            match (rate, memcpy) {
+                (Some(r), Some(m)) => num(r.median * size / m),
+                _ => NM.into(),
+            },
+            fig(&s.kernel.syscalls),
+            fig(&s.kernel.voluntary_switches),
+            fig(&s.kernel.kernel_share),
+            cacheline.map_or(NM.into(), num),
+        ];
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,420 @@
+//! What `shmsg compare` measures with, besides the channels themselves: the
+//! clock's own cost, the kernel's counters (system calls through a perf
+//! tracepoint counter, context switches and CPU time through `getrusage`),
+//! the physical references (one cache line bouncing between two cores, a
+//! single-core `memcpy`), CPU pinning, statistics, and the machine's
+//! description.
+//!
+//! Nothing here guesses: a counter the kernel does not give is reported as
+//! not measured, with the reason.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// CPU time and context switches of this process so far (`getrusage`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Time spent running in user space, in nanoseconds.
+    pub user_ns: u64,
+    /// Time spent in the kernel on this process's behalf, in nanoseconds.
+    pub system_ns: u64,
+    /// Voluntary context switches: the process blocked (waited in the kernel).
+    pub voluntary: u64,
+    /// Involuntary context switches: the scheduler took the CPU away.
+    pub involuntary: u64,
+}
+
+impl Usage {
+    /// This process's usage now.
+    pub fn now() -> Usage {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `usage` points to writable memory of the size and alignment
+        // of `rusage`, which is all `getrusage` writes to.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+        if rc != 0 {
+            // RUSAGE_SELF with a valid pointer cannot fail; report zeros if it does.
+            return Usage::default();
+        }
+        // SAFETY: all-zero bytes are a valid `rusage` (plain integers), and
+        // `getrusage` succeeded, so it is fully written anyway.
+        let usage = unsafe { usage.assume_init() };
+        let ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000;
+        Usage {
+            user_ns: ns(usage.ru_utime),
+            system_ns: ns(usage.ru_stime),
+            voluntary: usage.ru_nvcsw as u64,
+            involuntary: usage.ru_nivcsw as u64,
+        }
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(self, earlier: Usage) -> Usage {
+        Usage {
+            user_ns: self.user_ns.saturating_sub(earlier.user_ns),
+            system_ns: self.system_ns.saturating_sub(earlier.system_ns),
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
+}
+
+/// Where tracefs keeps the id of the `raw_syscalls:sys_enter` tracepoint.
+const SYS_ENTER_ID: [&str; 2] = [
+    "/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+    "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id",
+];
+
+/// `struct perf_event_attr` as of `PERF_ATTR_SIZE_VER0` (64 bytes); the
+/// kernel treats the fields it added later as zero.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    /// The bit field: `disabled`, `inherit`, `pinned`, ... all zero here,
+    /// so the counter counts from the moment it is opened.
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+}
+const _: () = assert!(size_of::<PerfEventAttr>() == 64);
+
+const PERF_TYPE_TRACEPOINT: u32 = 2;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+
+/// Counts the system calls the calling thread makes: a perf counter on the
+/// tracepoint `raw_syscalls:sys_enter`, read before and after a window.
+#[derive(Debug)]
+pub struct SyscallCounter {
+    fd: OwnedFd,
+}
+
+impl SyscallCounter {
+    /// Opens the counter for the calling thread, or says why it cannot.
+    pub fn open() -> Result<SyscallCounter, String> {
+        let id = SYS_ENTER_ID
+            .iter()
+            .find_map(|path| std::fs::read_to_string(path).ok())
+            .ok_or_else(|| {
+                "tracefs is not readable (mount it on /sys/kernel/tracing, as root)".to_string()
+            })?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("tracepoint id {:?} is not a number", id.trim()))?;
+        let attr = PerfEventAttr {
+            kind: PERF_TYPE_TRACEPOINT,
+            size: size_of::<PerfEventAttr>() as u32,
+            config: id,
+            ..PerfEventAttr::default()
+        };
+        // SAFETY: perf_event_open reads `attr.size` bytes from a valid,
+        // initialized `perf_event_attr`; pid 0 and cpu -1 mean this thread on
+        // any CPU; group -1 means no group. It returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                &attr as *const PerfEventAttr,
+                0 as libc::pid_t,
+                -1 as libc::c_int,
+                -1 as libc::c_int,
+                PERF_FLAG_FD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let error = std::io::Error::last_os_error();
+            let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into());
+            return Err(format!(
+                "perf_event_open on raw_syscalls:sys_enter failed: {error} \
+                 (perf_event_paranoid is {paranoid}; run as root or lower it)"
+            ));
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        Ok(SyscallCounter { fd })
+    }
+
+    /// System calls counted since the counter was opened. The `read` itself
+    /// is counted too: a window's difference includes exactly one.
+    pub fn read(&self) -> Result<u64, String> {
+        let mut bytes = [0u8; 8];
+        match rustix::io::read(&self.fd, &mut bytes) {
+            Ok(8) => Ok(u64::from_ne_bytes(bytes)),
+            Ok(n) => Err(format!("the perf counter gave {n} bytes instead of 8")),
+            Err(e) => Err(format!("cannot read the perf counter: {e}")),
+        }
+    }
+}
+
+/// Nanoseconds one `Instant::now()` costs, the median of a few batches.
+pub fn timer_cost_ns() -> f64 {
+    const CALLS: u32 = 20_000;
+    let mut costs: Vec<f64> = (0..7)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..CALLS {
+                std::hint::black_box(Instant::now());
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(CALLS)
+        })
+        .collect();
+    costs.sort_by(f64::total_cmp);
+    costs[costs.len() / 2]
+}
+
+/// Pins the calling thread to `cpu`, if given; best effort (pinning improves
+/// the measurement, running unpinned is still correct).
+pub fn pin(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        let _ = rustix::thread::sched_setaffinity(None, &set);
+    }
+}
+
+/// The CPUs this process may run on.
+pub fn allowed_cpus() -> Vec<usize> {
+    match rustix::thread::sched_getaffinity(None) {
+        Ok(set) => (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&cpu| set.is_set(cpu))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Two cores bouncing one cache line: each thread waits for the other's
+/// store and answers it. Returns nanoseconds per round trip, timed over
+/// `duration` after a warm-up of a tenth of it.
+pub fn cacheline_round_trip(cpus: (Option<usize>, Option<usize>), duration: Duration) -> f64 {
+    const STOP: u64 = u64::MAX;
+    let line = Arc::new(crossbeam_utils::CachePadded::new(AtomicU64::new(0)));
+    let other = Arc::clone(&line);
+    let echo = std::thread::spawn(move || {
+        pin(cpus.1);
+        let mut expect = 1;
+        loop {
+            let value = other.load(Ordering::Acquire);
+            if value == STOP {
+                return;
+            }
+            if value == expect {
+                other.store(value + 1, Ordering::Release);
+                expect += 2;
+            }
+            std::hint::spin_loop();
+        }
+    });
+    let ping = std::thread::spawn(move || {
+        pin(cpus.0);
+        let mut value = 0;
+        let mut trip = |count: u64| {
+            let start = Instant::now();
+            for _ in 0..count {
+                line.store(value + 1, Ordering::Release);
+                while line.load(Ordering::Acquire) != value + 2 {
+                    std::hint::spin_loop();
+                }
+                value += 2;
+            }
+            start.elapsed()
+        };
+        // Calibrate and warm up, then time about `duration`.
+        let mut count = 1000;
+        let mut took = trip(count);
+        while took < duration / 10 {
+            count *= 2;
+            took = trip(count);
+        }
+        let timed = ((count as f64) * duration.as_secs_f64() / took.as_secs_f64()).max(1.0) as u64;
+        let elapsed = trip(timed);
+        line.store(STOP, Ordering::Release);
+        elapsed.as_nanos() as f64 / timed as f64
+    });
+    let result = ping.join().unwrap_or(f64::NAN);
+    let _ = echo.join();
+    result
+}
+
+/// A single core copying `size`-byte blocks from one buffer to another
+/// (`memcpy`), over a working set of at least 1 MiB so that large blocks do
+/// not stay in the first-level cache: bytes per second over `duration`.
+///
+/// The best of three relative alignments of source and destination (0, 64
+/// and 2048 bytes apart modulo 4 KiB): on some CPUs `memcpy` (`rep movsb`)
+/// slows down tenfold when the two are nearly 4 KiB-aliased, and the
+/// reference is the limit of a copy, not of an unlucky one.
+pub fn memcpy_rate(cpu: Option<usize>, size: usize, duration: Duration) -> f64 {
+    let size = size.max(1);
+    std::thread::spawn(move || {
+        pin(cpu);
+        let blocks = ((1 << 20) / size).clamp(1, 64);
+        let len = size * blocks;
+        let source: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut buffer = vec![0u8; len + 4096];
+        [0, 64, 2048]
+            .into_iter()
+            .map(|offset| {
+                let target = &mut buffer[offset..offset + len];
+                // `count` passes over the blocks, each block copied once per pass.
+                let mut copy = |count: u64| {
+                    let start = Instant::now();
+                    for _ in 0..count {
+                        for (to, from) in
+                            target.chunks_exact_mut(size).zip(source.chunks_exact(size))
+                        {
+                            to.copy_from_slice(std::hint::black_box(from));
+                            std::hint::black_box(to);
+                        }
+                    }
+                    start.elapsed()
+                };
+                let share = duration / 3;
+                let mut count = 1;
+                let mut took = copy(count);
+                while took < share / 10 {
+                    count *= 2;
+                    took = copy(count);
+                }
+                let timed =
+                    ((count as f64) * share.as_secs_f64() / took.as_secs_f64()).max(1.0) as u64;
+                let elapsed = copy(timed);
+                (timed as f64 * len as f64) / elapsed.as_secs_f64()
+            })
+            .fold(f64::NAN, f64::max)
+    })
+    .join()
+    .unwrap_or(f64::NAN)
+}
+
+/// The median and the range of a set of repeated measurements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// The median.
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`, or `None` if there are none (or only NaNs).
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+        })
+    }
+}
+
+/// The value at quantile `q` (0 ..= 1) of sorted `values` (nearest rank).
+pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// The machine a comparison ran on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// The CPU's model name, from `/proc/cpuinfo`.
+    pub cpu: String,
+    /// Logical CPUs online.
+    pub cores: usize,
+    /// The kernel's release, from `/proc/sys/kernel/osrelease`.
+    pub kernel: String,
+}
+
+impl Machine {
+    /// Describes this machine; fields the system does not tell are "unknown".
+    pub fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                matches!(key.trim(), "model name" | "Model" | "cpu model")
+                    .then(|| value.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let cores = cpuinfo
+            .lines()
+            .filter(|line| line.starts_with("processor"))
+            .count()
+            .max(cores);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| format!("Linux {}", s.trim()))
+            .unwrap_or_else(|_| "unknown kernel".into());
+        Machine { cpu, cores, kernel }
+    }
+
+    /// One line: "AMD EPYC, 2 CPUs, Linux 6.18".
+    pub fn line(&self) -> String {
+        format!("{}, {} CPUs, {}", self.cpu, self.cores, self.kernel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_and_quantiles() {
+        let s = Spread::of(&[3.0, 1.0, 2.0, f64::NAN]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(Spread::of(&[1.0, 4.0]).unwrap().median, 2.5);
+        assert!(Spread::of(&[]).is_none());
+        let v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(quantile(&v, 0.5), Some(500));
+        assert_eq!(quantile(&v, 0.99), Some(990));
+        assert_eq!(quantile(&v, 0.999), Some(999));
+        assert_eq!(quantile(&v, 1.0), Some(1000));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn usage_and_counter_move_forward() {
+        let before = Usage::now();
+        let mut x = 0u64;
+        for i in 0..1_000_000u64 {
+            x = x.wrapping_add(std::hint::black_box(i));
+        }
+        std::hint::black_box(x);
+        let after = Usage::now();
+        assert!(after.user_ns + after.system_ns >= before.user_ns + before.system_ns);
+        // Counting may be refused on this machine; if it works, it counts.
+        if let Ok(counter) = SyscallCounter::open() {
+            let a = counter.read().unwrap();
+            for _ in 0..10 {
+                let _ = rustix::process::getpid();
+                let _ = std::fs::metadata("/");
+            }
+            let b = counter.read().unwrap();
+            assert!(b - a >= 10, "{a} -> {b}");
+        }
+    }
+}

@@ -1,0 +1,888 @@
+//! The results of `shmsg compare` and their renderings: the classic
+//! comparison table, the detailed tables, JSON and CSV.
+//!
+//! A figure is `Ok(value)` or `Err(why it was not measured)`; every
+//! rendering shows the reason (tables, JSON) or "not measured" (CSV), never
+//! a made-up value.
+
+use std::fmt::Write as _;
+
+use super::measure::{Machine, Spread};
+
+/// A measured value, or why there is none.
+pub type Figure<T = f64> = Result<T, String>;
+
+/// A transport `shmsg compare` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Transport {
+    /// The shared-memory ring (`shm:NAME`).
+    Shm,
+    /// A Unix stream socket (`unix:@NAME`).
+    Unix,
+    /// A Unix seqpacket socket (`seqpacket:@NAME`).
+    Seqpacket,
+    /// A pair of pipes (`pipe`).
+    Pipe,
+    /// TCP over loopback (`tcp:127.0.0.1:0`).
+    Tcp,
+}
+
+impl Transport {
+    /// Every transport, in table order.
+    pub const ALL: [Transport; 5] = [
+        Transport::Shm,
+        Transport::Unix,
+        Transport::Seqpacket,
+        Transport::Pipe,
+        Transport::Tcp,
+    ];
+
+    /// The short name used in flags, tables and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Shm => "shm",
+            Transport::Unix => "unix",
+            Transport::Seqpacket => "seqpacket",
+            Transport::Pipe => "pipe",
+            Transport::Tcp => "tcp",
+        }
+    }
+
+    /// What it is, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Transport::Shm => "shared-memory ring",
+            Transport::Unix => "Unix stream socket",
+            Transport::Seqpacket => "Unix seqpacket socket",
+            Transport::Pipe => "pair of pipes",
+            Transport::Tcp => "TCP over loopback",
+        }
+    }
+
+    /// Whether it belongs to the shared memory model (else message passing).
+    pub fn shared_memory(self) -> bool {
+        self == Transport::Shm
+    }
+
+    /// "shared memory" or "message passing".
+    pub fn model(self) -> &'static str {
+        if self.shared_memory() {
+            "shared memory"
+        } else {
+            "message passing"
+        }
+    }
+}
+
+/// What the kernel did per message (streaming) or per round trip (ping-pong).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// System calls, both processes together.
+    pub syscalls: Figure,
+    /// Voluntary context switches (a process blocked), both together.
+    pub voluntary_switches: Figure,
+    /// The share of both processes' CPU time spent in the kernel, 0 ..= 1.
+    pub kernel_share: Figure,
+}
+
+impl Kernel {
+    /// Nothing measured, for `why`.
+    #[cfg(test)]
+    pub fn missing(why: &str) -> Kernel {
+        Kernel {
+            syscalls: Err(why.into()),
+            voluntary_switches: Err(why.into()),
+            kernel_share: Err(why.into()),
+        }
+    }
+}
+
+/// Ping-pong figures of one transport at one size, over all runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PingPong {
+    /// Round trip in nanoseconds: the spread of the runs' medians.
+    pub round_trip_ns: Figure<Spread>,
+    /// The 99th percentile, median over runs.
+    pub p99_ns: Figure,
+    /// The 99.9th percentile, median over runs.
+    pub p999_ns: Figure,
+    /// Round trips per clock reading (1: each round trip timed alone).
+    pub batch: u64,
+    /// Round trips timed, all runs together.
+    pub samples: u64,
+    /// Kernel work per round trip.
+    pub kernel: Kernel,
+}
+
+/// Streaming figures of one transport at one size, over all runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stream {
+    /// Messages per second: the spread of the runs.
+    pub messages_per_s: Figure<Spread>,
+    /// Messages timed, all runs together.
+    pub messages: u64,
+    /// Kernel work per message.
+    pub kernel: Kernel,
+}
+
+/// Everything measured for one transport at one message size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// The transport.
+    pub transport: Transport,
+    /// Bytes per message.
+    pub size: usize,
+    /// Ping-pong figures.
+    pub ping: PingPong,
+    /// Streaming figures.
+    pub stream: Stream,
+}
+
+/// How the comparison was run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Transports measured.
+    pub transports: Vec<Transport>,
+    /// Message sizes in bytes, ascending.
+    pub sizes: Vec<usize>,
+    /// Repetitions of each measurement.
+    pub runs: usize,
+    /// Timed window of each run.
+    pub duration: std::time::Duration,
+    /// Untimed warm-up before each window.
+    pub warmup: std::time::Duration,
+    /// The CPUs the two processes of a pair are pinned to, if pinned.
+    pub pinned: Option<(usize, usize)>,
+    /// Whether system calls are counted (a separate, untimed pass).
+    pub count_syscalls: bool,
+    /// Whether this is `--quick`.
+    pub quick: bool,
+}
+
+/// One comparison: settings, machine, references and cells.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// How it was run.
+    pub settings: Settings,
+    /// Where.
+    pub machine: Machine,
+    /// Nanoseconds one clock reading costs.
+    pub timer_ns: f64,
+    /// How system calls were counted, or why they were not.
+    pub syscall_method: Figure<String>,
+    /// Two cores bouncing one cache line: round trip in nanoseconds.
+    pub cacheline_ns: Figure<Spread>,
+    /// Single-core memcpy of blocks of each size: bytes per second.
+    pub memcpy: Vec<(usize, Figure<Spread>)>,
+    /// One per transport and size, in settings order.
+    pub cells: Vec<Cell>,
+    /// Wall time of the whole comparison, in seconds.
+    pub wall_s: f64,
+}
+
+impl Report {
+    /// The memcpy reference at `size`.
+    pub fn memcpy_at(&self, size: usize) -> Figure<Spread> {
+        self.memcpy.iter().find(|(s, _)| *s == size).map_or_else(
+            || Err("not measured at this size".into()),
+            |(_, m)| m.clone(),
+        )
+    }
+}
+
+/// "8 B", "4 KiB", "1 MiB", "1536 B".
+pub fn size_name(size: usize) -> String {
+    if size >= 1 << 20 && size.is_multiple_of(1 << 20) {
+        format!("{} MiB", size >> 20)
+    } else if size >= 1 << 10 && size.is_multiple_of(1 << 10) {
+        format!("{} KiB", size >> 10)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// A duration in nanoseconds with a sensible unit: "220 ns", "9.8 us".
+pub fn time_name(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} us", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.1} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// A value scaled to an SI prefix: (number, prefix), e.g. ("35.0", "M").
+fn si(value: f64) -> (String, &'static str) {
+    if value >= 1e9 {
+        (format!("{:.2}", value / 1e9), "G")
+    } else if value >= 1e6 {
+        (format!("{:.1}", value / 1e6), "M")
+    } else if value >= 1e3 {
+        (format!("{:.0}", value / 1e3), "k")
+    } else {
+        (format!("{value:.0}"), "")
+    }
+}
+
+/// "35.0 M msg/s".
+pub fn rate_name(per_s: f64) -> String {
+    let (number, prefix) = si(per_s);
+    if prefix.is_empty() {
+        format!("{number} msg/s")
+    } else {
+        format!("{number} {prefix} msg/s")
+    }
+}
+
+/// "2.21 GB/s" (decimal units).
+pub fn bytes_rate_name(bytes_per_s: f64) -> String {
+    let (number, prefix) = si(bytes_per_s);
+    format!("{number} {prefix}B/s")
+}
+
+/// A figure for a table: its rendering, or "not measured".
+fn shown<T>(figure: &Figure<T>, show: impl Fn(&T) -> String) -> String {
+    match figure {
+        Ok(value) => show(value),
+        Err(_) => "not measured".into(),
+    }
+}
+
+fn per(value: f64) -> String {
+    if value == 0.0 {
+        "0".into()
+    } else if value < 0.01 {
+        format!("{value:.4}")
+    } else if value < 10.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.0}%", share * 100.0)
+}
+
+/// Of the cells of `transports` at `size`, the one whose `key` is best
+/// (`lower` or higher), with its value.
+fn best(
+    report: &Report,
+    size: usize,
+    message_passing: bool,
+    key: impl Fn(&Cell) -> Option<f64>,
+    lower: bool,
+) -> Option<(&Cell, f64)> {
+    report
+        .cells
+        .iter()
+        .filter(|c| c.size == size && c.transport.shared_memory() != message_passing)
+        .filter_map(|c| key(c).map(|v| (c, v)))
+        .min_by(|a, b| {
+            if lower {
+                a.1.total_cmp(&b.1)
+            } else {
+                b.1.total_cmp(&a.1)
+            }
+        })
+}
+
+/// Why a classic-table cell has no figure: the first reason among the
+/// candidate cells, or that no transport of the model was measured.
+fn missing(
+    report: &Report,
+    size: usize,
+    mp: bool,
+    why: impl Fn(&Cell) -> Option<String>,
+) -> String {
+    let reason = report
+        .cells
+        .iter()
+        .filter(|c| c.size == size && c.transport.shared_memory() != mp)
+        .find_map(why)
+        .unwrap_or_else(|| "no transport of this model was run".into());
+    format!("not measured: {reason}")
+}
+
+/// " (a, b)", or nothing if there are no notes.
+fn paren(notes: &[String]) -> String {
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join(", "))
+    }
+}
+
+fn rtt(cell: &Cell) -> Option<f64> {
+    cell.ping.round_trip_ns.as_ref().ok().map(|s| s.median)
+}
+
+fn rate(cell: &Cell) -> Option<f64> {
+    cell.stream.messages_per_s.as_ref().ok().map(|s| s.median)
+}
+
+/// A row of the classic table: the aspect, what the textbook says of each
+/// model, the measured figure backing each, and the measured verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassicRow {
+    /// The aspect ("Communication speed", ...).
+    pub aspect: String,
+    /// What the textbook says of shared memory.
+    pub shm_claim: &'static str,
+    /// What the textbook says of message passing.
+    pub mp_claim: &'static str,
+    /// The measured figure for shared memory.
+    pub shm: String,
+    /// The measured figure for message passing (the best of its transports).
+    pub mp: String,
+    /// What the figures say about the claim.
+    pub verdict: String,
+}
+
+fn ratio_verdict(shm: Option<f64>, mp: Option<f64>, lower_is_better: bool, what: &str) -> String {
+    match (shm, mp) {
+        (Some(s), Some(m)) if s > 0.0 && m > 0.0 => {
+            let (shm_wins, r) = if lower_is_better {
+                (s <= m, if s <= m { m / s } else { s / m })
+            } else {
+                (s >= m, if s >= m { s / m } else { m / s })
+            };
+            if shm_wins {
+                format!("shared memory {r:.1}x {what}")
+            } else {
+                format!("message passing {r:.1}x {what}")
+            }
+        }
+        _ => "not measured: a side has no figure".into(),
+    }
+}
+
+/// The classic comparison's rows, each backed by the report's figures.
+pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
+    let sizes = &report.settings.sizes;
+    let (Some(&small), Some(&large)) = (sizes.first(), sizes.last()) else {
+        return Vec::new();
+    };
+    let cacheline = report.cacheline_ns.as_ref().ok().map(|s| s.median);
+    let mut rows = Vec::new();
+
+    // Communication speed: the smallest message's round trip.
+    let speed = |mp: bool| match best(report, small, mp, rtt, true) {
+        Some((cell, ns)) => {
+            let mut notes = Vec::new();
+            if mp {
+                notes.push(cell.transport.name().to_string());
+            }
+            if let Some(c) = cacheline {
+                notes.push(format!("{:.1}x cache line", ns / c));
+            }
+            format!(
+                "{} round trip {}{}",
+                size_name(small),
+                time_name(ns),
+                paren(&notes)
+            )
+        }
+        None => missing(report, small, mp, |c| c.ping.round_trip_ns.clone().err()),
+    };
+    rows.push(ClassicRow {
+        aspect: "Communication speed".into(),
+        shm_claim: "faster",
+        mp_claim: "slower (a system call per message)",
+        shm: speed(false),
+        mp: speed(true),
+        verdict: ratio_verdict(
+            best(report, small, false, rtt, true).map(|b| b.1),
+            best(report, small, true, rtt, true).map(|b| b.1),
+            true,
+            "faster",
+        ),
+    });
+
+    // Kernel intervention: system calls per streamed small message.
+    let syscalls = |c: &Cell| c.stream.kernel.syscalls.as_ref().ok().copied();
+    let kernel = |mp: bool| match best(report, small, mp, syscalls, true) {
+        Some((cell, n)) => {
+            let share = shown(&cell.stream.kernel.kernel_share, |s| percent(*s));
+            let who = if mp {
+                format!(" ({})", cell.transport.name())
+            } else {
+                String::new()
+            };
+            format!("{} syscalls/msg{who}, kernel time {share}", per(n))
+        }
+        None => missing(report, small, mp, |c| {
+            c.stream.kernel.syscalls.clone().err()
+        }),
+    };
+    let shm_calls = best(report, small, false, syscalls, true).map(|b| b.1);
+    let mp_calls = best(report, small, true, syscalls, true).map(|b| b.1);
+    rows.push(ClassicRow {
+        aspect: "Kernel intervention".into(),
+        shm_claim: "only to set up the region",
+        mp_claim: "on every message",
+        shm: kernel(false),
+        mp: kernel(true),
+        verdict: match (shm_calls, mp_calls) {
+            (Some(s), Some(m)) => format!(
+                "{} vs {} syscalls per {} message",
+                per(s),
+                per(m),
+                size_name(small)
+            ),
+            _ => "not measured: a side has no figure".into(),
+        },
+    });
+
+    // Small data: streamed small messages per second.
+    let small_rate = |mp: bool| match best(report, small, mp, rate, false) {
+        Some((cell, r)) => {
+            let who = if mp {
+                format!(" ({})", cell.transport.name())
+            } else {
+                String::new()
+            };
+            format!("{} of {}{who}", rate_name(r), size_name(small))
+        }
+        None => missing(report, small, mp, |c| c.stream.messages_per_s.clone().err()),
+    };
+    rows.push(ClassicRow {
+        aspect: format!("Small data ({})", size_name(small)),
+        shm_claim: "works, set-up cost",
+        mp_claim: "suited to small data",
+        shm: small_rate(false),
+        mp: small_rate(true),
+        verdict: ratio_verdict(
+            best(report, small, false, rate, false).map(|b| b.1),
+            best(report, small, true, rate, false).map(|b| b.1),
+            false,
+            "more messages/s",
+        ),
+    });
+
+    // Large data: streamed bytes per second, as a share of memcpy.
+    let memcpy = report.memcpy_at(large).ok().map(|m| m.median);
+    let large_rate = |mp: bool| match best(report, large, mp, rate, false) {
+        Some((cell, r)) => {
+            let bytes = r * large as f64;
+            let share = memcpy.map_or(String::new(), |m| {
+                format!(", {} of memcpy", percent(bytes / m))
+            });
+            let who = if mp {
+                format!(" ({})", cell.transport.name())
+            } else {
+                String::new()
+            };
+            format!("{}{who}{share}", bytes_rate_name(bytes))
+        }
+        None => missing(report, large, mp, |c| c.stream.messages_per_s.clone().err()),
+    };
+    rows.push(ClassicRow {
+        aspect: format!("Large data ({})", size_name(large)),
+        shm_claim: "suited to large data",
+        mp_claim: "a kernel copy per byte",
+        shm: large_rate(false),
+        mp: large_rate(true),
+        verdict: ratio_verdict(
+            best(report, large, false, rate, false).map(|b| b.1),
+            best(report, large, true, rate, false).map(|b| b.1),
+            false,
+            "more bytes/s",
+        ),
+    });
+
+    // Synchronization cost: context switches per round trip, and the
+    // round trip against the cache-line limit.
+    let switches = |c: &Cell| c.ping.kernel.voluntary_switches.as_ref().ok().copied();
+    let sync = |mp: bool| match best(report, small, mp, rtt, true) {
+        Some((cell, ns)) => {
+            let cs = shown(&cell.ping.kernel.voluntary_switches, |v| per(*v));
+            let who = if mp {
+                format!(" ({})", cell.transport.name())
+            } else {
+                String::new()
+            };
+            let limit = cacheline.map_or(String::new(), |c| format!(", {:.1}x cache line", ns / c));
+            format!("{cs} ctx switches/round trip{who}{limit}")
+        }
+        None => missing(report, small, mp, |c| c.ping.round_trip_ns.clone().err()),
+    };
+    rows.push(ClassicRow {
+        aspect: "Synchronization cost".into(),
+        shm_claim: "processes synchronize (atomics)",
+        mp_claim: "the kernel synchronizes",
+        shm: sync(false),
+        mp: sync(true),
+        verdict: match (
+            best(report, small, false, rtt, true).and_then(|b| switches(b.0)),
+            best(report, small, true, rtt, true).and_then(|b| switches(b.0)),
+        ) {
+            (Some(s), Some(m)) => format!("{} vs {} blocking waits per round trip", per(s), per(m)),
+            _ => "not measured: a side has no figure".into(),
+        },
+    });
+    rows
+}
+
+/// Lays out rows of cells in columns of the widest cell, two spaces apart.
+fn columns(rows: &[Vec<String>], out: &mut String) {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// The classic table: for each aspect, what the textbook says of each model
+/// (first line) and the figure measured here (second line), then the verdict.
+pub fn classic_table(report: &Report) -> String {
+    let mut rows = vec![vec![
+        "".to_string(),
+        "Shared memory".to_string(),
+        "Message passing (best transport)".to_string(),
+        "Measured".to_string(),
+    ]];
+    for row in classic_rows(report) {
+        rows.push(vec![
+            row.aspect,
+            format!("textbook: {}", row.shm_claim),
+            format!("textbook: {}", row.mp_claim),
+            String::new(),
+        ]);
+        rows.push(vec![String::new(), row.shm, row.mp, row.verdict]);
+    }
+    let mut out = String::new();
+    columns(&rows, &mut out);
+    out
+}
+
+/// The detailed tables: ping-pong and streaming, one line per transport and
+/// size, with spreads and ratios to the references.
+pub fn detail_tables(report: &Report) -> String {
+    let cacheline = report.cacheline_ns.as_ref().ok().map(|s| s.median);
+    let mut out = String::new();
+    let mut rows = vec![vec![
+        "ping-pong".into(),
+        "size".into(),
+        "median".into(),
+        "p99".into(),
+        "p99.9".into(),
+        "runs min..max".into(),
+        "x cache line".into(),
+        "syscalls/rt".into(),
+        "vol. cs/rt".into(),
+        "kernel time".into(),
+    ]];
+    for cell in &report.cells {
+        let p = &cell.ping;
+        rows.push(vec![
+            cell.transport.name().into(),
+            size_name(cell.size),
+            shown(&p.round_trip_ns, |s| time_name(s.median)),
+            shown(&p.p99_ns, |v| time_name(*v)),
+            shown(&p.p999_ns, |v| time_name(*v)),
+            shown(&p.round_trip_ns, |s| {
+                format!("{} .. {}", time_name(s.min), time_name(s.max))
+            }),
+            match (&p.round_trip_ns, cacheline) {
+                (Ok(s), Some(c)) => format!("{:.1}x", s.median / c),
+                _ => "not measured".into(),
+            },
+            shown(&p.kernel.syscalls, |v| per(*v)),
+            shown(&p.kernel.voluntary_switches, |v| per(*v)),
+            shown(&p.kernel.kernel_share, |v| percent(*v)),
+        ]);
+    }
+    columns(&rows, &mut out);
+    out.push('\n');
+    let mut rows = vec![vec![
+        "streaming".into(),
+        "size".into(),
+        "msg/s".into(),
+        "bytes/s".into(),
+        "runs min..max".into(),
+        "of memcpy".into(),
+        "syscalls/msg".into(),
+        "vol. cs/msg".into(),
+        "kernel time".into(),
+    ]];
+    for cell in &report.cells {
+        let s = &cell.stream;
+        let size = cell.size as f64;
+        rows.push(vec![
+            cell.transport.name().into(),
+            size_name(cell.size),
+            shown(&s.messages_per_s, |r| rate_name(r.median)),
+            shown(&s.messages_per_s, |r| bytes_rate_name(r.median * size)),
+            shown(&s.messages_per_s, |r| {
+                format!(
+                    "{} .. {}",
+                    bytes_rate_name(r.min * size),
+                    bytes_rate_name(r.max * size)
+                )
+            }),
+            match (&s.messages_per_s, report.memcpy_at(cell.size)) {
+                (Ok(r), Ok(m)) => percent(r.median * size / m.median),
+                _ => "not measured".into(),
+            },
+            shown(&s.kernel.syscalls, |v| per(*v)),
+            shown(&s.kernel.voluntary_switches, |v| per(*v)),
+            shown(&s.kernel.kernel_share, |v| percent(*v)),
+        ]);
+    }
+    columns(&rows, &mut out);
+    out
+}
+
+/// The lines above the tables: machine, settings, timer, references.
+pub fn preamble(report: &Report) -> String {
+    let s = &report.settings;
+    let mut out = String::new();
+    let _ = writeln!(out, "machine: {}", report.machine.line());
+    let _ = writeln!(
+        out,
+        "pinning: {}",
+        match s.pinned {
+            Some((a, b)) => format!("the two processes pinned to CPUs {a} and {b}"),
+            None => "not pinned (the scheduler places the processes)".into(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "method: {} run(s) of {} ms each after {} ms warm-up, median of runs; every byte \
+         written by the sender and checked by the receiver",
+        s.runs,
+        s.duration.as_millis(),
+        s.warmup.as_millis()
+    );
+    let batches = report.cells.iter().map(|c| c.ping.batch).filter(|b| *b > 0);
+    let (least, most) = batches.fold((u64::MAX, 0), |(lo, hi), b| (lo.min(b), hi.max(b)));
+    let _ = writeln!(
+        out,
+        "timer: one clock reading costs {:.0} ns; round trips are timed in batches that keep it \
+         under 5% of the batch ({} round trip(s) per reading); percentiles are of batch means",
+        report.timer_ns,
+        if most == 0 {
+            "none timed".to_string()
+        } else if least == most {
+            format!("{most}")
+        } else {
+            format!("{least} to {most}")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "system calls: {}",
+        match &report.syscall_method {
+            Ok(how) => how.clone(),
+            Err(why) => format!("not measured: {why}"),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "reference: one cache line between two cores, round trip {}",
+        shown(&report.cacheline_ns, |c| format!(
+            "{} ({} .. {})",
+            time_name(c.median),
+            time_name(c.min),
+            time_name(c.max)
+        ))
+    );
+    let memcpy: Vec<String> = report
+        .memcpy
+        .iter()
+        .map(|(size, m)| {
+            format!(
+                "{} {}",
+                size_name(*size),
+                shown(m, |m| bytes_rate_name(m.median))
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "reference: single-core memcpy: {}", memcpy.join(", "));
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::export::{CSV_COLUMNS, json, to_csv, to_json};
+
+    fn spread(v: f64) -> Spread {
+        Spread {
+            median: v,
+            min: v * 0.9,
+            max: v * 1.1,
+        }
+    }
+
+    fn kernel(calls: f64) -> Kernel {
+        Kernel {
+            syscalls: Ok(calls),
+            voluntary_switches: Ok(calls / 2.0),
+            kernel_share: Ok(0.5),
+        }
+    }
+
+    /// A report with made-up figures, for rendering tests.
+    pub(crate) fn sample() -> Report {
+        let sizes = vec![8, 1 << 20];
+        let transports = vec![Transport::Shm, Transport::Unix, Transport::Tcp];
+        let mut cells = Vec::new();
+        for &t in &transports {
+            for &size in &sizes {
+                let slow = if t.shared_memory() { 1.0 } else { 40.0 };
+                cells.push(Cell {
+                    transport: t,
+                    size,
+                    ping: PingPong {
+                        round_trip_ns: Ok(spread(200.0 * slow)),
+                        p99_ns: Ok(300.0 * slow),
+                        p999_ns: Ok(900.0 * slow),
+                        batch: 1,
+                        samples: 1000,
+                        kernel: if t == Transport::Tcp {
+                            Kernel::missing("perf_event_open failed")
+                        } else {
+                            kernel(if t.shared_memory() { 0.0 } else { 4.0 })
+                        },
+                    },
+                    stream: Stream {
+                        messages_per_s: Ok(spread(1e7 / slow / size as f64)),
+                        messages: 1000,
+                        kernel: kernel(if t.shared_memory() { 0.0 } else { 2.0 }),
+                    },
+                });
+            }
+        }
+        Report {
+            settings: Settings {
+                transports,
+                sizes: sizes.clone(),
+                runs: 3,
+                duration: Duration::from_millis(100),
+                warmup: Duration::from_millis(10),
+                pinned: Some((0, 1)),
+                count_syscalls: true,
+                quick: true,
+            },
+            machine: Machine {
+                cpu: "Test \"CPU\"".into(),
+                cores: 2,
+                kernel: "Linux 6.1".into(),
+            },
+            timer_ns: 20.0,
+            syscall_method: Ok("perf".into()),
+            cacheline_ns: Ok(spread(100.0)),
+            memcpy: sizes.iter().map(|&s| (s, Ok(spread(1e10)))).collect(),
+            cells,
+            wall_s: 12.345,
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(size_name(8), "8 B");
+        assert_eq!(size_name(4096), "4 KiB");
+        assert_eq!(size_name(1 << 20), "1 MiB");
+        assert_eq!(size_name(1536), "1536 B");
+        assert_eq!(time_name(220.4), "220 ns");
+        assert_eq!(time_name(9_800.0), "9.8 us");
+        assert_eq!(rate_name(35e6), "35.0 M msg/s");
+        assert_eq!(bytes_rate_name(2.21e9), "2.21 GB/s");
+        assert_eq!(json::string("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
+        assert_eq!(json::number(f64::NAN), "null");
+        assert_eq!(json::number(3.0), "3");
+        assert_eq!(json::number(0.25), "0.25");
+    }
+
+    #[test]
+    fn classic_table_has_every_row_with_figures() {
+        let report = sample();
+        let rows = classic_rows(&report);
+        let aspects: Vec<&str> = rows.iter().map(|r| r.aspect.as_str()).collect();
+        assert_eq!(
+            aspects,
+            [
+                "Communication speed",
+                "Kernel intervention",
+                "Small data (8 B)",
+                "Large data (1 MiB)",
+                "Synchronization cost"
+            ]
+        );
+        for row in &rows {
+            for cell in [&row.shm, &row.mp, &row.verdict] {
+                assert!(cell.chars().any(|c| c.is_ascii_digit()), "{row:?}");
+            }
+        }
+        assert_eq!(rows[0].verdict, "shared memory 40.0x faster");
+        assert!(rows[0].mp.contains("(unix, "), "{}", rows[0].mp);
+        let table = classic_table(&report);
+        assert!(table.contains("textbook: faster"));
+        assert_eq!(table.lines().count(), 1 + 2 * rows.len());
+    }
+
+    #[test]
+    fn missing_figures_say_not_measured() {
+        let mut report = sample();
+        for cell in &mut report.cells {
+            cell.stream.kernel = Kernel::missing("perf_event_open failed");
+        }
+        let rows = classic_rows(&report);
+        assert!(
+            rows[1]
+                .shm
+                .starts_with("not measured: perf_event_open failed")
+        );
+        assert!(rows[1].verdict.starts_with("not measured"));
+        let csv = to_csv(&report);
+        assert!(csv.contains("not measured"));
+        let json = to_json(&report);
+        assert!(json.contains("\"syscalls\": null"));
+        assert!(json.contains("\"not_measured\": {\"syscalls\": \"perf_event_open failed\""));
+    }
+
+    #[test]
+    fn csv_rows_have_every_column() {
+        let report = sample();
+        let csv = to_csv(&report);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], CSV_COLUMNS.join(","));
+        assert_eq!(lines.len(), 1 + report.cells.len());
+        for line in &lines[1..] {
+            assert_eq!(line.split(',').count(), CSV_COLUMNS.len(), "{line}");
+        }
+    }
+
+    #[test]
+    fn detail_tables_have_a_line_per_cell() {
+        let report = sample();
+        let text = detail_tables(&report);
+        assert_eq!(text.lines().count(), 2 * (1 + report.cells.len()) + 1);
+        assert!(text.contains("2.0x"), "{text}");
+        assert!(preamble(&report).contains("pinned to CPUs 0 and 1"));
+    }
+}

@@ -1,0 +1,528 @@
+//! `shmsg compare` with the built binary: flag parsing (through the hidden
+//! `--plan`, which prints the resolved settings), refused flags, and one
+//! short end-to-end run whose output is checked for structure: the classic
+//! table, the detailed tables, and the JSON, CSV and SVG files, where every
+//! figure is a measured number or an explicit "not measured" with a reason.
+//! No figure is checked against a speed: this machine is shared and noisy.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+fn shmsg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmsg"))
+        .args(args)
+        .output()
+        .expect("run shmsg")
+}
+
+/// A parsed JSON value (a minimal parser: the crate has no JSON dependency).
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<Json>),
+    Object(BTreeMap<String, Json>),
+}
+
+impl Json {
+    fn parse(text: &str) -> Json {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let value = p.value();
+        p.ws();
+        assert_eq!(p.i, p.s.len(), "trailing text after the JSON value");
+        value
+    }
+
+    fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Object(map) => map
+                .get(key)
+                .unwrap_or_else(|| panic!("missing key {key:?} in {self:?}")),
+            _ => panic!("not an object: {self:?}"),
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            Json::Object(map) => map.keys().map(String::as_str).collect(),
+            _ => panic!("not an object: {self:?}"),
+        }
+    }
+
+    fn array(&self) -> &[Json] {
+        match self {
+            Json::Array(items) => items,
+            _ => panic!("not an array: {self:?}"),
+        }
+    }
+
+    fn str(&self) -> &str {
+        match self {
+            Json::String(s) => s,
+            _ => panic!("not a string: {self:?}"),
+        }
+    }
+
+    fn number(&self) -> f64 {
+        match self {
+            Json::Number(n) => *n,
+            _ => panic!("not a number: {self:?}"),
+        }
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) {
+        self.ws();
+        assert_eq!(
+            self.s.get(self.i),
+            Some(&c),
+            "expected {:?} at {}",
+            c as char,
+            self.i
+        );
+        self.i += 1;
+    }
+
+    fn value(&mut self) -> Json {
+        self.ws();
+        match self.s[self.i] {
+            b'{' => {
+                self.i += 1;
+                let mut map = BTreeMap::new();
+                self.ws();
+                if self.s[self.i] == b'}' {
+                    self.i += 1;
+                    return Json::Object(map);
+                }
+                loop {
+                    self.ws();
+                    let Json::String(key) = self.value() else {
+                        panic!("object key is not a string at {}", self.i)
+                    };
+                    self.eat(b':');
+                    let value = self.value();
+                    assert!(
+                        map.insert(key.clone(), value).is_none(),
+                        "duplicate key {key}"
+                    );
+                    self.ws();
+                    match self.s[self.i] {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Json::Object(map);
+                        }
+                        c => panic!("unexpected {:?} at {}", c as char, self.i),
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.s[self.i] == b']' {
+                    self.i += 1;
+                    return Json::Array(items);
+                }
+                loop {
+                    items.push(self.value());
+                    self.ws();
+                    match self.s[self.i] {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Json::Array(items);
+                        }
+                        c => panic!("unexpected {:?} at {}", c as char, self.i),
+                    }
+                }
+            }
+            b'"' => {
+                self.i += 1;
+                let mut out = String::new();
+                loop {
+                    let c = self.s[self.i];
+                    self.i += 1;
+                    match c {
+                        b'"' => return Json::String(out),
+                        b'\\' => {
+                            let e = self.s[self.i];
+                            self.i += 1;
+                            match e {
+                                b'"' => out.push('"'),
+                                b'\\' => out.push('\\'),
+                                b'/' => out.push('/'),
+                                b'n' => out.push('\n'),
+                                b'r' => out.push('\r'),
+                                b't' => out.push('\t'),
+                                b'u' => {
+                                    let hex =
+                                        std::str::from_utf8(&self.s[self.i..self.i + 4]).unwrap();
+                                    out.push(
+                                        char::from_u32(u32::from_str_radix(hex, 16).unwrap())
+                                            .unwrap(),
+                                    );
+                                    self.i += 4;
+                                }
+                                _ => panic!("bad escape at {}", self.i),
+                            }
+                        }
+                        c if c < 0x20 => panic!("control character in a string at {}", self.i),
+                        _ => {
+                            // Copy one UTF-8 sequence.
+                            let start = self.i - 1;
+                            let mut end = self.i;
+                            while end < self.s.len() && (self.s[end] & 0xC0) == 0x80 {
+                                end += 1;
+                            }
+                            out.push_str(std::str::from_utf8(&self.s[start..end]).unwrap());
+                            self.i = end;
+                        }
+                    }
+                }
+            }
+            b't' | b'f' | b'n' => {
+                for (word, value) in [
+                    ("true", Json::Bool(true)),
+                    ("false", Json::Bool(false)),
+                    ("null", Json::Null),
+                ] {
+                    if self.s[self.i..].starts_with(word.as_bytes()) {
+                        self.i += word.len();
+                        return value;
+                    }
+                }
+                panic!("bad literal at {}", self.i)
+            }
+            _ => {
+                let start = self.i;
+                while self.i < self.s.len() && b"+-0123456789.eE".contains(&self.s[self.i]) {
+                    self.i += 1;
+                }
+                let text = std::str::from_utf8(&self.s[start..self.i]).unwrap();
+                Json::Number(
+                    text.parse()
+                        .unwrap_or_else(|_| panic!("bad number {text:?}")),
+                )
+            }
+        }
+    }
+}
+
+#[test]
+fn json_parser_reads_what_it_should() {
+    let v = Json::parse(r#" {"a": [1, -2.5e3, null, true], "b": {"c": "x\"\n\u00e9"}} "#);
+    assert_eq!(v.get("a").array().len(), 4);
+    assert_eq!(v.get("a").array()[1].number(), -2500.0);
+    assert_eq!(v.get("b").get("c").str(), "x\"\né");
+}
+
+fn plan(args: &[&str]) -> Json {
+    let mut all = vec!["compare", "--plan"];
+    all.extend_from_slice(args);
+    let output = shmsg(&all);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Json::parse(&String::from_utf8(output.stdout).unwrap())
+}
+
+fn numbers(v: &Json) -> Vec<f64> {
+    v.array().iter().map(Json::number).collect()
+}
+
+#[test]
+fn flags_resolve_to_settings() {
+    let quick = plan(&["--quick"]);
+    assert_eq!(
+        numbers(quick.get("sizes")),
+        [8.0, 1024.0, 65536.0, 1048576.0]
+    );
+    assert_eq!(quick.get("runs").number(), 3.0);
+    assert_eq!(quick.get("duration_ms").number(), 50.0);
+    assert_eq!(quick.get("quick"), &Json::Bool(true));
+    let names: Vec<&str> = quick
+        .get("transports")
+        .array()
+        .iter()
+        .map(Json::str)
+        .collect();
+    assert_eq!(names, ["shm", "unix", "seqpacket", "pipe", "tcp"]);
+
+    let full = plan(&[]);
+    assert_eq!(full.get("sizes").array().len(), 7);
+    assert_eq!(full.get("runs").number(), 5.0);
+
+    let custom = plan(&[
+        "--quick",
+        "--sizes",
+        "4K,8,1M,8",
+        "--transports",
+        "tcp,shm",
+        "--runs",
+        "2",
+        "--duration",
+        "1.5s",
+        "--warmup",
+        "0ms",
+        "--no-pin",
+        "--no-syscalls",
+    ]);
+    assert_eq!(numbers(custom.get("sizes")), [8.0, 4096.0, 1048576.0]);
+    let names: Vec<&str> = custom
+        .get("transports")
+        .array()
+        .iter()
+        .map(Json::str)
+        .collect();
+    assert_eq!(names, ["shm", "tcp"]);
+    assert_eq!(custom.get("runs").number(), 2.0);
+    assert_eq!(custom.get("duration_ms").number(), 1500.0);
+    assert_eq!(custom.get("warmup_ms").number(), 0.0);
+    assert_eq!(custom.get("pinned_cpus"), &Json::Null);
+    assert_eq!(custom.get("count_syscalls"), &Json::Bool(false));
+}
+
+#[test]
+fn bad_flags_are_refused_with_code_2() {
+    for (args, says) in [
+        (&["--sizes", "0"][..], "out of range"),
+        (&["--sizes", "32M"][..], "out of range"),
+        (&["--sizes", "4G"][..], "unknown unit"),
+        (&["--runs", "0"][..], "--runs"),
+        (&["--duration", "200"][..], "needs a unit"),
+        (&["--transports", "carrier-pigeon"][..], "carrier-pigeon"),
+        (&["--cpus", "0,0"][..], "two different CPUs"),
+        (&["--cpus", "0,1", "--no-pin"][..], "cannot be used with"),
+    ] {
+        let mut all = vec!["compare", "--plan"];
+        all.extend_from_slice(args);
+        let output = shmsg(&all);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+/// A cell of a table or file: a number (with a unit) or "not measured".
+fn measured_or_not(cell: &str) -> bool {
+    cell.starts_with("not measured") || cell.chars().any(|c| c.is_ascii_digit())
+}
+
+const KERNEL_KEYS: [&str; 3] = ["syscalls", "voluntary_switches", "kernel_share"];
+
+/// Every figure of `object` named in `keys` is a number (or a spread of
+/// numbers), or `null` with its reason under `not_measured`.
+fn check_figures(object: &Json, keys: &[&str]) {
+    let missing = object.get("not_measured");
+    for key in keys {
+        match object.get(key) {
+            Json::Null => assert!(
+                !missing.get(key).str().is_empty(),
+                "{key} is null without a reason"
+            ),
+            Json::Number(n) => assert!(n.is_finite() && *n >= 0.0, "{key} = {n}"),
+            spread @ Json::Object(_) => {
+                let (lo, mid, hi) = (
+                    spread.get("min").number(),
+                    spread.get("median").number(),
+                    spread.get("max").number(),
+                );
+                assert!(0.0 < lo && lo <= mid && mid <= hi, "{key}: {spread:?}");
+            }
+            other => panic!("{key} = {other:?}"),
+        }
+    }
+    for key in missing.keys() {
+        assert_eq!(
+            object.get(key),
+            &Json::Null,
+            "{key} has a value and a reason"
+        );
+    }
+}
+
+#[test]
+fn quick_comparison_end_to_end() {
+    let out = std::env::temp_dir().join(format!("shmsg-compare-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = shmsg(&[
+        "compare",
+        "--quick",
+        "--sizes",
+        "8,64K",
+        "--runs",
+        "2",
+        "--duration",
+        "20ms",
+        "--warmup",
+        "5ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("[1/"), "no progress shown: {stderr}");
+
+    // The classic table: five aspects, each with the textbook's claims on
+    // one line and the measured figures on the next.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("The classic comparison"))
+        .expect("the classic table");
+    let header = lines[start + 1];
+    assert!(header.contains("Shared memory") && header.contains("Message passing"));
+    let columns = [
+        header.find("Shared memory").unwrap(),
+        header.find("Message passing").unwrap(),
+        header.find("Measured").unwrap(),
+    ];
+    for (row, aspect) in [
+        "Communication speed",
+        "Kernel intervention",
+        "Small data (8 B)",
+        "Large data (64 KiB)",
+        "Synchronization cost",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let claims = lines[start + 2 + 2 * row];
+        let figures = lines[start + 3 + 2 * row];
+        assert!(claims.starts_with(aspect), "{claims}");
+        assert!(claims.contains("textbook:"), "{claims}");
+        let cells = [
+            &figures[columns[0]..columns[1]],
+            &figures[columns[1]..columns[2]],
+            &figures[columns[2]..],
+        ];
+        for cell in cells {
+            assert!(measured_or_not(cell.trim()), "{aspect}: {cell:?}");
+        }
+    }
+
+    // The detailed tables: a line per transport and size, every cell filled.
+    for table in ["ping-pong", "streaming"] {
+        let head = lines
+            .iter()
+            .position(|l| l.starts_with(table) && l.contains("size"))
+            .unwrap_or_else(|| panic!("no {table} table"));
+        for transport in ["shm", "unix", "seqpacket", "pipe", "tcp"] {
+            for size in ["8 B", "64 KiB"] {
+                let row = lines[head + 1..]
+                    .iter()
+                    .take_while(|l| !l.is_empty())
+                    .find(|l| l.starts_with(transport) && l.contains(size))
+                    .unwrap_or_else(|| panic!("{table}: no row for {transport} {size}"));
+                assert!(!row.contains("NaN") && !row.contains("inf"), "{row}");
+                assert!(
+                    row.split("  ").filter(|c| !c.trim().is_empty()).all(|c| {
+                        let c = c.trim();
+                        c == transport || measured_or_not(c)
+                    }),
+                    "{row}"
+                );
+            }
+        }
+    }
+    assert!(
+        stdout.contains("timer: one clock reading costs"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pinning: "), "{stdout}");
+
+    // JSON.
+    let json = Json::parse(&std::fs::read_to_string(out.join("compare.json")).unwrap());
+    assert_eq!(json.get("schema").str(), "shmsg-compare/1");
+    let machine = json.get("machine");
+    assert!(!machine.get("cpu").str().is_empty());
+    assert!(machine.get("cores").number() >= 1.0);
+    assert!(machine.get("kernel").str().contains("Linux"));
+    assert!(json.get("timer_ns").number() > 0.0);
+    let method = json.get("syscall_method");
+    assert_eq!(method.keys().len(), 1);
+    assert!(["measured", "not_measured"].contains(&method.keys()[0]));
+    let refs = json.get("references");
+    assert!(refs.get("cacheline_round_trip_ns").get("median").number() > 0.0);
+    for m in refs.get("memcpy").array() {
+        assert!(m.get("bytes_per_s").get("median").number() > 0.0);
+    }
+    let classic = json.get("classic").array();
+    assert_eq!(classic.len(), 5);
+    for row in classic {
+        for key in ["shared_memory", "message_passing", "verdict"] {
+            assert!(measured_or_not(row.get(key).str()), "{row:?}");
+        }
+    }
+    let results = json.get("results").array();
+    assert_eq!(results.len(), 5 * 2);
+    for cell in results {
+        let model = cell.get("model").str();
+        let shm = cell.get("transport").str() == "shm";
+        assert_eq!(
+            model,
+            if shm {
+                "shared memory"
+            } else {
+                "message passing"
+            }
+        );
+        let ping = cell.get("pingpong");
+        let mut keys = vec!["round_trip_ns", "p99_ns", "p999_ns"];
+        keys.extend(KERNEL_KEYS);
+        check_figures(ping, &keys);
+        assert!(ping.get("batch").number() >= 1.0);
+        let stream = cell.get("stream");
+        let mut keys = vec!["messages_per_s", "bytes_per_s"];
+        keys.extend(KERNEL_KEYS);
+        check_figures(stream, &keys);
+        // Round trips and throughput themselves are measured on any machine.
+        assert!(ping.get("round_trip_ns").get("median").number() > 0.0);
+        assert!(stream.get("messages_per_s").get("median").number() > 0.0);
+    }
+
+    // CSV: the header, then a row per transport and size, every cell filled.
+    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0][..3], ["transport", "model", "size_bytes"]);
+    assert!(rows[0].contains(&"rtt_median_ns") && rows[0].contains(&"stream_bytes_per_s"));
+    assert_eq!(rows.len(), 1 + 10);
+    for row in &rows[1..] {
+        assert_eq!(row.len(), rows[0].len(), "{row:?}");
+        for (i, cell) in row.iter().enumerate().skip(3) {
+            assert!(
+                *cell == "not measured" || cell.parse::<f64>().is_ok_and(f64::is_finite),
+                "{}: {cell:?}",
+                rows[0][i]
+            );
+        }
+    }
+
+    // SVG: a plot with a line per transport in each panel and the machine.
+    let svg = std::fs::read_to_string(out.join("compare.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.matches("<polyline").count() >= 2 * 5);
+    assert!(svg.contains(machine.get("kernel").str()));
+    std::fs::remove_dir_all(&out).unwrap();
+}
