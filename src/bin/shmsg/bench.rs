@@ -367,7 +367,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 }
                 seq += 1;
                 // The clock is read only before the window begins.
-                if window.is_none() && (seq == 1 || seq % stride == 0) {
+                if window.is_none() && (seq == 1 || seq.is_multiple_of(stride)) {
                     match first {
                         None => first = Some(Instant::now()),
                         Some(at) if at.elapsed() >= warmup => {
