@@ -44,8 +44,9 @@ use std::time::Duration;
 
 use shmsg::Role;
 use shmsg::shm::Geometry;
+use shmsg::shm::layout::{MAX_CONSUMERS, MAX_PRODUCERS};
 use shmsg::shm::wait::epoch;
-use shmsg::sync::{Backend, Control, Event, Faults, Word};
+use shmsg::sync::{Backend, Control, Event, Faults, SlotWord, Word};
 
 /// How many times a wait reached the (model) futex in this test process:
 /// lets a model check that its schedules exercise the sleep path.
@@ -186,7 +187,10 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
 
 struct Memory<A, T, X> {
     geometry: Geometry,
-    control: [ModelWord<A, T>; 4],
+    control: [ModelWord<A, T>; 5],
+    /// The attachment slots of the multi-producer rings: four words per
+    /// producer slot, then two per consumer slot.
+    slots: Vec<ModelWord<A, T>>,
     /// The `Data` and `Space` event words.
     events: [ModelWord<A, T>; 2],
     futexes: [X; 2],
@@ -226,10 +230,14 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
             ModelWord::new(),
             ModelWord::new(),
             ModelWord::new(),
+            ModelWord::new(),
         ];
         let memory = Memory {
             geometry,
             control,
+            slots: (0..4 * MAX_PRODUCERS + 2 * MAX_CONSUMERS)
+                .map(|_| ModelWord::new())
+                .collect(),
             events: [ModelWord::new(), ModelWord::new()],
             futexes: [S::Futex::new(), S::Futex::new()],
             data: (0..geometry.capacity() / 8)
@@ -246,6 +254,9 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
             .store(initial_position, Ordering::Relaxed);
         backend
             .control(Control::Tail)
+            .store(initial_position, Ordering::Relaxed);
+        backend
+            .control(Control::ReadCursor)
             .store(initial_position, Ordering::Relaxed);
         backend
     }
@@ -281,6 +292,26 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
             Control::ProducerEpoch => 1,
             Control::Head => 2,
             Control::ConsumerEpoch => 3,
+            Control::ReadCursor => 4,
+            Control::Slot { role, index, word } => {
+                let word = match word {
+                    SlotWord::Epoch => 0,
+                    SlotWord::Pid => 1,
+                    SlotWord::Claim => 2,
+                    SlotWord::ClaimLen => 3,
+                };
+                let at = match role {
+                    Role::Producer => {
+                        assert!(index < MAX_PRODUCERS);
+                        4 * index + word
+                    }
+                    Role::Consumer => {
+                        assert!(index < MAX_CONSUMERS && word < 2);
+                        4 * MAX_PRODUCERS + 2 * index + word
+                    }
+                };
+                return &self.memory.slots[at];
+            }
         };
         &self.memory.control[index]
     }
@@ -398,6 +429,9 @@ fault!(CommitBeforePayload, commit_before_payload);
 fault!(NoDrainOnDisconnect, no_drain_on_disconnect);
 fault!(NoWaiterFence, no_waiter_fence);
 fault!(NotifyBeforePublish, notify_before_publish);
+fault!(ClaimWithoutCas, claim_without_cas);
+fault!(ReleaseOutOfOrder, release_out_of_order);
+fault!(ReleaseWithoutZeroing, release_without_zeroing);
 
 /// The payload of message `seq` with `len` bytes: a pattern that differs for
 /// every (seq, byte index), so a torn, stale or misplaced byte is visible.

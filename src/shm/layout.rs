@@ -14,7 +14,14 @@
 //!             cached, unmodified, on both cores and costs no coherence traffic
 //! offset 384  producer line (128 bytes): tail; written by the producer
 //! offset 512  consumer line (128 bytes): head; written by the consumer
-//! offset 640  data area: `capacity` bytes of records
+//! offset 640  readers line (128 bytes): the shared read cursor of a
+//!             multi-consumer ring ([`RingKind::Mpmc`]); unused otherwise
+//! offset 768  producer slots ([`MAX_PRODUCERS`] lines of 128 bytes): each
+//!             attached producer of a multi-producer ring owns one (epoch,
+//!             pid, and the claim it is making); unused by `Spsc`
+//! offset 2816 consumer slots (one 128-byte line: [`MAX_CONSUMERS`] pairs of
+//!             epoch and pid); written on attach and detach only
+//! offset 2944 data area: `capacity` bytes of records
 //! ```
 //!
 //! Every word is a little `u64` accessed atomically through a raw pointer,
@@ -38,7 +45,15 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmsg\0rg");
 ///
 /// 2: the `Waiting` line (futex eventcounts) at offset 256; the data area
 /// moved from 512 to 640.
-pub const ABI_VERSION: u64 = 2;
+///
+/// 3: the readers line and the producer and consumer slots of the
+/// multi-producer rings ([`crate::shm::mpmc`]); the data area moved from 640
+/// to 2944.
+pub const ABI_VERSION: u64 = 3;
+/// The most producers a multi-producer ring takes at once: one slot each.
+pub const MAX_PRODUCERS: usize = 16;
+/// The most consumers a [`RingKind::Mpmc`] ring takes at once.
+pub const MAX_CONSUMERS: usize = 8;
 /// The padding unit between words written by different sides: two 64-byte
 /// lines, so that adjacent-line prefetch does not couple them.
 pub const CACHE_LINE: usize = 128;
@@ -63,6 +78,32 @@ pub const WRAP_LEN: u32 = 0x7FFF_FFFF;
 pub enum RingKind {
     /// Single producer, single consumer, variable-size records ([`crate::shm::spsc`]).
     Spsc = 1,
+    /// Up to [`MAX_PRODUCERS`] producers, one consumer ([`crate::shm::mpmc`]).
+    Mpsc = 2,
+    /// Up to [`MAX_PRODUCERS`] producers and [`MAX_CONSUMERS`] consumers,
+    /// each message to exactly one of them ([`crate::shm::mpmc`]).
+    Mpmc = 3,
+}
+
+impl RingKind {
+    /// The kind whose number is `word`, if any.
+    pub fn from_word(word: u64) -> Option<RingKind> {
+        match word {
+            1 => Some(RingKind::Spsc),
+            2 => Some(RingKind::Mpsc),
+            3 => Some(RingKind::Mpmc),
+            _ => None,
+        }
+    }
+
+    /// How many producers and consumers may be attached at once.
+    pub fn limits(self) -> (usize, usize) {
+        match self {
+            RingKind::Spsc => (1, 1),
+            RingKind::Mpsc => (MAX_PRODUCERS, 1),
+            RingKind::Mpmc => (MAX_PRODUCERS, MAX_CONSUMERS),
+        }
+    }
 }
 
 /// Fields written once by the creator. As a value, the words as read (once
@@ -126,6 +167,36 @@ pub struct Position {
     pub position: u64,
 }
 
+/// What one producer of a multi-producer ring writes: alone on its line,
+/// since `claim` and `claim_len` are written on every send.
+#[repr(C, align(128))]
+pub struct ProducerSlot {
+    /// The slot's attachment epoch: 0 never attached, odd attached, even detached.
+    pub epoch: u64,
+    /// Process id of the producer attached here (informational).
+    pub pid: u64,
+    /// Position where the producer's latest claim starts (or was attempted).
+    pub claim: u64,
+    /// Bytes of that claim.
+    pub claim_len: u64,
+}
+
+/// One consumer of a multi-consumer ring: written on attach and detach.
+#[repr(C)]
+pub struct ConsumerSlot {
+    /// As [`ProducerSlot::epoch`].
+    pub epoch: u64,
+    /// Process id of the consumer attached here (informational).
+    pub pid: u64,
+}
+
+/// The consumer slots, on one line.
+#[repr(C, align(128))]
+pub struct ConsumerSlots {
+    /// One per consumer that may attach.
+    pub slots: [ConsumerSlot; MAX_CONSUMERS],
+}
+
 /// The region header.
 #[repr(C)]
 pub struct Header {
@@ -139,6 +210,12 @@ pub struct Header {
     pub producer: Position,
     /// Written by the consumer.
     pub consumer: Position,
+    /// The read cursor that the consumers of an [`RingKind::Mpmc`] ring share.
+    pub readers: Position,
+    /// The producers of a multi-producer ring.
+    pub producers: [ProducerSlot; MAX_PRODUCERS],
+    /// The consumers of a multi-consumer ring.
+    pub consumers: ConsumerSlots,
 }
 
 /// Offset of the data area: the header, rounded to the padding unit.
@@ -184,6 +261,50 @@ pub mod offsets {
     pub const TAIL: usize = offset_of!(Header, producer.position);
     /// The consumer's position (the head).
     pub const HEAD: usize = offset_of!(Header, consumer.position);
+    /// The consumers' shared read cursor ([`Header::readers`]).
+    pub const READ_CURSOR: usize = offset_of!(Header, readers.position);
+    /// Start of the producer slots.
+    pub const PRODUCER_SLOTS: usize = offset_of!(Header, producers);
+    /// Start of the consumer slots.
+    pub const CONSUMER_SLOTS: usize = offset_of!(Header, consumers);
+
+    /// The offset of word `word` of slot `index` of `role`.
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not below [`MAX_PRODUCERS`] (producers) or
+    /// [`MAX_CONSUMERS`] (consumers), or a consumer slot's word is a claim
+    /// word: the ring code passes constants and bounded indices, never
+    /// values read from the region.
+    pub const fn slot(
+        role: crate::error::Role,
+        index: usize,
+        word: crate::sync::SlotWord,
+    ) -> usize {
+        use crate::error::Role;
+        use crate::sync::SlotWord;
+        match role {
+            Role::Producer => {
+                assert!(index < MAX_PRODUCERS, "producer slot index");
+                let field = match word {
+                    SlotWord::Epoch => offset_of!(ProducerSlot, epoch),
+                    SlotWord::Pid => offset_of!(ProducerSlot, pid),
+                    SlotWord::Claim => offset_of!(ProducerSlot, claim),
+                    SlotWord::ClaimLen => offset_of!(ProducerSlot, claim_len),
+                };
+                PRODUCER_SLOTS + index * size_of::<ProducerSlot>() + field
+            }
+            Role::Consumer => {
+                assert!(index < MAX_CONSUMERS, "consumer slot index");
+                let field = match word {
+                    SlotWord::Epoch => offset_of!(ConsumerSlot, epoch),
+                    SlotWord::Pid => offset_of!(ConsumerSlot, pid),
+                    SlotWord::Claim | SlotWord::ClaimLen => panic!("consumer slots make no claims"),
+                };
+                CONSUMER_SLOTS + index * size_of::<ConsumerSlot>() + field
+            }
+        }
+    }
 }
 
 /// Round `n` up to a multiple of 8.
@@ -341,6 +462,15 @@ impl Identity {
         Ok(geometry)
     }
 
+    /// [`Identity::validate`] for a region of any known [`RingKind`]: returns
+    /// the kind the region says it holds, and its geometry.
+    pub fn validate_any(&self, region_len: u64) -> Result<(RingKind, Geometry)> {
+        // The kind word is checked only after the magic and version.
+        let kind = RingKind::from_word(self.ring_kind).unwrap_or(RingKind::Spsc);
+        let geometry = self.validate(kind, region_len)?;
+        Ok((kind, geometry))
+    }
+
     /// Writes a fresh header for a ring of `kind` and `geometry` whose head
     /// and tail start at `initial_position`, through `store(offset, value,
     /// ordering)`: identity words, positions and attachments, then the ABI
@@ -366,6 +496,7 @@ impl Identity {
             (offsets::CREATOR_PID, id.creator_pid),
             (offsets::TAIL, initial_position),
             (offsets::HEAD, initial_position),
+            (offsets::READ_CURSOR, initial_position),
             (offsets::PRODUCER_EPOCH, 0),
             (offsets::PRODUCER_PID, 0),
             (offsets::CONSUMER_EPOCH, 0),
@@ -405,13 +536,19 @@ mod tests {
 
     #[test]
     fn header_layout_is_stable() {
-        assert_eq!(size_of::<Header>(), 640);
+        use crate::error::Role;
+        use crate::sync::SlotWord;
+        assert_eq!(size_of::<Header>(), 2944);
         assert_eq!(offsets::PRODUCER_EPOCH, 128);
         assert_eq!(offsets::DATA_EVENT, 256);
         assert_eq!(offsets::SPACE_EVENT, 264);
         assert_eq!(offsets::TAIL, 384);
         assert_eq!(offsets::HEAD, 512);
-        assert_eq!(DATA_OFFSET, 640);
+        assert_eq!(offsets::READ_CURSOR, 640);
+        assert_eq!(offsets::slot(Role::Producer, 0, SlotWord::Epoch), 768);
+        assert_eq!(offsets::slot(Role::Producer, 1, SlotWord::Claim), 912);
+        assert_eq!(offsets::slot(Role::Consumer, 7, SlotWord::Pid), 2936);
+        assert_eq!(DATA_OFFSET, 2944);
         assert_eq!(offsets::ABI_VERSION, 8);
     }
 

@@ -2,6 +2,7 @@
 //! attach, and the rings inside them.
 
 pub mod layout;
+pub mod mpmc;
 pub mod region;
 pub mod share;
 pub mod spsc;

@@ -67,7 +67,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FallocateFlags, FileType, MemfdFlags, Mode, OFlags, SealFlags};
@@ -88,6 +88,21 @@ pub const CREATOR_LOCK_BYTE: u64 = 0;
 pub const PRODUCER_LOCK_BYTE: u64 = 1;
 /// Byte of the region file locked by the attached consumer.
 pub const CONSUMER_LOCK_BYTE: u64 = 2;
+/// First byte of the slot locks of a multi-producer ring
+/// ([`crate::shm::mpmc`]): producer slot `i` locks byte
+/// `SLOT_LOCK_BASE + i`, consumer slot `j` byte
+/// `SLOT_LOCK_BASE + MAX_PRODUCERS + j`.
+pub const SLOT_LOCK_BASE: u64 = 8;
+/// One past the last lock byte of any kind of ring.
+const LOCK_BYTES_END: u64 = SLOT_LOCK_BASE + (layout::MAX_PRODUCERS + layout::MAX_CONSUMERS) as u64;
+
+/// The lock byte of slot `index` of `role`.
+fn slot_byte(role: Role, index: usize) -> u64 {
+    match role {
+        Role::Producer => SLOT_LOCK_BASE + index as u64,
+        Role::Consumer => SLOT_LOCK_BASE + (layout::MAX_PRODUCERS + index) as u64,
+    }
+}
 
 /// Checks a region name: 1 to 200 bytes of ASCII letters, digits, `.`, `_`
 /// and `-`, not starting with `.` and without `..`.
@@ -146,7 +161,7 @@ struct LockFile {
     /// Bit `1 << byte` is set while a [`RoleLock`] of this description holds
     /// `byte`: the kernel lets one description re-lock its own byte, so two
     /// `lock_role` calls through one `Region` are told apart here.
-    held: AtomicU8,
+    held: AtomicU64,
 }
 
 /// A shared mapping holding a ring header and its data area. See the
@@ -157,6 +172,7 @@ pub struct Region {
     map: MmapRaw,
     file: Arc<LockFile>,
     geometry: Geometry,
+    kind: RingKind,
     name: Option<String>,
     path: Option<PathBuf>,
     /// Set for the creator of a named region until [`Region::keep`].
@@ -190,13 +206,29 @@ impl Region {
     /// a half-made region. Where the filesystem has no `O_TMPFILE`, the file
     /// is created `O_EXCL` under its name and set up in place.
     pub fn create_in(dir: &Path, name: &str, geometry: Geometry) -> Result<Region> {
+        Region::create_kind_in(dir, name, geometry, RingKind::Spsc)
+    }
+
+    /// [`Region::create`] for a ring of `kind` (a multi-producer ring,
+    /// [`crate::shm::mpmc`], for [`RingKind::Mpsc`] and [`RingKind::Mpmc`]).
+    pub fn create_kind(name: &str, geometry: Geometry, kind: RingKind) -> Result<Region> {
+        Region::create_kind_in(Path::new(SHM_DIR), name, geometry, kind)
+    }
+
+    /// [`Region::create_kind`] in directory `dir`.
+    pub fn create_kind_in(
+        dir: &Path,
+        name: &str,
+        geometry: Geometry,
+        kind: RingKind,
+    ) -> Result<Region> {
         validate_name(name)?;
         let path = region_path(dir, name);
         let mode = Mode::from_raw_mode(0o600);
         let unnamed = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
         match rustix::fs::open(dir, unnamed, mode) {
             Ok(fd) => {
-                let mut region = Region::set_up(fd, geometry, name, &path)?;
+                let mut region = Region::set_up(fd, geometry, kind, name, &path)?;
                 // Through /proc: `AT_EMPTY_PATH` would need a capability.
                 let proc_path = format!("/proc/self/fd/{}", region.as_fd().as_raw_fd());
                 rustix::fs::linkat(
@@ -218,7 +250,7 @@ impl Region {
                     | OFlags::CLOEXEC;
                 let fd = rustix::fs::open(&path, named, mode)
                     .map_err(|e| file_error("create", name, &path, e))?;
-                match Region::set_up(fd, geometry, name, &path) {
+                match Region::set_up(fd, geometry, kind, name, &path) {
                     Ok(mut region) => {
                         region.unlink_on_drop = true;
                         Ok(region)
@@ -234,14 +266,26 @@ impl Region {
     }
 
     /// Locks, sizes, maps and publishes a new region file.
-    fn set_up(fd: OwnedFd, geometry: Geometry, name: &str, path: &Path) -> Result<Region> {
+    fn set_up(
+        fd: OwnedFd,
+        geometry: Geometry,
+        kind: RingKind,
+        name: &str,
+        path: &Path,
+    ) -> Result<Region> {
         // First, so that `remove_stale` never takes the new file for a dead one.
         take_creator_lock(fd.as_fd())?;
         // The umask may have taken bits away; peers need read and write.
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))
             .map_err(|e| Error::io("cannot set the region file's mode", e))?;
         allocate(fd.as_fd(), geometry.region_size() as u64)?;
-        Region::publish(fd, geometry, Some(name.to_owned()), Some(path.to_owned()))
+        Region::publish(
+            fd,
+            geometry,
+            kind,
+            Some(name.to_owned()),
+            Some(path.to_owned()),
+        )
     }
 
     /// Opens the named region `/dev/shm/shmsg.NAME` and validates its header,
@@ -271,13 +315,18 @@ impl Region {
     /// Creates an anonymous region (a sealed memfd) holding an empty ring of
     /// `geometry`. Hand it to another process with [`Region::as_fd`].
     pub fn anonymous(geometry: Geometry) -> Result<Region> {
+        Region::anonymous_kind(geometry, RingKind::Spsc)
+    }
+
+    /// [`Region::anonymous`] for a ring of `kind`.
+    pub fn anonymous_kind(geometry: Geometry, kind: RingKind) -> Result<Region> {
         let fd = rustix::fs::memfd_create("shmsg", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
             .map_err(|e| Error::io("cannot create a memfd for an anonymous region", e))?;
         take_creator_lock(fd.as_fd())?;
         allocate(fd.as_fd(), geometry.region_size() as u64)?;
         rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
             .map_err(|e| Error::io("cannot seal the anonymous region's memfd", e))?;
-        Region::publish(fd, geometry, None, None)
+        Region::publish(fd, geometry, kind, None, None)
     }
 
     /// Attaches the anonymous region whose memfd is `fd` (typically inherited
@@ -311,6 +360,7 @@ impl Region {
     fn publish(
         fd: OwnedFd,
         geometry: Geometry,
+        kind: RingKind,
         name: Option<String>,
         path: Option<PathBuf>,
     ) -> Result<Region> {
@@ -318,10 +368,10 @@ impl Region {
             .len(geometry.region_size())
             .map_raw(&fd)
             .map_err(|e| Error::io("cannot map the region", e))?;
-        Identity::publish(RingKind::Spsc, geometry, 0, |offset, value, order| {
+        Identity::publish(kind, geometry, 0, |offset, value, order| {
             atomic_at(&map, offset).store(value, order)
         });
-        Ok(Region::assemble(map, fd, geometry, name, path))
+        Ok(Region::assemble(map, fd, geometry, kind, name, path))
     }
 
     /// Validates the file behind `fd` and maps it.
@@ -349,18 +399,19 @@ impl Region {
             .map_err(|e| Error::io("cannot map the region header", e))?;
         let words = identity(|offset| atomic_at(&header, offset).load(Ordering::Acquire));
         drop(header);
-        let geometry = check_identity(&words, file_len)?;
+        let (kind, geometry) = check_identity(&words, file_len)?;
         let map = MmapOptions::new()
             .len(geometry.region_size())
             .map_raw(&fd)
             .map_err(|e| Error::io("cannot map the region", e))?;
-        Ok(Region::assemble(map, fd, geometry, name, path))
+        Ok(Region::assemble(map, fd, geometry, kind, name, path))
     }
 
     fn assemble(
         map: MmapRaw,
         fd: OwnedFd,
         geometry: Geometry,
+        kind: RingKind,
         name: Option<String>,
         path: Option<PathBuf>,
     ) -> Region {
@@ -368,9 +419,10 @@ impl Region {
             map,
             file: Arc::new(LockFile {
                 fd,
-                held: AtomicU8::new(0),
+                held: AtomicU64::new(0),
             }),
             geometry,
+            kind,
             name,
             path,
             unlink_on_drop: false,
@@ -380,6 +432,11 @@ impl Region {
     /// The ring's validated capacity and maximum message size.
     pub fn geometry(&self) -> Geometry {
         self.geometry
+    }
+
+    /// The kind of ring the region holds.
+    pub fn kind(&self) -> RingKind {
+        self.kind
     }
 
     /// The region's name; `None` for an anonymous region.
@@ -448,8 +505,25 @@ impl Region {
     /// when the returned guard is dropped, or when the process dies.
     #[doc(hidden)]
     pub fn lock_role(&self, role: Role) -> Result<RoleLock> {
-        let byte = role_byte(role);
-        let bit = 1u8 << byte;
+        self.lock_byte(role, role_byte(role))
+    }
+
+    /// [`Region::lock_role`] for slot `index` of `role` of a multi-producer
+    /// ring (index below [`layout::MAX_PRODUCERS`] or
+    /// [`layout::MAX_CONSUMERS`]).
+    #[doc(hidden)]
+    pub fn lock_slot(&self, role: Role, index: usize) -> Result<RoleLock> {
+        self.lock_byte(role, slot_byte(role, index))
+    }
+
+    /// Whether another open file description holds the lock of slot
+    /// `index` of `role`; `true` if the kernel cannot answer.
+    pub fn slot_held_elsewhere(&self, role: Role, index: usize) -> bool {
+        held_elsewhere(self.file.fd.as_fd(), slot_byte(role, index)).unwrap_or(true)
+    }
+
+    fn lock_byte(&self, role: Role, byte: u64) -> Result<RoleLock> {
+        let bit = 1u64 << byte;
         if self.file.held.fetch_or(bit, Ordering::AcqRel) & bit != 0 {
             return Err(Error::RoleTaken(role));
         }
@@ -457,6 +531,7 @@ impl Region {
             Ok(true) => Ok(RoleLock {
                 file: Arc::clone(&self.file),
                 role,
+                byte,
             }),
             Ok(false) => {
                 self.file.held.fetch_and(!bit, Ordering::Release);
@@ -569,6 +644,7 @@ impl Drop for Region {
 pub struct RoleLock {
     file: Arc<LockFile>,
     role: Role,
+    byte: u64,
 }
 
 impl RoleLock {
@@ -580,14 +656,14 @@ impl RoleLock {
 
 impl Drop for RoleLock {
     fn drop(&mut self) {
-        let byte = role_byte(self.role);
+        let byte = self.byte;
         let _ = ofd_fcntl(
             self.file.fd.as_fd(),
             libc::F_OFD_SETLK,
             &mut flock(libc::F_UNLCK, byte, 1),
         );
         // After the unlock, so a new `lock_role` cannot be undone by it.
-        self.file.held.fetch_and(!(1u8 << byte), Ordering::Release);
+        self.file.held.fetch_and(!(1u64 << byte), Ordering::Release);
     }
 }
 
@@ -671,13 +747,13 @@ fn identity(word: impl Fn(usize) -> u64) -> Identity {
     }
 }
 
-/// [`Identity::validate`], except that an all-zero start (a creator that
+/// [`Identity::validate_any`], except that an all-zero start (a creator that
 /// has not written anything yet) is also [`Error::NotInitialized`].
-fn check_identity(words: &Identity, file_len: u64) -> Result<Geometry> {
+fn check_identity(words: &Identity, file_len: u64) -> Result<(RingKind, Geometry)> {
     if words.abi_version == 0 && (words.magic == 0 || words.magic == layout::MAGIC) {
         return Err(Error::NotInitialized);
     }
-    words.validate(RingKind::Spsc, file_len)
+    words.validate_any(file_len)
 }
 
 /// Gives the file `len` allocated bytes, so that no access to the mapping can
@@ -806,8 +882,12 @@ fn inspect(dir: &Path, name: &str) -> RegionInfo {
     let locked = |byte| held_elsewhere(fd.as_fd(), byte).unwrap_or(true);
     info.accessible = true;
     info.creator_locked = locked(CREATOR_LOCK_BYTE);
-    info.producer_locked = locked(PRODUCER_LOCK_BYTE);
-    info.consumer_locked = locked(CONSUMER_LOCK_BYTE);
+    // A multi-producer ring's sides hold slot locks instead.
+    let any_slot = |role, count| (0..count).any(|i| locked(slot_byte(role, i)));
+    info.producer_locked =
+        locked(PRODUCER_LOCK_BYTE) || any_slot(Role::Producer, layout::MAX_PRODUCERS);
+    info.consumer_locked =
+        locked(CONSUMER_LOCK_BYTE) || any_slot(Role::Consumer, layout::MAX_CONSUMERS);
     if info.size < DATA_OFFSET as u64 {
         let e = Error::LayoutMismatch {
             field: "region size",
@@ -823,7 +903,9 @@ fn inspect(dir: &Path, name: &str) -> RegionInfo {
         return info;
     }
     let word = |offset: usize| u64::from_ne_bytes(bytes[offset..offset + 8].try_into().unwrap());
-    info.validation = check_identity(&identity(word), info.size).map_err(|e| e.to_string());
+    info.validation = check_identity(&identity(word), info.size)
+        .map(|(_, geometry)| geometry)
+        .map_err(|e| e.to_string());
     if info.validation.is_ok() {
         info.header = Some(HeaderInfo {
             creator_pid: word(offsets::CREATOR_PID),
@@ -844,6 +926,6 @@ fn remove_if_unlocked(path: &Path) -> bool {
     };
     // Holding the locks makes an attach racing with the removal fail with
     // `RoleTaken` instead of attaching to a file about to be unlinked.
-    let locked = try_lock_range(fd.as_fd(), CREATOR_LOCK_BYTE, 3).unwrap_or(false);
+    let locked = try_lock_range(fd.as_fd(), CREATOR_LOCK_BYTE, LOCK_BYTES_END).unwrap_or(false);
     locked && same_file(fd.as_fd(), path) && rustix::fs::unlink(path).is_ok()
 }

@@ -15,6 +15,13 @@ use crate::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offset
 pub(crate) trait Owner: Send + Sync + 'static {
     /// Whether the process attached as `role` is alive.
     fn peer_alive(&self, role: Role) -> bool;
+
+    /// Whether the process attached in slot `index` of `role` of a
+    /// multi-producer ring is alive; by default, [`Owner::peer_alive`].
+    fn slot_alive(&self, role: Role, index: usize) -> bool {
+        let _ = index;
+        self.peer_alive(role)
+    }
 }
 
 /// A ring over raw memory that other threads or processes share.
@@ -152,6 +159,10 @@ unsafe impl Backend for Mapped {
             Control::Head => offsets::HEAD,
             Control::ProducerEpoch => offsets::PRODUCER_EPOCH,
             Control::ConsumerEpoch => offsets::CONSUMER_EPOCH,
+            Control::ReadCursor => offsets::READ_CURSOR,
+            // Panics on an index out of the layout: ring code passes bounded
+            // indices, never values read from the region.
+            Control::Slot { role, index, word } => offsets::slot(role, index, word),
         };
         // SAFETY: a fixed, 8-aligned header offset; header words are only
         // accessed atomically.
@@ -252,5 +263,9 @@ unsafe impl Backend for Mapped {
 
     fn peer_alive(&self, role: Role) -> bool {
         self.owner.peer_alive(role)
+    }
+
+    fn slot_alive(&self, role: Role, index: usize) -> bool {
+        self.owner.slot_alive(role, index)
     }
 }

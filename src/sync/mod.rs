@@ -94,6 +94,36 @@ pub enum Control {
     Head,
     /// The consumer's attachment epoch, as [`Control::ProducerEpoch`].
     ConsumerEpoch,
+    /// The read cursor that the consumers of a multi-consumer ring share
+    /// ([`crate::shm::mpmc`]): position of the next record to claim for reading.
+    ReadCursor,
+    /// A word of the attachment slot `index` of `role` in a multi-producer
+    /// ring ([`crate::shm::mpmc`]); `index` is below
+    /// [`crate::shm::layout::MAX_PRODUCERS`] or
+    /// [`crate::shm::layout::MAX_CONSUMERS`].
+    Slot {
+        /// Producer or consumer slots.
+        role: Role,
+        /// Which slot.
+        index: usize,
+        /// Which word of it.
+        word: SlotWord,
+    },
+}
+
+/// The words of an attachment slot of a multi-producer ring (see
+/// [`crate::shm::layout::ProducerSlot`]). Consumer slots have only the
+/// first two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotWord {
+    /// 0 never attached, odd attached, even detached.
+    Epoch,
+    /// The attached process's id.
+    Pid,
+    /// Start of the producer's latest claim.
+    Claim,
+    /// Length of that claim in bytes.
+    ClaimLen,
 }
 
 impl Control {
@@ -145,6 +175,15 @@ pub struct Faults {
     /// The producer looks for a sleeping consumer before it publishes the
     /// record instead of after (a lost wake-up).
     pub notify_before_publish: bool,
+    /// Multi-producer ring: the claiming compare-and-swap on the tail is
+    /// replaced by a load and a store, so two producers can claim one range.
+    pub claim_without_cas: bool,
+    /// Multi-consumer ring: a consumer hands its record back without waiting
+    /// for the records before it to be handed back (out-of-order release).
+    pub release_out_of_order: bool,
+    /// Multi-producer ring: the consumer hands a record back without zeroing
+    /// it, so stale bytes can pass for a later record's header.
+    pub release_without_zeroing: bool,
 }
 
 impl Faults {
@@ -159,6 +198,9 @@ impl Faults {
         no_drain_on_disconnect: false,
         no_waiter_fence: false,
         notify_before_publish: false,
+        claim_without_cas: false,
+        release_out_of_order: false,
+        release_without_zeroing: false,
     };
 }
 
@@ -262,4 +304,13 @@ pub unsafe trait Backend: Send {
     /// while the peer's epoch says it is attached, and only from the sleep
     /// phase of waits (it may be a system call).
     fn peer_alive(&self, role: Role) -> bool;
+
+    /// Whether the process attached in slot `index` of `role` of a
+    /// multi-producer ring is alive (see [`crate::shm::mpmc`]). Called only
+    /// while that slot's epoch says it is attached, and only from the sleep
+    /// phase of waits. The default asks [`Backend::peer_alive`].
+    fn slot_alive(&self, role: Role, index: usize) -> bool {
+        let _ = index;
+        self.peer_alive(role)
+    }
 }

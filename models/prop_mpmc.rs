@@ -1,0 +1,424 @@
+//! Property tests of the multi-producer rings on the production backend
+//! (`shmsg::sync::Mapped` over the heap, the same code as over a region).
+//!
+//! * `ring_matches_reference`: a state machine of operations by three
+//!   producer handles and (for `Mpmc`) two consumer handles: copying and
+//!   in-place sends of arbitrary sizes (too large included, and in-place
+//!   sends that write less than they reserve, or claim to write more),
+//!   copying and in-place receives, detaching and re-attaching any handle.
+//!   The reference is a queue per producer plus the order in which the ring
+//!   interleaves them (one thread: the order of the sends). Positions start
+//!   anywhere, including just below `u64::MAX`. Every received message must
+//!   be the next one, byte for byte; `Empty`, `Disconnected` and
+//!   `MessageTooLarge` must occur exactly when the reference says; `Full`
+//!   only when an independent bound allows it.
+//! * `dead_producer_claims_are_skipped`: producers that die in the middle of
+//!   a claim (before and after a wrap, with the record after the wrap
+//!   committed or not) do not wedge the consumer: it pads their claims and
+//!   delivers everything else, in order.
+//! * Pure: header decoding accepts or refuses any word without panicking.
+//!
+//! `PROPTEST_CASES` sets the number of cases (default 256; deep tier 4096).
+//! Failures are saved in `prop_mpmc.proptest-regressions`; commit it.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{FaultSet, NoFault, ReleaseWithoutZeroing, payload};
+use proptest::prelude::*;
+use shmsg::shm::Geometry;
+use shmsg::shm::layout::{RingKind, record_size};
+use shmsg::shm::mpmc::{Consumer, Entry, Producer, decode};
+use shmsg::sync::{Backend, Control, Event, Faults, Mapped};
+use shmsg::{Error, Role};
+
+/// The production backend with a seeded defect `F`, and producer slots that
+/// the test can declare dead.
+struct Faulty<F> {
+    memory: Mapped,
+    dead: Arc<Mutex<Vec<usize>>>,
+    _fault: PhantomData<fn() -> F>,
+}
+
+impl<F> Clone for Faulty<F> {
+    fn clone(&self) -> Self {
+        Faulty {
+            memory: self.memory.clone(),
+            dead: Arc::clone(&self.dead),
+            _fault: PhantomData,
+        }
+    }
+}
+
+// SAFETY: every method forwards to `Mapped`, which upholds the contract.
+unsafe impl<F: FaultSet> Backend for Faulty<F> {
+    type Word = AtomicU64;
+    const FAULTS: Faults = F::FAULTS;
+    fn geometry(&self) -> Geometry {
+        self.memory.geometry()
+    }
+    fn control(&self, which: Control) -> &AtomicU64 {
+        self.memory.control(which)
+    }
+    fn data_word(&self, index: usize) -> &AtomicU64 {
+        self.memory.data_word(index)
+    }
+    unsafe fn write(&self, offset: usize, src: &[u8]) {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.memory.write(offset, src) }
+    }
+    unsafe fn read(&self, offset: usize, dst: *mut u8, len: usize) {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.memory.read(offset, dst, len) }
+    }
+    unsafe fn write_in_place<R>(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.memory.write_in_place(offset, len, f) }
+    }
+    unsafe fn read_in_place<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.memory.read_in_place(offset, len, f) }
+    }
+    fn spin(&self) {
+        self.memory.spin()
+    }
+    fn spin_limit(&self) -> u32 {
+        self.memory.spin_limit()
+    }
+    fn fence(&self) {
+        self.memory.fence()
+    }
+    fn event(&self, which: Event) -> &AtomicU64 {
+        self.memory.event(which)
+    }
+    fn futex_wait(&self, which: Event, expected: u32, timeout: Duration) {
+        self.memory.futex_wait(which, expected, timeout)
+    }
+    fn futex_wake(&self, which: Event) {
+        self.memory.futex_wake(which)
+    }
+    fn peer_alive(&self, role: Role) -> bool {
+        match role {
+            Role::Producer => (0..shmsg::shm::layout::MAX_PRODUCERS).any(|index| {
+                let epoch = self.control(Control::Slot {
+                    role,
+                    index,
+                    word: shmsg::sync::SlotWord::Epoch,
+                });
+                epoch.load(std::sync::atomic::Ordering::Acquire) % 2 == 1
+                    && self.slot_alive(role, index)
+            }),
+            Role::Consumer => true,
+        }
+    }
+    fn slot_alive(&self, role: Role, index: usize) -> bool {
+        role == Role::Consumer || !self.dead.lock().unwrap().contains(&index)
+    }
+}
+
+fn faulty<F>(geometry: Geometry, initial: u64) -> Faulty<F> {
+    Faulty {
+        memory: Mapped::heap(geometry, initial).unwrap(),
+        dead: Arc::new(Mutex::new(Vec::new())),
+        _fault: PhantomData,
+    }
+}
+
+const PRODUCERS: usize = 3;
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Copying send of `len` bytes by producer `p`.
+    Send { p: usize, len: usize },
+    /// In-place send by `p` reserving `len` bytes and reporting `written`
+    /// (more than `len`: refused, the claim becomes padding).
+    SendWith {
+        p: usize,
+        len: usize,
+        written: usize,
+    },
+    /// Copying (`in_place` false) or in-place receive by consumer `c`.
+    Recv { c: usize, in_place: bool },
+    /// Detach producer `p` if attached, else attach one.
+    ToggleProducer(usize),
+    /// Detach consumer `c` if attached, else attach one.
+    ToggleConsumer(usize),
+}
+
+fn op(max: usize) -> impl Strategy<Value = Op> {
+    let p = 0..PRODUCERS;
+    prop_oneof![
+        4 => (p.clone(), 0..=max + 8).prop_map(|(p, len)| Op::Send { p, len }),
+        2 => (p.clone(), 0..=max, 0..=8usize, any::<bool>()).prop_map(|(p, len, d, over)| Op::SendWith {
+            p,
+            len,
+            written: if over && d > 0 { len + d } else { len.saturating_sub(d) },
+        }),
+        5 => (0..2usize, any::<bool>()).prop_map(|(c, in_place)| Op::Recv { c, in_place }),
+        1 => p.prop_map(Op::ToggleProducer),
+        1 => (0..2usize).prop_map(Op::ToggleConsumer),
+    ]
+}
+
+fn case() -> impl Strategy<Value = (Geometry, u64, bool, Vec<Op>)> {
+    (6u32..=9, any::<bool>(), 0u64..4096, any::<bool>()).prop_flat_map(
+        |(log_capacity, near_end, start, mpmc)| {
+            let capacity = 1usize << log_capacity;
+            let limit = Geometry::max_message_for(capacity);
+            (1..=limit).prop_flat_map(move |max| {
+                let geometry = Geometry::new(capacity, max).unwrap();
+                let initial = if near_end {
+                    u64::MAX - 8 * start + 1
+                } else {
+                    8 * start
+                };
+                proptest::collection::vec(op(max), 1..200)
+                    .prop_map(move |ops| (geometry, initial, mpmc, ops))
+            })
+        },
+    )
+}
+
+/// A message and the producer that sent it; `None` for the padding of a
+/// refused in-place send.
+type Sent = Option<(usize, Vec<u8>)>;
+
+/// What the ring holds, as the reference sees it: the entries in ring
+/// order, each a message (with its producer) or the padding of a refused
+/// in-place send, with the bytes it claimed.
+struct Reference {
+    entries: VecDeque<(Sent, usize)>,
+    /// Each producer's messages not yet received, in order.
+    queues: Vec<VecDeque<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl Reference {
+    fn messages(&self) -> usize {
+        self.entries.iter().filter(|(m, _)| m.is_some()).count()
+    }
+
+    /// Each entry covers its claim plus at most as much again of padding
+    /// before a wrap; a new claim needs as much again too.
+    fn may_be_full(&self, claim: usize) -> bool {
+        let pending: usize = self.entries.iter().map(|(_, bytes)| 2 * bytes).sum();
+        !self.entries.is_empty() && pending + 2 * claim > self.capacity
+    }
+}
+
+fn run<F: FaultSet>(
+    geometry: Geometry,
+    initial: u64,
+    mpmc: bool,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    let kind = if mpmc { RingKind::Mpmc } else { RingKind::Mpsc };
+    let memory = faulty::<F>(geometry, initial);
+    let mut producers: Vec<Option<Producer<Faulty<F>>>> = (0..PRODUCERS)
+        .map(|_| Some(Producer::with_backend(memory.clone()).unwrap()))
+        .collect();
+    let mut consumers: Vec<Option<Consumer<Faulty<F>>>> = vec![
+        Some(Consumer::with_backend(memory.clone(), kind).unwrap()),
+        None,
+    ];
+    if mpmc {
+        consumers[1] = Some(Consumer::with_backend(memory.clone(), kind).unwrap());
+    } else {
+        prop_assert!(matches!(
+            Consumer::with_backend(memory.clone(), kind),
+            Err(Error::RoleTaken(Role::Consumer))
+        ));
+    }
+    let mut reference = Reference {
+        entries: VecDeque::new(),
+        queues: vec![VecDeque::new(); PRODUCERS],
+        capacity: geometry.capacity(),
+    };
+    let max = geometry.max_message();
+    let mut seq = 0;
+    for op in ops {
+        match op {
+            Op::Send { p, len } | Op::SendWith { p, len, .. } => {
+                let Some(producer) = producers[p].as_mut() else {
+                    continue;
+                };
+                let written = match op {
+                    Op::SendWith { written, .. } => written,
+                    _ => len,
+                };
+                seq += 1;
+                let message = payload(seq, written);
+                let result = match op {
+                    Op::Send { .. } => producer.try_send(&message),
+                    _ => producer
+                        .try_send_with(len, |buf| {
+                            let n = written.min(len);
+                            buf[..n].copy_from_slice(&message[..n]);
+                            written
+                        })
+                        .map(drop),
+                };
+                let no_consumer = consumers.iter().all(Option::is_none);
+                match result {
+                    Ok(()) => {
+                        prop_assert!(len <= max && written <= len && !no_consumer);
+                        reference
+                            .entries
+                            .push_back((Some((p, message.clone())), record_size(len)));
+                        reference.queues[p].push_back(message);
+                    }
+                    Err(Error::MessageTooLarge { .. }) if len > max => {}
+                    Err(Error::MessageTooLarge { .. }) if written > len => {
+                        reference.entries.push_back((None, record_size(len)));
+                    }
+                    Err(Error::Disconnected) => prop_assert!(no_consumer && len <= max),
+                    Err(Error::Full) => prop_assert!(
+                        reference.may_be_full(record_size(len)),
+                        "full with {} entries",
+                        reference.entries.len()
+                    ),
+                    Err(other) => prop_assert!(false, "send: {other}"),
+                }
+            }
+            Op::Recv { c, in_place } => {
+                let Some(consumer) = consumers[c].as_mut() else {
+                    continue;
+                };
+                let mut buf = Vec::new();
+                let result = if in_place {
+                    consumer.try_recv_with(|b| buf = b.to_vec())
+                } else {
+                    consumer.try_recv(&mut buf).map(drop)
+                };
+                match result {
+                    Ok(()) => {
+                        while let Some((None, _)) = reference.entries.front() {
+                            reference.entries.pop_front();
+                        }
+                        let Some((Some((p, expected)), _)) = reference.entries.pop_front() else {
+                            return Err(TestCaseError::fail("phantom message"));
+                        };
+                        prop_assert_eq!(&buf, &expected);
+                        prop_assert_eq!(reference.queues[p].pop_front(), Some(expected));
+                    }
+                    Err(Error::Empty) => {
+                        prop_assert_eq!(reference.messages(), 0);
+                        prop_assert!(producers.iter().any(Option::is_some));
+                    }
+                    Err(Error::Disconnected) => {
+                        prop_assert_eq!(reference.messages(), 0);
+                        prop_assert!(producers.iter().all(Option::is_none));
+                    }
+                    Err(other) => prop_assert!(false, "recv: {other}"),
+                }
+            }
+            Op::ToggleProducer(p) => {
+                producers[p] = match producers[p].take() {
+                    Some(_) => None,
+                    None => Some(Producer::with_backend(memory.clone()).unwrap()),
+                };
+            }
+            Op::ToggleConsumer(c) => {
+                consumers[c] = match consumers[c].take() {
+                    Some(_) => None,
+                    None => match Consumer::with_backend(memory.clone(), kind) {
+                        Ok(consumer) => Some(consumer),
+                        Err(Error::RoleTaken(Role::Consumer)) => {
+                            prop_assert!(!mpmc && consumers.iter().any(Option::is_some));
+                            None
+                        }
+                        Err(other) => return Err(TestCaseError::fail(format!("attach: {other}"))),
+                    },
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn ring_matches_reference((geometry, initial, mpmc, ops) in case()) {
+        run::<NoFault>(geometry, initial, mpmc, ops)?;
+    }
+
+    #[test]
+    fn decode_never_panics(word in any::<u64>(), position in any::<u64>(), log in 6u32..=12) {
+        let capacity = 1usize << log;
+        let geometry = Geometry::new(capacity, Geometry::max_message_for(capacity)).unwrap();
+        let position = position & !7;
+        if let Ok(entry) = decode(word, position, geometry) {
+            let end = (position as usize & (capacity - 1))
+                + match entry {
+                    Entry::Empty => 0,
+                    Entry::Pad(bytes) => bytes,
+                    Entry::Record(len) => record_size(len),
+                };
+            prop_assert!(end <= capacity);
+        }
+    }
+}
+
+/// The seeded defect must be found: without zeroing, a stale header of an
+/// earlier lap is read as corrupt (or a stale record as a message).
+#[test]
+fn seeded_release_without_zeroing_is_caught() {
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Default::default()
+    });
+    let result = runner.run(&case(), |(geometry, initial, mpmc, ops)| {
+        run::<ReleaseWithoutZeroing>(geometry, initial, mpmc, ops)
+    });
+    assert!(result.is_err(), "proptest accepted a seeded defect");
+}
+
+/// Producers that die in the middle of a claim: the consumer pads their
+/// claims after a sleep slice and delivers everything else in order.
+#[test]
+fn dead_producer_claims_are_skipped() {
+    // (start, sizes before the dead claim, dead claim size): the dead claim
+    // fits before the end, or wraps.
+    for (start, before, dead_len) in [(0u64, 1usize, 20usize), (u64::MAX - 63, 2, 40)] {
+        let geometry = Geometry::new(128, 40).unwrap();
+        let memory = faulty::<NoFault>(geometry, start);
+        let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
+        let mut alive = Producer::with_backend(memory.clone()).unwrap();
+        let doomed = Producer::with_backend(memory.clone()).unwrap();
+        let mut sent = Vec::new();
+        for i in 0..before {
+            let m = payload(i, 16);
+            alive.send(&m).unwrap();
+            sent.push(m);
+        }
+        memory.dead.lock().unwrap().push(doomed.slot());
+        doomed.abandon_claim(dead_len).unwrap();
+        let m = payload(99, 5);
+        alive.send(&m).unwrap();
+        sent.push(m);
+        let mut buf = Vec::new();
+        for expected in &sent {
+            consumer
+                .recv_timeout(&mut buf, Duration::from_secs(5))
+                .unwrap();
+            assert_eq!(&buf, expected);
+        }
+        drop(alive);
+        // Only the dead producer is left: `Disconnected` once drained.
+        assert!(matches!(
+            consumer.recv_timeout(&mut buf, Duration::from_secs(5)),
+            Err(Error::Disconnected)
+        ));
+    }
+}
