@@ -720,3 +720,34 @@ mod waits {
         assert!(woke - dropped < Duration::from_secs(1));
     }
 }
+
+/// A ring of one kind refuses handles of another: each protocol attaches
+/// only to regions laid out for it.
+#[test]
+fn handles_of_another_ring_kind_are_refused() {
+    let geometry = Geometry::new(1 << 16, 1024).unwrap();
+    let mpsc = std::sync::Arc::new(Region::anonymous_kind(geometry, RingKind::Mpsc).unwrap());
+    for result in [
+        shmsg::shm::spsc::Producer::attach(&mpsc).map(drop),
+        shmsg::shm::spsc::Consumer::attach(&mpsc).map(drop),
+    ] {
+        assert!(
+            matches!(
+                result,
+                Err(Error::LayoutMismatch {
+                    field: "ring_kind",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    let spsc = std::sync::Arc::new(Region::anonymous(geometry).unwrap());
+    assert!(matches!(
+        shmsg::shm::mpmc::Producer::attach(&spsc).map(drop),
+        Err(Error::LayoutMismatch {
+            field: "ring_kind",
+            ..
+        })
+    ));
+}

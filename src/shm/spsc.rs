@@ -82,7 +82,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, Role};
-use crate::shm::layout::{Geometry, WRAP_LEN, record_size};
+use crate::shm::layout::{Geometry, RingKind, WRAP_LEN, record_size};
 use crate::shm::region::{Region, RoleLock};
 use crate::shm::wait::{self, Slept, Spin, Step, Wait};
 use crate::sync::{Backend, Control, Event, Mapped, Owner, Word};
@@ -818,6 +818,15 @@ impl Owner for Attached {
 }
 
 fn attach_region(region: &Arc<Region>, role: Role) -> Result<Mapped> {
+    // A region of another kind has another protocol in it (and opens fine).
+    let kind = region.kind();
+    if kind != RingKind::Spsc {
+        return Err(Error::LayoutMismatch {
+            field: "ring_kind",
+            expected: RingKind::Spsc as u64,
+            found: kind as u64,
+        });
+    }
     let lock = region.lock_role(role)?;
     let base = std::ptr::NonNull::new(region.base()).expect("a mapping is never at address 0");
     let geometry = region.geometry();
