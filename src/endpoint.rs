@@ -3,6 +3,7 @@
 //! | endpoint | model | what it is |
 //! |---|---|---|
 //! | `shm:NAME` | shared memory | two rings (one per direction) in regions `NAME` and `NAME.reply` under `/dev/shm` |
+//! | `mpsc:NAME` | shared memory | the multi-producer ring ([`crate::shm::mpmc`]) in region `NAME` and a reply ring `NAME.reply`; other producers may attach to `NAME` directly |
 //! | `unix:PATH` | message passing | a Unix stream socket bound at `PATH` |
 //! | `unix:@NAME` | message passing | a Unix stream socket with the Linux abstract name `NAME` |
 //! | `seqpacket:PATH`, `seqpacket:@NAME` | message passing | a Unix `SOCK_SEQPACKET` socket: the kernel keeps message boundaries |
@@ -28,8 +29,10 @@
 //! # Ok::<(), shmsg::Error>(())
 //! ```
 //!
-//! A shared-memory endpoint carries one connection at a time (a ring has one
-//! producer and one consumer); socket endpoints accept any number.
+//! A `shm:` endpoint carries one connection at a time (a ring has one
+//! producer and one consumer); an `mpsc:` endpoint's `accept` returns a
+//! channel that receives from every producer attached to the ring, with a
+//! reply path to one connected client; socket endpoints accept any number.
 
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -42,7 +45,9 @@ use crate::error::{Error, Result};
 use crate::msg::seqpacket::SeqpacketChannel;
 use crate::msg::stream::StreamChannel;
 use crate::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+use crate::shm::layout::RingKind;
 use crate::shm::layout::{RECORD_HEADER, offsets, round8};
+use crate::shm::mpmc;
 use crate::shm::spsc::{Consumer, Producer};
 use crate::shm::{Geometry, Region};
 
@@ -60,6 +65,8 @@ pub const REPLY_SUFFIX: &str = ".reply";
 pub enum Endpoint {
     /// `shm:NAME`: a pair of shared-memory rings.
     Shm(String),
+    /// `mpsc:NAME`: a multi-producer ring and a reply ring.
+    Mpsc(String),
     /// `unix:PATH` or `unix:@NAME`: a Unix stream socket.
     Unix(UnixAddr),
     /// `seqpacket:PATH` or `seqpacket:@NAME`: a Unix seqpacket socket.
@@ -98,7 +105,7 @@ impl Endpoint {
             })
         };
         match scheme {
-            "shm" => {
+            "shm" | "mpsc" => {
                 let name = need("name", "NAME")?;
                 crate::shm::region::validate_name(name).map_err(|e| match e {
                     Error::InvalidName { why, .. } => Error::endpoint(endpoint, "name", why),
@@ -111,7 +118,11 @@ impl Endpoint {
                         format!("ends with {REPLY_SUFFIX:?}, which names the reply ring"),
                     ));
                 }
-                Ok(Endpoint::Shm(name.to_owned()))
+                Ok(if scheme == "shm" {
+                    Endpoint::Shm(name.to_owned())
+                } else {
+                    Endpoint::Mpsc(name.to_owned())
+                })
             }
             "unix" => Ok(Endpoint::Unix(UnixAddr::parse(
                 endpoint,
@@ -129,19 +140,19 @@ impl Endpoint {
             "" => Err(Error::endpoint(
                 endpoint,
                 "scheme",
-                "is missing (shm:, unix:, seqpacket:, tcp: or pipe)",
+                "is missing (shm:, mpsc:, unix:, seqpacket:, tcp: or pipe)",
             )),
             other => Err(Error::endpoint(
                 endpoint,
                 "scheme",
-                format!("{other:?} is unknown (use shm, unix, seqpacket, tcp or pipe)"),
+                format!("{other:?} is unknown (use shm, mpsc, unix, seqpacket, tcp or pipe)"),
             )),
         }
     }
 
     /// Whether the endpoint uses the shared memory model.
     pub fn is_shared_memory(&self) -> bool {
-        matches!(self, Endpoint::Shm(_))
+        matches!(self, Endpoint::Shm(_) | Endpoint::Mpsc(_))
     }
 }
 
@@ -196,6 +207,7 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Shm(name) => write!(f, "shm:{name}"),
+            Endpoint::Mpsc(name) => write!(f, "mpsc:{name}"),
             Endpoint::Unix(addr) => write!(f, "unix:{addr}"),
             Endpoint::Seqpacket(addr) => write!(f, "seqpacket:{addr}"),
             Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp:[{host}]:{port}"),
@@ -282,6 +294,13 @@ pub fn connect_with(endpoint: &str, options: &Options) -> Result<Channel> {
             let rx = Consumer::attach(&replies)?;
             Ok(Channel::new(tx, rx))
         }
+        Endpoint::Mpsc(name) => {
+            let requests = Arc::new(Region::open(&name)?);
+            let replies = Arc::new(Region::open(&reply_name(&name))?);
+            let tx = mpmc::Producer::attach(&requests)?;
+            let rx = Consumer::attach(&replies)?;
+            Ok(Channel::new(tx, rx))
+        }
         Endpoint::Unix(addr) => {
             let fd = unix::connect(&addr, SocketKind::Stream, options.timeout)?;
             stream_channel(StreamChannel::handshake(fd, max, options.timeout)?)
@@ -329,6 +348,12 @@ pub fn listen_with(endpoint: &str, options: &Options) -> Result<Listener> {
                 seen: 0,
             }
         }
+        Endpoint::Mpsc(name) => {
+            let geometry = options.geometry()?;
+            let requests = Arc::new(Region::create_kind(name, geometry, RingKind::Mpsc)?);
+            let replies = Arc::new(Region::create(&reply_name(name), geometry)?);
+            ListenerKind::Mpsc { requests, replies }
+        }
         Endpoint::Unix(addr) => ListenerKind::Socket(UnixListener::bind(addr, SocketKind::Stream)?),
         Endpoint::Seqpacket(addr) => {
             ListenerKind::Socket(UnixListener::bind(addr, SocketKind::Seqpacket)?)
@@ -362,6 +387,12 @@ enum ListenerKind {
         /// The request ring's producer epoch when the last connection was
         /// accepted, moved on to its detach value.
         seen: u64,
+    },
+    /// The multi-producer ring's consumer and the reply ring's producer,
+    /// attached by `accept` (one connection with a reply path at a time).
+    Mpsc {
+        requests: Arc<Region>,
+        replies: Arc<Region>,
     },
     Socket(UnixListener),
     Tcp(TcpListener),
@@ -410,6 +441,13 @@ impl Listener {
                 replies,
                 seen,
             } => accept_shm(requests, replies, seen, timeout),
+            // Producers of a multi-producer ring come and go on their own:
+            // the channel receives from all of them.
+            ListenerKind::Mpsc { requests, replies } => {
+                let rx = mpmc::Consumer::attach(requests)?;
+                let tx = Producer::attach(replies)?;
+                Ok(Channel::new(tx, rx))
+            }
             ListenerKind::Socket(listener) => {
                 let fd = match timeout {
                     Some(timeout) => listener.accept_timeout(timeout)?,

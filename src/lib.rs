@@ -12,7 +12,7 @@
 //!
 //! Both implement one interface, [`Sender`] and [`Receiver`], and an
 //! endpoint string picks the model and transport ([`endpoint`]):
-//! `shm:NAME`, `unix:PATH`, `unix:@NAME`, `seqpacket:PATH`, `tcp:HOST:PORT`,
+//! `shm:NAME`, `mpsc:NAME`, `unix:PATH`, `unix:@NAME`, `seqpacket:PATH`, `tcp:HOST:PORT`,
 //! `pipe`. [`listen`] and [`connect`] return a [`Channel`] whatever the
 //! model, so an application switches models by changing a string.
 //!

@@ -1,6 +1,7 @@
 //! One state-machine property test, written once against the common
 //! interface (`shmsg::Sender` / `shmsg::Receiver`), run unchanged over the
-//! shared-memory ring and every message-passing transport: whatever an
+//! shared-memory rings (single- and multi-producer) and every
+//! message-passing transport: whatever an
 //! application observes (order, sizes, full / empty / timeout, too large,
 //! disconnect) is the same in both models.
 //!
@@ -29,6 +30,7 @@ enum Transport {
     /// The ring between threads (`shm::spsc::channel`), as is.
     Ring,
     Shm,
+    Mpsc,
     UnixPath,
     UnixAbstract,
     Seqpacket,
@@ -36,9 +38,10 @@ enum Transport {
     Pipe,
 }
 
-const ALL: [Transport; 7] = [
+const ALL: [Transport; 8] = [
     Transport::Ring,
     Transport::Shm,
+    Transport::Mpsc,
     Transport::UnixPath,
     Transport::UnixAbstract,
     Transport::Seqpacket,
@@ -83,6 +86,7 @@ fn pair(transport: Transport) -> (Channel, Channel, Option<shmsg::Listener>) {
             return (a, peer.join().unwrap(), None);
         }
         Transport::Shm => format!("shm:{}", unique("same-")),
+        Transport::Mpsc => format!("mpsc:{}", unique("same-mpsc-")),
         Transport::UnixPath => format!(
             "unix:{}",
             std::env::temp_dir().join(unique("shmsg-same-")).display()
