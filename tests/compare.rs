@@ -266,7 +266,7 @@ fn flags_resolve_to_settings() {
         .iter()
         .map(Json::str)
         .collect();
-    assert_eq!(names, ["shm", "unix", "seqpacket", "pipe", "tcp"]);
+    assert_eq!(names, ["shm", "mpsc", "unix", "seqpacket", "pipe", "tcp"]);
 
     let full = plan(&[]);
     assert_eq!(full.get("sizes").array().len(), 7);
@@ -476,10 +476,10 @@ fn quick_comparison_end_to_end() {
         }
     }
     let results = json.get("results").array();
-    assert_eq!(results.len(), 5 * 2);
+    assert_eq!(results.len(), 6 * 2);
     for cell in results {
         let model = cell.get("model").str();
-        let shm = cell.get("transport").str() == "shm";
+        let shm = ["shm", "mpsc"].contains(&cell.get("transport").str());
         assert_eq!(
             model,
             if shm {
@@ -507,7 +507,7 @@ fn quick_comparison_end_to_end() {
     let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(rows[0][..3], ["transport", "model", "size_bytes"]);
     assert!(rows[0].contains(&"rtt_median_ns") && rows[0].contains(&"stream_bytes_per_s"));
-    assert_eq!(rows.len(), 1 + 10);
+    assert_eq!(rows.len(), 1 + 6 * 2);
     for row in &rows[1..] {
         assert_eq!(row.len(), rows[0].len(), "{row:?}");
         for (i, cell) in row.iter().enumerate().skip(3) {
@@ -522,7 +522,7 @@ fn quick_comparison_end_to_end() {
     // SVG: a plot with a line per transport in each panel and the machine.
     let svg = std::fs::read_to_string(out.join("compare.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert!(svg.matches("<polyline").count() >= 2 * 5);
+    assert!(svg.matches("<polyline").count() >= 2 * 6);
     assert!(svg.contains(machine.get("kernel").str()));
     std::fs::remove_dir_all(&out).unwrap();
 }

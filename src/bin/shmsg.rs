@@ -63,7 +63,7 @@ Exit codes:
   6  a received message failed verification
   7  timed out
 
-Endpoints: shm:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, seqpacket:@NAME,
+Endpoints: shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, seqpacket:@NAME,
 tcp:HOST:PORT, pipe (stdin/stdout of a spawned child), pipe:RFD,WFD.";
 
 #[derive(Parser)]

@@ -36,7 +36,7 @@ use crate::Failure;
 /// `shmsg send` flags.
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
-    /// Where to send: shm:NAME, unix:PATH, unix:@NAME, seqpacket:PATH,
+    /// Where to send: shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH,
     /// tcp:HOST:PORT or pipe:RFD,WFD. A receiver must be listening there
     /// (`shmsg recv ENDPOINT`).
     pub endpoint: String,
@@ -126,7 +126,7 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
             _ => return Failure::Shmsg(error),
         },
         Error::InvalidEndpoint { .. } => {
-            "write shm:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, tcp:HOST:PORT or pipe:RFD,WFD"
+            "write shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, tcp:HOST:PORT or pipe:RFD,WFD"
                 .into()
         }
         Error::RoleTaken(_) => {

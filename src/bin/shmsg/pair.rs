@@ -116,6 +116,7 @@ pub(crate) fn measure_pair(
     } else {
         let endpoint = match transport {
             Transport::Shm => format!("shm:compare-{pid}-{n}"),
+            Transport::Mpsc => format!("mpsc:compare-{pid}-{n}"),
             Transport::Unix => format!("unix:@shmsg-compare-{pid}-{n}"),
             Transport::Seqpacket => format!("seqpacket:@shmsg-compare-{pid}-{n}"),
             Transport::Tcp | Transport::Pipe => "tcp:127.0.0.1:0".into(),

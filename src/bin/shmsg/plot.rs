@@ -17,6 +17,7 @@ const LEFTS: [f64; 2] = [80.0, 580.0];
 fn color(t: Transport) -> &'static str {
     match t {
         Transport::Shm => "#d62728",
+        Transport::Mpsc => "#8c564b",
         Transport::Unix => "#1f77b4",
         Transport::Seqpacket => "#2ca02c",
         Transport::Pipe => "#9467bd",

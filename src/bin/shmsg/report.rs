@@ -17,6 +17,8 @@ pub type Figure<T = f64> = Result<T, String>;
 pub enum Transport {
     /// The shared-memory ring (`shm:NAME`).
     Shm,
+    /// The multi-producer shared-memory ring, one producer (`mpsc:NAME`).
+    Mpsc,
     /// A Unix stream socket (`unix:@NAME`).
     Unix,
     /// A Unix seqpacket socket (`seqpacket:@NAME`).
@@ -29,8 +31,9 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 5] = [
+    pub const ALL: [Transport; 6] = [
         Transport::Shm,
+        Transport::Mpsc,
         Transport::Unix,
         Transport::Seqpacket,
         Transport::Pipe,
@@ -41,6 +44,7 @@ impl Transport {
     pub fn name(self) -> &'static str {
         match self {
             Transport::Shm => "shm",
+            Transport::Mpsc => "mpsc",
             Transport::Unix => "unix",
             Transport::Seqpacket => "seqpacket",
             Transport::Pipe => "pipe",
@@ -52,6 +56,7 @@ impl Transport {
     pub fn describe(self) -> &'static str {
         match self {
             Transport::Shm => "shared-memory ring",
+            Transport::Mpsc => "multi-producer shared-memory ring",
             Transport::Unix => "Unix stream socket",
             Transport::Seqpacket => "Unix seqpacket socket",
             Transport::Pipe => "pair of pipes",
@@ -61,7 +66,7 @@ impl Transport {
 
     /// Whether it belongs to the shared memory model (else message passing).
     pub fn shared_memory(self) -> bool {
-        self == Transport::Shm
+        matches!(self, Transport::Shm | Transport::Mpsc)
     }
 
     /// "shared memory" or "message passing".
@@ -373,9 +378,8 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let speed = |mp: bool| match best(report, small, mp, rtt, true) {
         Some((cell, ns)) => {
             let mut notes = Vec::new();
-            if mp {
-                notes.push(cell.transport.name().to_string());
-            }
+            // Which transport: both models have several.
+            notes.push(cell.transport.name().to_string());
             if let Some(c) = cacheline {
                 notes.push(format!("{:.1}x cache line", ns / c));
             }
@@ -407,11 +411,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let kernel = |mp: bool| match best(report, small, mp, syscalls, true) {
         Some((cell, n)) => {
             let share = shown(&cell.stream.kernel.kernel_share, |s| percent(*s));
-            let who = if mp {
-                format!(" ({})", cell.transport.name())
-            } else {
-                String::new()
-            };
+            let who = format!(" ({})", cell.transport.name());
             format!("{} syscalls/msg{who}, kernel time {share}", per(n))
         }
         None => missing(report, small, mp, |c| {
@@ -440,11 +440,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     // Small data: streamed small messages per second.
     let small_rate = |mp: bool| match best(report, small, mp, rate, false) {
         Some((cell, r)) => {
-            let who = if mp {
-                format!(" ({})", cell.transport.name())
-            } else {
-                String::new()
-            };
+            let who = format!(" ({})", cell.transport.name());
             format!("{} of {}{who}", rate_name(r), size_name(small))
         }
         None => missing(report, small, mp, |c| c.stream.messages_per_s.clone().err()),
@@ -471,11 +467,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
             let share = memcpy.map_or(String::new(), |m| {
                 format!(", {} of memcpy", percent(bytes / m))
             });
-            let who = if mp {
-                format!(" ({})", cell.transport.name())
-            } else {
-                String::new()
-            };
+            let who = format!(" ({})", cell.transport.name());
             format!("{}{who}{share}", bytes_rate_name(bytes))
         }
         None => missing(report, large, mp, |c| c.stream.messages_per_s.clone().err()),
@@ -500,11 +492,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let sync = |mp: bool| match best(report, small, mp, rtt, true) {
         Some((cell, ns)) => {
             let cs = shown(&cell.ping.kernel.voluntary_switches, |v| per(*v));
-            let who = if mp {
-                format!(" ({})", cell.transport.name())
-            } else {
-                String::new()
-            };
+            let who = format!(" ({})", cell.transport.name());
             let limit = cacheline.map_or(String::new(), |c| format!(", {:.1}x cache line", ns / c));
             format!("{cs} ctx switches/round trip{who}{limit}")
         }
@@ -558,7 +546,7 @@ fn columns(rows: &[Vec<String>], out: &mut String) {
 pub fn classic_table(report: &Report) -> String {
     let mut rows = vec![vec![
         "".to_string(),
-        "Shared memory".to_string(),
+        "Shared memory (best ring)".to_string(),
         "Message passing (best transport)".to_string(),
         "Measured".to_string(),
     ]];
