@@ -17,6 +17,9 @@ export SHMSG_LOOM_FRAMES_PREEMPTIONS="${SHMSG_LOOM_FRAMES_PREEMPTIONS:-4}"
 # interleavings per preemption (mpsc bound 3: about 70 s; mpmc bound 2).
 export SHMSG_LOOM_MPSC_PREEMPTIONS="${SHMSG_LOOM_MPSC_PREEMPTIONS:-3}"
 export SHMSG_LOOM_MPMC_PREEMPTIONS="${SHMSG_LOOM_MPMC_PREEMPTIONS:-2}"
+# 20000 schedules x 1000 messages took 18 min for the multi-producer shuttle
+# model (five threads per schedule); 5000 keeps it near 5 min.
+export SHMSG_SHUTTLE_MPMC_ITERATIONS="${SHMSG_SHUTTLE_MPMC_ITERATIONS:-5000}"
 # The state machine over every transport: each case opens eight connections
 # (256 cases took 8 min in release on the 2-core development machine).
 export SHMSG_SAME_CASES="${SHMSG_SAME_CASES:-128}"

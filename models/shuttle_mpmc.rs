@@ -21,8 +21,9 @@
 //!
 //! # Knobs
 //!
-//! * `SHMSG_SHUTTLE_ITERATIONS` (default 1000) schedules per scheduler and
-//!   ring kind; `SHMSG_SHUTTLE_MESSAGES` (default 300) messages in all.
+//! * `SHMSG_SHUTTLE_MPMC_ITERATIONS` (else `SHMSG_SHUTTLE_ITERATIONS`,
+//!   default 1000) schedules per scheduler and ring kind;
+//!   `SHMSG_SHUTTLE_MESSAGES` (default 300) messages in all.
 //! * A failing schedule is persisted to a file (the test prints its path);
 //!   `SHMSG_SHUTTLE_REPLAY=PATH cargo test --test shuttle_mpmc mpmc_random`
 //!   (or `mpsc_random`) replays it.
@@ -174,8 +175,12 @@ fn config() -> Config {
     config
 }
 
+/// `SHMSG_SHUTTLE_MPMC_ITERATIONS`, else `SHMSG_SHUTTLE_ITERATIONS`, else
+/// 1000: five threads per schedule make an iteration several times dearer
+/// than the single-producer model's, so the deep tier sets its own count.
 fn iterations() -> usize {
-    env_usize("SHMSG_SHUTTLE_ITERATIONS", 1000)
+    let shared = env_usize("SHMSG_SHUTTLE_ITERATIONS", 1000);
+    env_usize("SHMSG_SHUTTLE_MPMC_ITERATIONS", shared)
 }
 
 fn replaying() -> bool {
