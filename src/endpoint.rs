@@ -261,11 +261,21 @@ impl Options {
             (None, Some(capacity)) => Geometry::max_message_for(capacity).min(DEFAULT_MAX_MESSAGE),
             (None, None) => DEFAULT_SHM_MAX_MESSAGE,
         };
-        let capacity = self.capacity.unwrap_or_else(|| {
-            // The smallest power of two that holds two largest records.
-            let needed = 2 * (round8(max_message) + 2 * RECORD_HEADER);
-            needed.next_power_of_two().max(DEFAULT_CAPACITY)
-        });
+        let capacity = match self.capacity {
+            Some(capacity) => capacity,
+            // The smallest power of two that holds two largest records; a
+            // maximum too large for that is refused, not overflowed.
+            None => max_message
+                .checked_add(7 + 2 * RECORD_HEADER)
+                .and_then(|n| round8(n - 7).checked_mul(2))
+                .and_then(usize::checked_next_power_of_two)
+                .ok_or_else(|| {
+                    Error::InvalidConfig(format!(
+                        "maximum message size {max_message} is too large for a ring"
+                    ))
+                })?
+                .max(DEFAULT_CAPACITY),
+        };
         Geometry::new(capacity, max_message)
     }
 }

@@ -416,3 +416,25 @@ fn a_sender_whose_receiver_left_is_disconnected() {
         );
     }
 }
+
+/// Options a ring cannot honour are typed errors at listen, not panics.
+#[test]
+fn impossible_shared_memory_options_are_typed_errors() {
+    for max_message in [usize::MAX, usize::MAX / 2, 1 << 40] {
+        let options = Options {
+            max_message: Some(max_message),
+            capacity: None,
+            timeout: SHORT,
+        };
+        for scheme in ["shm", "mpsc"] {
+            let endpoint = format!("{scheme}:{}", unique("huge-"));
+            assert!(
+                matches!(
+                    shmsg::listen_with(&endpoint, &options),
+                    Err(Error::InvalidConfig(_))
+                ),
+                "{endpoint} with a maximum of {max_message}"
+            );
+        }
+    }
+}
