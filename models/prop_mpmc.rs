@@ -170,6 +170,31 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Where a case's positions start: `8 * start` from 0, or, near the end,
+/// `8 * (start + 1)` bytes before the positions wrap past
+/// `u64::MAX`. Written without overflow for every `start` (an earlier
+/// `u64::MAX - 8 * start + 1` overflowed for `start == 0`).
+fn initial_position(near_end: bool, start: u64) -> u64 {
+    if near_end {
+        (8 * (start + 1)).wrapping_neg()
+    } else {
+        8 * start
+    }
+}
+
+#[test]
+fn initial_positions_at_the_edges() {
+    // The case that overflowed, and the largest start the strategy makes.
+    assert_eq!(initial_position(true, 0), u64::MAX - 7);
+    assert_eq!(initial_position(true, 4095), 0u64.wrapping_sub(8 * 4096));
+    assert_eq!(initial_position(false, 0), 0);
+    for start in [0, 1, 4095] {
+        let position = initial_position(true, start);
+        assert_eq!(position % 8, 0);
+        assert_eq!(position.wrapping_add(8 * (start + 1)), 0);
+    }
+}
+
 fn case() -> impl Strategy<Value = (Geometry, u64, bool, Vec<Op>)> {
     (6u32..=9, any::<bool>(), 0u64..4096, any::<bool>()).prop_flat_map(
         |(log_capacity, near_end, start, mpmc)| {
@@ -177,11 +202,7 @@ fn case() -> impl Strategy<Value = (Geometry, u64, bool, Vec<Op>)> {
             let limit = Geometry::max_message_for(capacity);
             (1..=limit).prop_flat_map(move |max| {
                 let geometry = Geometry::new(capacity, max).unwrap();
-                let initial = if near_end {
-                    u64::MAX - 8 * start + 1
-                } else {
-                    8 * start
-                };
+                let initial = initial_position(near_end, start);
                 proptest::collection::vec(op(max), 1..200)
                     .prop_map(move |ops| (geometry, initial, mpmc, ops))
             })
