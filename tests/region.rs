@@ -645,6 +645,8 @@ mod waits {
             Err(Error::Timeout)
         ));
         let took = started.elapsed();
+        // Never early; late by at most a sleep slice (20 ms) on an idle
+        // machine: the 1 s allowance is 50 times that, for a loaded one.
         assert!(
             took >= timeout && took < timeout + Duration::from_secs(1),
             "{took:?}"
@@ -695,6 +697,8 @@ mod waits {
             "consumer saw the detach after {:?} (slice {SLICE:?})",
             woke - dropped
         );
+        // Woken by the detach (microseconds), at worst by the end of its
+        // slice (20 ms): 1 s is 50 times the worst, for a loaded machine.
         assert!(woke - dropped < Duration::from_secs(1));
     }
 
@@ -717,6 +721,7 @@ mod waits {
             "producer saw the detach after {:?} (slice {SLICE:?})",
             woke - dropped
         );
+        // As for the consumer: 1 s is 50 times the slice.
         assert!(woke - dropped < Duration::from_secs(1));
     }
 }
