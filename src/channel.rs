@@ -25,6 +25,13 @@
 //! almost full socket) keeps the rest and finishes it before the next send,
 //! in [`Sender::flush`] or when the sender is dropped. `try_send` returns
 //! [`Error::Full`] only when nothing of the message was taken.
+//!
+//! [`Error::Full`] is an observation of the moment in both models, but what
+//! ends it differs: a ring's free space grows only when its receiver
+//! releases a record, while a kernel link's buffers also drain into the
+//! peer's socket buffer and grow on their own (TCP autotuning). So after a
+//! `Full`, a send with a timeout on a ring times out unless the receiver
+//! receives; on a kernel link it may succeed without one.
 
 use std::time::Duration;
 

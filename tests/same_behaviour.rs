@@ -38,6 +38,14 @@ enum Transport {
     Pipe,
 }
 
+impl Transport {
+    /// Whether messages cross a kernel link (a socket or a pipe), whose
+    /// buffers the kernel drains and resizes on its own.
+    fn kernel_link(self) -> bool {
+        !matches!(self, Transport::Ring | Transport::Shm | Transport::Mpsc)
+    }
+}
+
 const ALL: [Transport; 8] = [
     Transport::Ring,
     Transport::Shm,
@@ -288,11 +296,20 @@ impl Harness {
                     }
                 }
                 assert!(refused, "{t:?}: the link never filled");
+                // What `Full` means differs in one way, which the interface
+                // documents: a ring's free space changes only when its
+                // receiver releases a record, so a ring that refused a
+                // message keeps refusing until a receive; a kernel link's
+                // buffers keep moving bytes to the peer and grow (TCP
+                // autotuning), so space may reappear without a receive. On
+                // a ring the timeout is certain; on a kernel link either
+                // outcome is correct, and an accepted message must arrive.
                 let m = self.next_message(MAX);
-                assert!(
-                    matches!(self.tx.send_timeout(&m, SHORT), Err(Error::Timeout)),
-                    "{t:?}: send_timeout on a full link"
-                );
+                match self.tx.send_timeout(&m, SHORT) {
+                    Err(Error::Timeout) => {}
+                    Ok(()) if t.kernel_link() => self.accepted(MAX),
+                    other => panic!("{t:?}: send_timeout on a full link gave {other:?}"),
+                }
                 self.drain();
             }
             Op::TooLarge(len) => {
