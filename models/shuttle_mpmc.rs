@@ -37,7 +37,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::shuttle_model::ShuttleBackend;
+use common::shuttle_model::{FailureDir, ShuttleBackend};
 use common::*;
 use shmsg::Error;
 use shmsg::shm::Geometry;
@@ -152,26 +152,17 @@ fn scenario<F: FaultSet>(kind: RingKind) {
     }
 }
 
-fn failure_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shmsg-shuttle-mpmc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn schedules() -> std::collections::BTreeSet<PathBuf> {
-    std::fs::read_dir(failure_dir())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "txt"))
-        .collect()
+/// This process's failing-schedule directory, held by the caller.
+fn failure_dir() -> FailureDir {
+    FailureDir::hold("shmsg-shuttle-mpmc")
 }
 
 /// Seeded runs take turns, so the schedules a seeded run adds are its own.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn config() -> Config {
+fn config(dir: &FailureDir) -> Config {
     let mut config = Config::new();
-    config.failure_persistence = FailurePersistence::File(Some(failure_dir()));
+    config.failure_persistence = FailurePersistence::File(Some(dir.path()));
     config
 }
 
@@ -192,11 +183,12 @@ fn explore<S: ShuttleScheduler + 'static>(test: &str, kind: RingKind, scheduler:
         shuttle::replay_from_file(move || scenario::<NoFault>(kind), path);
         return;
     }
+    let dir = failure_dir();
     eprintln!(
         "shuttle {test}: failing schedules go to {}",
-        failure_dir().display()
+        dir.path().display()
     );
-    let runs = Runner::new(scheduler, config()).run(move || scenario::<NoFault>(kind));
+    let runs = Runner::new(scheduler, config(&dir)).run(move || scenario::<NoFault>(kind));
     eprintln!("shuttle {test}: {runs} schedules");
     assert_eq!(runs, iterations());
 }
@@ -243,14 +235,15 @@ fn mpmc_pct() {
 /// defect `F`, then replays the persisted schedule and requires it to fail.
 fn seeded<F: FaultSet>(test: &str, kind: RingKind) {
     let _turn = SEEDED.lock().unwrap_or_else(|p| p.into_inner());
-    let before = schedules();
+    let dir = failure_dir();
+    let before = dir.schedules();
     let found = panic_message(|| {
         let runs = iterations().max(300);
-        Runner::new(RandomScheduler::new(runs), config()).run(move || scenario::<F>(kind));
-        Runner::new(PctScheduler::new(3, runs), config()).run(move || scenario::<F>(kind));
+        Runner::new(RandomScheduler::new(runs), config(&dir)).run(move || scenario::<F>(kind));
+        Runner::new(PctScheduler::new(3, runs), config(&dir)).run(move || scenario::<F>(kind));
     });
     assert!(found.is_some(), "shuttle accepted the seeded defect {test}");
-    let new: Vec<PathBuf> = schedules().difference(&before).cloned().collect();
+    let new: Vec<PathBuf> = dir.schedules().difference(&before).cloned().collect();
     let schedule = new.first().expect("the failing schedule was persisted");
     let replayed =
         panic_message(|| shuttle::replay_from_file(move || scenario::<F>(kind), schedule));

@@ -31,7 +31,7 @@
 
 mod common;
 
-use common::shuttle_model::ShuttleBackend;
+use common::shuttle_model::{FailureDir, ShuttleBackend};
 use common::*;
 use shmsg::Error;
 use shmsg::shm::Geometry;
@@ -124,32 +124,19 @@ fn scenario<F: FaultSet>() {
     sender.join().unwrap();
 }
 
-/// Where failing schedules go: one directory for the whole test process.
-/// Shuttle installs its panic hook (which persists a failing schedule) once
-/// per process, with the configuration of the first run, so every run of
-/// this process persists there whatever its own configuration says.
-fn failure_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shmsg-shuttle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The schedule files in the failure directory.
-fn schedules() -> std::collections::BTreeSet<PathBuf> {
-    std::fs::read_dir(failure_dir())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "txt"))
-        .collect()
+/// This process's failing-schedule directory, held by the caller (see
+/// [`FailureDir`]).
+fn failure_dir() -> FailureDir {
+    FailureDir::hold("shmsg-shuttle")
 }
 
 /// Seeded runs take turns, so the schedules a seeded run adds to the shared
 /// failure directory are its own.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn config(dir: PathBuf) -> Config {
+fn config(dir: &FailureDir) -> Config {
     let mut config = Config::new();
-    config.failure_persistence = FailurePersistence::File(Some(dir));
+    config.failure_persistence = FailurePersistence::File(Some(dir.path()));
     config
 }
 
@@ -160,11 +147,12 @@ fn explore<F: FaultSet, S: ShuttleScheduler + 'static>(test: &str, scheduler: S)
         shuttle::replay_from_file(scenario::<F>, path);
         return 1;
     }
+    let dir = failure_dir();
     eprintln!(
         "shuttle {test}: failing schedules go to {}",
-        failure_dir().display()
+        dir.path().display()
     );
-    Runner::new(scheduler, config(failure_dir())).run(scenario::<F>)
+    Runner::new(scheduler, config(&dir)).run(scenario::<F>)
 }
 
 fn iterations() -> usize {
@@ -198,14 +186,15 @@ fn seeded<F: FaultSet>(test: &str) {
     let _turn = SEEDED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let before = schedules();
+    let dir = failure_dir();
+    let before = dir.schedules();
     let found = panic_message(|| {
         let runs = iterations().max(300);
-        Runner::new(RandomScheduler::new(runs), config(failure_dir())).run(scenario::<F>);
-        Runner::new(PctScheduler::new(3, runs), config(failure_dir())).run(scenario::<F>);
+        Runner::new(RandomScheduler::new(runs), config(&dir)).run(scenario::<F>);
+        Runner::new(PctScheduler::new(3, runs), config(&dir)).run(scenario::<F>);
     });
     assert!(found.is_some(), "shuttle accepted the seeded defect {test}");
-    let new: Vec<PathBuf> = schedules().difference(&before).cloned().collect();
+    let new: Vec<PathBuf> = dir.schedules().difference(&before).cloned().collect();
     let schedule = new.first().expect("the failing schedule was persisted");
     let replayed = panic_message(|| shuttle::replay_from_file(scenario::<F>, schedule));
     assert!(
