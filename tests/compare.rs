@@ -526,3 +526,48 @@ fn quick_comparison_end_to_end() {
     assert!(svg.contains(machine.get("kernel").str()));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// A comparison ended by a signal (Ctrl-C, SIGTERM, SIGHUP) leaves no
+/// scratch directory behind and exits with 128 + the signal's number, as
+/// shells expect.
+#[test]
+fn a_signal_ends_compare_cleanly() {
+    for (signal, name, code) in [
+        (libc::SIGINT, "INT", 130),
+        (libc::SIGTERM, "TERM", 143),
+        (libc::SIGHUP, "HUP", 129),
+    ] {
+        let tmp = std::env::temp_dir().join(format!(
+            "shmsg-compare-signal-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shmsg"))
+            .args(["compare", "--quick", "--out"])
+            .arg(tmp.join("out"))
+            .env("TMPDIR", &tmp)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let scratch = tmp.join(format!("shmsg-compare-{}", child.id()));
+        // Wait (up to 60 s: a start takes milliseconds) until the scratch
+        // directory exists and holds a peer's files, i.e. mid-measurement.
+        let started = std::time::Instant::now();
+        while std::fs::read_dir(&scratch).map_or(true, |mut d| d.next().is_none()) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "compare never started measuring"
+            );
+            assert!(child.try_wait().unwrap().is_none(), "compare exited early");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // SAFETY: `kill` with a child's pid and a valid signal number.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{name}: {status:?}");
+        assert!(!scratch.exists(), "SIG{name} left {}", scratch.display());
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}

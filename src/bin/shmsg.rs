@@ -51,6 +51,8 @@ mod pair;
 mod plot;
 #[path = "shmsg/report.rs"]
 mod report;
+#[path = "shmsg/signals.rs"]
+mod signals;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -169,6 +171,7 @@ fn exit_code(error: &Error) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    signals::install();
     let result = match cli.command {
         Cmd::Compare(args) => compare::run(args),
         Cmd::Send(args) => everyday::send(args),

@@ -280,12 +280,9 @@ pub(crate) struct Context {
     pub(crate) exe: PathBuf,
     pub(crate) scratch: PathBuf,
     pub(crate) next: AtomicU64,
-}
-
-impl Drop for Context {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.scratch);
-    }
+    /// Removes the scratch directory when the comparison ends, also by
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    _remove_scratch: crate::signals::RemoveGuard,
 }
 
 /// The progress line on stderr: redrawn in place on a terminal, one line
@@ -352,6 +349,7 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
     let context = Context {
         settings: settings.clone(),
         exe,
+        _remove_scratch: crate::signals::remove_on_signal(scratch.clone()),
         scratch,
         next: AtomicU64::new(0),
     };
