@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
 # The quick tier: formatting, lints, docs, and every test and model at the
 # bounds that fit in a few minutes on a 2-core machine. README's test command.
-set -euo pipefail
+#
+# Every step runs even when an earlier one failed, so that one run reports
+# every failure; the script exits non-zero if any step failed, and prints
+# which.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
-echo "== cargo doc"
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
-echo "== cargo test"
-cargo test --locked
-echo "== examples (built by cargo test), each over both models"
+failed=()
+step() {
+    local name="$1"
+    shift
+    echo "== $name"
+    if ! "$@"; then
+        echo "== FAILED: $name"
+        failed+=("$name")
+    fi
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+step "cargo test" cargo test --locked --no-fail-fast
+# The examples are built by `cargo test`; each runs itself over both models.
 examples="${CARGO_TARGET_DIR:-target}/debug/examples"
-"$examples/request_response"
-"$examples/chat"
-"$examples/blocks"
+for example in request_response chat blocks; do
+    step "example $example" "$examples/$example"
+done
+
+if ((${#failed[@]})); then
+    echo "== quick tier FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "== quick tier passed"
