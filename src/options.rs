@@ -1,0 +1,97 @@
+//! Settings shared by every endpoint, and the one deadline type of every
+//! blocking call.
+
+use std::time::{Duration, Instant};
+
+/// When a blocking call gives up: the one deadline of every wait in the
+/// crate (the rings' wait loop, the stream and seqpacket transports, the
+/// listeners).
+///
+/// `try_*` calls wait with [`Deadline::Now`], `*_timeout` calls with
+/// [`Deadline::after`] the timeout, blocking calls with [`Deadline::Never`].
+/// A call given a deadline returns by it (plus, for a ring, at most one
+/// sleep slice, [`crate::shm::wait::SLICE`]), whatever its peers do.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmsg::Deadline;
+///
+/// let soon = Deadline::after(Duration::from_millis(10));
+/// assert!(!soon.passed());
+/// assert!(soon.remaining().unwrap() <= Duration::from_millis(10));
+/// assert!(Deadline::Now.passed());
+/// assert_eq!(Deadline::Never.remaining(), None);
+/// // A timeout too large to represent waits forever.
+/// assert_eq!(Deadline::after(Duration::MAX), Deadline::Never);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Deadline {
+    /// Do not wait: one attempt.
+    Now,
+    /// Wait until this instant.
+    At(Instant),
+    /// Wait as long as it takes.
+    Never,
+}
+
+impl Deadline {
+    /// `timeout` from now; [`Deadline::Never`] if that instant cannot be
+    /// represented.
+    pub fn after(timeout: Duration) -> Deadline {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Deadline::Never, Deadline::At)
+    }
+
+    /// Whether the deadline has passed (always for [`Deadline::Now`]).
+    pub fn passed(&self) -> bool {
+        match self {
+            Deadline::Now => true,
+            Deadline::At(at) => Instant::now() >= *at,
+            Deadline::Never => false,
+        }
+    }
+
+    /// The time left: `Some(ZERO)` once passed, `None` for
+    /// [`Deadline::Never`].
+    pub fn remaining(&self) -> Option<Duration> {
+        match self {
+            Deadline::Now => Some(Duration::ZERO),
+            Deadline::At(at) => Some(at.saturating_duration_since(Instant::now())),
+            Deadline::Never => None,
+        }
+    }
+
+    /// The time left, but at most `slice`: how long one bounded sleep of a
+    /// wait loop may last.
+    pub fn slice(&self, slice: Duration) -> Duration {
+        self.remaining().map_or(slice, |left| left.min(slice))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines() {
+        let past = Deadline::At(Instant::now() - Duration::from_millis(1));
+        assert!(past.passed());
+        assert_eq!(past.remaining(), Some(Duration::ZERO));
+        assert_eq!(past.slice(Duration::from_millis(20)), Duration::ZERO);
+        let later = Deadline::after(Duration::from_secs(60));
+        assert!(!later.passed());
+        assert_eq!(
+            later.slice(Duration::from_millis(20)),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            Deadline::Never.slice(Duration::from_millis(20)),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            Deadline::Now.slice(Duration::from_millis(20)),
+            Duration::ZERO
+        );
+    }
+}
