@@ -16,8 +16,9 @@
 //! messages, and the model fails.
 
 use std::io::{self, IoSlice};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use shmsg::Deadline;
 use shmsg::channel::{Lock, Sender, SharedSender};
 use shmsg::msg::frame::Decoder;
 use shmsg::msg::stream::{Link, StreamSender};
@@ -57,7 +58,7 @@ macro_rules! model {
                     Ok(taken)
                 }
 
-                fn wait_writable(&mut self, _deadline: Option<Instant>) -> shmsg::Result<bool> {
+                fn wait_writable(&mut self, _deadline: Deadline) -> shmsg::Result<bool> {
                     thread::yield_now();
                     Ok(true)
                 }

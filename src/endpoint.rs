@@ -38,13 +38,14 @@ use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::msg::seqpacket::SeqpacketChannel;
 use crate::msg::stream::StreamChannel;
 use crate::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+use crate::options::Deadline;
 use crate::shm::layout::RingKind;
 use crate::shm::layout::{RECORD_HEADER, offsets, round8};
 use crate::shm::mpmc;
@@ -434,15 +435,17 @@ impl Listener {
 
     /// Waits for the next peer and returns the channel to it.
     pub fn accept(&mut self) -> Result<Channel> {
-        self.accept_within(None)
+        self.accept_until(Deadline::Never)
     }
 
     /// As [`Listener::accept`], waiting at most `timeout`.
     pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Channel> {
-        self.accept_within(Some(timeout))
+        self.accept_until(Deadline::after(timeout))
     }
 
-    fn accept_within(&mut self, timeout: Option<Duration>) -> Result<Channel> {
+    /// As [`Listener::accept`], waiting for a peer until `deadline` (the
+    /// handshake then has the options' timeout).
+    fn accept_until(&mut self, deadline: Deadline) -> Result<Channel> {
         let max = self.options.message_passing_max();
         let handshake = self.options.timeout;
         match &mut self.kind {
@@ -450,7 +453,7 @@ impl Listener {
                 requests,
                 replies,
                 seen,
-            } => accept_shm(requests, replies, seen, timeout),
+            } => accept_shm(requests, replies, seen, deadline),
             // Producers of a multi-producer ring come and go on their own:
             // the channel receives from all of them.
             ListenerKind::Mpsc { requests, replies } => {
@@ -459,10 +462,7 @@ impl Listener {
                 Ok(Channel::new(tx, rx))
             }
             ListenerKind::Socket(listener) => {
-                let fd = match timeout {
-                    Some(timeout) => listener.accept_timeout(timeout)?,
-                    None => listener.accept()?,
-                };
+                let fd = listener.accept_until(deadline)?;
                 match listener.kind() {
                     SocketKind::Stream => {
                         stream_channel(StreamChannel::handshake(fd, max, handshake)?)
@@ -473,7 +473,7 @@ impl Listener {
                 }
             }
             ListenerKind::Tcp(listener) => {
-                if let Some(timeout) = timeout
+                if let Some(timeout) = deadline.remaining()
                     && !readable_within(listener, timeout)?
                 {
                     return Err(Error::Timeout);
@@ -502,14 +502,14 @@ fn reply_name(name: &str) -> String {
 }
 
 /// Waits until a client has attached the request ring's producer since the
-/// last accept, then attaches this side.
+/// last accept, then attaches this side; [`Error::Timeout`] if none has by
+/// `deadline`.
 fn accept_shm(
     requests: &Arc<Region>,
     replies: &Arc<Region>,
     seen: &mut u64,
-    timeout: Option<Duration>,
+    deadline: Deadline,
 ) -> Result<Channel> {
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut sleep = Duration::from_micros(50);
     loop {
         // 0 never attached, odd attached, even detached; a client that
@@ -521,7 +521,7 @@ fn accept_shm(
             *seen = epoch + epoch % 2;
             return Ok(Channel::new(tx, rx));
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.passed() {
             return Err(Error::Timeout);
         }
         std::thread::sleep(sleep);

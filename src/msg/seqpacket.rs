@@ -59,7 +59,7 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::net::{
@@ -71,6 +71,7 @@ use super::frame::{HELLO_LEN, Hello};
 use super::unix::{self, SocketKind, UnixAddr};
 use crate::channel::{Receiver, Sender};
 use crate::error::{Error, Result};
+use crate::options::Deadline;
 
 /// Kind byte of a datagram that carries a message.
 const KIND_MESSAGE: u8 = 0;
@@ -85,26 +86,6 @@ const SNDBUF_OVERHEAD: usize = 32;
 pub const MAX_DATAGRAM: usize = 4 << 20;
 /// Messages per `sendmmsg` (the kernel's cap on its vector, `UIO_MAXIOV`).
 const BATCH_MESSAGES: usize = 1024;
-
-/// How long an operation may wait.
-#[derive(Clone, Copy, Debug)]
-enum Wait {
-    /// Block in the system call as long as it takes.
-    Block,
-    /// Do not wait at all.
-    Try,
-    /// Wait until this instant.
-    Until(Instant),
-}
-
-impl Wait {
-    /// Waits at most `timeout` (forever, if the deadline cannot be represented).
-    fn timeout(timeout: Duration) -> Wait {
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Wait::Block, Wait::Until)
-    }
-}
 
 /// A message channel over a connected `SOCK_SEQPACKET` socket.
 #[derive(Debug)]
@@ -169,19 +150,12 @@ fn send_error(error: Errno, len: usize, send_limit: usize) -> Error {
     }
 }
 
-/// Waits for `fd` to be writable (`out`) or readable until `wait`'s
-/// deadline; `Ok(false)` if it passed (or `wait` is [`Wait::Try`]).
-fn wait_ready(fd: BorrowedFd<'_>, wait: Wait, out: bool) -> Result<bool> {
-    let timeout = match wait {
-        Wait::Block => None,
-        Wait::Try => return Ok(false),
-        Wait::Until(deadline) => {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            Some(left)
-        }
+/// Waits for `fd` to be writable (`out`) or readable until `deadline`;
+/// `Ok(false)` if it passed (at once for [`Deadline::Now`]).
+fn wait_ready(fd: BorrowedFd<'_>, deadline: Deadline, out: bool) -> Result<bool> {
+    let timeout = match deadline.remaining() {
+        Some(Duration::ZERO) => return Ok(false),
+        left => left,
     };
     let ready = if out {
         unix::poll_out(fd, timeout)
@@ -202,13 +176,13 @@ fn invalid_data(what: String) -> Error {
 const SMALL_DATAGRAM: usize = 512;
 
 /// Sends `payload` with the `kind` trailer as one datagram (one
-/// `send` or `sendmsg`); [`Error::Full`] when it would wait past `wait`.
+/// `send` or `sendmsg`); [`Error::Full`] when it would wait past `deadline`.
 fn send_datagram(
     fd: BorrowedFd<'_>,
     payload: &[u8],
     kind: u8,
     send_limit: usize,
-    wait: Wait,
+    deadline: Deadline,
 ) -> Result<()> {
     let trailer = [kind];
     let slices = [IoSlice::new(payload), IoSlice::new(&trailer)];
@@ -221,7 +195,7 @@ fn send_datagram(
         small[payload.len()] = kind;
     }
     let mut flags = SendFlags::NOSIGNAL;
-    if !matches!(wait, Wait::Block) {
+    if !matches!(deadline, Deadline::Never) {
         flags |= SendFlags::DONTWAIT;
     }
     loop {
@@ -245,7 +219,7 @@ fn send_datagram(
             // A non-blocking descriptor (given to `handshake`) or a
             // deadline: wait for room.
             Err(Errno::AGAIN) => {
-                if !wait_ready(fd, wait, true)? {
+                if !wait_ready(fd, deadline, true)? {
                     return Err(Error::Full);
                 }
             }
@@ -256,14 +230,19 @@ fn send_datagram(
 
 /// Sends one message, refusing it before any system call if it exceeds
 /// `send_limit`.
-fn send_message(fd: BorrowedFd<'_>, send_limit: usize, message: &[u8], wait: Wait) -> Result<()> {
+fn send_message(
+    fd: BorrowedFd<'_>,
+    send_limit: usize,
+    message: &[u8],
+    deadline: Deadline,
+) -> Result<()> {
     if message.len() > send_limit {
         return Err(Error::MessageTooLarge {
             len: message.len(),
             max: send_limit,
         });
     }
-    send_datagram(fd, message, KIND_MESSAGE, send_limit, wait)
+    send_datagram(fd, message, KIND_MESSAGE, send_limit, deadline)
 }
 
 /// Sends `messages` in order with `sendmmsg`, [`BATCH_MESSAGES`] per call.
@@ -301,7 +280,7 @@ fn send_batch<M: AsRef<[u8]>>(fd: BorrowedFd<'_>, send_limit: usize, messages: &
                 Ok(n) => sent += n,
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => {
-                    wait_ready(fd, Wait::Block, true)?;
+                    wait_ready(fd, Deadline::Never, true)?;
                 }
                 Err(e) => {
                     let len = chunk.get(sent).map_or(0, |m| m.as_ref().len());
@@ -318,13 +297,13 @@ fn recv_message(
     fd: BorrowedFd<'_>,
     max_message: usize,
     buf: &mut Vec<u8>,
-    wait: Wait,
+    deadline: Deadline,
 ) -> Result<usize> {
     buf.clear();
     if buf.capacity() < max_message + TRAILER_LEN {
         buf.reserve_exact(max_message + TRAILER_LEN);
     }
-    let len = recv_datagram(fd, buf, wait)?;
+    let len = recv_datagram(fd, buf, deadline)?;
     if len > max_message + TRAILER_LEN {
         buf.clear();
         return Err(Error::MessageTooLarge {
@@ -347,10 +326,10 @@ fn recv_message(
 /// Receives one datagram into `buf`'s spare capacity (appending at most
 /// that much) and returns its real length, which is larger than what was
 /// stored if it did not fit. [`Error::Disconnected`] at end of stream,
-/// [`Error::Empty`] when it would wait past `wait`.
-fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, wait: Wait) -> Result<usize> {
+/// [`Error::Empty`] when it would wait past `deadline`.
+fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize> {
     let mut flags = RecvFlags::TRUNC;
-    if !matches!(wait, Wait::Block) {
+    if !matches!(deadline, Deadline::Never) {
         flags |= RecvFlags::DONTWAIT;
     }
     let mut reset = false;
@@ -365,7 +344,7 @@ fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, wait: Wait) -> Result<us
             Err(Errno::CONNRESET) if !reset => reset = true,
             Err(Errno::CONNRESET) => return Err(Error::Disconnected),
             Err(Errno::AGAIN) => {
-                if !wait_ready(fd, wait, false)? {
+                if !wait_ready(fd, deadline, false)? {
                     return Err(Error::Empty);
                 }
             }
@@ -380,10 +359,14 @@ impl SeqpacketChannel {
     /// by our datagram limit (see the module docs); [`Self::max_message`]
     /// says what was advertised. Waits at most `timeout` for the peer's hello.
     pub fn handshake(fd: OwnedFd, max_message: usize, timeout: Duration) -> Result<Self> {
-        let wait = Wait::timeout(timeout);
+        Self::handshake_until(fd, max_message, Deadline::after(timeout))
+    }
+
+    /// As [`Self::handshake`], waiting for the peer's hello until `deadline`.
+    fn handshake_until(fd: OwnedFd, max_message: usize, deadline: Deadline) -> Result<Self> {
         let (mut channel, limit) = Self::prepare(fd, max_message)?;
-        channel.send_hello(wait)?;
-        channel.recv_hello(limit, wait)?;
+        channel.send_hello(deadline)?;
+        channel.recv_hello(limit, deadline)?;
         Ok(channel)
     }
 
@@ -402,19 +385,19 @@ impl SeqpacketChannel {
         let (mut b, b_limit) = Self::prepare(b, max_message)?;
         // A fresh socket has room for a hello: neither send blocks, and
         // each hello is waiting when the other side reads.
-        a.send_hello(Wait::Block)?;
-        b.send_hello(Wait::Block)?;
-        a.recv_hello(a_limit, Wait::Try)?;
-        b.recv_hello(b_limit, Wait::Try)?;
+        a.send_hello(Deadline::Never)?;
+        b.send_hello(Deadline::Never)?;
+        a.recv_hello(a_limit, Deadline::Now)?;
+        b.recv_hello(b_limit, Deadline::Now)?;
         Ok((a, b))
     }
 
     /// Connects to a seqpacket listener at `addr` and exchanges hellos,
     /// waiting at most `timeout` in all.
     pub fn connect(addr: &UnixAddr, max_message: usize, timeout: Duration) -> Result<Self> {
-        let start = Instant::now();
-        let fd = unix::connect(addr, SocketKind::Seqpacket, timeout)?;
-        Self::handshake(fd, max_message, timeout.saturating_sub(start.elapsed()))
+        let deadline = Deadline::after(timeout);
+        let fd = unix::connect_until(addr, SocketKind::Seqpacket, deadline)?;
+        Self::handshake_until(fd, max_message, deadline)
     }
 
     /// Sizes the socket's buffer; returns the channel (its `send_limit`
@@ -429,19 +412,20 @@ impl SeqpacketChannel {
         Ok((channel, limit))
     }
 
-    fn send_hello(&self, wait: Wait) -> Result<()> {
+    fn send_hello(&self, deadline: Deadline) -> Result<()> {
         let hello = Hello::new(self.max_message).encode();
-        send_datagram(self.fd.as_fd(), &hello, KIND_HELLO, HELLO_LEN, wait).map_err(|e| match e {
+        send_datagram(self.fd.as_fd(), &hello, KIND_HELLO, HELLO_LEN, deadline).map_err(|e| match e
+        {
             Error::Full => Error::Timeout,
             other => other,
         })
     }
 
-    fn recv_hello(&mut self, datagram_limit: usize, wait: Wait) -> Result<()> {
+    fn recv_hello(&mut self, datagram_limit: usize, deadline: Deadline) -> Result<()> {
         // Room for one byte more than a hello, to see a longer datagram
         // (MSG_TRUNC gives its real length).
         let mut buf = Vec::with_capacity(HELLO_LEN + TRAILER_LEN + 1);
-        let len = recv_datagram(self.fd.as_fd(), &mut buf, wait).map_err(|e| match e {
+        let len = recv_datagram(self.fd.as_fd(), &mut buf, deadline).map_err(|e| match e {
             Error::Empty => Error::Timeout,
             other => other,
         })?;
@@ -484,13 +468,13 @@ impl SeqpacketChannel {
     /// [`Error::MessageTooLarge`] (nothing sent) if it exceeds
     /// [`Self::send_limit`]; [`Error::Disconnected`] if the peer is gone.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        send_message(self.fd.as_fd(), self.send_limit, message, Wait::Block)
+        send_message(self.fd.as_fd(), self.send_limit, message, Deadline::Never)
     }
 
     /// Sends one message if the socket has room now; [`Error::Full`]
     /// (nothing sent) if not.
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        send_message(self.fd.as_fd(), self.send_limit, message, Wait::Try)
+        send_message(self.fd.as_fd(), self.send_limit, message, Deadline::Now)
     }
 
     /// As [`Self::send`], waiting at most `timeout` for room;
@@ -515,12 +499,12 @@ impl SeqpacketChannel {
     /// `buf` is grown once to [`Self::max_message`] + 1 bytes of capacity
     /// and reused; the kernel writes the message straight into it.
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        recv_message(self.fd.as_fd(), self.max_message, buf, Wait::Block)
+        recv_message(self.fd.as_fd(), self.max_message, buf, Deadline::Never)
     }
 
     /// Receives the next message if one has arrived; [`Error::Empty`] if not.
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        recv_message(self.fd.as_fd(), self.max_message, buf, Wait::Try)
+        recv_message(self.fd.as_fd(), self.max_message, buf, Deadline::Now)
     }
 
     /// As [`Self::recv`], waiting at most `timeout`; [`Error::Timeout`] if
@@ -556,7 +540,7 @@ fn send_timeout(
     message: &[u8],
     timeout: Duration,
 ) -> Result<()> {
-    send_message(fd, send_limit, message, Wait::timeout(timeout)).map_err(|e| match e {
+    send_message(fd, send_limit, message, Deadline::after(timeout)).map_err(|e| match e {
         Error::Full => Error::Timeout,
         other => other,
     })
@@ -568,7 +552,7 @@ fn recv_timeout(
     buf: &mut Vec<u8>,
     timeout: Duration,
 ) -> Result<usize> {
-    recv_message(fd, max_message, buf, Wait::timeout(timeout)).map_err(|e| match e {
+    recv_message(fd, max_message, buf, Deadline::after(timeout)).map_err(|e| match e {
         Error::Empty => Error::Timeout,
         other => other,
     })
@@ -609,10 +593,10 @@ impl Sender for SeqpacketSender {
         self.send_limit
     }
     fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        send_message(self.fd.as_fd(), self.send_limit, message, Wait::Try)
+        send_message(self.fd.as_fd(), self.send_limit, message, Deadline::Now)
     }
     fn send(&mut self, message: &[u8]) -> Result<()> {
-        send_message(self.fd.as_fd(), self.send_limit, message, Wait::Block)
+        send_message(self.fd.as_fd(), self.send_limit, message, Deadline::Never)
     }
     fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
         send_timeout(self.fd.as_fd(), self.send_limit, message, timeout)
@@ -648,10 +632,10 @@ impl Receiver for SeqpacketReceiver {
         self.max_message
     }
     fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        recv_message(self.fd.as_fd(), self.max_message, buf, Wait::Try)
+        recv_message(self.fd.as_fd(), self.max_message, buf, Deadline::Now)
     }
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        recv_message(self.fd.as_fd(), self.max_message, buf, Wait::Block)
+        recv_message(self.fd.as_fd(), self.max_message, buf, Deadline::Never)
     }
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         recv_timeout(self.fd.as_fd(), self.max_message, buf, timeout)

@@ -32,7 +32,7 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::{FileType, OFlags};
@@ -41,6 +41,7 @@ use rustix::net::{SendAncillaryBuffer, SendFlags, Shutdown};
 use super::frame::{self, Decoder, HEADER_LEN, HELLO_LEN, Hello};
 use crate::channel::{self, Receiver, Sender};
 use crate::error::{Error, Result};
+use crate::options::Deadline;
 
 /// Frames per system call in a batch (two slices each, within `IOV_MAX`).
 const BATCH_FRAMES: usize = 512;
@@ -50,31 +51,12 @@ const SMALL_FRAME: usize = 512;
 /// once their header has arrived, rather than through the decoder's.
 const DIRECT_FRAME: usize = 64 << 10;
 
-/// How long an operation may wait.
-#[derive(Clone, Copy, Debug)]
-enum Wait {
-    /// Not at all (`try_*`).
-    Now,
-    /// Until this instant (`*_timeout`).
-    Until(Instant),
-    /// As long as it takes.
-    Forever,
-}
-
-impl Wait {
-    fn after(timeout: Duration) -> Wait {
-        // A timeout too large to represent waits forever.
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Wait::Forever, Wait::Until)
-    }
-
-    /// The error for "could not, within this wait".
-    fn expired(self, now: Error) -> Error {
-        match self {
-            Wait::Now => now,
-            _ => Error::Timeout,
-        }
+/// The error for "could not, by `deadline`": `now` for a call that does
+/// not wait (`try_*`), [`Error::Timeout`] for one that does.
+fn expired(deadline: Deadline, now: Error) -> Error {
+    match deadline {
+        Deadline::Now => now,
+        _ => Error::Timeout,
     }
 }
 
@@ -89,16 +71,12 @@ fn stream_error(context: &str, error: io::Error) -> Error {
     }
 }
 
-/// Polls `fd` for `flags` until it is ready or `wait` expires; returns
+/// Polls `fd` for `flags` until it is ready or `deadline` passes; returns
 /// whether it is ready (or closed, or failed: the call that follows says
 /// which).
-fn poll_fd(fd: BorrowedFd<'_>, flags: PollFlags, wait: Wait) -> Result<bool> {
+fn poll_fd(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Deadline) -> Result<bool> {
     loop {
-        let timeout = match wait {
-            Wait::Now => Some(Duration::ZERO),
-            Wait::Until(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
-            Wait::Forever => None,
-        };
+        let timeout = deadline.remaining();
         let timespec = timeout.map(|t| Timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: i64::from(t.subsec_nanos()),
@@ -121,9 +99,10 @@ pub trait Link {
     /// when none could be.
     fn write_nonblocking(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize>;
 
-    /// Waits until the link may take more bytes; `false` if `deadline` (if
-    /// any) passed first.
-    fn wait_writable(&mut self, deadline: Option<Instant>) -> Result<bool>;
+    /// Waits until the link may take more bytes; `false` if `deadline`
+    /// passed first. [`StreamSender`] never calls it with [`Deadline::Now`]
+    /// (a `try_send` gives up at once instead).
+    fn wait_writable(&mut self, deadline: Deadline) -> Result<bool>;
 
     /// Tells the peer no more bytes will come (the sender is dropped).
     fn close_write(&mut self) {}
@@ -177,9 +156,8 @@ impl Link for FdLink {
         Ok(written?)
     }
 
-    fn wait_writable(&mut self, deadline: Option<Instant>) -> Result<bool> {
-        let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        poll_fd(self.fd.as_fd(), PollFlags::OUT, wait)
+    fn wait_writable(&mut self, deadline: Deadline) -> Result<bool> {
+        poll_fd(self.fd.as_fd(), PollFlags::OUT, deadline)
     }
 
     fn close_write(&mut self) {
@@ -240,37 +218,37 @@ impl<L: Link> StreamSender<L> {
     /// Sends one message, waiting for room as long as it takes: one system
     /// call when the link has room.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_frames(&[message], Wait::Forever)
+        self.send_frames(&[message], Deadline::Never)
     }
 
     /// Sends one message if the link has room for some of it now;
     /// [`Error::Full`] with nothing sent if not.
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_frames(&[message], Wait::Now)
+        self.send_frames(&[message], Deadline::Now)
     }
 
     /// Sends one message, waiting at most `timeout` for room;
     /// [`Error::Timeout`] with nothing sent if none came.
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_frames(&[message], Wait::after(timeout))
+        self.send_frames(&[message], Deadline::after(timeout))
     }
 
     /// Sends `messages` in order, one system call per 512 messages when the
     /// link has room. Nothing is sent if any message is too large.
     pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
         let messages: Vec<&[u8]> = messages.iter().map(AsRef::as_ref).collect();
-        self.send_frames(&messages, Wait::Forever)
+        self.send_frames(&messages, Deadline::Never)
     }
 
     /// Finishes a frame the kernel accepted only in part, waiting as long as
     /// it takes.
     pub fn flush(&mut self) -> Result<()> {
-        self.flush_pending(Wait::Forever).map(|_| ())
+        self.flush_pending(Deadline::Never).map(|_| ())
     }
 
-    /// Sends what is left of a partly sent frame; `false` if `wait` expired
-    /// first.
-    fn flush_pending(&mut self, wait: Wait) -> Result<bool> {
+    /// Sends what is left of a partly sent frame; `false` if `deadline`
+    /// passed first.
+    fn flush_pending(&mut self, deadline: Deadline) -> Result<bool> {
         while self.pending_sent < self.pending.len() {
             match self
                 .link
@@ -280,7 +258,7 @@ impl<L: Link> StreamSender<L> {
                 Ok(n) => self.pending_sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !self.wait_writable(wait)? {
+                    if !self.wait_writable(deadline)? {
                         return Ok(false);
                     }
                 }
@@ -292,24 +270,25 @@ impl<L: Link> StreamSender<L> {
         Ok(true)
     }
 
-    fn wait_writable(&mut self, wait: Wait) -> Result<bool> {
-        match wait {
-            Wait::Now => Ok(false),
-            Wait::Until(deadline) => self.link.wait_writable(Some(deadline)),
-            Wait::Forever => self.link.wait_writable(None),
+    /// Waits for room until `deadline`; `false` if it passed first (at once
+    /// for [`Deadline::Now`], without asking the link).
+    fn wait_writable(&mut self, deadline: Deadline) -> Result<bool> {
+        match deadline {
+            Deadline::Now => Ok(false),
+            deadline => self.link.wait_writable(deadline),
         }
     }
 
-    /// Sends `messages` as frames. Until the first byte is taken, an expired
-    /// `wait` fails with nothing sent; after it, the frames are finished
-    /// within `wait` or their rest is kept in `pending`.
-    fn send_frames(&mut self, messages: &[&[u8]], wait: Wait) -> Result<()> {
+    /// Sends `messages` as frames. Until the first byte is taken, a passed
+    /// `deadline` fails with nothing sent; after it, the frames are finished
+    /// by `deadline` or their rest is kept in `pending`.
+    fn send_frames(&mut self, messages: &[&[u8]], deadline: Deadline) -> Result<()> {
         // Check every length before anything is sent.
         for message in messages {
             frame::header(message.len(), self.send_limit)?;
         }
-        if !self.flush_pending(wait)? {
-            return Err(wait.expired(Error::Full));
+        if !self.flush_pending(deadline)? {
+            return Err(expired(deadline, Error::Full));
         }
         if let [message] = messages
             && message.len() <= SMALL_FRAME - HEADER_LEN
@@ -321,7 +300,7 @@ impl<L: Link> StreamSender<L> {
             frame.clear();
             frame.extend_from_slice(&frame::header(message.len(), self.send_limit)?);
             frame.extend_from_slice(message);
-            let sent = self.send_slices(&mut [IoSlice::new(&frame)], &[], wait, false);
+            let sent = self.send_slices(&mut [IoSlice::new(&frame)], &[], deadline, false);
             self.scratch = frame;
             return sent;
         }
@@ -339,7 +318,7 @@ impl<L: Link> StreamSender<L> {
                 .collect();
             let later = ((i + 1) * BATCH_FRAMES).min(messages.len());
             taken = self
-                .send_slices(&mut storage, &messages[later..], wait, taken)
+                .send_slices(&mut storage, &messages[later..], deadline, taken)
                 .map(|()| true)?;
             if !self.pending.is_empty() {
                 // The rest is kept (with every later frame): stop here.
@@ -350,14 +329,14 @@ impl<L: Link> StreamSender<L> {
     }
 
     /// Sends `slices` (whole frames); `taken` says whether an earlier part
-    /// of this call was already taken by the kernel. When `wait` expires
+    /// of this call was already taken by the kernel. When `deadline` passes
     /// before the first byte, fails with nothing sent; after it, keeps the
     /// rest and the frames of `later` in `pending`.
     fn send_slices(
         &mut self,
         storage: &mut [IoSlice<'_>],
         later: &[&[u8]],
-        wait: Wait,
+        deadline: Deadline,
         mut taken: bool,
     ) -> Result<()> {
         let mut slices = storage;
@@ -370,11 +349,11 @@ impl<L: Link> StreamSender<L> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.wait_writable(wait)? {
+                    if self.wait_writable(deadline)? {
                         continue;
                     }
                     if !taken {
-                        return Err(wait.expired(Error::Full));
+                        return Err(expired(deadline, Error::Full));
                     }
                     self.stash(slices, later);
                     return Ok(());
@@ -404,7 +383,7 @@ impl<L: Link> Drop for StreamSender<L> {
     fn drop(&mut self) {
         if self.pending_sent < self.pending.len() {
             // Best effort within the linger time: the peer may be gone.
-            let _ = self.flush_pending(Wait::after(self.linger));
+            let _ = self.flush_pending(Deadline::after(self.linger));
         }
         self.link.close_write();
     }
@@ -425,7 +404,7 @@ impl<L: Link> Sender for StreamSender<L> {
     }
     fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
         channel::check_batch(messages, self.send_limit)?;
-        self.send_frames(messages, Wait::Forever)
+        self.send_frames(messages, Deadline::Never)
     }
     fn flush(&mut self) -> Result<()> {
         StreamSender::flush(self)
@@ -459,20 +438,20 @@ impl StreamReceiver {
     /// Receives the next message into `buf` (replacing its contents), blocking
     /// until one arrives; returns its length.
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_within(buf, Wait::Forever)
+        self.recv_within(buf, Deadline::Never)
     }
 
     /// As [`StreamReceiver::recv`], waiting at most `timeout`.
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        self.recv_within(buf, Wait::after(timeout))
+        self.recv_within(buf, Deadline::after(timeout))
     }
 
     /// Receives the next message if one has arrived; [`Error::Empty`] if not.
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_within(buf, Wait::Now)
+        self.recv_within(buf, Deadline::Now)
     }
 
-    fn recv_within(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<usize> {
+    fn recv_within(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize> {
         loop {
             if let Some(payload) = self.decoder.next_frame()? {
                 buf.clear();
@@ -480,29 +459,31 @@ impl StreamReceiver {
                 return Ok(payload.len());
             }
             if let Some(len) = self.decoder.take_partial_frame(DIRECT_FRAME, buf) {
-                return self.recv_direct(buf, len, wait);
+                return self.recv_direct(buf, len, deadline);
             }
             // A blocking receive reads at once (one system call per message
             // when data is waiting); the others poll first.
-            if !matches!(wait, Wait::Forever) && !poll_fd(self.fd.as_fd(), PollFlags::IN, wait)? {
-                return Err(wait.expired(Error::Empty));
+            if !matches!(deadline, Deadline::Never)
+                && !poll_fd(self.fd.as_fd(), PollFlags::IN, deadline)?
+            {
+                return Err(expired(deadline, Error::Empty));
             }
-            self.read_more(wait)?;
+            self.read_more(deadline)?;
         }
     }
 
     /// Reads the rest of a large frame's payload straight into `buf`, which
-    /// holds its first bytes. If `wait` expires first, or the read fails,
+    /// holds its first bytes. If `deadline` passes first, or the read fails,
     /// the bytes go back into the decoder, as if never taken.
-    fn recv_direct(&mut self, buf: &mut Vec<u8>, len: usize, wait: Wait) -> Result<usize> {
+    fn recv_direct(&mut self, buf: &mut Vec<u8>, len: usize, deadline: Deadline) -> Result<usize> {
         let result = loop {
             if buf.len() >= len {
                 break Ok(());
             }
-            if !matches!(wait, Wait::Forever) {
-                match poll_fd(self.fd.as_fd(), PollFlags::IN, wait) {
+            if !matches!(deadline, Deadline::Never) {
+                match poll_fd(self.fd.as_fd(), PollFlags::IN, deadline) {
                     Ok(true) => {}
-                    Ok(false) => break Err(wait.expired(Error::Empty)),
+                    Ok(false) => break Err(expired(deadline, Error::Empty)),
                     Err(error) => break Err(error),
                 }
             }
@@ -548,7 +529,7 @@ impl StreamReceiver {
     }
 
     /// One `read` into the decoder's buffer.
-    fn read_more(&mut self, wait: Wait) -> Result<()> {
+    fn read_more(&mut self, deadline: Deadline) -> Result<()> {
         let space = self.decoder.read_space();
         match rustix::io::read(&self.fd, space) {
             Ok(0) => {
@@ -562,10 +543,10 @@ impl StreamReceiver {
             Err(rustix::io::Errno::INTR) => Ok(()),
             // A descriptor someone made non-blocking: wait, then read again.
             Err(rustix::io::Errno::AGAIN) => {
-                if poll_fd(self.fd.as_fd(), PollFlags::IN, wait)? {
+                if poll_fd(self.fd.as_fd(), PollFlags::IN, deadline)? {
                     Ok(())
                 } else {
-                    Err(wait.expired(Error::Empty))
+                    Err(expired(deadline, Error::Empty))
                 }
             }
             Err(e) => Err(match stream_error("cannot receive", e.into()) {
@@ -578,11 +559,11 @@ impl StreamReceiver {
     }
 
     /// Reads the peer's hello, waiting at most until `deadline`.
-    fn read_hello(&mut self, wait: Wait) -> Result<Hello> {
+    fn read_hello(&mut self, deadline: Deadline) -> Result<Hello> {
         let mut hello = [0u8; HELLO_LEN];
         let mut got = 0;
         while got < HELLO_LEN {
-            if !poll_fd(self.fd.as_fd(), PollFlags::IN, wait)? {
+            if !poll_fd(self.fd.as_fd(), PollFlags::IN, deadline)? {
                 return Err(Error::Timeout);
             }
             match rustix::io::read(&self.fd, &mut hello[got..]) {
@@ -659,7 +640,7 @@ impl StreamChannel {
         max_message: usize,
         timeout: Duration,
     ) -> Result<StreamChannel> {
-        let wait = Wait::after(timeout);
+        let deadline = Deadline::after(timeout);
         let mut rx = StreamReceiver::new(read.into(), max_message)?;
         let mut tx = StreamSender::new(FdLink::new(write.into())?, usize::MAX, timeout);
         // The hello goes out as the first bytes, without a frame header.
@@ -671,14 +652,14 @@ impl StreamChannel {
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !tx.wait_writable(wait)? {
+                    if !tx.wait_writable(deadline)? {
                         return Err(Error::Timeout);
                     }
                 }
                 Err(e) => return Err(stream_error("cannot send the hello", e)),
             }
         }
-        let peer = rx.read_hello(wait)?;
+        let peer = rx.read_hello(deadline)?;
         tx.send_limit = Hello::send_limit(&peer);
         Ok(StreamChannel { tx, rx })
     }

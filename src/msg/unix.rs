@@ -30,7 +30,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
@@ -38,6 +38,7 @@ use rustix::net::sockopt::Timeout;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::error::{Error, Result};
+use crate::options::Deadline;
 
 /// Bytes of `sun_path` in `struct sockaddr_un` on Linux.
 const SUN_PATH_LEN: usize = 108;
@@ -161,14 +162,23 @@ fn new_socket(kind: SocketKind, flags: SocketFlags) -> Result<OwnedFd> {
 /// `ConnectionRefused`; a full queue that stays full past `timeout` is
 /// [`Error::Timeout`]. Both error contexts name the address.
 pub fn connect(addr: &UnixAddr, kind: SocketKind, timeout: Duration) -> Result<OwnedFd> {
+    connect_until(addr, kind, Deadline::after(timeout))
+}
+
+/// As [`connect`], waiting until `deadline` while the listener's queue is
+/// full.
+pub(crate) fn connect_until(
+    addr: &UnixAddr,
+    kind: SocketKind,
+    deadline: Deadline,
+) -> Result<OwnedFd> {
     let socket_addr = addr.to_socket_addr()?;
     let fd = new_socket(kind, SocketFlags::empty())?;
     // A blocking `connect` to a listener whose queue is full waits for room
     // on the listener's wait queue, for at most the send timeout, then fails
     // with EAGAIN: the kernel wakes us when room frees, no polling loop.
-    let deadline = Instant::now().checked_add(timeout);
     loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let left = deadline.remaining();
         // A zero timeout still makes one attempt (the kernel reads 1 µs).
         let wait = left.map(|left| left.max(Duration::from_micros(1)));
         rustix::net::sockopt::set_socket_timeout(&fd, Timeout::Send, wait)
@@ -345,19 +355,18 @@ impl UnixListener {
     /// Accepts the next connection, blocking until one arrives; the new
     /// descriptor is close-on-exec and in blocking mode.
     pub fn accept(&self) -> Result<OwnedFd> {
-        self.accept_until(None)
+        self.accept_until(Deadline::Never)
     }
 
     /// As [`UnixListener::accept`], waiting at most `timeout`;
     /// [`Error::Timeout`] if no client connects in time.
     pub fn accept_timeout(&self, timeout: Duration) -> Result<OwnedFd> {
-        // A deadline beyond what `Instant` can represent is no deadline.
-        self.accept_until(Some(Instant::now().checked_add(timeout)))
+        self.accept_until(Deadline::after(timeout))
     }
 
-    /// `deadline`: `None` waits forever, `Some(None)` too (an unrepresentable
-    /// deadline), `Some(Some(t))` until `t`.
-    fn accept_until(&self, deadline: Option<Option<Instant>>) -> Result<OwnedFd> {
+    /// As [`UnixListener::accept`], waiting until `deadline`;
+    /// [`Error::Timeout`] if no client connects by then.
+    pub(crate) fn accept_until(&self, deadline: Deadline) -> Result<OwnedFd> {
         loop {
             match rustix::net::accept_with(&self.fd, SocketFlags::CLOEXEC) {
                 Ok(fd) => return Ok(fd),
@@ -368,15 +377,9 @@ impl UnixListener {
                     return Err(Error::io(format!("cannot accept on unix:{}", self.addr), e));
                 }
             }
-            let left = match deadline {
-                None | Some(None) => None,
-                Some(Some(deadline)) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Timeout);
-                    }
-                    Some(left)
-                }
+            let left = match deadline.remaining() {
+                Some(Duration::ZERO) => return Err(Error::Timeout),
+                left => left,
             };
             poll_in(self.fd.as_fd(), left)
                 .map_err(|e| Error::io(format!("cannot wait on unix:{}", self.addr), e))?;
