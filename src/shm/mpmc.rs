@@ -77,11 +77,17 @@
 //! current). Records are handed back in order: a consumer that finished a
 //! record waits until the head reaches it (the consumers before it handed
 //! theirs back), zeroes it and stores the head past it. A consumer waits for
-//! its turn by spinning, then on [`Event::Space`], which every hand-back
-//! notifies. A consumer that stalls inside [`Consumer::recv_with`] therefore
-//! delays the others' hand-backs (not their reads); one that dies holding a
-//! record stops hand-backs for good (the producers then see a full ring):
-//! not recovered.
+//! its turn in the one wait loop of [`crate::shm::wait`] on [`Event::Space`],
+//! which every hand-back notifies, until the deadline of the call it is
+//! in. If the turn has not come by then, the message is still delivered
+//! (it was read) and its hand-back stays *pending*: the consumer's next
+//! call finishes it first, within that call's deadline, and takes nothing
+//! new until it has (a try reports [`Error::Empty`], a timed call
+//! [`Error::Timeout`]); dropping the consumer gives it one more sleep
+//! slice. So a consumer that stalls inside [`Consumer::recv_with`] delays
+//! the others' hand-backs, never their calls past their deadlines; one
+//! that dies holding a record stops hand-backs for good (the producers
+//! then see a full ring, the consumers time out): not recovered yet.
 //!
 //! # Attachment
 //!
@@ -133,12 +139,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{self, AcqRel, Acquire, Relaxed, Release};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result, Role};
+use crate::options::Deadline;
 use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, record_size};
 use crate::shm::region::{Region, RoleLock};
-use crate::shm::wait::{self, Slept, Spin, Step, Wait};
+use crate::shm::wait::{self, Slept, Spin, Waiter, Woke};
 use crate::sync::{Backend, Control, Event, Mapped, Owner, SlotWord, Word};
 
 const COMMITTED: u64 = 1 << 31;
@@ -306,10 +313,6 @@ fn detach_slot<B: Backend>(backend: &B, role: Role, index: usize, epoch: u64) {
     count_detach(backend, role);
 }
 
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
-
 fn check_geometry(geometry: Geometry) -> Result<()> {
     if geometry.max_message() >= MAX_MESSAGE {
         return Err(Error::InvalidConfig(format!(
@@ -465,12 +468,12 @@ impl<B: Backend> Producer<B> {
 
     /// Sends `message`, waiting while the ring is full.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.blocking(None, |p| p.try_send(message))
+        self.blocking(Deadline::Never, |p| p.try_send(message))
     }
 
     /// Sends `message`, waiting at most `timeout` while the ring is full.
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.blocking(deadline_after(timeout), |p| p.try_send(message))
+        self.blocking(Deadline::after(timeout), |p| p.try_send(message))
     }
 
     /// Writes a message of at most `max_len` bytes in place: `fill` gets the
@@ -496,7 +499,7 @@ impl<B: Backend> Producer<B> {
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize> {
         let mut fill = Some(fill);
-        self.blocking(None, |p| p.send_with_once(max_len, &mut fill))
+        self.blocking(Deadline::Never, |p| p.send_with_once(max_len, &mut fill))
     }
 
     #[inline(always)]
@@ -537,39 +540,25 @@ impl<B: Backend> Producer<B> {
         Ok(())
     }
 
-    /// Runs `attempt` until it stops reporting [`Error::Full`], spinning,
-    /// then sleeping on [`Event::Space`].
+    /// Runs `attempt` in the one wait loop of [`crate::shm::wait`] until it stops
+    /// reporting [`Error::Full`], waiting on [`Event::Space`].
     fn blocking<T>(
         &mut self,
-        deadline: Option<Instant>,
-        mut attempt: impl FnMut(&mut Self) -> Result<T>,
+        deadline: Deadline,
+        attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let mut wait = Wait::new(&self.spin, Event::Space, Role::Consumer, deadline);
-        let result = loop {
-            match attempt(self) {
-                Err(Error::Full) => {}
-                other => break other,
-            }
-            let ticket = match wait.next(&self.backend) {
-                Ok(Step::Poll) => continue,
-                Ok(Step::Recheck(ticket)) => ticket,
-                Err(error) => break Err(error),
-            };
-            match attempt(self) {
-                Err(Error::Full) => {}
-                other => {
-                    wait.cancel(&self.backend, ticket);
-                    break other;
-                }
-            }
-            match wait.sleep(&self.backend, ticket) {
-                Ok(Slept::Again) => {}
-                Ok(Slept::PeerDead) => break Err(Error::Disconnected),
-                Err(error) => break Err(error),
-            }
-        };
-        wait.finish(&mut self.spin);
-        result
+        wait::block(
+            self,
+            Event::Space,
+            Role::Consumer,
+            deadline,
+            wait::full,
+            attempt,
+            |_, slept| match slept {
+                Slept::Again => Ok(Woke::Again),
+                Slept::PeerDead => Err(Error::Disconnected),
+            },
+        )
     }
 
     /// Claims room for a record of `len` payload bytes (module docs, step 1).
@@ -597,7 +586,10 @@ impl<B: Backend> Producer<B> {
             } else {
                 (at.wrapping_add(to_end), to_end + record)
             };
-            if at.wrapping_sub(self.head_cache) + needed > self.capacity {
+            // `at` is read from the region: any value. The distance from the
+            // cached head saturates rather than wraps, so a tail far ahead
+            // of it takes the checked path below instead of a false fit.
+            if at.wrapping_sub(self.head_cache).saturating_add(needed) > self.capacity {
                 let head = self.backend.control(Control::Head).load(Acquire);
                 let used = at.wrapping_sub(head);
                 if used > self.capacity || !head.is_multiple_of(8) {
@@ -607,10 +599,13 @@ impl<B: Backend> Producer<B> {
                         at = now;
                         continue;
                     }
-                    return Err(Error::corrupt("head", head));
+                    if !head.is_multiple_of(8) {
+                        return Err(Error::corrupt("head", head));
+                    }
+                    return Err(Error::corrupt("tail (more than a ring past the head)", at));
                 }
                 self.head_cache = head;
-                if used + needed > self.capacity {
+                if used.saturating_add(needed) > self.capacity {
                     return Err(Error::Full);
                 }
             }
@@ -731,6 +726,12 @@ pub struct Consumer<B: Backend = Mapped> {
     mask: u64,
     geometry: Geometry,
     spin: Spin,
+    /// `Mpmc`: an entry this consumer has consumed and zeroed, whose hand
+    /// back waits for the consumers before it (start, extent). It is
+    /// finished by the next call, within that call's deadline.
+    pending: Option<(u64, u64)>,
+    /// The deadline of the call in progress, for the hand-back wait.
+    deadline: Deadline,
 }
 
 impl<B: Backend> Consumer<B> {
@@ -790,6 +791,8 @@ impl<B: Backend> Consumer<B> {
             head,
             mask: geometry.capacity() as u64 - 1,
             geometry,
+            pending: None,
+            deadline: Deadline::Now,
         }
     }
 
@@ -803,21 +806,28 @@ impl<B: Backend> Consumer<B> {
     /// [`Error::Disconnected`] if none is and every producer has detached.
     #[inline]
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.try_recv_with(|payload| {
-            buf.clear();
-            buf.extend_from_slice(payload);
-            payload.len()
-        })
+        self.deadline = Deadline::Now;
+        self.recv_once(buf)
     }
 
     /// Receives the next message, waiting while the ring is empty.
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.blocking(None, |c| c.try_recv(buf))
+        self.blocking(Deadline::Never, |c| c.recv_once(buf))
     }
 
-    /// Receives the next message, waiting at most `timeout`.
+    /// Receives the next message, waiting at most `timeout` (plus at most
+    /// one sleep slice), whatever the other processes do.
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        self.blocking(deadline_after(timeout), |c| c.try_recv(buf))
+        self.blocking(Deadline::after(timeout), |c| c.recv_once(buf))
+    }
+
+    #[inline(always)]
+    fn recv_once(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_with_once(&mut Some(|payload: &[u8]| {
+            buf.clear();
+            buf.extend_from_slice(payload);
+            payload.len()
+        }))
     }
 
     /// Reads the next message in place: `read` gets the payload bytes inside
@@ -825,13 +835,14 @@ impl<B: Backend> Consumer<B> {
     /// `Mpmc` ring, once the records before it are handed back too).
     #[inline]
     pub fn try_recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.deadline = Deadline::Now;
         self.recv_with_once(&mut Some(read))
     }
 
     /// [`Consumer::try_recv_with`], waiting while the ring is empty.
     pub fn recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let mut read = Some(read);
-        self.blocking(None, |c| c.recv_with_once(&mut read))
+        self.blocking(Deadline::Never, |c| c.recv_with_once(&mut read))
     }
 
     /// [`Consumer::recv_with`] with a timeout.
@@ -841,7 +852,7 @@ impl<B: Backend> Consumer<B> {
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         let mut read = Some(read);
-        self.blocking(deadline_after(timeout), |c| c.recv_with_once(&mut read))
+        self.blocking(Deadline::after(timeout), |c| c.recv_with_once(&mut read))
     }
 
     #[inline(always)]
@@ -865,6 +876,8 @@ impl<B: Backend> Consumer<B> {
         // data area and made it ours (private head, or a won claim on the
         // read cursor); nobody writes it until we hand it back below.
         let result = unsafe { self.backend.read_in_place(offset, len, read) };
+        // The message is ours and read: it is delivered even if its hand
+        // back must wait past this call's deadline (it stays pending).
         self.hand_back(start, record_size(len) as u64)?;
         Ok(result)
     }
@@ -873,6 +886,12 @@ impl<B: Backend> Consumer<B> {
     /// padding on the way; `None` if nothing is committed.
     #[inline(always)]
     fn take(&mut self) -> Result<Option<(u64, usize)>> {
+        // One entry at a time: a hand-back still waiting for the consumers
+        // before it is finished first (within the call's deadline), else
+        // the call would block.
+        if self.pending.is_some() && !self.settle()? {
+            return Err(Error::Empty);
+        }
         let poll = order(B::FAULTS.relaxed_poll, Acquire);
         // Each round moves past at least 8 bytes of padding, or retries
         // after another consumer moved the cursor: bounded by a lap.
@@ -906,7 +925,11 @@ impl<B: Backend> Consumer<B> {
             }
             match entry {
                 Entry::Record(len) => return Ok(Some((at, len))),
-                _ => self.hand_back(at, entry.extent())?,
+                _ => {
+                    if !self.hand_back(at, entry.extent())? {
+                        return Err(Error::Empty);
+                    }
+                }
             }
         }
         Ok(None)
@@ -916,118 +939,117 @@ impl<B: Backend> Consumer<B> {
         self.backend.control(Control::ReadCursor).load(Acquire) != at
     }
 
-    /// Zeroes the entry at `start` and moves the head past it, after the
-    /// entries before it (`Mpmc`); wakes producers waiting for space.
+    /// Zeroes the entry at `start` and hands it back: moves the head past
+    /// it, after the entries before it (`Mpmc`), and wakes producers waiting
+    /// for space. Returns whether the hand-back is done; if the consumers
+    /// before it have not handed theirs back by the call's deadline, it
+    /// stays pending ([`Consumer::settle`]).
     #[inline(always)]
-    fn hand_back(&mut self, start: u64, extent: u64) -> Result<()> {
+    fn hand_back(&mut self, start: u64, extent: u64) -> Result<bool> {
         if !B::FAULTS.release_without_zeroing {
             let offset = (start & self.mask) as usize;
-            // SAFETY: the entry is ours until the head store below, and lies
-            // inside the data area (`decode` checked it).
+            // SAFETY: the entry is ours until the head moves past it, and
+            // lies inside the data area (`decode` checked it).
             unsafe { zero(&self.backend, offset + 8, extent as usize - 8) };
             self.word_at(start).store(0, Relaxed);
         }
+        self.pending = Some((start, extent));
+        self.settle()
+    }
+
+    /// Finishes the pending hand-back, if any: waits (until the call's
+    /// deadline) for the head to reach it, then stores the head past it.
+    /// Returns whether nothing is pending any more.
+    fn settle(&mut self) -> Result<bool> {
+        let Some((start, extent)) = self.pending else {
+            return Ok(true);
+        };
         if self.shared && !B::FAULTS.release_out_of_order {
-            self.wait_for_turn(start)?;
+            match self.wait_for_turn(start) {
+                Ok(()) => {}
+                Err(Error::Timeout) => return Ok(false),
+                Err(error) => return Err(error),
+            }
         }
+        self.pending = None;
         let release = order(B::FAULTS.relaxed_release, Release);
         self.backend
             .control(Control::Head)
             .store(start.wrapping_add(extent), release);
         wait::notify(&self.backend, Event::Space);
-        Ok(())
+        Ok(true)
     }
 
     /// `Mpmc`: waits until the consumers before us have handed back
-    /// everything before `start`: spinning, then on [`Event::Space`].
+    /// everything before `start`, in the one wait loop on [`Event::Space`]
+    /// (which every hand-back notifies), until the call's deadline:
+    /// [`Error::Timeout`] then. A consumer before us that stalls delays our
+    /// hand-back, never our call past its deadline; one that died holding
+    /// a record is not recovered (module docs).
     fn wait_for_turn(&mut self, start: u64) -> Result<()> {
-        let head = self.backend.control(Control::Head);
-        let capacity = self.geometry.capacity() as u64;
-        let arrived = |head: &B::Word| -> Result<bool> {
-            let now = head.load(Acquire);
-            if start.wrapping_sub(now) > capacity {
-                return Err(Error::corrupt("head", now));
-            }
-            Ok(now == start)
-        };
-        if arrived(head)? {
+        if self.turn_arrived(start)? {
             return Ok(());
         }
-        let mut wait = Wait::new(&self.spin, Event::Space, Role::Consumer, None);
-        loop {
-            let ticket = match wait.next(&self.backend)? {
-                Step::Poll => {
-                    if arrived(head)? {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                Step::Recheck(ticket) => ticket,
-            };
-            if arrived(head)? {
-                wait.cancel(&self.backend, ticket);
-                return Ok(());
-            }
-            // The consumers before us are this process's peers; a dead one
-            // is not recovered (module docs), so `PeerDead` just retries.
-            let _ = wait.sleep(&self.backend, ticket)?;
-            if arrived(head)? {
-                return Ok(());
-            }
+        // Past the deadline (or none to wait for): no spin either, since
+        // the caller's own wait loop polls this again and again.
+        if self.deadline == Deadline::Now || self.deadline.passed() {
+            return Err(Error::Timeout);
         }
+        let deadline = self.deadline;
+        wait::block(
+            self,
+            Event::Space,
+            Role::Consumer,
+            deadline,
+            wait::empty,
+            |c| match c.turn_arrived(start)? {
+                true => Ok(()),
+                false => Err(Error::Empty),
+            },
+            // The consumers before us are this process's peers: a sleep
+            // (even one that found a peer dead) just means look again.
+            |_, _| Ok(Woke::Again),
+        )
     }
 
-    /// Runs `attempt` until it stops reporting [`Error::Empty`], spinning,
-    /// then sleeping on [`Event::Data`]; after each sleep, recovers a dead
-    /// producer's claim that blocks the ring.
+    /// Whether the head has reached `start`; [`Error::Corrupt`] if the
+    /// head (read from the region) is not within a ring before it.
+    fn turn_arrived(&self, start: u64) -> Result<bool> {
+        let now = self.backend.control(Control::Head).load(Acquire);
+        if start.wrapping_sub(now) > self.geometry.capacity() as u64 {
+            return Err(Error::corrupt("head", now));
+        }
+        Ok(now == start)
+    }
+
+    /// Runs `attempt` in the one wait loop of [`crate::shm::wait`] until it stops
+    /// reporting [`Error::Empty`], waiting on [`Event::Data`]; after each
+    /// sleep, recovers a dead producer's claim that blocks the ring.
     fn blocking<T>(
         &mut self,
-        deadline: Option<Instant>,
-        mut attempt: impl FnMut(&mut Self) -> Result<T>,
+        deadline: Deadline,
+        attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let mut wait = Wait::new(&self.spin, Event::Data, Role::Producer, deadline);
-        let result = loop {
-            match attempt(self) {
-                Err(Error::Empty) => {}
-                other => break other,
-            }
-            let ticket = match wait.next(&self.backend) {
-                Ok(Step::Poll) => continue,
-                Ok(Step::Recheck(ticket)) => ticket,
-                Err(error) => break Err(error),
-            };
-            match attempt(self) {
-                Err(Error::Empty) => {}
-                other => {
-                    wait.cancel(&self.backend, ticket);
-                    break other;
-                }
-            }
-            match wait.sleep(&self.backend, ticket) {
-                Ok(Slept::Again) => {
-                    if let Err(error) = self.recover_dead_claim() {
-                        break Err(error);
-                    }
-                }
-                // Every producer is dead: recover their holes, deliver what
-                // they committed, then the stream is over.
-                Ok(Slept::PeerDead) => {
-                    break loop {
-                        match attempt(self) {
-                            Err(Error::Empty) => match self.recover_dead_claim() {
-                                Ok(true) => continue,
-                                Ok(false) => break Err(Error::Disconnected),
-                                Err(error) => break Err(error),
-                            },
-                            other => break other,
-                        }
-                    };
-                }
-                Err(error) => break Err(error),
-            }
-        };
-        wait.finish(&mut self.spin);
-        result
+        self.deadline = deadline;
+        wait::block(
+            self,
+            Event::Data,
+            Role::Producer,
+            deadline,
+            wait::empty,
+            attempt,
+            |c, slept| {
+                let recovered = c.recover_dead_claim()?;
+                Ok(match slept {
+                    Slept::Again => Woke::Again,
+                    // Every producer is dead: recover their holes one by
+                    // one, deliver what they committed, then the stream is
+                    // over.
+                    Slept::PeerDead if recovered => Woke::Again,
+                    Slept::PeerDead => Woke::LastTry(Error::Disconnected),
+                })
+            },
+        )
     }
 
     /// If the next entry is a claim of a dead producer, commits padding over
@@ -1105,8 +1127,35 @@ impl<B: Backend> Consumer<B> {
     }
 }
 
+impl<B: Backend> Waiter for Producer<B> {
+    type Backend = B;
+    fn backend(&self) -> &B {
+        &self.backend
+    }
+    fn spin_budget(&mut self) -> &mut Spin {
+        &mut self.spin
+    }
+}
+
+impl<B: Backend> Waiter for Consumer<B> {
+    type Backend = B;
+    fn backend(&self) -> &B {
+        &self.backend
+    }
+    fn spin_budget(&mut self) -> &mut Spin {
+        &mut self.spin
+    }
+}
+
 impl<B: Backend> Drop for Consumer<B> {
     fn drop(&mut self) {
+        // A hand-back still waiting for the consumers before it gets one
+        // more sleep slice; past that its entry stays held, as a dead
+        // consumer's would (module docs).
+        if self.pending.is_some() {
+            self.deadline = Deadline::after(wait::SLICE);
+            let _ = self.settle();
+        }
         detach_slot(&self.backend, Role::Consumer, self.index, self.epoch);
         wait::notify(&self.backend, Event::Space);
     }

@@ -79,12 +79,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result, Role};
+use crate::options::Deadline;
 use crate::shm::layout::{Geometry, RingKind, WRAP_LEN, record_size};
 use crate::shm::region::{Region, RoleLock};
-use crate::shm::wait::{self, Slept, Spin, Step, Wait};
+use crate::shm::wait::{self, Slept, Spin, Waiter, Woke};
 use crate::sync::{Backend, Control, Event, Mapped, Owner, Word};
 
 const COMMITTED: u64 = 1 << 31;
@@ -170,11 +171,6 @@ fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<
 fn detached<B: Backend>(backend: &B, role: Role) -> bool {
     let epoch = backend.control(Control::epoch(role)).load(Acquire);
     epoch != 0 && epoch.is_multiple_of(2)
-}
-
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    // A timeout too large to represent waits forever.
-    Instant::now().checked_add(timeout)
 }
 
 /// The writing end of a single-producer ring.
@@ -303,15 +299,15 @@ impl<B: Backend> Producer<B> {
 
     /// Sends `message`, waiting while the ring is full.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_until(message, None)
+        self.send_until(message, Deadline::Never)
     }
 
     /// Sends `message`, waiting at most `timeout` while the ring is full.
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_until(message, deadline_after(timeout))
+        self.send_until(message, Deadline::after(timeout))
     }
 
-    fn send_until(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send_until(&mut self, message: &[u8], deadline: Deadline) -> Result<()> {
         self.blocking(deadline, |p| p.try_send(message))
     }
 
@@ -337,7 +333,7 @@ impl<B: Backend> Producer<B> {
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize> {
         let mut fill = Some(fill);
-        self.blocking(None, |p| p.send_with_once(max_len, &mut fill))
+        self.blocking(Deadline::Never, |p| p.send_with_once(max_len, &mut fill))
     }
 
     /// One attempt of an in-place send; `fill` is taken only once there is
@@ -415,47 +411,33 @@ impl<B: Backend> Producer<B> {
     pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
         let mut rest = messages;
         while !rest.is_empty() {
-            let sent = self.blocking(None, |p| p.try_send_batch(rest))?;
+            let sent = self.blocking(Deadline::Never, |p| p.try_send_batch(rest))?;
             rest = &rest[sent..];
         }
         Ok(())
     }
 
-    /// Runs `attempt` until it stops reporting [`Error::Full`], spinning,
-    /// then sleeping on [`Event::Space`].
+    /// Runs `attempt` in the one wait loop ([`wait::block`]) until it stops
+    /// reporting [`Error::Full`], waiting on [`Event::Space`]; a dead
+    /// consumer ends the wait with [`Error::Disconnected`].
     fn blocking<T>(
         &mut self,
-        deadline: Option<Instant>,
-        mut attempt: impl FnMut(&mut Self) -> Result<T>,
+        deadline: Deadline,
+        attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let mut wait = Wait::new(&self.spin, Event::Space, Role::Consumer, deadline);
-        let result = loop {
-            match attempt(self) {
-                Err(Error::Full) => {}
-                other => break other,
-            }
-            let ticket = match wait.next(&self.backend) {
-                Ok(Step::Poll) => continue,
-                Ok(Step::Recheck(ticket)) => ticket,
-                Err(error) => break Err(error),
-            };
-            // Announced: the re-check that makes the sleep safe.
-            match attempt(self) {
-                Err(Error::Full) => {}
-                other => {
-                    wait.cancel(&self.backend, ticket);
-                    break other;
-                }
-            }
-            match wait.sleep(&self.backend, ticket) {
-                Ok(Slept::Again) => {}
+        wait::block(
+            self,
+            Event::Space,
+            Role::Consumer,
+            deadline,
+            wait::full,
+            attempt,
+            |_, slept| match slept {
+                Slept::Again => Ok(Woke::Again),
                 // Nobody will ever make room.
-                Ok(Slept::PeerDead) => break Err(Error::Disconnected),
-                Err(error) => break Err(error),
-            }
-        };
-        wait.finish(&mut self.spin);
-        result
+                Slept::PeerDead => Err(Error::Disconnected),
+            },
+        )
     }
 
     /// Finds room for a record of `len` payload bytes.
@@ -617,12 +599,12 @@ impl<B: Backend> Consumer<B> {
 
     /// Receives the next message, waiting while the ring is empty.
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.blocking(None, |c| c.try_recv(buf))
+        self.blocking(Deadline::Never, |c| c.try_recv(buf))
     }
 
     /// Receives the next message, waiting at most `timeout`.
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        self.blocking(deadline_after(timeout), |c| c.try_recv(buf))
+        self.blocking(Deadline::after(timeout), |c| c.try_recv(buf))
     }
 
     /// Reads the next message in place: `read` gets the payload bytes inside
@@ -635,7 +617,7 @@ impl<B: Backend> Consumer<B> {
     /// [`Consumer::try_recv_with`], waiting while the ring is empty.
     pub fn recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let mut read = Some(read);
-        self.blocking(None, |c| c.recv_with_once(&mut read))
+        self.blocking(Deadline::Never, |c| c.recv_with_once(&mut read))
     }
 
     /// [`Consumer::recv_with`] with a timeout.
@@ -645,7 +627,7 @@ impl<B: Backend> Consumer<B> {
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         let mut read = Some(read);
-        self.blocking(deadline_after(timeout), |c| c.recv_with_once(&mut read))
+        self.blocking(Deadline::after(timeout), |c| c.recv_with_once(&mut read))
     }
 
     /// One attempt of an in-place receive; `read` is taken only once a record
@@ -665,47 +647,27 @@ impl<B: Backend> Consumer<B> {
         Ok(result)
     }
 
-    /// Runs `attempt` until it stops reporting [`Error::Empty`], spinning,
-    /// then sleeping on [`Event::Data`].
+    /// Runs `attempt` in the one wait loop ([`wait::block`]) until it stops
+    /// reporting [`Error::Empty`], waiting on [`Event::Data`].
     fn blocking<T>(
         &mut self,
-        deadline: Option<Instant>,
-        mut attempt: impl FnMut(&mut Self) -> Result<T>,
+        deadline: Deadline,
+        attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let mut wait = Wait::new(&self.spin, Event::Data, Role::Producer, deadline);
-        let result = loop {
-            match attempt(self) {
-                Err(Error::Empty) => {}
-                other => break other,
-            }
-            let ticket = match wait.next(&self.backend) {
-                Ok(Step::Poll) => continue,
-                Ok(Step::Recheck(ticket)) => ticket,
-                Err(error) => break Err(error),
-            };
-            // Announced: the re-check that makes the sleep safe.
-            match attempt(self) {
-                Err(Error::Empty) => {}
-                other => {
-                    wait.cancel(&self.backend, ticket);
-                    break other;
-                }
-            }
-            match wait.sleep(&self.backend, ticket) {
-                Ok(Slept::Again) => {}
+        wait::block(
+            self,
+            Event::Data,
+            Role::Producer,
+            deadline,
+            wait::empty,
+            attempt,
+            |_, slept| match slept {
+                Slept::Again => Ok(Woke::Again),
                 // Everything the dead producer committed is visible now: one
                 // more attempt delivers it, then the stream is over.
-                Ok(Slept::PeerDead) => {
-                    break match attempt(self) {
-                        Err(Error::Empty) => Err(Error::Disconnected),
-                        other => other,
-                    };
-                }
-                Err(error) => break Err(error),
-            }
-        };
-        wait.finish(&mut self.spin);
-        result
+                Slept::PeerDead => Ok(Woke::LastTry(Error::Disconnected)),
+            },
+        )
     }
 
     /// The position and length of the next committed record, stepping over
@@ -772,6 +734,26 @@ impl<B: Backend> Consumer<B> {
     fn word_at(&self, position: u64) -> &B::Word {
         self.backend
             .data_word(((position & self.mask) / 8) as usize)
+    }
+}
+
+impl<B: Backend> Waiter for Producer<B> {
+    type Backend = B;
+    fn backend(&self) -> &B {
+        &self.backend
+    }
+    fn spin_budget(&mut self) -> &mut Spin {
+        &mut self.spin
+    }
+}
+
+impl<B: Backend> Waiter for Consumer<B> {
+    type Backend = B;
+    fn backend(&self) -> &B {
+        &self.backend
+    }
+    fn spin_budget(&mut self) -> &mut Spin {
+        &mut self.spin
     }
 }
 

@@ -8,6 +8,13 @@
 //! region, using an eventcount, so that an idle side uses no CPU and the
 //! other side makes a wake-up system call only when someone sleeps.
 //!
+//! Every blocking call of every ring (sends on a full ring, receives on an
+//! empty one, an `Mpmc` consumer's wait for its hand-back turn) runs in one
+//! loop, `block`, with one [`Deadline`]: attempt; spin; announce, re-check,
+//! sleep one slice; let the caller's hook say what the sleep means (the
+//! peer is dead, a dead producer's claim to repair); again. It returns by
+//! its deadline plus at most one slice, whatever the peers do.
+//!
 //! # The eventcount
 //!
 //! Each direction has one 64-bit event word in the region's `Waiting` line
@@ -92,6 +99,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, Role};
+use crate::options::Deadline;
 use crate::sync::{Backend, Control, Event, Word};
 
 /// The production spin limit: the most polls a wait spends spinning before
@@ -184,7 +192,7 @@ pub(crate) enum Slept {
 pub(crate) struct Wait {
     event: Event,
     peer: Role,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     budget: u32,
     adaptive: bool,
     polls: u32,
@@ -199,7 +207,7 @@ impl Wait {
     /// A wait for `event`, from a handle whose budget is `spin`; `peer` is
     /// the role that notifies it.
     #[inline]
-    pub(crate) fn new(spin: &Spin, event: Event, peer: Role, deadline: Option<Instant>) -> Wait {
+    pub(crate) fn new(spin: &Spin, event: Event, peer: Role, deadline: Deadline) -> Wait {
         Wait {
             event,
             peer,
@@ -253,15 +261,10 @@ impl Wait {
                 return Ok(Slept::PeerDead);
             }
         }
-        let mut timeout = SLICE;
-        if let Some(deadline) = self.deadline {
-            match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => timeout = timeout.min(left),
-                _ => {
-                    self.cancel(backend, ticket);
-                    return Err(Error::Timeout);
-                }
-            }
+        let timeout = self.deadline.slice(SLICE);
+        if timeout.is_zero() {
+            self.cancel(backend, ticket);
+            return Err(Error::Timeout);
         }
         backend.futex_wait(self.event, ticket.epoch, timeout);
         retract(backend, self.event);
@@ -287,11 +290,99 @@ impl Wait {
     }
 
     fn check_deadline(&self) -> Result<()> {
-        match self.deadline {
-            Some(deadline) if Instant::now() >= deadline => Err(Error::Timeout),
-            _ => Ok(()),
+        if self.deadline.passed() {
+            Err(Error::Timeout)
+        } else {
+            Ok(())
         }
     }
+}
+
+/// A ring handle that blocks: what [`block`] needs of it.
+pub(crate) trait Waiter {
+    /// The handle's memory and wait primitives.
+    type Backend: Backend;
+    /// The handle's backend.
+    fn backend(&self) -> &Self::Backend;
+    /// The handle's adaptive spin budget.
+    fn spin_budget(&mut self) -> &mut Spin;
+}
+
+/// What a blocking call does after a sleep: its hook's answer.
+pub(crate) enum Woke {
+    /// Attempt again, and wait again if it would still block.
+    Again,
+    /// Attempt once more; if it would still block, fail with this error
+    /// (the peer is dead: nobody will ever notify).
+    LastTry(Error),
+}
+
+/// The one blocking loop of every ring call: attempt; spin; announce,
+/// re-check, sleep one slice; ask `woke` what the sleep means; again.
+///
+/// `attempt` is the non-blocking operation; an error for which
+/// `would_block` holds ([`Error::Full`], [`Error::Empty`]) means "wait";
+/// anything else ends the call. `woke` runs after every sleep with what the
+/// sleep learnt ([`Slept::PeerDead`] once the peer is found dead) and may
+/// repair the ring (a dead producer's claim) or end the wait. The call
+/// returns by `deadline` plus at most one sleep slice, whatever the peers
+/// do: the deadline is checked before every announcement and bounds every
+/// sleep, and the spin phase is bounded by the budget.
+pub(crate) fn block<W: Waiter, T>(
+    handle: &mut W,
+    event: Event,
+    peer: Role,
+    deadline: Deadline,
+    would_block: fn(&Error) -> bool,
+    mut attempt: impl FnMut(&mut W) -> Result<T>,
+    mut woke: impl FnMut(&mut W, Slept) -> Result<Woke>,
+) -> Result<T> {
+    let mut wait = Wait::new(handle.spin_budget(), event, peer, deadline);
+    let result = loop {
+        match attempt(handle) {
+            Err(ref error) if would_block(error) => {}
+            other => break other,
+        }
+        let ticket = match wait.next(handle.backend()) {
+            Ok(Step::Poll) => continue,
+            Ok(Step::Recheck(ticket)) => ticket,
+            Err(error) => break Err(error),
+        };
+        // Announced: the re-check that makes the sleep safe.
+        match attempt(handle) {
+            Err(ref error) if would_block(error) => {}
+            other => {
+                wait.cancel(handle.backend(), ticket);
+                break other;
+            }
+        }
+        let slept = match wait.sleep(handle.backend(), ticket) {
+            Ok(slept) => slept,
+            Err(error) => break Err(error),
+        };
+        match woke(handle, slept) {
+            Ok(Woke::Again) => {}
+            Ok(Woke::LastTry(error)) => {
+                break match attempt(handle) {
+                    Err(ref e) if would_block(e) => Err(error),
+                    other => other,
+                };
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    wait.finish(handle.spin_budget());
+    result
+}
+
+/// `would_block` for senders: the ring is full.
+pub(crate) fn full(error: &Error) -> bool {
+    matches!(error, Error::Full)
+}
+
+/// `would_block` for receivers: the ring is empty.
+pub(crate) fn empty(error: &Error) -> bool {
+    matches!(error, Error::Empty)
 }
 
 /// Announces a sleeper on `event`, then fences: what the caller re-checks
@@ -349,7 +440,7 @@ mod tests {
         assert_eq!(spin.budget, MAX_SPIN);
         // Long sleeps halve it down to the floor.
         for _ in 0..20 {
-            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, None);
+            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
             wait.polls = spin.budget;
             wait.announced = true;
             wait.asleep_since = Some(Instant::now() - Duration::from_millis(1));
@@ -358,21 +449,21 @@ mod tests {
         assert_eq!(spin.budget, MIN_SPIN);
         // Short sleeps double it up to the limit.
         for _ in 0..20 {
-            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, None);
+            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
             wait.asleep_since = Some(Instant::now());
             wait.finish(&mut spin);
         }
         assert_eq!(spin.budget, MAX_SPIN);
         // Success while spinning raises it to twice the polls it took.
         spin.budget = 100;
-        let mut wait = Wait::new(&spin, Event::Data, Role::Producer, None);
+        let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
         wait.polls = 80;
         wait.finish(&mut spin);
         assert_eq!(spin.budget, 160);
         // Models: a fixed budget.
         for limit in [0, u32::MAX] {
             let mut spin = Spin::new(limit);
-            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, None);
+            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
             wait.asleep_since = Some(Instant::now() - Duration::from_secs(1));
             wait.finish(&mut spin);
             assert_eq!(spin.budget, limit);

@@ -1,0 +1,280 @@
+//! Liveness under faults: every call returns by its deadline, and a value
+//! another process writes into the region is a typed error, never a panic
+//! (these tests run in the test profile, with overflow checks on).
+//!
+//! Each case is a defect once seen from outside the project:
+//!
+//! * `mpmc_hostile_head`: another process stores `head - 8` into an Mpmc
+//!   ring's head; a consumer's `recv_timeout(100 ms)` used to wait forever
+//!   for a hand-back turn that never comes;
+//! * `mpmc_dead_consumer`: a consumer process SIGKILLed inside `recv_with`'s
+//!   closure (holding a record); the other consumer's `recv_timeout` calls
+//!   used to never return;
+//! * `mpmc_stalled_consumer`: a live consumer stalls inside `recv_with`;
+//!   the other's `recv_timeout(100 ms)` used to last as long as the stall;
+//! * `mpsc_hostile_tail`: another process sets an Mpsc ring's tail far past
+//!   its head; `try_send` used to panic ("attempt to add with overflow") in
+//!   a debug build and claim space at the hostile tail in a release build.
+//!
+//! The time bounds are far above what the calls take (100 ms plus at most
+//! a 20 ms sleep slice) and far below what the defects took (seconds, or
+//! forever), so a loaded machine passes and a regression fails; each says
+//! its margin.
+//!
+//! This file has its own `main` (`harness = false`): a child is this
+//! executable with `SHMSG_FAULTS_ROLE` set. An argument runs only the cases
+//! whose names contain it.
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmsg::Error;
+use shmsg::shm::layout::{RingKind, offsets};
+use shmsg::shm::mpmc::{Consumer, Producer};
+use shmsg::shm::region::{PREFIX, SHM_DIR};
+use shmsg::shm::{Geometry, Region};
+
+/// The timeout the calls under test are given.
+const TIMEOUT: Duration = Duration::from_millis(100);
+/// The most a call given [`TIMEOUT`] may take here: it takes at most 120 ms
+/// on an idle machine (the timeout plus one sleep slice); 3 s is 25 times
+/// that, and well below the seconds or forever that the defects took.
+const BOUND: Duration = Duration::from_secs(3);
+
+fn name(case: &str) -> String {
+    format!("faults-{}-{case}", std::process::id())
+}
+
+/// Writes `value` at byte `offset` of the region file `name`, as another
+/// process scribbling on the region would (through its own mapping of the
+/// same pages).
+fn patch(name: &str, offset: usize, value: u64) {
+    let path = std::path::Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    file.seek(SeekFrom::Start(offset as u64)).unwrap();
+    file.write_all(&value.to_ne_bytes()).unwrap();
+    let mut check = [0u8; 8];
+    file.seek(SeekFrom::Start(offset as u64)).unwrap();
+    file.read_exact(&mut check).unwrap();
+    assert_eq!(u64::from_ne_bytes(check), value);
+}
+
+/// Runs `call`, requires it to return within [`BOUND`], and returns its
+/// result.
+fn timed<T>(what: &str, call: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = call();
+    let took = started.elapsed();
+    eprintln!("  {what}: {took:?}");
+    assert!(took < BOUND, "{what} took {took:?}");
+    result
+}
+
+fn mpmc_hostile_head() {
+    let name = name("head");
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    let region = Arc::new(Region::create_kind(&name, geometry, RingKind::Mpmc).unwrap());
+    let mut producer = Producer::attach(&region).unwrap();
+    producer.send(b"one").unwrap();
+    producer.send(b"two").unwrap();
+    let head = region.header_word(offsets::HEAD);
+    patch(&name, offsets::HEAD, head.wrapping_sub(8));
+    let mut consumer = Consumer::attach(&region).unwrap();
+    let mut buf = Vec::new();
+    // The message is delivered; its hand-back waits for a turn that never
+    // comes, and stays pending past the deadline.
+    let first = timed("first recv_timeout", || {
+        consumer.recv_timeout(&mut buf, TIMEOUT)
+    });
+    assert_eq!(first.unwrap(), 3);
+    assert_eq!(buf, b"one");
+    // Nothing more while the hand-back is stuck: a timeout, on time.
+    let second = timed("second recv_timeout", || {
+        consumer.recv_timeout(&mut buf, TIMEOUT)
+    });
+    assert!(matches!(second, Err(Error::Timeout)), "{second:?}");
+    assert!(matches!(consumer.try_recv(&mut buf), Err(Error::Empty)));
+    // Dropping the consumer gives up on the hand-back within a slice.
+    timed("drop", || drop(consumer));
+}
+
+/// Child role: attach a consumer, say "holding" from inside `recv_with`'s
+/// closure, and wait there to be killed.
+fn hold() -> Result<(), String> {
+    let name = std::env::var("SHMSG_FAULTS_REGION").map_err(|e| e.to_string())?;
+    let region = Arc::new(Region::open(&name).map_err(|e| e.to_string())?);
+    let mut consumer = Consumer::attach(&region).map_err(|e| e.to_string())?;
+    consumer
+        .recv_with(|_| {
+            println!("holding");
+            std::io::stdout().flush().unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn mpmc_dead_consumer() {
+    let name = name("dead");
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    let region = Arc::new(Region::create_kind(&name, geometry, RingKind::Mpmc).unwrap());
+    let mut producer = Producer::attach(&region).unwrap();
+    for message in [&b"held"[..], b"two", b"three"] {
+        producer.send(message).unwrap();
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("SHMSG_FAULTS_ROLE", "hold")
+        .env("SHMSG_FAULTS_REGION", &name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "holding");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut consumer = Consumer::attach(&region).unwrap();
+    let mut buf = Vec::new();
+    // "two" is after the dead consumer's record: delivered, its hand-back
+    // pending; then the calls time out on time (a dead consumer's record
+    // is not recovered: module docs of shm::mpmc).
+    let first = timed("recv_timeout after the death", || {
+        consumer.recv_timeout(&mut buf, TIMEOUT)
+    });
+    assert_eq!(first.unwrap(), 3);
+    assert_eq!(buf, b"two");
+    for round in 0..3 {
+        let next = timed(&format!("recv_timeout {round}"), || {
+            consumer.recv_timeout(&mut buf, TIMEOUT)
+        });
+        assert!(matches!(next, Err(Error::Timeout)), "{next:?}");
+    }
+    // A producer's send on the wedged ring times out on time too.
+    while producer.try_send(&[7; 100]).is_ok() {}
+    let send = timed("send_timeout on the wedged ring", || {
+        producer.send_timeout(&[7; 100], TIMEOUT)
+    });
+    assert!(matches!(send, Err(Error::Timeout)), "{send:?}");
+}
+
+fn mpmc_stalled_consumer() {
+    let name = name("stall");
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    let region = Arc::new(Region::create_kind(&name, geometry, RingKind::Mpmc).unwrap());
+    let mut producer = Producer::attach(&region).unwrap();
+    for message in [&b"stalled"[..], b"two", b"three"] {
+        producer.send(message).unwrap();
+    }
+    let mut staller = Consumer::attach(&region).unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (holding, held) = std::sync::mpsc::channel::<()>();
+    let stalled = std::thread::spawn(move || {
+        staller
+            .recv_with(|payload| {
+                holding.send(()).unwrap();
+                // Stalls until the test ends (60 s at most).
+                let _ = released.recv_timeout(Duration::from_secs(60));
+                payload.to_vec()
+            })
+            .unwrap()
+    });
+    held.recv().unwrap();
+    let mut consumer = Consumer::attach(&region).unwrap();
+    let mut buf = Vec::new();
+    let first = timed("recv_timeout beside a stalled consumer", || {
+        consumer.recv_timeout(&mut buf, TIMEOUT)
+    });
+    assert_eq!(first.unwrap(), 3);
+    assert_eq!(buf, b"two");
+    let second = timed("next recv_timeout", || {
+        consumer.recv_timeout(&mut buf, TIMEOUT)
+    });
+    assert!(matches!(second, Err(Error::Timeout)), "{second:?}");
+    // Once the staller hands its record back, ours follows and the rest
+    // flows again: nothing lost, nothing twice.
+    release.send(()).unwrap();
+    assert_eq!(stalled.join().unwrap(), b"stalled");
+    let third = consumer.recv_timeout(&mut buf, Duration::from_secs(10));
+    assert_eq!(third.unwrap(), 5);
+    assert_eq!(buf, b"three");
+    assert!(matches!(consumer.try_recv(&mut buf), Err(Error::Empty)));
+    assert_eq!(
+        region.header_word(offsets::HEAD),
+        region.header_word(offsets::TAIL),
+        "every record handed back"
+    );
+}
+
+fn mpsc_hostile_tail() {
+    let name = name("tail");
+    let geometry = Geometry::new(1 << 12, 100).unwrap();
+    let region = Arc::new(Region::create_kind(&name, geometry, RingKind::Mpsc).unwrap());
+    let _consumer = Consumer::attach(&region).unwrap();
+    let mut producer = Producer::attach(&region).unwrap();
+    assert_eq!(region.header_word(offsets::HEAD), 0);
+    for tail in [u64::MAX - 7, (u64::MAX / 2) & !7, 1 << 20] {
+        patch(&name, offsets::TAIL, tail);
+        match producer.try_send(b"hello") {
+            Err(Error::Corrupt { .. }) => {}
+            other => panic!("tail {tail:#x}: try_send gave {other:?}"),
+        }
+        let blocking = timed("send_timeout", || producer.send_timeout(b"hello", TIMEOUT));
+        assert!(
+            matches!(blocking, Err(Error::Corrupt { .. })),
+            "tail {tail:#x}: {blocking:?}"
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    if let Ok(role) = std::env::var("SHMSG_FAULTS_ROLE") {
+        let result = match role.as_str() {
+            "hold" => hold(),
+            other => Err(format!("unknown role {other}")),
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => {
+                eprintln!("child: {why}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cases: [(&str, fn()); 4] = [
+        ("mpmc_hostile_head", mpmc_hostile_head),
+        ("mpmc_dead_consumer", mpmc_dead_consumer),
+        ("mpmc_stalled_consumer", mpmc_stalled_consumer),
+        ("mpsc_hostile_tail", mpsc_hostile_tail),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        eprintln!("{name}");
+        match std::panic::catch_unwind(case) {
+            Ok(()) => passed += 1,
+            Err(_) => {
+                eprintln!("{name} FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("test result: {passed} passed; {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
