@@ -14,7 +14,12 @@
 //!   the other's `recv_timeout(100 ms)` used to last as long as the stall;
 //! * `mpsc_hostile_tail`: another process sets an Mpsc ring's tail far past
 //!   its head; `try_send` used to panic ("attempt to add with overflow") in
-//!   a debug build and claim space at the hostile tail in a release build.
+//!   a debug build and claim space at the hostile tail in a release build;
+//! * `dead_receiver_{spsc,mpsc,mpmc}`: a receiving process is SIGKILLed
+//!   while the ring has space; the sender used to go on "sending" until the
+//!   ring filled. Now it gets `Disconnected` within a watchdog period or
+//!   two ([`shmsg::shm::watch`]); the case prints the time from the kill
+//!   to the first `Disconnected` (median and max of its rounds).
 //!
 //! The time bounds are far above what the calls take (100 ms plus at most
 //! a 20 ms sleep slice) and far below what the defects took (seconds, or
@@ -233,10 +238,116 @@ fn mpsc_hostile_tail() {
     }
 }
 
+/// Child role: attach a receiver of the ring kind in `SHMSG_FAULTS_KIND`,
+/// receive one message, say "ready", and wait to be killed.
+fn receive_one() -> Result<(), String> {
+    let name = std::env::var("SHMSG_FAULTS_REGION").map_err(|e| e.to_string())?;
+    let kind = std::env::var("SHMSG_FAULTS_KIND").map_err(|e| e.to_string())?;
+    let region = Arc::new(Region::open(&name).map_err(|e| e.to_string())?);
+    let mut buf = Vec::new();
+    let received = if kind == "spsc" {
+        let mut consumer =
+            shmsg::shm::spsc::Consumer::attach(&region).map_err(|e| e.to_string())?;
+        let received = consumer.recv(&mut buf);
+        std::mem::forget(consumer);
+        received
+    } else {
+        let mut consumer = Consumer::attach(&region).map_err(|e| e.to_string())?;
+        let received = consumer.recv(&mut buf);
+        std::mem::forget(consumer);
+        received
+    };
+    received.map_err(|e| e.to_string())?;
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    Ok(())
+}
+
+/// A sender whose receiver process is SIGKILLed while the ring has space
+/// gets `Disconnected` from its next send after the watchdog's look.
+fn dead_receiver(kind: &str) {
+    let rounds = 5;
+    let mut noticed = Vec::new();
+    for round in 0..rounds {
+        let name = name(&format!("receiver-{kind}-{round}"));
+        // 1 MiB: filling it at one message a millisecond takes over 40 s, so
+        // only a noticed death ends the loop below within its bound.
+        let geometry = Geometry::new(1 << 20, 100).unwrap();
+        let ring_kind = match kind {
+            "spsc" => RingKind::Spsc,
+            "mpsc" => RingKind::Mpsc,
+            _ => RingKind::Mpmc,
+        };
+        let region = Arc::new(Region::create_kind(&name, geometry, ring_kind).unwrap());
+        let mut send: Box<dyn FnMut(&[u8]) -> Result<(), Error>> = if kind == "spsc" {
+            let mut producer = shmsg::shm::spsc::Producer::attach(&region).unwrap();
+            Box::new(move |m| producer.send(m))
+        } else {
+            let mut producer = Producer::attach(&region).unwrap();
+            Box::new(move |m| producer.send(m))
+        };
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("SHMSG_FAULTS_ROLE", "receive-one")
+            .env("SHMSG_FAULTS_REGION", &name)
+            .env("SHMSG_FAULTS_KIND", kind)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        send(b"first").unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the receiver did not start");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let killed = Instant::now();
+        // One small message a millisecond: the ring never fills within the
+        // bound (3 s: at most 3000 records of 24 bytes).
+        let mut sent = 0u64;
+        let result = loop {
+            match send(b"anyone there?") {
+                Ok(()) => sent += 1,
+                Err(error) => break error,
+            }
+            assert!(
+                killed.elapsed() < BOUND,
+                "{kind}: {sent} messages sent in {BOUND:?} after the receiver died"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let took = killed.elapsed();
+        assert!(matches!(result, Error::Disconnected), "{kind}: {result:?}");
+        // And it stays so.
+        assert!(matches!(send(b"still?"), Err(Error::Disconnected)));
+        noticed.push(took);
+    }
+    noticed.sort();
+    eprintln!(
+        "  {kind}: SIGKILL to Disconnected, median {:?}, max {:?} ({rounds} rounds)",
+        noticed[noticed.len() / 2],
+        noticed[noticed.len() - 1]
+    );
+}
+
+fn dead_receiver_spsc() {
+    dead_receiver("spsc");
+}
+
+fn dead_receiver_mpsc() {
+    dead_receiver("mpsc");
+}
+
+fn dead_receiver_mpmc() {
+    dead_receiver("mpmc");
+}
+
 fn main() -> ExitCode {
     if let Ok(role) = std::env::var("SHMSG_FAULTS_ROLE") {
         let result = match role.as_str() {
             "hold" => hold(),
+            "receive-one" => receive_one(),
             other => Err(format!("unknown role {other}")),
         };
         return match result {
@@ -247,11 +358,14 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cases: [(&str, fn()); 4] = [
+    let cases: [(&str, fn()); 7] = [
         ("mpmc_hostile_head", mpmc_hostile_head),
         ("mpmc_dead_consumer", mpmc_dead_consumer),
         ("mpmc_stalled_consumer", mpmc_stalled_consumer),
         ("mpsc_hostile_tail", mpsc_hostile_tail),
+        ("dead_receiver_spsc", dead_receiver_spsc),
+        ("dead_receiver_mpsc", dead_receiver_mpsc),
+        ("dead_receiver_mpmc", dead_receiver_mpmc),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)

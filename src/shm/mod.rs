@@ -7,6 +7,7 @@ pub mod region;
 pub mod share;
 pub mod spsc;
 pub mod wait;
+pub mod watch;
 
 pub use layout::Geometry;
 pub use region::Region;

@@ -146,6 +146,7 @@ use crate::options::Deadline;
 use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, record_size};
 use crate::shm::region::{Region, RoleLock};
 use crate::shm::wait::{self, Slept, Spin, Waiter, Woke};
+use crate::shm::watch::{self, Watched};
 use crate::sync::{Backend, Control, Event, Mapped, Owner, SlotWord, Word};
 
 const COMMITTED: u64 = 1 << 31;
@@ -337,6 +338,39 @@ unsafe fn zero<B: Backend>(backend: &B, offset: usize, len: usize) {
         unsafe { backend.write(offset + done, &ZEROS[..n]) };
         done += n;
     }
+}
+
+/// Detaches, on their behalf, the consumers whose slot epoch says attached
+/// but whose process is dead: the watchdog's look
+/// ([`crate::shm::watch`]), written against the backend seam so that the
+/// models run it beside the producers. Returns how many it detached.
+///
+/// Each compare-and-swap stores what the consumer's `Drop` would have
+/// stored (then counts one fewer, as `Drop` does), and fails if the slot
+/// was freed or taken over since the load. Producers are never detached
+/// so: a dead producer's claim must stay recoverable through its slot.
+#[doc(hidden)]
+pub fn detach_dead_consumers<B: Backend>(backend: &B, kind: RingKind) -> usize {
+    let mut detached = 0;
+    for index in 0..slot_limit(kind, Role::Consumer) {
+        let word = slot(backend, Role::Consumer, index, SlotWord::Epoch);
+        let epoch = word.load(Acquire);
+        if epoch % 2 == 0 || backend.slot_alive(Role::Consumer, index) {
+            continue;
+        }
+        if word
+            .compare_exchange(epoch, epoch.wrapping_add(1), AcqRel, Relaxed)
+            .is_ok()
+        {
+            count_detach(backend, Role::Consumer);
+            detached += 1;
+        }
+    }
+    if detached > 0 {
+        // Producers asleep on a full ring learn of it now.
+        wait::notify(backend, Event::Space);
+    }
+    detached
 }
 
 /// The writing end of a multi-producer ring; one of up to
@@ -1192,18 +1226,51 @@ pub fn channel(geometry: Geometry, kind: RingKind) -> Result<(Producer, Consumer
     ))
 }
 
-/// Keeps a region mapped and a slot locked for as long as a handle lives.
+/// Keeps a region mapped and a slot locked for as long as a handle lives;
+/// a producer's also keeps the watchdog looking at the consumers.
 struct Attached {
     region: Arc<Region>,
     kind: RingKind,
-    _lock: RoleLock,
+    _lock: Option<RoleLock>,
+    _watch: Option<Arc<dyn Watched>>,
 }
 
 impl Attached {
+    /// The watchdog's view of a ring: the region, no slot of its own.
+    fn observer(region: &Arc<Region>, kind: RingKind) -> Attached {
+        Attached {
+            region: Arc::clone(region),
+            kind,
+            _lock: None,
+            _watch: None,
+        }
+    }
+
     fn pid_is_ours(&self, role: Role, index: usize) -> bool {
         let offset = crate::shm::layout::offsets::slot(role, index, SlotWord::Pid);
         self.region.header_word(offset) == u64::from(std::process::id())
     }
+}
+
+/// What the watchdog looks at for a producer: the ring's consumers.
+struct ConsumerWatch {
+    memory: Mapped,
+    kind: RingKind,
+}
+
+impl Watched for ConsumerWatch {
+    fn check(&self) {
+        detach_dead_consumers(&self.memory, self.kind);
+    }
+}
+
+/// A backend over `region`'s mapping, kept alive by `owner`.
+fn mapped(region: &Region, owner: Arc<dyn Owner>) -> Mapped {
+    let base = std::ptr::NonNull::new(region.base()).expect("a mapping is never at address 0");
+    // SAFETY: the region's mapping is `region_size()` bytes, page-aligned,
+    // and `owner` keeps it alive; its header was validated when the region
+    // was created or opened.
+    unsafe { Mapped::new(owner, base, region.geometry()) }
 }
 
 impl Owner for Attached {
@@ -1248,26 +1315,42 @@ fn attach_region<T>(
             Err(Error::RoleTaken(_)) => continue,
             Err(error) => return Err(error),
         };
-        let base = std::ptr::NonNull::new(region.base()).expect("a mapping is never at address 0");
+        let watch = (role == Role::Producer).then(|| {
+            let observer = Arc::new(Attached::observer(region, kind));
+            let watched: Arc<dyn Watched> = Arc::new(ConsumerWatch {
+                memory: mapped(region, observer),
+                kind,
+            });
+            watch::watch(&watched);
+            watched
+        });
         let owner = Arc::new(Attached {
             region: Arc::clone(region),
             kind,
-            _lock: lock,
+            _lock: Some(lock),
+            _watch: watch,
         });
-        // SAFETY: the region's mapping is `region_size()` bytes,
-        // page-aligned, and `owner` keeps it alive; its header was validated
-        // when the region was created or opened.
-        let memory = unsafe { Mapped::new(owner, base, region.geometry()) };
-        let pid = crate::shm::layout::offsets::slot(role, index, SlotWord::Pid);
-        match attach(memory, index) {
-            Ok(handle) => {
-                region
-                    .header_atomic(pid)
-                    .store(u64::from(std::process::id()), Release);
-                return Ok(handle);
+        // Our pid before the slot's epoch says attached: the lock is ours,
+        // so the slot is free or its holder dead, and a liveness test (the
+        // watchdog's among them) that sees the epoch sees a live holder.
+        // If the slot is not taken after all (a dead holder's claim is still
+        // pending), its pid goes back: a consumer of this process must not
+        // take the dead holder for alive.
+        let pid = region.header_atomic(crate::shm::layout::offsets::slot(
+            role,
+            index,
+            SlotWord::Pid,
+        ));
+        let previous = pid.swap(u64::from(std::process::id()), AcqRel);
+        match attach(mapped(region, owner), index) {
+            Ok(handle) => return Ok(handle),
+            Err(error) => {
+                pid.store(previous, Release);
+                match error {
+                    Error::RoleTaken(_) => continue,
+                    error => return Err(error),
+                }
             }
-            Err(Error::RoleTaken(_)) => continue,
-            Err(error) => return Err(error),
         }
     }
     Err(Error::RoleTaken(role))

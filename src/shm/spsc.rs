@@ -86,6 +86,7 @@ use crate::options::Deadline;
 use crate::shm::layout::{Geometry, RingKind, WRAP_LEN, record_size};
 use crate::shm::region::{Region, RoleLock};
 use crate::shm::wait::{self, Slept, Spin, Waiter, Woke};
+use crate::shm::watch::{self, Watched};
 use crate::sync::{Backend, Control, Event, Mapped, Owner, Word};
 
 const COMMITTED: u64 = 1 << 31;
@@ -171,6 +172,32 @@ fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<
 fn detached<B: Backend>(backend: &B, role: Role) -> bool {
     let epoch = backend.control(Control::epoch(role)).load(Acquire);
     epoch != 0 && epoch.is_multiple_of(2)
+}
+
+/// Detaches the consumer on its behalf if its epoch says attached but its
+/// process is dead: the watchdog's look ([`crate::shm::watch`]), written
+/// against the backend seam so that the models run it beside the producer.
+/// Returns whether it detached.
+///
+/// The compare-and-swap stores exactly what the consumer's `Drop` would
+/// have stored, and fails if the consumer detached or was taken over
+/// (its epoch moved) since the load.
+#[doc(hidden)]
+pub fn detach_dead_consumer<B: Backend>(backend: &B) -> bool {
+    let word = backend.control(Control::ConsumerEpoch);
+    let epoch = word.load(Acquire);
+    if epoch % 2 == 0 || backend.peer_alive(Role::Consumer) {
+        return false;
+    }
+    if word
+        .compare_exchange(epoch, epoch.wrapping_add(1), AcqRel, Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    // A producer asleep on a full ring learns of it now.
+    wait::notify(backend, Event::Space);
+    true
 }
 
 /// The writing end of a single-producer ring.
@@ -777,26 +804,62 @@ pub fn channel(geometry: Geometry) -> Result<(Producer, Consumer)> {
     ))
 }
 
-/// Keeps a region mapped and a role locked for as long as a handle lives.
+/// Keeps a region mapped and a role locked for as long as a handle lives;
+/// a producer's also keeps the watchdog looking at the consumer.
 struct Attached {
     region: Arc<Region>,
     _lock: RoleLock,
+    _watch: Option<Arc<dyn Watched>>,
+}
+
+/// A peer process is alive while it holds its role's lock. A peer attached
+/// through this same `Region` (another thread of this process) holds it
+/// through our own open file description, which the lock test does not
+/// see; its pid word, written at attach, is then our pid, and a peer in
+/// this process is alive as long as we are (it detaches in `Drop`).
+fn region_peer_alive(region: &Region, role: Role) -> bool {
+    let pid = match role {
+        Role::Producer => crate::shm::layout::offsets::PRODUCER_PID,
+        Role::Consumer => crate::shm::layout::offsets::CONSUMER_PID,
+    };
+    region.role_held_elsewhere(role) || region.header_word(pid) == u64::from(std::process::id())
 }
 
 impl Owner for Attached {
-    /// A peer process is alive while it holds its role's lock. A peer
-    /// attached through this same `Region` (another thread of this process)
-    /// holds it through our own open file description, which the lock test
-    /// does not see; its pid word, written at attach, is then our pid, and a
-    /// peer in this process is alive as long as we are (it detaches in `Drop`).
     fn peer_alive(&self, role: Role) -> bool {
-        let pid = match role {
-            Role::Producer => crate::shm::layout::offsets::PRODUCER_PID,
-            Role::Consumer => crate::shm::layout::offsets::CONSUMER_PID,
-        };
-        self.region.role_held_elsewhere(role)
-            || self.region.header_word(pid) == u64::from(std::process::id())
+        region_peer_alive(&self.region, role)
     }
+}
+
+/// The watchdog's view of a ring: the region, no role of its own.
+struct Observer {
+    region: Arc<Region>,
+}
+
+impl Owner for Observer {
+    fn peer_alive(&self, role: Role) -> bool {
+        region_peer_alive(&self.region, role)
+    }
+}
+
+/// What the watchdog looks at for a producer: the ring's consumer.
+struct ConsumerWatch {
+    memory: Mapped,
+}
+
+impl Watched for ConsumerWatch {
+    fn check(&self) {
+        detach_dead_consumer(&self.memory);
+    }
+}
+
+/// A backend over `region`'s mapping, kept alive by `owner`.
+fn mapped(region: &Region, owner: Arc<dyn Owner>) -> Mapped {
+    let base = std::ptr::NonNull::new(region.base()).expect("a mapping is never at address 0");
+    // SAFETY: the region's mapping is `region_size()` bytes, page-aligned,
+    // and `owner` keeps the region (and so the mapping) alive; its header
+    // was validated when the region was created or opened.
+    unsafe { Mapped::new(owner, base, region.geometry()) }
 }
 
 fn attach_region(region: &Arc<Region>, role: Role) -> Result<Mapped> {
@@ -810,16 +873,22 @@ fn attach_region(region: &Arc<Region>, role: Role) -> Result<Mapped> {
         });
     }
     let lock = region.lock_role(role)?;
-    let base = std::ptr::NonNull::new(region.base()).expect("a mapping is never at address 0");
-    let geometry = region.geometry();
+    let watch = (role == Role::Producer).then(|| {
+        let observer = Arc::new(Observer {
+            region: Arc::clone(region),
+        });
+        let watched: Arc<dyn Watched> = Arc::new(ConsumerWatch {
+            memory: mapped(region, observer),
+        });
+        watch::watch(&watched);
+        watched
+    });
     let owner = Arc::new(Attached {
         region: Arc::clone(region),
         _lock: lock,
+        _watch: watch,
     });
-    // SAFETY: the region's mapping is `region_size()` bytes, page-aligned, and
-    // `owner` keeps the region (and so the mapping) alive; its header was
-    // validated when the region was created or opened.
-    Ok(unsafe { Mapped::new(owner, base, geometry) })
+    Ok(mapped(region, owner))
 }
 
 impl Producer<Mapped> {
