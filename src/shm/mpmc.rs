@@ -355,7 +355,7 @@ pub fn detach_dead_consumers<B: Backend>(backend: &B, kind: RingKind) -> usize {
     for index in 0..slot_limit(kind, Role::Consumer) {
         let word = slot(backend, Role::Consumer, index, SlotWord::Epoch);
         let epoch = word.load(Acquire);
-        if epoch % 2 == 0 || backend.slot_alive(Role::Consumer, index) {
+        if epoch.is_multiple_of(2) || backend.slot_alive(Role::Consumer, index) {
             continue;
         }
         if word

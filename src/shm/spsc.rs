@@ -186,7 +186,7 @@ fn detached<B: Backend>(backend: &B, role: Role) -> bool {
 pub fn detach_dead_consumer<B: Backend>(backend: &B) -> bool {
     let word = backend.control(Control::ConsumerEpoch);
     let epoch = word.load(Acquire);
-    if epoch % 2 == 0 || backend.peer_alive(Role::Consumer) {
+    if epoch.is_multiple_of(2) || backend.peer_alive(Role::Consumer) {
         return false;
     }
     if word
