@@ -280,13 +280,12 @@ fn dead_receiver(kind: &str) {
             _ => RingKind::Mpmc,
         };
         let region = Arc::new(Region::create_kind(&name, geometry, ring_kind).unwrap());
-        let mut send: Box<dyn FnMut(&[u8]) -> Result<(), Error>> = if kind == "spsc" {
-            let mut producer = shmsg::shm::spsc::Producer::attach(&region).unwrap();
-            Box::new(move |m| producer.send(m))
+        let mut producer: Box<dyn shmsg::Sender> = if kind == "spsc" {
+            Box::new(shmsg::shm::spsc::Producer::attach(&region).unwrap())
         } else {
-            let mut producer = Producer::attach(&region).unwrap();
-            Box::new(move |m| producer.send(m))
+            Box::new(Producer::attach(&region).unwrap())
         };
+        let mut send = |m: &[u8]| producer.send(m);
         let mut child = Command::new(std::env::current_exe().unwrap())
             .env("SHMSG_FAULTS_ROLE", "receive-one")
             .env("SHMSG_FAULTS_REGION", &name)
