@@ -301,6 +301,7 @@ pub fn connect_with(endpoint: &str, options: &Options) -> Result<Channel> {
         Endpoint::Shm(name) => {
             let requests = Arc::new(Region::open(&name)?);
             let replies = Arc::new(Region::open(&reply_name(&name))?);
+            refuse_dead_listener(&requests)?;
             let tx = Producer::attach(&requests)?;
             let rx = Consumer::attach(&replies)?;
             Ok(Channel::new(tx, rx))
@@ -308,6 +309,7 @@ pub fn connect_with(endpoint: &str, options: &Options) -> Result<Channel> {
         Endpoint::Mpsc(name) => {
             let requests = Arc::new(Region::open(&name)?);
             let replies = Arc::new(Region::open(&reply_name(&name))?);
+            refuse_dead_listener(&requests)?;
             let tx = mpmc::Producer::attach(&requests)?;
             let rx = Consumer::attach(&replies)?;
             Ok(Channel::new(tx, rx))
@@ -494,6 +496,17 @@ impl Listener {
                 _ => Err(Error::Disconnected),
             },
         }
+    }
+}
+
+/// A shared-memory endpoint whose listener (the regions' creator) died
+/// left its regions behind: nobody will accept, so messages sent there
+/// would be lost. [`Error::Disconnected`] at connect instead.
+fn refuse_dead_listener(requests: &Region) -> Result<()> {
+    if requests.creator_alive() {
+        Ok(())
+    } else {
+        Err(Error::Disconnected)
     }
 }
 

@@ -354,6 +354,27 @@ fn inspect_and_clean_after_the_creator_died() {
     Region::remove(&format!("{name}.reply")).unwrap();
 }
 
+/// A sender on a shared-memory endpoint whose receiver was SIGKILLed (its
+/// regions left behind) is told so (exit 3) instead of "sending" lines
+/// that nobody will read.
+#[test]
+fn send_to_a_dead_receiver_exits_3() {
+    let name = unique("dead-receiver");
+    let endpoint = format!("shm:{name}");
+    let mut recv = Recv::listen(&endpoint, &[]);
+    recv.child.kill().unwrap();
+    recv.child.wait().unwrap();
+    let output = send(&endpoint, &[], b"a\nb\nc\n");
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Region::remove(&name).unwrap();
+    Region::remove(&format!("{name}.reply")).unwrap();
+}
+
 #[test]
 fn clean_removes_only_regions_nobody_uses() {
     let scratch = Scratch::new("clean");

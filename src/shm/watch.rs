@@ -54,9 +54,11 @@ fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Watches `watched` for as long as it lives (the watchdog keeps only a
-/// weak reference).
+/// Looks once now (a receiver that died before this sender attached is
+/// detached before the first send), then watches `watched` for as long as
+/// it lives (the watchdog keeps only a weak reference).
 pub(crate) fn watch(watched: &Arc<dyn Watched>) {
+    watched.check();
     let mut registry = registry();
     registry.watched.push(Arc::downgrade(watched));
     if !registry.running {
