@@ -46,13 +46,6 @@ use shmsg::shm::mpmc::{Consumer, Producer};
 use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler as ShuttleScheduler};
 use shuttle::{Config, FailurePersistence, Runner};
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Message `seq` of producer `id`: id, sequence number, then a pattern of
 /// both, 5 to 64 bytes in all.
 fn message(id: usize, seq: usize) -> Vec<u8> {

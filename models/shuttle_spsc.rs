@@ -40,13 +40,6 @@ use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler as ShuttleSche
 use shuttle::{Config, FailurePersistence, Runner};
 use std::path::PathBuf;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Message sizes: a fixed pseudo-random sequence (xorshift), 0 to 64 bytes.
 fn sizes(count: usize) -> Vec<usize> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;

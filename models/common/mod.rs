@@ -187,6 +187,12 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
 
 struct Memory<A, T, X> {
     geometry: Geometry,
+    /// Liveness of the processes the handles stand for, as the kernel
+    /// would report it (a lock held or released): 0 alive, 1 dead. Word 0
+    /// the producer role, 1 the consumer role, then one per producer slot,
+    /// then one per consumer slot. Read only if `tracks_liveness`.
+    liveness: Vec<ModelWord<A, T>>,
+    tracks_liveness: bool,
     control: [ModelWord<A, T>; 5],
     /// The attachment slots of the multi-producer rings: four words per
     /// producer slot, then two per consumer slot.
@@ -201,6 +207,8 @@ struct Memory<A, T, X> {
 pub struct ModelBackend<A, T, S: Scheduler, F> {
     memory: Arc<Memory<A, T, S::Futex>>,
     spin_limit: u32,
+    /// Memory accesses left before this handle's process crashes.
+    crash: Option<Arc<std::sync::atomic::AtomicUsize>>,
     _marker: PhantomData<fn() -> (S, F)>,
 }
 
@@ -209,9 +217,56 @@ impl<A, T, S: Scheduler, F> Clone for ModelBackend<A, T, S, F> {
         ModelBackend {
             memory: Arc::clone(&self.memory),
             spin_limit: self.spin_limit,
+            crash: None,
             _marker: PhantomData,
         }
     }
+}
+
+/// The panic payload of a modelled crash (see
+/// [`ModelBackend::crashing_after`]).
+pub struct Crashed;
+
+/// A liveness the model tracks: a role (single-producer ring) or a slot.
+#[derive(Clone, Copy, Debug)]
+pub enum Peer {
+    Role(Role),
+    Slot(Role, usize),
+}
+
+impl Peer {
+    fn index(self) -> usize {
+        match self {
+            Peer::Role(Role::Producer) => 0,
+            Peer::Role(Role::Consumer) => 1,
+            Peer::Slot(Role::Producer, i) => 2 + i,
+            Peer::Slot(Role::Consumer, i) => 2 + MAX_PRODUCERS + i,
+        }
+    }
+}
+
+/// Runs `body` as a process that may crash: returns `true` if it crashed
+/// (a [`Crashed`] panic from a backend made by
+/// [`ModelBackend::crashing_after`]); any other panic goes on.
+pub fn may_crash(body: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(()) => false,
+        Err(payload) if payload.is::<Crashed>() => true,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Keeps modelled crashes quiet: the default panic hook would print each.
+pub fn quiet_crashes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Crashed>() {
+                default(info)
+            }
+        }));
+    });
 }
 
 fn event_index(which: Event) -> usize {
@@ -234,6 +289,10 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
         ];
         let memory = Memory {
             geometry,
+            liveness: (0..2 + MAX_PRODUCERS + MAX_CONSUMERS)
+                .map(|_| ModelWord::new())
+                .collect(),
+            tracks_liveness: false,
             control,
             slots: (0..4 * MAX_PRODUCERS + 2 * MAX_CONSUMERS)
                 .map(|_| ModelWord::new())
@@ -247,6 +306,7 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
         let backend = ModelBackend {
             memory: Arc::new(memory),
             spin_limit: u32::MAX,
+            crash: None,
             _marker: PhantomData,
         };
         backend
@@ -272,6 +332,58 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
     fn word(&self, offset: usize) -> &ModelWord<A, T> {
         &self.memory.data[offset / 8]
     }
+
+    /// The same memory, with liveness tracked: `peer_alive` and
+    /// `slot_alive` read the liveness words ([`ModelBackend::mark`]).
+    /// Set it before cloning.
+    pub fn tracking_liveness(self) -> Self {
+        let mut memory = Arc::try_unwrap(self.memory)
+            .unwrap_or_else(|_| panic!("tracking_liveness before cloning"));
+        memory.tracks_liveness = true;
+        ModelBackend {
+            memory: Arc::new(memory),
+            ..self
+        }
+    }
+
+    /// A handle on the same memory whose process crashes just before its
+    /// `steps`-th memory access (a control, event or data word, or a
+    /// payload copy): it panics with [`Crashed`], and while that unwinds the
+    /// memory drops every store and wake-up, so the handles' `Drop` does
+    /// nothing, as after a SIGKILL. Catch it with [`may_crash`].
+    pub fn crashing_after(&self, steps: usize) -> Self {
+        ModelBackend {
+            crash: Some(Arc::new(std::sync::atomic::AtomicUsize::new(steps))),
+            ..self.clone()
+        }
+    }
+
+    /// Records that `peer` is dead (`dead`) or alive again (a new holder):
+    /// what the kernel's lock would say. A death also wakes every sleeper,
+    /// as the end of its sleep slice eventually would (the model futex has
+    /// no timeout).
+    pub fn mark(&self, peer: Peer, dead: bool) {
+        self.memory.liveness[peer.index()].store(u64::from(dead), Ordering::Release);
+        if dead {
+            self.futex_wake(Event::Data);
+            self.futex_wake(Event::Space);
+        }
+    }
+
+    fn alive(&self, peer: Peer) -> bool {
+        !self.memory.tracks_liveness
+            || self.memory.liveness[peer.index()].load(Ordering::Acquire) == 0
+    }
+
+    /// One step of a crashing handle (see [`ModelBackend::crashing_after`]).
+    fn step(&self) {
+        if let Some(left) = &self.crash
+            && !unwinding()
+            && left.fetch_sub(1, Ordering::Relaxed) == 0
+        {
+            std::panic::panic_any(Crashed);
+        }
+    }
 }
 
 // SAFETY: `data` has `capacity / 8` words, and payload byte `i` is byte
@@ -287,6 +399,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
     }
 
     fn control(&self, which: Control) -> &Self::Word {
+        self.step();
         let index = match which {
             Control::Tail => 0,
             Control::ProducerEpoch => 1,
@@ -317,10 +430,12 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
     }
 
     fn data_word(&self, index: usize) -> &Self::Word {
+        self.step();
         &self.memory.data[index]
     }
 
     unsafe fn write(&self, offset: usize, src: &[u8]) {
+        self.step();
         for (i, chunk) in src.chunks(8).enumerate() {
             let mut bytes = [0u8; 8];
             bytes[..chunk.len()].copy_from_slice(chunk);
@@ -332,6 +447,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
     }
 
     unsafe fn read(&self, offset: usize, dst: *mut u8, len: usize) {
+        self.step();
         let mut out = vec![0u8; len];
         for (i, chunk) in out.chunks_mut(8).enumerate() {
             let word = self.word(offset + 8 * i);
@@ -378,6 +494,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
     }
 
     fn event(&self, which: Event) -> &Self::Word {
+        self.step();
         &self.memory.events[event_index(which)]
     }
 
@@ -394,9 +511,14 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
         }
     }
 
-    fn peer_alive(&self, _role: Role) -> bool {
-        // Peers are threads of the model; they detach through their epochs.
-        true
+    fn peer_alive(&self, role: Role) -> bool {
+        // Peers are threads of the model; they detach through their epochs,
+        // unless the model crashes them (`mark`).
+        self.alive(Peer::Role(role))
+    }
+
+    fn slot_alive(&self, role: Role, index: usize) -> bool {
+        self.alive(Peer::Slot(role, index))
     }
 }
 
@@ -421,6 +543,9 @@ macro_rules! fault {
 }
 
 fault!(RelaxedPublish, relaxed_publish);
+fault!(NoTailRecovery, no_tail_recovery);
+fault!(DetachLiveConsumer, detach_live_consumer);
+fault!(DetachByStore, detach_by_store);
 fault!(RelaxedPoll, relaxed_poll);
 fault!(RelaxedRelease, relaxed_release);
 fault!(FullCheckOffByOne, full_check_off_by_one);
@@ -439,6 +564,14 @@ pub fn payload(seq: usize, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (seq.wrapping_mul(131).wrapping_add(i.wrapping_mul(7)) % 251) as u8 ^ 0x5a)
         .collect()
+}
+
+/// The value of the environment variable `name` as a number, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Runs `f` and returns its panic message, if it panicked. The panic is also

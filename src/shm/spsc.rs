@@ -186,10 +186,15 @@ fn detached<B: Backend>(backend: &B, role: Role) -> bool {
 pub fn detach_dead_consumer<B: Backend>(backend: &B) -> bool {
     let word = backend.control(Control::ConsumerEpoch);
     let epoch = word.load(Acquire);
-    if epoch.is_multiple_of(2) || backend.peer_alive(Role::Consumer) {
+    if epoch.is_multiple_of(2)
+        || (!B::FAULTS.detach_live_consumer && backend.peer_alive(Role::Consumer))
+    {
         return false;
     }
-    if word
+    if B::FAULTS.detach_by_store {
+        // Seeded defect: a store, which can undo a takeover since the load.
+        word.store(epoch.wrapping_add(1), Release);
+    } else if word
         .compare_exchange(epoch, epoch.wrapping_add(1), AcqRel, Relaxed)
         .is_err()
     {
@@ -284,8 +289,14 @@ impl<B: Backend> Producer<B> {
         if !tail.is_multiple_of(8) {
             return Err(Error::corrupt("tail", tail));
         }
-        // Each step moves forward by at least 8 bytes, so a lap bounds the walk.
-        for _ in 0..capacity / 8 {
+        // Each step moves forward by at least 8 bytes, so a lap bounds the
+        // walk (none at all under the seeded defect).
+        let steps = if B::FAULTS.no_tail_recovery {
+            0
+        } else {
+            capacity / 8
+        };
+        for _ in 0..steps {
             let word = backend
                 .data_word(((tail & mask) / 8) as usize)
                 .load(Acquire);

@@ -184,6 +184,14 @@ pub struct Faults {
     /// Multi-producer ring: the consumer hands a record back without zeroing
     /// it, so stale bytes can pass for a later record's header.
     pub release_without_zeroing: bool,
+    /// The watchdog detaches a consumer without asking whether it is alive.
+    pub detach_live_consumer: bool,
+    /// The watchdog detaches a dead consumer with a plain store instead of a
+    /// compare-and-swap, so it can undo a takeover that happened meanwhile.
+    pub detach_by_store: bool,
+    /// A producer that takes over starts at the shared tail without walking
+    /// the records its dead predecessor committed after its last tail store.
+    pub no_tail_recovery: bool,
 }
 
 impl Faults {
@@ -201,6 +209,9 @@ impl Faults {
         claim_without_cas: false,
         release_out_of_order: false,
         release_without_zeroing: false,
+        detach_live_consumer: false,
+        detach_by_store: false,
+        no_tail_recovery: false,
     };
 }
 
