@@ -17,6 +17,8 @@ export SHMSG_LOOM_FRAMES_PREEMPTIONS="${SHMSG_LOOM_FRAMES_PREEMPTIONS:-4}"
 # interleavings per preemption (mpsc bound 3: about 70 s; mpmc bound 2).
 export SHMSG_LOOM_MPSC_PREEMPTIONS="${SHMSG_LOOM_MPSC_PREEMPTIONS:-3}"
 export SHMSG_LOOM_MPMC_PREEMPTIONS="${SHMSG_LOOM_MPMC_PREEMPTIONS:-2}"
+# The fault models run one loom model per crash step (15 to 26 steps).
+export SHMSG_LOOM_FAULTS_PREEMPTIONS="${SHMSG_LOOM_FAULTS_PREEMPTIONS:-3}"
 # 20000 schedules x 1000 messages took 18 min for the multi-producer shuttle
 # model (five threads per schedule); 5000 keeps it near 5 min.
 export SHMSG_SHUTTLE_MPMC_ITERATIONS="${SHMSG_SHUTTLE_MPMC_ITERATIONS:-5000}"
@@ -24,5 +26,5 @@ export SHMSG_SHUTTLE_MPMC_ITERATIONS="${SHMSG_SHUTTLE_MPMC_ITERATIONS:-5000}"
 # (256 cases took 8 min in release on the 2-core development machine).
 export SHMSG_SAME_CASES="${SHMSG_SAME_CASES:-128}"
 
-echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds"
+echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds"
 cargo test --locked --release -- --test-threads=2
