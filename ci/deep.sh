@@ -25,6 +25,10 @@ export SHMSG_SHUTTLE_MPMC_ITERATIONS="${SHMSG_SHUTTLE_MPMC_ITERATIONS:-5000}"
 # The state machine over every transport: each case opens eight connections
 # (256 cases took 8 min in release on the 2-core development machine).
 export SHMSG_SAME_CASES="${SHMSG_SAME_CASES:-128}"
+# The crash campaign (tests/crash_campaign.rs): SIGKILLs across the ring
+# kinds, and random words written into a live region by another process.
+export SHMSG_CAMPAIGN_KILLS="${SHMSG_CAMPAIGN_KILLS:-1000}"
+export SHMSG_CAMPAIGN_WRITES="${SHMSG_CAMPAIGN_WRITES:-1000000}"
 
-echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds"
+echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes"
 cargo test --locked --release -- --test-threads=2
