@@ -53,6 +53,8 @@ mod common;
 use common::loom_model::LoomBackend;
 use common::*;
 use shmsg::shm::Geometry;
+use shmsg::shm::layout::RingKind;
+use shmsg::shm::mpmc;
 use shmsg::shm::spsc::{Consumer, Producer, detach_dead_consumer};
 use shmsg::sync::{Backend, Control, Word};
 use shmsg::{Error, Role};
@@ -90,6 +92,14 @@ const MAX_STEPS: usize = 200;
 /// a crash in any execution; returns the number of steps tried.
 fn every_crash_step(mut scenario: impl FnMut(usize) -> bool) -> usize {
     quiet_crashes();
+    // `SHMSG_LOOM_FAULTS_STEP=k` runs crash step `k` alone (to replay it).
+    if let Some(k) = std::env::var("SHMSG_LOOM_FAULTS_STEP")
+        .ok()
+        .and_then(|k| k.parse().ok())
+    {
+        scenario(k);
+        return k;
+    }
     for k in 0..MAX_STEPS {
         if !scenario(k) {
             return k;
@@ -373,6 +383,111 @@ fn spsc_watchdog_races_a_takeover() {
 fn seeded_detach_by_store_is_caught() {
     let failed = panic_message(|| {
         every_crash_step(watchdog_races_a_takeover::<DetachByStore>);
+    });
+    assert!(failed.is_some(), "loom accepted the seeded defect");
+}
+
+/// An `Mpmc` ring with two consumers: consumer 0 crashes at step `k` of
+/// receiving one message, consumer 1 receives until `Disconnected`, the
+/// producer sends two messages and leaves. Consumer 1 must get every
+/// message but the one consumer 0 returned and, if it crashed, at most the
+/// one it held (recovered for it, not delivered again), in order, untorn:
+/// a dead consumer never stops the others.
+fn mpmc_consumer_crash<F: FaultSet>(k: usize) -> bool {
+    const SENT: u8 = 2;
+    let seen = CrashSeen::default();
+    let crash_seen = seen.clone();
+    // Three threads and every crash step: its own, smaller bound.
+    let mut builder = builder();
+    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
+    builder.check(move || {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<F>::new(geometry, 0)
+            .tracking_liveness()
+            .with_slice_timeouts()
+            .with_spin_limit(0);
+        let mut producer = mpmc::Producer::with_backend(memory.clone()).unwrap();
+        // Consumer 1 is attached before consumer 0 can leave: a ring whose
+        // consumers have all left refuses sends (`Disconnected`).
+        let mut c =
+            mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 1, false).unwrap();
+        let m = memory.clone();
+        let first = loom::thread::spawn(move || {
+            let mut got = Vec::new();
+            let crashed = may_crash(|| {
+                let mut c = mpmc::Consumer::with_backend_in_slot(
+                    m.crashing_after(k),
+                    RingKind::Mpmc,
+                    0,
+                    false,
+                )
+                .unwrap();
+                let mut buf = Vec::new();
+                match c.recv(&mut buf) {
+                    Ok(_) => got.push(buf.clone()),
+                    Err(Error::Disconnected) => {}
+                    Err(other) => panic!("consumer 0: {other}"),
+                }
+            });
+            if crashed {
+                m.mark(Peer::Slot(Role::Consumer, 0), true);
+            }
+            (crashed, got)
+        });
+        let second = loom::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = Vec::new();
+            loop {
+                match c.recv(&mut buf) {
+                    Ok(_) => got.push(buf.clone()),
+                    Err(Error::Disconnected) => return got,
+                    Err(other) => panic!("consumer 1: {other}"),
+                }
+            }
+        });
+        for seq in 0..SENT {
+            producer.send(&message(0, seq)).unwrap();
+        }
+        drop(producer);
+        let (crashed, first_got) = first.join().unwrap();
+        let second_got = second.join().unwrap();
+        if crashed {
+            crash_seen.set();
+        }
+        let mut seqs: Vec<u8> = Vec::new();
+        for m in first_got.iter().chain(&second_got) {
+            assert_eq!(m, &message(0, m[1]), "a torn message");
+            seqs.push(m[1]);
+        }
+        assert!(
+            second_got.windows(2).all(|w| w[0][1] < w[1][1]),
+            "consumer 1 out of order"
+        );
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), seqs.len(), "a message delivered twice");
+        let lost = SENT as usize - seqs.len();
+        assert!(
+            lost == 0 || (crashed && lost == 1),
+            "{lost} messages lost (consumer 0 crashed at step {k}: {crashed}; it got {:?}, consumer 1 {:?})",
+            first_got.iter().map(|m| m[1]).collect::<Vec<_>>(),
+            second_got.iter().map(|m| m[1]).collect::<Vec<_>>()
+        );
+    });
+    seen.get()
+}
+
+#[test]
+fn mpmc_consumer_crash_never_stops_the_others() {
+    let steps = every_crash_step(mpmc_consumer_crash::<NoFault>);
+    eprintln!("mpmc consumer crash: {steps} crash steps, each explored by loom");
+}
+
+#[test]
+fn seeded_recover_live_consumer_is_caught() {
+    let failed = panic_message(|| {
+        every_crash_step(mpmc_consumer_crash::<RecoverLiveConsumer>);
     });
     assert!(failed.is_some(), "loom accepted the seeded defect");
 }

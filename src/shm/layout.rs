@@ -19,9 +19,10 @@
 //! offset 768  producer slots ([`MAX_PRODUCERS`] lines of 128 bytes): each
 //!             attached producer of a multi-producer ring owns one (epoch,
 //!             pid, and the claim it is making); unused by `Spsc`
-//! offset 2816 consumer slots (one 128-byte line: [`MAX_CONSUMERS`] pairs of
-//!             epoch and pid); written on attach and detach only
-//! offset 2944 data area: `capacity` bytes of records
+//! offset 2816 consumer slots ([`MAX_CONSUMERS`] lines of 128 bytes): each
+//!             attached consumer of a multi-producer ring owns one (epoch,
+//!             pid, and, for [`RingKind::Mpmc`], the record it holds)
+//! offset 3840 data area: `capacity` bytes of records
 //! ```
 //!
 //! Every word is a little `u64` accessed atomically through a raw pointer,
@@ -49,7 +50,11 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmsg\0rg");
 /// 3: the readers line and the producer and consumer slots of the
 /// multi-producer rings ([`crate::shm::mpmc`]); the data area moved from 640
 /// to 2944.
-pub const ABI_VERSION: u64 = 3;
+///
+/// 4: each consumer slot on a line of its own, with the record its
+/// consumer holds (`claim`, `claim_len`), so that a dead consumer's record
+/// can be recovered; the data area moved from 2944 to 3840.
+pub const ABI_VERSION: u64 = 4;
 /// The most producers a multi-producer ring takes at once: one slot each.
 pub const MAX_PRODUCERS: usize = 16;
 /// The most consumers a [`RingKind::Mpmc`] ring takes at once.
@@ -181,20 +186,20 @@ pub struct ProducerSlot {
     pub claim_len: u64,
 }
 
-/// One consumer of a multi-consumer ring: written on attach and detach.
-#[repr(C)]
+/// One consumer of a multi-producer ring: alone on its line, since an
+/// [`RingKind::Mpmc`] consumer writes `claim` and `claim_len` on every
+/// receive.
+#[repr(C, align(128))]
 pub struct ConsumerSlot {
     /// As [`ProducerSlot::epoch`].
     pub epoch: u64,
     /// Process id of the consumer attached here (informational).
     pub pid: u64,
-}
-
-/// The consumer slots, on one line.
-#[repr(C, align(128))]
-pub struct ConsumerSlots {
-    /// One per consumer that may attach.
-    pub slots: [ConsumerSlot; MAX_CONSUMERS],
+    /// `Mpmc`: position of the record this consumer holds (or is trying to
+    /// claim), until it has handed it back.
+    pub claim: u64,
+    /// Bytes of that record.
+    pub claim_len: u64,
 }
 
 /// The region header.
@@ -214,8 +219,8 @@ pub struct Header {
     pub readers: Position,
     /// The producers of a multi-producer ring.
     pub producers: [ProducerSlot; MAX_PRODUCERS],
-    /// The consumers of a multi-consumer ring.
-    pub consumers: ConsumerSlots,
+    /// The consumers of a multi-producer ring.
+    pub consumers: [ConsumerSlot; MAX_CONSUMERS],
 }
 
 /// Offset of the data area: the header, rounded to the padding unit.
@@ -273,9 +278,8 @@ pub mod offsets {
     /// # Panics
     ///
     /// If `index` is not below [`MAX_PRODUCERS`] (producers) or
-    /// [`MAX_CONSUMERS`] (consumers), or a consumer slot's word is a claim
-    /// word: the ring code passes constants and bounded indices, never
-    /// values read from the region.
+    /// [`MAX_CONSUMERS`] (consumers): the ring code passes constants and
+    /// bounded indices, never values read from the region.
     pub const fn slot(
         role: crate::error::Role,
         index: usize,
@@ -299,7 +303,8 @@ pub mod offsets {
                 let field = match word {
                     SlotWord::Epoch => offset_of!(ConsumerSlot, epoch),
                     SlotWord::Pid => offset_of!(ConsumerSlot, pid),
-                    SlotWord::Claim | SlotWord::ClaimLen => panic!("consumer slots make no claims"),
+                    SlotWord::Claim => offset_of!(ConsumerSlot, claim),
+                    SlotWord::ClaimLen => offset_of!(ConsumerSlot, claim_len),
                 };
                 CONSUMER_SLOTS + index * size_of::<ConsumerSlot>() + field
             }
@@ -538,7 +543,7 @@ mod tests {
     fn header_layout_is_stable() {
         use crate::error::Role;
         use crate::sync::SlotWord;
-        assert_eq!(size_of::<Header>(), 2944);
+        assert_eq!(size_of::<Header>(), 3840);
         assert_eq!(offsets::PRODUCER_EPOCH, 128);
         assert_eq!(offsets::DATA_EVENT, 256);
         assert_eq!(offsets::SPACE_EVENT, 264);
@@ -547,8 +552,10 @@ mod tests {
         assert_eq!(offsets::READ_CURSOR, 640);
         assert_eq!(offsets::slot(Role::Producer, 0, SlotWord::Epoch), 768);
         assert_eq!(offsets::slot(Role::Producer, 1, SlotWord::Claim), 912);
-        assert_eq!(offsets::slot(Role::Consumer, 7, SlotWord::Pid), 2936);
-        assert_eq!(DATA_OFFSET, 2944);
+        assert_eq!(offsets::slot(Role::Consumer, 0, SlotWord::Epoch), 2816);
+        assert_eq!(offsets::slot(Role::Consumer, 7, SlotWord::Pid), 3720);
+        assert_eq!(offsets::slot(Role::Consumer, 7, SlotWord::ClaimLen), 3736);
+        assert_eq!(DATA_OFFSET, 3840);
         assert_eq!(offsets::ABI_VERSION, 8);
     }
 

@@ -85,9 +85,31 @@
 //! new until it has (a try reports [`Error::Empty`], a timed call
 //! [`Error::Timeout`]); dropping the consumer gives it one more sleep
 //! slice. So a consumer that stalls inside [`Consumer::recv_with`] delays
-//! the others' hand-backs, never their calls past their deadlines; one
-//! that dies holding a record stops hand-backs for good (the producers
-//! then see a full ring, the consumers time out): not recovered yet.
+//! the others' hand-backs, never their calls past their deadlines.
+//!
+//! # A consumer that dies holding a record
+//!
+//! An `Mpmc` consumer records the entry it claims in its slot (`claim`,
+//! `claim_len`) before the compare-and-swap on the read cursor (whose
+//! `Release` publishes them), clears a claim whose swap failed, and clears
+//! it again once the entry is handed back. A consumer whose hand-back turn
+//! has not come after a sleep slice looks at the entry at the head: if
+//! every slot that claims it belongs to a consumer that is gone (its
+//! process dead, or detached without handing it back), it clears that
+//! claim with a compare-and-swap (so one consumer recovers), zeroes the
+//! entry and moves the head past it. A claimant that is alive, even one
+//! whose stale claim lost its swap, blocks the recovery until it moves on.
+//! The recovered message is **not delivered again**: a dead `Mpmc`
+//! consumer loses at most the one record it held (at-most-once for it),
+//! where a dead `Spsc` or `Mpsc` consumer's unreleased record is delivered
+//! again to the consumer that takes over (at-least-once). A new consumer
+//! does not take a slot whose claim is still pending.
+//!
+//! An `Mpsc` consumer records the release it is making in its slot before
+//! it zeroes the record; one that takes over the slot first finishes a
+//! release its predecessor died in the middle of (the claim is the head),
+//! so that record is neither delivered again half zeroed nor left as a
+//! zero header at the head.
 //!
 //! # Attachment
 //!
@@ -338,6 +360,45 @@ unsafe fn zero<B: Backend>(backend: &B, offset: usize, len: usize) {
         unsafe { backend.write(offset + done, &ZEROS[..n]) };
         done += n;
     }
+}
+
+/// `Mpsc`: finishes the release a consumer of slot `index` died in the
+/// middle of, for the consumer taking the slot: if the slot's claim is the
+/// head, its record was read and was being zeroed (payload, then header)
+/// when its consumer died. Delivering it again could give torn bytes, and
+/// leaving it would show a zero header at the head (the ring would stall),
+/// so it is zeroed and the head moved past it: the message counts as
+/// received by the dead consumer, as one whose head store had landed.
+fn finish_release<B: Backend>(backend: &B, index: usize) -> Result<()> {
+    let head = backend.control(Control::Head).load(Acquire);
+    let claim = slot(backend, Role::Consumer, index, SlotWord::Claim).load(Acquire);
+    let len = slot(backend, Role::Consumer, index, SlotWord::ClaimLen).load(Acquire);
+    // A slot never used has a zero length; any other claim is a finished
+    // release, behind the head.
+    if claim != head || len == 0 {
+        return Ok(());
+    }
+    let capacity = backend.geometry().capacity() as u64;
+    let offset = head & (capacity - 1);
+    let tail = backend.control(Control::Tail).load(Acquire);
+    if len < 8
+        || !len.is_multiple_of(8)
+        || !head.is_multiple_of(8)
+        || len > tail.wrapping_sub(head)
+        || offset + len > capacity
+    {
+        return Err(Error::corrupt("an interrupted release's length", len));
+    }
+    // SAFETY: the record lies inside the data area (checked above) and is
+    // ours: we hold the only consumer slot, and producers write it only
+    // after the head moves past it.
+    unsafe { zero(backend, offset as usize + 8, len as usize - 8) };
+    backend.data_word((offset / 8) as usize).store(0, Relaxed);
+    backend
+        .control(Control::Head)
+        .store(head.wrapping_add(len), Release);
+    wait::notify(backend, Event::Space);
+    Ok(())
 }
 
 /// Detaches, on their behalf, the consumers whose slot epoch says attached
@@ -805,7 +866,30 @@ impl<B: Backend> Consumer<B> {
         if index >= slot_limit(kind, Role::Consumer) {
             return Err(Error::RoleTaken(Role::Consumer));
         }
+        if kind == RingKind::Mpmc {
+            // A record a gone consumer of this slot held and nobody has
+            // recovered yet stays claimed through the slot until it is
+            // (a consumer waiting for its hand-back turn recovers it).
+            // (A slot never attached, epoch 0, has made no claim.)
+            let head = backend.control(Control::Head).load(Acquire);
+            let claim = slot(backend, Role::Consumer, index, SlotWord::Claim).load(Acquire);
+            let cursor = backend.control(Control::ReadCursor).load(Acquire);
+            let epoch = slot(backend, Role::Consumer, index, SlotWord::Epoch).load(Acquire);
+            if epoch != 0
+                && claim != NO_CLAIM
+                && claim.wrapping_sub(head) < cursor.wrapping_sub(head)
+            {
+                return Err(Error::RoleTaken(Role::Consumer));
+            }
+        }
         let epoch = attach_slot(backend, Role::Consumer, index, take_over)?;
+        if kind == RingKind::Mpsc
+            && let Err(error) = finish_release(backend, index)
+        {
+            detach_slot(backend, Role::Consumer, index, epoch);
+            return Err(error);
+        }
+        slot(backend, Role::Consumer, index, SlotWord::Claim).store(NO_CLAIM, Relaxed);
         let head = backend.control(Control::Head).load(Acquire);
         if !head.is_multiple_of(8) {
             detach_slot(backend, Role::Consumer, index, epoch);
@@ -946,12 +1030,34 @@ impl<B: Backend> Consumer<B> {
                 Err(error) => return Err(error),
             };
             if entry == Entry::Empty {
+                // A stale cursor reads as empty too: another consumer may
+                // have moved it past a record it has since zeroed. A plain
+                // load may return an old cursor; a read-modify-write reads
+                // its latest value, so "empty" is confirmed there (and a
+                // consumer never reports `Disconnected`, or sleeps, on a
+                // stale look; the loom model `loom_faults` found this).
+                if self.shared
+                    && self
+                        .backend
+                        .control(Control::ReadCursor)
+                        .fetch_add(0, AcqRel)
+                        != at
+                {
+                    continue;
+                }
                 return Ok(None);
             }
             let end = at.wrapping_add(entry.extent());
             if self.shared {
+                // The entry we are claiming, for a consumer recovering it
+                // should we die holding it; the `Release` of the claim below
+                // publishes it with the new cursor.
+                let word = |word| slot(&self.backend, Role::Consumer, self.index, word);
+                word(SlotWord::ClaimLen).store(entry.extent(), Relaxed);
+                word(SlotWord::Claim).store(at, Relaxed);
                 let cursor = self.backend.control(Control::ReadCursor);
                 if cursor.compare_exchange(at, end, AcqRel, Relaxed).is_err() {
+                    word(SlotWord::Claim).store(NO_CLAIM, Relaxed);
                     continue;
                 }
             } else {
@@ -980,6 +1086,14 @@ impl<B: Backend> Consumer<B> {
     /// stays pending ([`Consumer::settle`]).
     #[inline(always)]
     fn hand_back(&mut self, start: u64, extent: u64) -> Result<bool> {
+        if !self.shared {
+            // `Mpsc`: the release under way, for a consumer that takes over
+            // should we die before the head moves (an `Mpmc` consumer's
+            // claim already says so).
+            let word = |word| slot(&self.backend, Role::Consumer, self.index, word);
+            word(SlotWord::ClaimLen).store(extent, Relaxed);
+            word(SlotWord::Claim).store(start, Release);
+        }
         if !B::FAULTS.release_without_zeroing {
             let offset = (start & self.mask) as usize;
             // SAFETY: the entry is ours until the head moves past it, and
@@ -1010,6 +1124,78 @@ impl<B: Backend> Consumer<B> {
         self.backend
             .control(Control::Head)
             .store(start.wrapping_add(extent), release);
+        if self.shared {
+            // Handed back: nothing left to recover for us (a claim left
+            // behind the head would never match it again anyway).
+            slot(&self.backend, Role::Consumer, self.index, SlotWord::Claim)
+                .store(NO_CLAIM, Relaxed);
+        }
+        wait::notify(&self.backend, Event::Space);
+        Ok(true)
+    }
+
+    /// `Mpmc`: if the entry at the head is held by consumers that are all
+    /// gone (dead, or detached without handing it back), hands it back for
+    /// them: one consumer, elected by a compare-and-swap that clears the
+    /// holder's claim, zeroes it and moves the head past it. The entry is
+    /// not delivered again (module docs). Returns whether it recovered one.
+    fn recover_abandoned(&mut self) -> Result<bool> {
+        let head = self.backend.control(Control::Head).load(Acquire);
+        let mut holder: Option<(usize, u64)> = None;
+        for index in 0..MAX_CONSUMERS {
+            let word = |word| slot(&self.backend, Role::Consumer, index, word);
+            let epoch = word(SlotWord::Epoch).load(Acquire);
+            // A slot never attached (epoch 0) has made no claim.
+            if index == self.index || epoch == 0 || word(SlotWord::Claim).load(Acquire) != head {
+                continue;
+            }
+            let attached = epoch % 2 == 1;
+            if attached
+                && !B::FAULTS.recover_live_consumer
+                && self.backend.slot_alive(Role::Consumer, index)
+            {
+                return Ok(false);
+            }
+            let len = word(SlotWord::ClaimLen).load(Acquire);
+            if len == 0 {
+                // Never claimed anything (it died before its first claim).
+                continue;
+            }
+            match holder {
+                // A claim that lost its compare-and-swap and was not cleared
+                // (its consumer died in between) may disagree: leave it.
+                Some((_, other)) if other != len => return Ok(false),
+                _ => holder = Some((index, len)),
+            }
+        }
+        let Some((index, len)) = holder else {
+            return Ok(false);
+        };
+        let cursor = self.backend.control(Control::ReadCursor).load(Acquire);
+        let offset = head & self.mask;
+        if len < 8
+            || !len.is_multiple_of(8)
+            || !head.is_multiple_of(8)
+            || len > cursor.wrapping_sub(head)
+            || offset + len > self.geometry.capacity() as u64
+        {
+            return Err(Error::corrupt("a gone consumer's claim length", len));
+        }
+        let claim = slot(&self.backend, Role::Consumer, index, SlotWord::Claim);
+        if claim
+            .compare_exchange(head, NO_CLAIM, AcqRel, Relaxed)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        // SAFETY: the entry lies inside the data area (checked above) and is
+        // ours now: its holder is gone, the compare-and-swap made us the
+        // only recoverer, and nobody writes it until the head moves past it.
+        unsafe { zero(&self.backend, offset as usize + 8, len as usize - 8) };
+        self.word_at(head).store(0, Relaxed);
+        self.backend
+            .control(Control::Head)
+            .store(head.wrapping_add(len), Release);
         wait::notify(&self.backend, Event::Space);
         Ok(true)
     }
@@ -1040,9 +1226,12 @@ impl<B: Backend> Consumer<B> {
                 true => Ok(()),
                 false => Err(Error::Empty),
             },
-            // The consumers before us are this process's peers: a sleep
-            // (even one that found a peer dead) just means look again.
-            |_, _| Ok(Woke::Again),
+            // A sleep slice without our turn: the consumer before us may be
+            // gone; if so, hand its entry back for it, then look again.
+            |c, _| {
+                c.recover_abandoned()?;
+                Ok(Woke::Again)
+            },
         )
     }
 
@@ -1184,9 +1373,10 @@ impl<B: Backend> Waiter for Consumer<B> {
 impl<B: Backend> Drop for Consumer<B> {
     fn drop(&mut self) {
         // A hand-back still waiting for the consumers before it gets one
-        // more sleep slice; past that its entry stays held, as a dead
-        // consumer's would (module docs).
-        if self.pending.is_some() {
+        // more sleep slice (not while a panic unwinds: no wait then); past
+        // that its entry stays claimed, as a dead consumer's would, and the
+        // others recover it (module docs).
+        if self.pending.is_some() && !std::thread::panicking() {
             self.deadline = Deadline::after(wait::SLICE);
             let _ = self.settle();
         }

@@ -112,15 +112,16 @@ pub enum Control {
 }
 
 /// The words of an attachment slot of a multi-producer ring (see
-/// [`crate::shm::layout::ProducerSlot`]). Consumer slots have only the
-/// first two.
+/// [`crate::shm::layout::ProducerSlot`] and
+/// [`crate::shm::layout::ConsumerSlot`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotWord {
     /// 0 never attached, odd attached, even detached.
     Epoch,
     /// The attached process's id.
     Pid,
-    /// Start of the producer's latest claim.
+    /// Start of the producer's latest claim, or of the record an `Mpmc`
+    /// consumer holds.
     Claim,
     /// Length of that claim in bytes.
     ClaimLen,
@@ -192,6 +193,10 @@ pub struct Faults {
     /// A producer that takes over starts at the shared tail without walking
     /// the records its dead predecessor committed after its last tail store.
     pub no_tail_recovery: bool,
+    /// Multi-consumer ring: a consumer waiting for its hand-back turn
+    /// recovers the record before it without asking whether its holder is
+    /// alive.
+    pub recover_live_consumer: bool,
 }
 
 impl Faults {
@@ -212,6 +217,7 @@ impl Faults {
         detach_live_consumer: false,
         detach_by_store: false,
         no_tail_recovery: false,
+        recover_live_consumer: false,
     };
 }
 
