@@ -1,5 +1,5 @@
 //! Accounting: what a round's producers sent against what its consumers
-//! logged, and what a wedged or stalled ring still holds.
+//! logged, and what a stalled ring still holds.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Acquire;
@@ -54,9 +54,11 @@ pub struct Tally {
     /// Children that failed with an unexpected error (printed).
     pub errors: u64,
     pub hangs: u64,
-    /// Mpmc rounds ended by a consumer that died holding a record
-    /// (documented, not recovered), and the messages left in those rings.
-    pub wedges: u64,
+    /// Mpmc: messages lost with a killed consumer that held them (its
+    /// record is handed back for it, not delivered again: documented in
+    /// src/shm/mpmc.rs); at most one per Mpmc consumer kill, beyond that
+    /// they are gaps.
+    pub dropped_with_consumer: u64,
     /// Rings that stopped moving for any other reason (a defect), and the
     /// messages left in them.
     pub stalls: u64,
@@ -83,7 +85,7 @@ impl Tally {
         self.panics += o.panics;
         self.errors += o.errors;
         self.hangs += o.hangs;
-        self.wedges += o.wedges;
+        self.dropped_with_consumer += o.dropped_with_consumer;
         self.stalls += o.stalls;
         self.stranded += o.stranded;
         self.disconnect.extend_from_slice(&o.disconnect);
@@ -115,14 +117,18 @@ impl Tally {
 }
 
 /// Compares what `producers` producers sent with what the consumers of
-/// `ended` logged. `in_ring`: the messages a wedged or stalled ring still
-/// holds (a committed message found there is stranded, not lost).
+/// `ended` logged. `in_ring`: the messages a stalled ring still holds (a
+/// committed message found there is stranded, not lost). `droppable`: how
+/// many missing messages a killed consumer may have taken with it (Mpmc:
+/// one per consumer kill; 0 for the other kinds, which deliver it again).
 pub fn account(
     producers: usize,
     ended: &[Incarnation],
     in_ring: Option<&HashSet<(u64, u64)>>,
+    droppable: u64,
     tally: &mut Tally,
 ) {
+    let mut droppable = droppable;
     let w = |inc: &Incarnation, i: usize| inc.status.word(i).load(Acquire);
     // Each producer id's incarnations send consecutive ranges: the next
     // one starts where the previous one's attempts ended.
@@ -197,6 +203,9 @@ pub fn account(
                 if committed_sets[p][s] {
                     if in_ring.is_some_and(|r| r.contains(&key)) {
                         tally.stranded += 1;
+                    } else if droppable > 0 {
+                        droppable -= 1;
+                        tally.dropped_with_consumer += 1;
                     } else {
                         tally.gaps += 1;
                     }
@@ -220,7 +229,7 @@ impl Incarnation {
 }
 
 /// The intact messages (bodies of at most `body` bytes) in region `bytes`
-/// (a wedged or stalled ring, read after every child ended) between its
+/// (a stalled ring, read after every child ended) between its
 /// head and its tail.
 pub fn ring_contents(
     bytes: &[u8],

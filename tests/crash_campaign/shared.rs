@@ -64,7 +64,7 @@ pub const PENDING: u64 = 1 << 32;
 /// Producers stop; consumers stop at their next `Disconnected` (kill
 /// mode) or at once (hostile mode).
 pub const STOP: usize = 0;
-/// Everyone stops after the call in progress (a wedged or stalled ring).
+/// Everyone stops after the call in progress (a stalled ring).
 pub const ABORT: usize = 1;
 
 /// Error kinds counted in hostile mode, in the order of their status words.

@@ -54,7 +54,7 @@ pub fn print_summary(
             ("child errors *", |t| t.errors),
             ("hangs *", |t| t.hangs),
             ("stalls (not documented) *", |t| t.stalls),
-            ("mpmc wedges (documented)", |t| t.wedges),
+            ("dropped with its consumer", |t| t.dropped_with_consumer),
             ("  messages stranded", |t| t.stranded),
             ("death-to-Disconnected n", |t| t.disconnect.len() as u64),
         ];
@@ -96,8 +96,8 @@ pub fn print_summary(
         row("child errors *", &|h| h.failed);
         row("hangs (slow calls too) *", &|h| h.hangs);
     }
-    out += "(* fails the campaign. An Mpmc consumer that dies holding a record wedges its ring for good \
-            (documented in src/shm/mpmc.rs, not recovered yet): such a round ends, its unreceived \
-            messages still in the ring count as stranded, not lost, and a new ring starts.)";
+    out += "(* fails the campaign. An Mpmc consumer that dies holding a record has it handed back \
+            for it by the other consumers, not delivered again (documented in src/shm/mpmc.rs): at \
+            most one such message per Mpmc consumer kill is counted as dropped with its consumer.)";
     println!("{out}");
 }
