@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Release builds keep overflow checks: a value read from a hostile region
+# must never panic in any build profile, and the hostile models prove it
+# only where overflow panics.
+export CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS="${CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS:-true}"
+
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-6}"
 export SHMSG_SHUTTLE_ITERATIONS="${SHMSG_SHUTTLE_ITERATIONS:-20000}"
 export SHMSG_SHUTTLE_MESSAGES="${SHMSG_SHUTTLE_MESSAGES:-1000}"
