@@ -70,6 +70,16 @@ pub trait Sender {
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// How many of the messages sent the receiver has not released yet,
+    /// where the model can tell: a single-producer ring counts its records
+    /// between the receiver's head and its own tail. `None` where it
+    /// cannot: a kernel link (the bytes may sit in either side's buffers),
+    /// or a ring that several producers share. After a receiver died,
+    /// these are the messages it never received.
+    fn unreleased(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The receiving half of a channel.
@@ -115,6 +125,9 @@ impl<S: Sender + ?Sized> Sender for Box<S> {
     }
     fn flush(&mut self) -> Result<()> {
         (**self).flush()
+    }
+    fn unreleased(&self) -> Option<u64> {
+        (**self).unreleased()
     }
 }
 
@@ -189,6 +202,9 @@ impl Sender for Channel {
     fn flush(&mut self) -> Result<()> {
         self.tx.flush()
     }
+    fn unreleased(&self) -> Option<u64> {
+        self.tx.unreleased()
+    }
 }
 
 impl Receiver for Channel {
@@ -222,6 +238,9 @@ impl<B: Backend + Send> Sender for Producer<B> {
     fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
         check_batch(messages, self.geometry().max_message())?;
         Producer::send_batch(self, messages)
+    }
+    fn unreleased(&self) -> Option<u64> {
+        Producer::unreleased(self).ok()
     }
 }
 

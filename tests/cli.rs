@@ -375,6 +375,26 @@ fn send_to_a_dead_receiver_exits_3() {
     Region::remove(&format!("{name}.reply")).unwrap();
 }
 
+/// A receiver that leaves mid-stream: the sender exits 3 and says how
+/// many messages the receiver actually received (the ring tells), not how
+/// many were sent.
+#[test]
+fn send_reports_what_a_departed_receiver_received() {
+    let name = unique("departed");
+    let endpoint = format!("shm:{name}");
+    let mut recv = Recv::listen(&endpoint, &["--count", "1"]);
+    // Far more than the ring holds, so the sender is still sending when
+    // the receiver leaves after one message.
+    let input: Vec<u8> = (0..200_000)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let output = send(&endpoint, &[], &input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("it received 1 message of the"), "{stderr}");
+    recv.child.wait().unwrap();
+}
+
 #[test]
 fn clean_removes_only_regions_nobody_uses() {
     let scratch = Scratch::new("clean");

@@ -313,6 +313,51 @@ impl<B: Backend> Producer<B> {
         Ok(tail)
     }
 
+    /// How many messages this producer has committed that the consumer
+    /// has not released yet: the records between the shared head and our
+    /// tail. [`Error::Corrupt`] if the head, or a record in between, is
+    /// not what we wrote (another process scribbled on the region).
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// tx.send(b"one")?;
+    /// tx.send(b"two")?;
+    /// assert_eq!(tx.unreleased()?, 2);
+    /// rx.recv(&mut Vec::new())?;
+    /// assert_eq!(tx.unreleased()?, 1);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
+    pub fn unreleased(&self) -> Result<u64> {
+        let head = self.backend.control(Control::Head).load(Acquire);
+        let geometry = self.geometry();
+        if self.tail.wrapping_sub(head) > self.capacity || !head.is_multiple_of(8) {
+            return Err(Error::corrupt("head", head));
+        }
+        let mut at = head;
+        let mut count = 0;
+        // Each step moves forward by at least 8 bytes: a lap bounds the walk.
+        for _ in 0..self.capacity / 8 {
+            if at == self.tail {
+                return Ok(count);
+            }
+            let word = self.word_at(at).load(Acquire);
+            match decode_header(word, at, geometry)? {
+                Slot::Record(len) => {
+                    count += 1;
+                    at = at.wrapping_add(record_size(len) as u64);
+                }
+                Slot::Wrap => at = at.wrapping_add(self.capacity - (at & self.mask)),
+                Slot::Empty => break,
+            }
+            if at.wrapping_sub(head) > self.tail.wrapping_sub(head) {
+                break;
+            }
+        }
+        Err(Error::corrupt("records between head and tail", at))
+    }
+
     /// The ring's capacity and maximum message size.
     pub fn geometry(&self) -> Geometry {
         self.backend.geometry()

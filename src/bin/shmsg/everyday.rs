@@ -216,9 +216,22 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
                 });
             }
             Err(Error::Disconnected) => {
+                let hint = match channel.unreleased() {
+                    Some(left) => format!(
+                        "the receiver left; it received {} of the {} sent \
+                         (the rest were in the ring when it left)",
+                        messages(sent.saturating_sub(left)),
+                        messages(sent)
+                    ),
+                    None => format!(
+                        "the receiver left after {} were sent (how many it \
+                         read is not known over this kind of link)",
+                        messages(sent)
+                    ),
+                };
                 return Err(Failure::Hint {
                     error: Error::Disconnected,
-                    hint: format!("the receiver left after {sent} messages"),
+                    hint,
                 });
             }
             Err(e) => return Err(e.into()),
@@ -226,6 +239,15 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
     }
     channel.flush()?;
     Ok(())
+}
+
+/// "1 message", "2 messages".
+fn messages(n: u64) -> String {
+    if n == 1 {
+        "1 message".into()
+    } else {
+        format!("{n} messages")
+    }
 }
 
 /// `shmsg recv ENDPOINT`: listens, accepts one sender and prints what
