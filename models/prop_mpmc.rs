@@ -29,7 +29,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{FaultSet, NoFault, ReleaseWithoutZeroing, payload};
+use common::{FaultSet, NoFault, ReleaseWithoutZeroing, initial_position, payload};
 use proptest::prelude::*;
 use shmsg::shm::Geometry;
 use shmsg::shm::layout::{RingKind, record_size};
@@ -168,31 +168,6 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
         1 => p.prop_map(Op::ToggleProducer),
         1 => (0..2usize).prop_map(Op::ToggleConsumer),
     ]
-}
-
-/// Where a case's positions start: `8 * start` from 0, or, near the end,
-/// `8 * (start + 1)` bytes before the positions wrap past
-/// `u64::MAX`. Written without overflow for every `start` (an earlier
-/// `u64::MAX - 8 * start + 1` overflowed for `start == 0`).
-fn initial_position(near_end: bool, start: u64) -> u64 {
-    if near_end {
-        (8 * (start + 1)).wrapping_neg()
-    } else {
-        8 * start
-    }
-}
-
-#[test]
-fn initial_positions_at_the_edges() {
-    // The case that overflowed, and the largest start the strategy makes.
-    assert_eq!(initial_position(true, 0), u64::MAX - 7);
-    assert_eq!(initial_position(true, 4095), 0u64.wrapping_sub(8 * 4096));
-    assert_eq!(initial_position(false, 0), 0);
-    for start in [0, 1, 4095] {
-        let position = initial_position(true, start);
-        assert_eq!(position % 8, 0);
-        assert_eq!(position.wrapping_add(8 * (start + 1)), 0);
-    }
 }
 
 fn case() -> impl Strategy<Value = (Geometry, u64, bool, Vec<Op>)> {

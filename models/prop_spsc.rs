@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
 
-use common::{FaultSet, FullCheckOffByOne, NoFault, SkipNextClear, payload};
+use common::{FaultSet, FullCheckOffByOne, NoFault, SkipNextClear, initial_position, payload};
 use proptest::prelude::*;
 use shmsg::Error;
 use shmsg::shm::Geometry;
@@ -129,21 +129,10 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Where a case's positions start: `8 * start` from 0, or, near the end,
-/// `8 * (start + 1)` bytes before the positions wrap past
-/// `u64::MAX`. Written without overflow for every `start` (an earlier
-/// `u64::MAX - 8 * start + 1` overflowed for `start == 0`).
-fn initial_position(near_end: bool, start: u64) -> u64 {
-    if near_end {
-        (8 * (start + 1)).wrapping_neg()
-    } else {
-        8 * start
-    }
-}
-
+/// The start that overflowed (`u64::MAX - 8 * start + 1` with `start ==
+/// 0`), and the largest start the strategies make.
 #[test]
 fn initial_positions_at_the_edges() {
-    // The case that overflowed, and the largest start the strategy makes.
     assert_eq!(initial_position(true, 0), u64::MAX - 7);
     assert_eq!(initial_position(true, 4095), 0u64.wrapping_sub(8 * 4096));
     assert_eq!(initial_position(false, 0), 0);

@@ -3,11 +3,14 @@
 //! derived from a seed and its sequence number (`shmsg::workload`), so the
 //! consumer checks order, length, sequence number, checksum and every byte.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::patch;
 use shmsg::Error;
 use shmsg::shm::layout::offsets;
 use shmsg::shm::region::{PREFIX, SHM_DIR};
@@ -314,22 +317,6 @@ fn anonymous_region_passed_over_a_unix_socket() {
     assert!(matches!(Region::receive_from(&b), Err(Error::Io { .. })));
     drop(a);
     assert!(matches!(Region::receive_from(&b), Err(Error::Disconnected)));
-}
-
-/// Overwrites one header word of a region file by hand.
-fn patch(name: &str, offset: usize, value: u64) {
-    let path = std::path::Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    file.seek(SeekFrom::Start(offset as u64)).unwrap();
-    file.write_all(&value.to_ne_bytes()).unwrap();
-    let mut check = [0u8; 8];
-    file.seek(SeekFrom::Start(offset as u64)).unwrap();
-    file.read_exact(&mut check).unwrap();
-    assert_eq!(u64::from_ne_bytes(check), value);
 }
 
 #[test]

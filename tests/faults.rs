@@ -36,15 +36,17 @@
 //! executable with `SHMSG_FAULTS_ROLE` set. An argument runs only the cases
 //! whose names contain it.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::patch;
 use shmsg::Error;
 use shmsg::shm::layout::{RingKind, offsets};
 use shmsg::shm::mpmc::{Consumer, Producer};
-use shmsg::shm::region::{PREFIX, SHM_DIR};
 use shmsg::shm::{Geometry, Region};
 
 /// The timeout the calls under test are given.
@@ -58,22 +60,29 @@ fn name(case: &str) -> String {
     format!("faults-{}-{case}", std::process::id())
 }
 
-/// Writes `value` at byte `offset` of the region file `name`, as another
-/// process scribbling on the region would (through its own mapping of the
-/// same pages).
-fn patch(name: &str, offset: usize, value: u64) {
-    let path = std::path::Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
+/// Starts this executable as a child in `role` on region `name` (more
+/// variables in `env`) and waits for the line it prints once it is ready,
+/// which must be `ready_line`.
+fn child(role: &str, name: &str, env: &[(&str, &str)], ready_line: &str) -> std::process::Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("SHMSG_FAULTS_ROLE", role)
+        .env("SHMSG_FAULTS_REGION", name)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-    file.seek(SeekFrom::Start(offset as u64)).unwrap();
-    file.write_all(&value.to_ne_bytes()).unwrap();
-    let mut check = [0u8; 8];
-    file.seek(SeekFrom::Start(offset as u64)).unwrap();
-    file.read_exact(&mut check).unwrap();
-    assert_eq!(u64::from_ne_bytes(check), value);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), ready_line, "the {role} child did not start");
+    child
+}
+
+/// SIGKILLs `child` and reaps it.
+fn kill(mut child: std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// Runs `call`, requires it to return within [`BOUND`], and returns its
@@ -138,19 +147,7 @@ fn mpmc_dead_consumer() {
     for message in [&b"held"[..], b"two", b"three"] {
         producer.send(message).unwrap();
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("SHMSG_FAULTS_ROLE", "hold")
-        .env("SHMSG_FAULTS_REGION", &name)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "holding");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(child("hold", &name, &[], "holding"));
     let mut consumer = Consumer::attach(&region).unwrap();
     let mut buf = Vec::new();
     // "two" is after the dead consumer's record: delivered, and its
@@ -306,23 +303,12 @@ fn mpsc_consumer_killed_mid_release() {
     for round in 0..20u64 {
         // Keep the ring full so the consumer is always zeroing something.
         while producer.try_send(&message).is_ok() {}
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env("SHMSG_FAULTS_ROLE", "consume-forever")
-            .env("SHMSG_FAULTS_REGION", &name)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "attached");
+        let consumer = child("consume-forever", &name, &[], "attached");
         let feeder = Instant::now();
         while feeder.elapsed() < Duration::from_millis(5 + round % 7 * 5) {
             let _ = producer.try_send(&message);
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill(consumer);
         let mut consumer = Consumer::attach(&region).unwrap();
         match consumer.recv_timeout(&mut buf, Duration::from_secs(1)) {
             Ok(len) => {
@@ -372,21 +358,14 @@ fn dead_receiver(kind: &str) {
             Box::new(Producer::attach(&region).unwrap())
         };
         let mut send = |m: &[u8]| producer.send(m);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env("SHMSG_FAULTS_ROLE", "receive-one")
-            .env("SHMSG_FAULTS_REGION", &name)
-            .env("SHMSG_FAULTS_KIND", kind)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        // The child receives this first message, then says it is ready.
         send(b"first").unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "the receiver did not start");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill(child(
+            "receive-one",
+            &name,
+            &[("SHMSG_FAULTS_KIND", kind)],
+            "ready",
+        ));
         let killed = Instant::now();
         // One small message a millisecond: the ring never fills within the
         // bound (3 s: at most 3000 records of 24 bytes).

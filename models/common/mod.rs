@@ -607,6 +607,18 @@ pub fn payload(seq: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Where a property case's positions start: `8 * start` from 0, or, near
+/// the end, `8 * (start + 1)` bytes before the positions wrap past
+/// `u64::MAX`. Written without overflow for every `start` (an earlier
+/// `u64::MAX - 8 * start + 1` overflowed for `start == 0`).
+pub fn initial_position(near_end: bool, start: u64) -> u64 {
+    if near_end {
+        (8 * (start + 1)).wrapping_neg()
+    } else {
+        8 * start
+    }
+}
+
 /// The value of the environment variable `name` as a number, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -167,7 +167,7 @@ use crate::error::{Error, Result, Role};
 use crate::options::Deadline;
 use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, record_size};
 use crate::shm::region::{Region, RoleLock};
-use crate::shm::wait::{self, Slept, Spin, Waiter, Woke};
+use crate::shm::wait::{self, Slept, Spin, Woke};
 use crate::shm::watch::{self, Watched};
 use crate::sync::{Backend, Control, Event, Mapped, Owner, SlotWord, Word};
 
@@ -642,18 +642,7 @@ impl<B: Backend> Producer<B> {
         deadline: Deadline,
         attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        wait::block(
-            self,
-            Event::Space,
-            Role::Consumer,
-            deadline,
-            wait::full,
-            attempt,
-            |_, slept| match slept {
-                Slept::Again => Ok(Woke::Again),
-                Slept::PeerDead => Err(Error::Disconnected),
-            },
-        )
+        wait::block_for_space(self, deadline, attempt)
     }
 
     /// Claims room for a record of `len` payload bytes (module docs, step 1).
@@ -1350,25 +1339,7 @@ impl<B: Backend> Consumer<B> {
     }
 }
 
-impl<B: Backend> Waiter for Producer<B> {
-    type Backend = B;
-    fn backend(&self) -> &B {
-        &self.backend
-    }
-    fn spin_budget(&mut self) -> &mut Spin {
-        &mut self.spin
-    }
-}
-
-impl<B: Backend> Waiter for Consumer<B> {
-    type Backend = B;
-    fn backend(&self) -> &B {
-        &self.backend
-    }
-    fn spin_budget(&mut self) -> &mut Spin {
-        &mut self.spin
-    }
-}
+wait::waiter!(Producer, Consumer);
 
 impl<B: Backend> Drop for Consumer<B> {
     fn drop(&mut self) {

@@ -85,7 +85,7 @@ use crate::error::{Error, Result, Role};
 use crate::options::Deadline;
 use crate::shm::layout::{Geometry, RingKind, WRAP_LEN, record_size};
 use crate::shm::region::{Region, RoleLock};
-use crate::shm::wait::{self, Slept, Spin, Waiter, Woke};
+use crate::shm::wait::{self, Slept, Spin, Woke};
 use crate::shm::watch::{self, Watched};
 use crate::sync::{Backend, Control, Event, Mapped, Owner, Word};
 
@@ -508,19 +508,7 @@ impl<B: Backend> Producer<B> {
         deadline: Deadline,
         attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        wait::block(
-            self,
-            Event::Space,
-            Role::Consumer,
-            deadline,
-            wait::full,
-            attempt,
-            |_, slept| match slept {
-                Slept::Again => Ok(Woke::Again),
-                // Nobody will ever make room.
-                Slept::PeerDead => Err(Error::Disconnected),
-            },
-        )
+        wait::block_for_space(self, deadline, attempt)
     }
 
     /// Finds room for a record of `len` payload bytes.
@@ -820,25 +808,7 @@ impl<B: Backend> Consumer<B> {
     }
 }
 
-impl<B: Backend> Waiter for Producer<B> {
-    type Backend = B;
-    fn backend(&self) -> &B {
-        &self.backend
-    }
-    fn spin_budget(&mut self) -> &mut Spin {
-        &mut self.spin
-    }
-}
-
-impl<B: Backend> Waiter for Consumer<B> {
-    type Backend = B;
-    fn backend(&self) -> &B {
-        &self.backend
-    }
-    fn spin_budget(&mut self) -> &mut Spin {
-        &mut self.spin
-    }
-}
+wait::waiter!(Producer, Consumer);
 
 impl<B: Backend> Drop for Consumer<B> {
     fn drop(&mut self) {

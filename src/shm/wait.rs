@@ -308,6 +308,23 @@ pub(crate) trait Waiter {
     fn spin_budget(&mut self) -> &mut Spin;
 }
 
+/// Implements [`Waiter`] for ring handles generic over `B: Backend` whose
+/// fields `backend` and `spin` are the memory and the spin budget.
+macro_rules! waiter {
+    ($($handle:ident),+) => {$(
+        impl<B: $crate::sync::Backend> $crate::shm::wait::Waiter for $handle<B> {
+            type Backend = B;
+            fn backend(&self) -> &B {
+                &self.backend
+            }
+            fn spin_budget(&mut self) -> &mut $crate::shm::wait::Spin {
+                &mut self.spin
+            }
+        }
+    )+};
+}
+pub(crate) use waiter;
+
 /// What a blocking call does after a sleep: its hook's answer.
 pub(crate) enum Woke {
     /// Attempt again, and wait again if it would still block.
@@ -373,6 +390,29 @@ pub(crate) fn block<W: Waiter, T>(
     };
     wait.finish(handle.spin_budget());
     result
+}
+
+/// A sender's blocking call: [`block`] on [`Event::Space`] until `attempt`
+/// stops reporting [`Error::Full`]; a dead consumer ends the wait with
+/// [`Error::Disconnected`] (nobody will ever make room). The same for every
+/// ring kind.
+pub(crate) fn block_for_space<W: Waiter, T>(
+    handle: &mut W,
+    deadline: Deadline,
+    attempt: impl FnMut(&mut W) -> Result<T>,
+) -> Result<T> {
+    block(
+        handle,
+        Event::Space,
+        Role::Consumer,
+        deadline,
+        full,
+        attempt,
+        |_, slept| match slept {
+            Slept::Again => Ok(Woke::Again),
+            Slept::PeerDead => Err(Error::Disconnected),
+        },
+    )
 }
 
 /// `would_block` for senders: the ring is full.
