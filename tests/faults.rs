@@ -25,7 +25,10 @@
 //!   while the ring has space; the sender used to go on "sending" until the
 //!   ring filled. Now it gets `Disconnected` within a watchdog period or
 //!   two ([`shmsg::shm::watch`]); the case prints the time from the kill
-//!   to the first `Disconnected` (median and max of its rounds).
+//!   to the first `Disconnected` (median and max of its rounds);
+//! * `dead_sender_{spsc,mpsc,mpmc}`: the other direction: a receiver
+//!   blocked on an empty ring whose sender process is SIGKILLed gets
+//!   `Disconnected` (timed the same way).
 //!
 //! The time bounds are far above what the calls take (100 ms plus at most
 //! a 20 ms sleep slice) and far below what the defects took (seconds, or
@@ -395,6 +398,74 @@ fn dead_receiver(kind: &str) {
     );
 }
 
+/// Child role: attach a sender of the ring kind in `SHMSG_FAULTS_KIND`,
+/// send one message, say "ready", and wait to be killed.
+fn send_one() -> Result<(), String> {
+    let name = std::env::var("SHMSG_FAULTS_REGION").map_err(|e| e.to_string())?;
+    let kind = std::env::var("SHMSG_FAULTS_KIND").map_err(|e| e.to_string())?;
+    let region = Arc::new(Region::open(&name).map_err(|e| e.to_string())?);
+    let mut producer: Box<dyn shmsg::Sender> = if kind == "spsc" {
+        Box::new(shmsg::shm::spsc::Producer::attach(&region).map_err(|e| e.to_string())?)
+    } else {
+        Box::new(Producer::attach(&region).map_err(|e| e.to_string())?)
+    };
+    producer.send(b"first").map_err(|e| e.to_string())?;
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    Ok(())
+}
+
+/// A receiver blocked on an empty ring whose only sender process is
+/// SIGKILLed gets `Disconnected`: after its sleep slices find the sender
+/// dead (the wait loop's liveness check).
+fn dead_sender(kind: &str) {
+    let rounds = 5;
+    let mut noticed = Vec::new();
+    for round in 0..rounds {
+        let name = name(&format!("sender-{kind}-{round}"));
+        let geometry = Geometry::new(1 << 16, 100).unwrap();
+        let ring_kind = match kind {
+            "spsc" => RingKind::Spsc,
+            "mpsc" => RingKind::Mpsc,
+            _ => RingKind::Mpmc,
+        };
+        let region = Arc::new(Region::create_kind(&name, geometry, ring_kind).unwrap());
+        let mut consumer: Box<dyn shmsg::Receiver> = if kind == "spsc" {
+            Box::new(shmsg::shm::spsc::Consumer::attach(&region).unwrap())
+        } else {
+            Box::new(Consumer::attach(&region).unwrap())
+        };
+        let sender = child("send-one", &name, &[("SHMSG_FAULTS_KIND", kind)], "ready");
+        let mut buf = Vec::new();
+        assert_eq!(consumer.recv_timeout(&mut buf, BOUND).unwrap(), 5);
+        kill(sender);
+        let killed = Instant::now();
+        let end = consumer.recv_timeout(&mut buf, BOUND);
+        let took = killed.elapsed();
+        assert!(matches!(end, Err(Error::Disconnected)), "{kind}: {end:?}");
+        noticed.push(took);
+    }
+    noticed.sort();
+    eprintln!(
+        "  {kind}: sender SIGKILL to the receiver's Disconnected, median {:?}, max {:?} ({rounds} rounds)",
+        noticed[noticed.len() / 2],
+        noticed[noticed.len() - 1]
+    );
+}
+
+fn dead_sender_spsc() {
+    dead_sender("spsc");
+}
+
+fn dead_sender_mpsc() {
+    dead_sender("mpsc");
+}
+
+fn dead_sender_mpmc() {
+    dead_sender("mpmc");
+}
+
 fn dead_receiver_spsc() {
     dead_receiver("spsc");
 }
@@ -413,6 +484,7 @@ fn main() -> ExitCode {
             "hold" => hold(),
             "receive-one" => receive_one(),
             "consume-forever" => consume_forever(),
+            "send-one" => send_one(),
             other => Err(format!("unknown role {other}")),
         };
         return match result {
@@ -423,7 +495,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cases: [(&str, fn()); 8] = [
+    let cases: [(&str, fn()); 11] = [
         ("mpmc_hostile_head", mpmc_hostile_head),
         ("mpmc_dead_consumer", mpmc_dead_consumer),
         ("mpmc_stalled_consumer", mpmc_stalled_consumer),
@@ -435,6 +507,9 @@ fn main() -> ExitCode {
         ("dead_receiver_spsc", dead_receiver_spsc),
         ("dead_receiver_mpsc", dead_receiver_mpsc),
         ("dead_receiver_mpmc", dead_receiver_mpmc),
+        ("dead_sender_spsc", dead_sender_spsc),
+        ("dead_sender_mpsc", dead_sender_mpsc),
+        ("dead_sender_mpmc", dead_sender_mpmc),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)
