@@ -553,8 +553,34 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
 
     fn peer_alive(&self, role: Role) -> bool {
         // Peers are threads of the model; they detach through their epochs,
-        // unless the model crashes them (`mark`).
-        self.alive(Peer::Role(role))
+        // unless the model crashes them (`mark`). As in production, for a
+        // multi-producer ring: some attached slot of `role` is alive.
+        if !self.alive(Peer::Role(role)) {
+            return false;
+        }
+        if !self.memory.tracks_liveness {
+            return true;
+        }
+        let slots = match role {
+            Role::Producer => MAX_PRODUCERS,
+            Role::Consumer => MAX_CONSUMERS,
+        };
+        let epochs: Vec<u64> = (0..slots)
+            .map(|index| {
+                self.control(Control::Slot {
+                    role,
+                    index,
+                    word: SlotWord::Epoch,
+                })
+                .load(Ordering::Acquire)
+            })
+            .collect();
+        // A single-producer ring uses no slots: the role's word decides.
+        epochs.iter().all(|&e| e == 0)
+            || epochs
+                .iter()
+                .enumerate()
+                .any(|(i, &e)| e % 2 == 1 && self.alive(Peer::Slot(role, i)))
     }
 
     fn slot_alive(&self, role: Role, index: usize) -> bool {
@@ -587,6 +613,7 @@ fault!(NoTailRecovery, no_tail_recovery);
 fault!(DetachLiveConsumer, detach_live_consumer);
 fault!(DetachByStore, detach_by_store);
 fault!(RecoverLiveConsumer, recover_live_consumer);
+fault!(NoReleaseFinish, no_release_finish);
 fault!(RelaxedPoll, relaxed_poll);
 fault!(RelaxedRelease, relaxed_release);
 fault!(FullCheckOffByOne, full_check_off_by_one);

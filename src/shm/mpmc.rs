@@ -362,6 +362,15 @@ unsafe fn zero<B: Backend>(backend: &B, offset: usize, len: usize) {
     }
 }
 
+/// Commits padding `pad` in a dead producer's claim at `word`, unless the
+/// producer committed there after all: between a recoverer's look at the
+/// empty header and this store, the producer may have committed its record
+/// and only then died (`shuttle_faults` found a store overwriting such a
+/// record). A compare-and-swap from empty never overwrites a commit.
+fn pad_if_empty<W: Word>(word: &W, pad: u64) {
+    let _ = word.compare_exchange(0, pad, Release, Relaxed);
+}
+
 /// `Mpsc`: finishes the release a consumer of slot `index` died in the
 /// middle of, for the consumer taking the slot: if the slot's claim is the
 /// head, its record was read and was being zeroed (payload, then header)
@@ -873,6 +882,7 @@ impl<B: Backend> Consumer<B> {
         }
         let epoch = attach_slot(backend, Role::Consumer, index, take_over)?;
         if kind == RingKind::Mpsc
+            && !B::FAULTS.no_release_finish
             && let Err(error) = finish_release(backend, index)
         {
             detach_slot(backend, Role::Consumer, index, epoch);
@@ -1288,6 +1298,11 @@ impl<B: Backend> Consumer<B> {
                 return Ok(false);
             }
             let len = word(SlotWord::ClaimLen).load(Acquire);
+            if len == 0 {
+                // Never claimed anything: it died between taking the slot
+                // and its first claim (a fresh region's words are zero).
+                continue;
+            }
             match owner {
                 Some((_, other)) if other != len => {
                     return Err(Error::corrupt("dead claims disagree on their length", len));
@@ -1319,15 +1334,13 @@ impl<B: Backend> Consumer<B> {
             }
             // The record after the wrap may have been committed before the
             // producer died; then only the padding before it is missing.
-            if self.word_at(start).load(Acquire) == 0 {
-                self.word_at(start).store(encode_pad(start, rest), Release);
-            }
-            self.word_at(at).store(encode_pad(at, to_end), Release);
+            pad_if_empty(self.word_at(start), encode_pad(start, rest));
+            pad_if_empty(self.word_at(at), encode_pad(at, to_end));
         } else {
             if len > LEN_MASK {
                 return Err(Error::corrupt("dead claim length", len));
             }
-            self.word_at(at).store(encode_pad(at, len), Release);
+            pad_if_empty(self.word_at(at), encode_pad(at, len));
         }
         Ok(true)
     }

@@ -197,6 +197,9 @@ pub struct Faults {
     /// recovers the record before it without asking whether its holder is
     /// alive.
     pub recover_live_consumer: bool,
+    /// Multi-producer ring: a consumer that takes over an `Mpsc` slot does
+    /// not finish the release its dead predecessor was in the middle of.
+    pub no_release_finish: bool,
 }
 
 impl Faults {
@@ -218,6 +221,7 @@ impl Faults {
         detach_by_store: false,
         no_tail_recovery: false,
         recover_live_consumer: false,
+        no_release_finish: false,
     };
 }
 
