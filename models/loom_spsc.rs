@@ -204,6 +204,38 @@ fn consumer_detach_and_second_producer() {
     });
 }
 
+/// The producer sends in one thread and its handle is dropped in another
+/// (moved out through `join`). The sending thread's fences (each commit's
+/// wake-up check) are not sequenced before the detach store, so that store
+/// itself must be `Release`: the consumer's last poll after it must see
+/// the message, not `Disconnected` before it.
+#[test]
+fn producer_dropped_by_another_thread() {
+    builder().check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0);
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let mut consumer = Consumer::with_backend(memory).unwrap();
+        let receiver = loom::thread::spawn(move || {
+            let mut received = Vec::new();
+            let mut buf = Vec::new();
+            loop {
+                match consumer.recv(&mut buf) {
+                    Ok(_) => received.push(buf.clone()),
+                    Err(Error::Disconnected) => return received,
+                    Err(other) => panic!("consumer error: {other}"),
+                }
+            }
+        });
+        let sender = loom::thread::spawn(move || {
+            producer.send(&payload(0, 5)).unwrap();
+            producer
+        });
+        drop(sender.join().unwrap());
+        assert_eq!(receiver.join().unwrap(), vec![payload(0, 5)]);
+    });
+}
+
 fn seeded<F: FaultSet>(sizes: &'static [usize]) {
     let message = panic_message(|| {
         stream::<F>(sizes, 0, Api::Copy);

@@ -150,7 +150,12 @@ fn publish_order<B: Backend>() -> std::sync::atomic::Ordering {
 /// holder that the caller knows to be dead) is replaced too.
 fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<u64> {
     let word = backend.control(Control::epoch(role));
-    let mut current = word.load(Acquire);
+    // `Relaxed` (no model tells it from `Acquire`: `ci/mutate-orderings.sh`):
+    // the value is only the compare-and-swap's guess. A successful
+    // compare-and-swap acquires (its `AcqRel`) the store it replaces, the
+    // latest in the word's modification order, so it orders this attach
+    // after the previous holder's detach; on `RoleTaken` nothing is read.
+    let mut current = word.load(Relaxed);
     loop {
         let next = if current % 2 == 1 {
             if !take_over {
@@ -160,7 +165,9 @@ fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<
         } else {
             current.wrapping_add(1)
         };
-        match word.compare_exchange(current, next, AcqRel, Acquire) {
+        // Failure `Relaxed`, as the load above: the value seen is only the
+        // next guess.
+        match word.compare_exchange(current, next, AcqRel, Relaxed) {
             Ok(_) => return Ok(next),
             Err(seen) => current = seen,
         }
@@ -195,7 +202,14 @@ pub fn detach_dead_consumer<B: Backend>(backend: &B) -> bool {
         // Seeded defect: a store, which can undo a takeover since the load.
         word.store(epoch.wrapping_add(1), Release);
     } else if word
-        .compare_exchange(epoch, epoch.wrapping_add(1), AcqRel, Relaxed)
+        // `Relaxed` (no model tells it from `AcqRel`): what matters is its
+        // atomicity, which makes it fail if a new consumer took the role
+        // since the `Acquire` load above (that load orders the liveness
+        // test after it). The watchdog has written nothing for it to
+        // publish, reads nothing of the dead consumer's after it (the
+        // wake-up below is ordered by its own `SeqCst` fence), and an RMW
+        // of any ordering continues the release sequence of the attach.
+        .compare_exchange(epoch, epoch.wrapping_add(1), Relaxed, Relaxed)
         .is_err()
     {
         return false;
@@ -754,7 +768,13 @@ impl<B: Backend> Consumer<B> {
         let mut slot = decode_header(self.word_at(position).load(order), position, self.geometry)?;
         if slot == Slot::Wrap {
             position = position.wrapping_add(self.mask + 1 - (position & self.mask));
-            let word = self.word_at(position).load(order);
+            // `Relaxed` (no model tells it from `Acquire`): the marker
+            // load above acquired the marker, which the producer
+            // stores with `Release` after this record's payload and header
+            // (`Producer::publish`), so both happen-before this load: it
+            // reads this header (or a later value), and the payload copy
+            // is ordered after the writes.
+            let word = self.word_at(position).load(Relaxed);
             slot = decode_header(word, position, self.geometry)?;
             // Only the producer's own wrap is followed; a second one is corrupt.
             if slot == Slot::Wrap {

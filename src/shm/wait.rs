@@ -95,7 +95,7 @@
 //! and in the models (a model futex: a model checker's mutex and condition
 //! variable), through the [`Backend`] seam.
 
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, Role};
@@ -427,21 +427,35 @@ pub(crate) fn empty(error: &Error) -> bool {
 
 /// Announces a sleeper on `event`, then fences: what the caller re-checks
 /// next is ordered after the announcement (see the module docs).
+///
+/// The event word's RMWs (here, in `retract` and in `wake`) are
+/// `Relaxed` (no model tells them from `AcqRel`: `ci/mutate-orderings.sh`).
+/// Nothing is published through the event word: what a woken side needs
+/// it re-checks in the ring words, each with its own `Release`/`Acquire`
+/// pair. No wake-up is lost because of the two `SeqCst` fences alone: if
+/// the notifier's load of the event word (after its fence Y) missed this
+/// announcement (before our fence X), then Y precedes X in the fences'
+/// total order, so the re-check after X sees the notifier's store before
+/// Y (C++20 atomics.order p4, which Rust follows; it holds for `Relaxed`
+/// accesses). The RMWs keep the count and the epoch exact whatever their
+/// ordering, and the kernel orders `FUTEX_WAIT`'s compare against
+/// `FUTEX_WAKE` (futex(2)).
 #[inline]
 fn announce<B: Backend>(backend: &B, event: Event) -> Ticket {
-    let seen = backend.event(event).fetch_add(SLEEPER, AcqRel);
+    let seen = backend.event(event).fetch_add(SLEEPER, Relaxed);
     if !B::FAULTS.no_waiter_fence {
         backend.fence();
     }
     Ticket { epoch: epoch(seen) }
 }
 
-/// Withdraws one announced sleeper from `event`.
+/// Withdraws one announced sleeper from `event` (`Relaxed`: see
+/// `announce`).
 #[inline]
 fn retract<B: Backend>(backend: &B, event: Event) {
     backend
         .event(event)
-        .fetch_add(SLEEPER.wrapping_neg(), AcqRel);
+        .fetch_add(SLEEPER.wrapping_neg(), Relaxed);
 }
 
 /// Whether a sleeper is announced on `event`: the notifier's fence, then one
@@ -457,7 +471,9 @@ pub(crate) fn sleeper_announced<B: Backend>(backend: &B, event: Event) -> bool {
 #[cold]
 #[inline(never)]
 pub(crate) fn wake<B: Backend>(backend: &B, event: Event) {
-    backend.event(event).fetch_add(EPOCH, AcqRel);
+    // `Relaxed`: see `announce`. The bump reads the latest value, so it
+    // follows every announcement the notifier saw.
+    backend.event(event).fetch_add(EPOCH, Relaxed);
     backend.futex_wake(event);
 }
 
