@@ -288,3 +288,42 @@ fn seeded_commit_before_payload_is_caught() {
 fn seeded_no_drain_on_disconnect_is_caught() {
     seeded::<NoDrainOnDisconnect>(&SIZES);
 }
+
+/// A consumer that receives one of two messages and leaves while another
+/// thread keeps trying to attach: the second gets exactly the message the
+/// first did not (no message twice, none lost). Fails if the consumer
+/// reads the head before its attach (the ordering sweep found it so).
+#[test]
+fn consumer_reattached_by_another_thread() {
+    builder().check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0);
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        producer.send(&payload(0, 5)).unwrap();
+        producer.send(&payload(1, 5)).unwrap();
+        drop(producer);
+        let mut first = Consumer::with_backend(memory.clone()).unwrap();
+        let m = memory.clone();
+        let second = loom::thread::spawn(move || {
+            let mut c = loop {
+                match Consumer::with_backend(m.clone()) {
+                    Ok(c) => break c,
+                    Err(Error::RoleTaken(_)) => loom::thread::yield_now(),
+                    Err(other) => panic!("{other}"),
+                }
+            };
+            let mut got = Vec::new();
+            let mut buf = Vec::new();
+            while c.recv(&mut buf).is_ok() {
+                got.push(buf.clone());
+            }
+            got
+        });
+        let mut buf = Vec::new();
+        first.recv(&mut buf).unwrap();
+        assert_eq!(buf, payload(0, 5));
+        drop(first);
+        let got = second.join().unwrap();
+        assert_eq!(got, vec![payload(1, 5)], "the second consumer's messages");
+    });
+}

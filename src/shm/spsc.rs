@@ -649,11 +649,19 @@ impl<B: Backend> Consumer<B> {
 
     fn attach_inner(backend: B, take_over: bool) -> Result<Self> {
         let geometry = backend.geometry();
+        // Own the role first, then read the head: the compare-and-swap
+        // acquires the previous consumer's detach (its `Release` store comes
+        // after its last head store), so this load sees where it stopped. A
+        // head read before the attach could be older, and the messages in
+        // between would be delivered twice (found by the ordering sweep).
+        let epoch = attach_epoch(&backend, Role::Consumer, take_over)?;
         let head = backend.control(Control::Head).load(Acquire);
         if !head.is_multiple_of(8) {
+            backend
+                .control(Control::ConsumerEpoch)
+                .store(epoch.wrapping_add(1), Release);
             return Err(Error::corrupt("head", head));
         }
-        let epoch = attach_epoch(&backend, Role::Consumer, take_over)?;
         let spin = Spin::new(backend.spin_limit());
         Ok(Consumer {
             spin,
