@@ -1203,8 +1203,9 @@ impl<B: Backend> Consumer<B> {
     /// everything before `start`, in the one wait loop on [`Event::Space`]
     /// (which every hand-back notifies), until the call's deadline:
     /// [`Error::Timeout`] then. A consumer before us that stalls delays our
-    /// hand-back, never our call past its deadline; one that died holding
-    /// a record is not recovered (module docs).
+    /// hand-back, never our call past its deadline; after each sleep slice,
+    /// a record held by a consumer that is gone is recovered
+    /// ([`Consumer::recover_abandoned`]).
     fn wait_for_turn(&mut self, start: u64) -> Result<()> {
         if self.turn_arrived(start)? {
             return Ok(());
