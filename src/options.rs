@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 /// use std::time::Duration;
 /// use shmsg::Deadline;
 ///
-/// let soon = Deadline::after(Duration::from_millis(10));
-/// assert!(!soon.passed());
-/// assert!(soon.remaining().unwrap() <= Duration::from_millis(10));
+/// // A minute: far more than a loaded machine can take between two lines.
+/// let later = Deadline::after(Duration::from_secs(60));
+/// assert!(!later.passed());
+/// assert!(later.remaining().unwrap() <= Duration::from_secs(60));
 /// assert!(Deadline::Now.passed());
 /// assert_eq!(Deadline::Never.remaining(), None);
 /// // A timeout too large to represent waits forever.
