@@ -11,6 +11,7 @@
 //! * the region is not what the caller expected, or is damaged:
 //!   [`Error::LayoutMismatch`], [`Error::NotInitialized`], [`Error::Corrupt`],
 //!   [`Error::RoleTaken`];
+//! * the listener does not let this peer in: [`Error::PeerRefused`];
 //! * the peer's byte stream breaks the framing protocol:
 //!   [`Error::TruncatedFrame`], [`Error::Handshake`], and
 //!   [`Error::MessageTooLarge`] for a frame longer than the maximum;
@@ -146,6 +147,11 @@ pub enum Error {
     /// Another live process already holds this side of the ring.
     #[error("the {0} side of this ring is already attached by a live process")]
     RoleTaken(Role),
+    /// A Unix-socket listener refused a peer's credentials (see
+    /// [`crate::peer::Allow`]). A listener's `accept` reports the peer it
+    /// refused and stays usable; a client's `connect` reports itself.
+    #[error("the listener refused {0}: only the users it allows may connect (Options::allow)")]
+    PeerRefused(crate::peer::Credentials),
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {

@@ -205,6 +205,9 @@ impl Decoder {
 
 /// `b"shmsg\0mp"`: the first bytes a shmsg stream peer sends.
 pub const HELLO_MAGIC: [u8; 8] = *b"shmsg\0mp";
+/// `b"shmsg\0no"`: the first bytes of a listener's answer to a peer it
+/// refuses ([`Hello::refusal`]), in place of its hello.
+pub const REFUSED_MAGIC: [u8; 8] = *b"shmsg\0no";
 /// Version of the framing protocol; bump on any change.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Bytes of an encoded [`Hello`].
@@ -237,10 +240,25 @@ impl Hello {
         bytes
     }
 
+    /// What a listener sends instead of its hello to a peer whose
+    /// credentials it refuses: [`Hello::decode`] on the peer's side makes it
+    /// [`Error::PeerRefused`].
+    pub fn refusal() -> [u8; HELLO_LEN] {
+        let mut bytes = [0u8; HELLO_LEN];
+        bytes[..8].copy_from_slice(&REFUSED_MAGIC);
+        bytes[8..12].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        bytes
+    }
+
     /// Reads a peer's hello; [`Error::Handshake`] names the field that is
-    /// not ours (the magic, or the protocol version).
+    /// not ours (the magic, or the protocol version), and a listener's
+    /// [`Hello::refusal`] is [`Error::PeerRefused`] with this process's
+    /// credentials.
     pub fn decode(bytes: &[u8; HELLO_LEN]) -> Result<Hello> {
         let magic: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
+        if magic == REFUSED_MAGIC {
+            return Err(Error::PeerRefused(crate::peer::Credentials::own()));
+        }
         if magic != HELLO_MAGIC {
             return Err(Error::Handshake {
                 field: "magic",
@@ -344,6 +362,10 @@ mod tests {
             })
         ));
         assert_eq!(Hello::send_limit(&Hello::new(77)), 77);
+        assert!(matches!(
+            Hello::decode(&Hello::refusal()),
+            Err(Error::PeerRefused(who)) if who == crate::peer::Credentials::own()
+        ));
         assert!(Decoder::new(MAX_MESSAGE_LIMIT + 1).is_err());
     }
 }

@@ -1,0 +1,149 @@
+//! Who is at the other end of a Unix-socket connection, and who may be.
+//!
+//! Every endpoint that meets its peer over a Unix socket (`unix:`,
+//! `seqpacket:`, `shm:`, `mpsc:`) reads the peer's [`Credentials`] from the
+//! kernel (`SO_PEERCRED`: the pid, user id and group id of the process that
+//! connected, or of the one that called `listen`). A listener checks them
+//! against its [`Allow`] policy before the hello: by default only processes
+//! of the listener's own user id get in, as only they could open a region
+//! file of mode 0600. A refused client's `connect` fails with
+//! [`crate::Error::PeerRefused`], and so does the
+//! listener's `accept` that met it (the listener stays usable).
+//!
+//! TCP carries no credentials: anyone who can reach the port can connect.
+//! Bind TCP listeners to loopback (`tcp:127.0.0.1:PORT`) unless the network
+//! is trusted, and authenticate in the application.
+
+use std::fmt;
+use std::os::fd::AsFd;
+
+use crate::error::{Error, Result};
+
+/// The process at the other end of a Unix-socket connection, as the kernel
+/// recorded it when the connection was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Credentials {
+    /// Its process id (at connect time; the process may have exited since).
+    pub pid: u32,
+    /// Its effective user id.
+    pub uid: u32,
+    /// Its effective group id.
+    pub gid: u32,
+}
+
+impl Credentials {
+    /// The credentials of the peer of the connected Unix socket `socket`.
+    pub fn of_peer(socket: impl AsFd) -> Result<Credentials> {
+        let cred = rustix::net::sockopt::socket_peercred(socket)
+            .map_err(|e| Error::io("cannot read the peer's credentials (SO_PEERCRED)", e))?;
+        Ok(Credentials {
+            pid: cred.pid.as_raw_nonzero().get() as u32,
+            uid: cred.uid.as_raw(),
+            gid: cred.gid.as_raw(),
+        })
+    }
+
+    /// This process's own credentials, as a peer would see them.
+    pub fn own() -> Credentials {
+        Credentials {
+            pid: rustix::process::getpid().as_raw_nonzero().get() as u32,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        }
+    }
+}
+
+impl fmt::Display for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} (uid {}, gid {})", self.pid, self.uid, self.gid)
+    }
+}
+
+/// Which peers a listener accepts on a Unix socket: the `allow` field of
+/// [`Options`](crate::Options).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Allow {
+    /// Only processes whose effective user id is this process's (the
+    /// default).
+    #[default]
+    SameUser,
+    /// Processes of this user, and those whose effective user id is in
+    /// `uids` or whose effective group id is in `gids`.
+    Listed {
+        /// User ids let in besides our own.
+        uids: Vec<u32>,
+        /// Group ids let in.
+        gids: Vec<u32>,
+    },
+    /// Any local process.
+    Anyone,
+}
+
+impl Allow {
+    /// Whether a peer with credentials `peer` may connect.
+    pub fn permits(&self, peer: &Credentials) -> bool {
+        let same_user = peer.uid == rustix::process::geteuid().as_raw();
+        match self {
+            Allow::SameUser => same_user,
+            Allow::Listed { uids, gids } => {
+                same_user || uids.contains(&peer.uid) || gids.contains(&peer.gid)
+            }
+            Allow::Anyone => true,
+        }
+    }
+
+    /// `Ok` with the peer's credentials if they pass, else
+    /// [`Error::PeerRefused`].
+    pub(crate) fn check(&self, socket: impl AsFd) -> Result<Credentials> {
+        let peer = Credentials::of_peer(socket)?;
+        if self.permits(&peer) {
+            Ok(peer)
+        } else {
+            Err(Error::PeerRefused(peer))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies() {
+        let me = Credentials::own();
+        let other = Credentials {
+            pid: 1,
+            uid: me.uid.wrapping_add(1),
+            gid: me.gid.wrapping_add(1),
+        };
+        assert!(Allow::SameUser.permits(&me));
+        assert!(!Allow::SameUser.permits(&other));
+        assert!(Allow::Anyone.permits(&other));
+        let by_uid = Allow::Listed {
+            uids: vec![other.uid],
+            gids: vec![],
+        };
+        let by_gid = Allow::Listed {
+            uids: vec![],
+            gids: vec![other.gid],
+        };
+        let nobody = Allow::Listed {
+            uids: vec![],
+            gids: vec![],
+        };
+        assert!(by_uid.permits(&other) && by_gid.permits(&other));
+        assert!(!nobody.permits(&other) && nobody.permits(&me));
+    }
+
+    #[test]
+    fn a_socket_pair_shows_this_process() {
+        let (a, _b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        assert_eq!(Credentials::of_peer(&a).unwrap(), Credentials::own());
+    }
+}
