@@ -157,6 +157,10 @@ pub struct Channel {
     pub tx: Box<dyn Sender + Send>,
     /// Receives from the peer.
     pub rx: Box<dyn Receiver + Send>,
+    peer: Option<crate::peer::Credentials>,
+    /// A shared-memory channel's connection to its peer, kept open for the
+    /// channel's life: the peer's socket closes when its process dies.
+    link: Option<std::os::fd::OwnedFd>,
 }
 
 impl Channel {
@@ -165,7 +169,27 @@ impl Channel {
         Channel {
             tx: Box::new(tx),
             rx: Box::new(rx),
+            peer: None,
+            link: None,
         }
+    }
+
+    /// The process at the other end, for channels over a Unix socket
+    /// (`unix:`, `seqpacket:`, `shm:`, `mpsc:`): as the kernel recorded it
+    /// at connect time (see [`crate::peer`]). `None` for TCP, pipes and
+    /// channels made with [`Channel::new`].
+    pub fn peer(&self) -> Option<crate::peer::Credentials> {
+        self.peer
+    }
+
+    pub(crate) fn with_peer(mut self, peer: Option<crate::peer::Credentials>) -> Channel {
+        self.peer = peer;
+        self
+    }
+
+    pub(crate) fn with_link(mut self, link: std::os::fd::OwnedFd) -> Channel {
+        self.link = Some(link);
+        self
     }
 
     /// The two halves, to move to different threads.
@@ -179,6 +203,7 @@ impl std::fmt::Debug for Channel {
         f.debug_struct("Channel")
             .field("send_max", &self.tx.max_message())
             .field("recv_max", &self.rx.max_message())
+            .field("peer", &self.peer)
             .finish()
     }
 }

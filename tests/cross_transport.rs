@@ -41,6 +41,7 @@ fn options() -> Options {
         max_message: Some(4096),
         capacity: Some(1 << 20),
         timeout: Duration::from_secs(20),
+        ..Options::default()
     }
 }
 

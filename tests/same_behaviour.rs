@@ -71,6 +71,7 @@ fn options() -> Options {
         max_message: Some(MAX),
         capacity: Some(64 << 10),
         timeout: LONG,
+        ..Options::default()
     }
 }
 
@@ -442,6 +443,7 @@ fn impossible_shared_memory_options_are_typed_errors() {
             max_message: Some(max_message),
             capacity: None,
             timeout: SHORT,
+            ..Options::default()
         };
         for scheme in ["shm", "mpsc"] {
             let endpoint = format!("{scheme}:{}", unique("huge-"));

@@ -365,9 +365,32 @@ impl SeqpacketChannel {
     /// As [`Self::handshake`], waiting for the peer's hello until `deadline`.
     fn handshake_until(fd: OwnedFd, max_message: usize, deadline: Deadline) -> Result<Self> {
         let (mut channel, limit) = Self::prepare(fd, max_message)?;
-        channel.send_hello(deadline)?;
+        if let Err(e) = channel.send_hello(deadline) {
+            // A listener that refused us may have closed already: its
+            // refusal is still waiting to be read.
+            return Err(match channel.recv_hello(limit, Deadline::Now) {
+                Err(refused @ Error::PeerRefused(_)) => refused,
+                _ => e,
+            });
+        }
         channel.recv_hello(limit, deadline)?;
         Ok(channel)
+    }
+
+    /// The listener's side of a handshake on `fd`, whose peer hello is
+    /// waiting (the socket polled readable): reads it, then sends ours.
+    /// [`Error::Timeout`] if nothing is waiting after all.
+    pub(crate) fn accepted(fd: OwnedFd, max_message: usize) -> Result<Self> {
+        let (mut channel, limit) = Self::prepare(fd, max_message)?;
+        channel.recv_hello(limit, Deadline::Now)?;
+        channel.send_hello(Deadline::Now)?;
+        Ok(channel)
+    }
+
+    /// Tells the peer on `fd` that the listener refuses it, in place of a
+    /// hello (best effort: the peer may be gone).
+    pub(crate) fn refuse(fd: BorrowedFd<'_>) {
+        let _ = send_datagram(fd, &Hello::refusal(), KIND_HELLO, HELLO_LEN, Deadline::Now);
     }
 
     /// Two connected channels (a `socketpair`), each accepting messages of

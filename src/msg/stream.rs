@@ -379,6 +379,28 @@ impl<L: Link> StreamSender<L> {
     }
 }
 
+impl StreamSender {
+    /// Writes our hello as the stream's first bytes (no frame header).
+    fn send_hello(&mut self, max_message: usize, deadline: Deadline) -> Result<()> {
+        let hello = Hello::new(max_message).encode();
+        let mut sent = 0;
+        while sent < HELLO_LEN {
+            match self.link.write_nonblocking(&[IoSlice::new(&hello[sent..])]) {
+                Ok(0) => return Err(Error::Disconnected),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.wait_writable(deadline)? {
+                        return Err(Error::Timeout);
+                    }
+                }
+                Err(e) => return Err(stream_error("cannot send the hello", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<L: Link> Drop for StreamSender<L> {
     fn drop(&mut self) {
         if self.pending_sent < self.pending.len() {
@@ -643,23 +665,34 @@ impl StreamChannel {
         let deadline = Deadline::after(timeout);
         let mut rx = StreamReceiver::new(read.into(), max_message)?;
         let mut tx = StreamSender::new(FdLink::new(write.into())?, usize::MAX, timeout);
-        // The hello goes out as the first bytes, without a frame header.
-        let hello = Hello::new(max_message).encode();
-        let mut sent = 0;
-        while sent < HELLO_LEN {
-            match tx.link.write_nonblocking(&[IoSlice::new(&hello[sent..])]) {
-                Ok(0) => return Err(Error::Disconnected),
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !tx.wait_writable(deadline)? {
-                        return Err(Error::Timeout);
-                    }
-                }
-                Err(e) => return Err(stream_error("cannot send the hello", e)),
-            }
+        if let Err(e) = tx.send_hello(max_message, deadline) {
+            // A listener that refused us may have closed already: its
+            // refusal is still waiting to be read.
+            return Err(match rx.read_hello(Deadline::Now) {
+                Err(refused @ Error::PeerRefused(_)) => refused,
+                _ => e,
+            });
         }
         let peer = rx.read_hello(deadline)?;
+        tx.send_limit = Hello::send_limit(&peer);
+        Ok(StreamChannel { tx, rx })
+    }
+
+    /// The listener's side of a handshake whose peer hello (`peer`) has
+    /// already been read from `socket`: sends ours and returns the channel.
+    pub(crate) fn accepted(
+        socket: OwnedFd,
+        peer: &[u8; HELLO_LEN],
+        max_message: usize,
+        timeout: Duration,
+    ) -> Result<StreamChannel> {
+        let peer = Hello::decode(peer)?;
+        let read = socket
+            .try_clone()
+            .map_err(|e| Error::io("cannot duplicate the socket", e))?;
+        let rx = StreamReceiver::new(read, max_message)?;
+        let mut tx = StreamSender::new(FdLink::new(socket)?, usize::MAX, timeout);
+        tx.send_hello(max_message, Deadline::after(timeout))?;
         tx.send_limit = Hello::send_limit(&peer);
         Ok(StreamChannel { tx, rx })
     }

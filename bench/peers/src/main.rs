@@ -585,6 +585,7 @@ fn shm_options(job: &Job) -> Options {
         max_message: Some(Geometry::max_message_for(capacity).min(LARGE)),
         capacity: Some(capacity),
         timeout: TIMEOUT,
+        ..Options::default()
     }
 }
 
@@ -593,6 +594,7 @@ fn message_options() -> Options {
         max_message: Some(MAX_MESSAGE),
         capacity: None,
         timeout: TIMEOUT,
+        ..Options::default()
     }
 }
 

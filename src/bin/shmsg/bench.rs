@@ -198,6 +198,7 @@ fn open(args: &BenchArgs) -> Result<Channel, Failure> {
         max_message: Some(args.size.max(8)),
         capacity: None,
         timeout: Duration::from_secs(30),
+        ..Options::default()
     };
     if args.listen {
         let mut listener = shmsg::listen_with(&args.endpoint, &options)?;

@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shmsg::channel::{Receiver, Sender};
-use shmsg::endpoint::REPLY_SUFFIX;
 use shmsg::shm::Region;
 use shmsg::shm::layout::offsets;
 use shmsg::shm::region::{PREFIX, RegionInfo, SHM_DIR};
@@ -52,8 +51,9 @@ pub struct SendArgs {
 /// `shmsg recv` flags.
 #[derive(clap::Args, Debug)]
 pub struct RecvArgs {
-    /// Where to listen: shm:NAME (creates the regions), unix:PATH,
-    /// unix:@NAME, seqpacket:PATH, tcp:HOST:PORT (port 0: any free port) or
+    /// Where to listen: shm:NAME, mpsc:NAME (any number of senders at
+    /// once; runs until --count or a signal), unix:PATH, unix:@NAME,
+    /// seqpacket:PATH, tcp:HOST:PORT (port 0: any free port) or
     /// pipe:RFD,WFD. The actual endpoint is printed on stderr.
     pub endpoint: String,
     /// Write frames of a 4-byte little-endian length and the message instead
@@ -70,12 +70,40 @@ pub struct RecvArgs {
     /// How long to wait for a sender (default: forever), e.g. 30s.
     #[arg(long, value_parser = super::compare::parse_duration)]
     pub timeout: Option<Duration>,
+    /// On a Unix-socket endpoint (shm:, mpsc:, unix:, seqpacket:), also let
+    /// in processes of this user id (repeatable); by default only this
+    /// user's processes may connect.
+    #[arg(long, value_name = "UID")]
+    pub allow_uid: Vec<u32>,
+    /// Also let in processes of this group id (repeatable).
+    #[arg(long, value_name = "GID")]
+    pub allow_gid: Vec<u32>,
+    /// Let in any local process.
+    #[arg(long, conflicts_with_all = ["allow_uid", "allow_gid"])]
+    pub allow_anyone: bool,
+}
+
+impl RecvArgs {
+    fn allow(&self) -> shmsg::Allow {
+        if self.allow_anyone {
+            shmsg::Allow::Anyone
+        } else if self.allow_uid.is_empty() && self.allow_gid.is_empty() {
+            shmsg::Allow::SameUser
+        } else {
+            shmsg::Allow::Listed {
+                uids: self.allow_uid.clone(),
+                gids: self.allow_gid.clone(),
+            }
+        }
+    }
 }
 
 /// `shmsg inspect` flags.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
-    /// The shared-memory endpoint, shm:NAME (or the region's NAME).
+    /// The NAME of a named region (a file /dev/shm/shmsg.NAME made with the
+    /// Region API). shm: and mpsc: endpoints keep their rings in anonymous
+    /// memory: there is nothing to inspect by name.
     pub endpoint: String,
     /// Look in this directory instead of /dev/shm.
     #[arg(long, hide = true)]
@@ -256,16 +284,14 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     refuse_stdio_pipe("recv", &args.endpoint)?;
     let options = Options {
         max_message: args.max_message,
+        allow: args.allow(),
         ..Options::default()
     };
     let mut listener = shmsg::listen_with(&args.endpoint, &options)
         .map_err(|e| hint(e, "recv", &args.endpoint))?;
     eprintln!("shmsg recv: listening on {}", listener.endpoint());
-    let accepted = match args.timeout {
-        Some(timeout) => listener.accept_timeout(timeout),
-        None => listener.accept(),
-    };
-    let mut channel = accepted.map_err(|e| match e {
+    let deadline = args.timeout.map(shmsg::Deadline::after);
+    let mut channel = accept(&mut listener, deadline).map_err(|e| match e {
         Error::Timeout => Failure::Hint {
             error: Error::Timeout,
             hint: format!(
@@ -275,6 +301,9 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
         },
         other => hint(other, "recv", &args.endpoint),
     })?;
+    // An mpsc: endpoint takes senders as they come: when all are gone, wait
+    // for the next.
+    let many_senders = matches!(Endpoint::parse(&args.endpoint), Ok(Endpoint::Mpsc(_)));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut message = Vec::new();
@@ -282,6 +311,10 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     while args.count.is_none_or(|count| received < count) {
         match channel.recv(&mut message) {
             Ok(_) => received += 1,
+            Err(Error::Disconnected) if many_senders => {
+                channel = accept(&mut listener, None)?;
+                continue;
+            }
             Err(Error::Disconnected) => break,
             Err(e) => return Err(e.into()),
         }
@@ -308,13 +341,41 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A region's name from `shm:NAME` or `NAME`.
+/// The next sender, logging (on stderr) and skipping those the listener
+/// refused.
+fn accept(
+    listener: &mut shmsg::Listener,
+    deadline: Option<shmsg::Deadline>,
+) -> Result<shmsg::Channel, Error> {
+    loop {
+        let accepted = match deadline {
+            Some(deadline) => match deadline.remaining() {
+                Some(left) if !left.is_zero() => listener.accept_timeout(left),
+                _ => return Err(Error::Timeout),
+            },
+            None => listener.accept(),
+        };
+        match accepted {
+            Ok(channel) => return Ok(channel),
+            Err(Error::PeerRefused(who)) => eprintln!(
+                "shmsg recv: refused {who}: not an allowed user (see --allow-uid, --allow-gid)"
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A region's name from `NAME`.
 fn region_name(endpoint: &str) -> Result<String, Failure> {
     match Endpoint::parse(endpoint) {
-        Ok(Endpoint::Shm(name)) => Ok(name),
+        Ok(Endpoint::Shm(_) | Endpoint::Mpsc(_)) => Err(Failure::Usage(format!(
+            "{endpoint} keeps its rings in anonymous memory handed to each client over a \
+             socket, not in a named region; `shmsg inspect NAME` shows a region made with \
+             the Region API (a file {SHM_DIR}/{PREFIX}NAME)"
+        ))),
         Ok(_) => Err(Failure::Usage(format!(
-            "{endpoint:?} is not a shared-memory endpoint; `shmsg inspect` shows regions: \
-             give shm:NAME"
+            "{endpoint:?} is not a region; `shmsg inspect NAME` shows the named region \
+             {SHM_DIR}/{PREFIX}NAME"
         ))),
         Err(_) if !endpoint.contains(':') => {
             let name = endpoint.strip_prefix(PREFIX).unwrap_or(endpoint);
@@ -445,17 +506,12 @@ fn describe(dir: &Path, info: &RegionInfo, out: &mut String) {
     );
 }
 
-/// `shmsg inspect shm:NAME`: the endpoint's two regions (requests `NAME`,
-/// replies `NAME.reply`), or a single region by name.
+/// `shmsg inspect NAME`: the named region `NAME`.
 pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let name = region_name(&args.endpoint)?;
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(SHM_DIR));
     let infos = Region::list_in(&dir)?;
-    let reply = format!("{name}{REPLY_SUFFIX}");
-    let found: Vec<&RegionInfo> = infos
-        .iter()
-        .filter(|i| i.name == name || i.name == reply)
-        .collect();
+    let found: Vec<&RegionInfo> = infos.iter().filter(|i| i.name == name).collect();
     if found.is_empty() {
         return Err(Failure::Hint {
             error: Error::Io {
@@ -470,12 +526,6 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
     }
     let mut out = String::new();
     for info in found {
-        let role = if info.name == name {
-            "requests: sender -> receiver"
-        } else {
-            "replies: receiver -> sender"
-        };
-        out.push_str(&format!("[{role}] "));
         describe(&dir, info, &mut out);
     }
     print!("{out}");
@@ -582,7 +632,8 @@ mod tests {
 
     #[test]
     fn names_and_sides() {
-        assert_eq!(region_name("shm:abc").ok(), Some("abc".into()));
+        assert!(region_name("shm:abc").is_err());
+        assert_eq!(region_name("abc").ok(), Some("abc".into()));
         assert_eq!(region_name("abc").ok(), Some("abc".into()));
         assert_eq!(region_name("shmsg.abc").ok(), Some("abc".into()));
         assert!(region_name("unix:/tmp/x").is_err());

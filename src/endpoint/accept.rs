@@ -1,0 +1,561 @@
+//! Accepting peers without letting any one of them stall the listener.
+//!
+//! A listener keeps every connection whose hello has not arrived yet in a
+//! pending set, and waits for all of them and for new connections in one
+//! `poll`. Reading a hello never blocks: a stream hello is collected as its
+//! bytes arrive, a seqpacket or rendezvous hello is one datagram. Whichever
+//! connection completes first is returned; a connection whose hello has not
+//! completed within the options' timeout is dropped, as is one that sends
+//! something that is not a hello. So a silent or slow client costs the
+//! listener one descriptor and a few bytes until its hello deadline, and
+//! `accept_timeout` returns by its own deadline whatever the clients do.
+//!
+//! Unix-socket peers are checked against the [`Allow`] policy before
+//! anything else is read from them (see [`crate::peer`]).
+
+use std::net::TcpListener;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, TryLockError, Weak};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags, SocketFlags};
+
+use super::shm::{self as rendezvous, ACK_ATTACHED, Kind, Msg, answer};
+use super::{Options, ring_geometry};
+use crate::channel::{Channel, Receiver};
+use crate::error::{Error, Result};
+use crate::msg::frame::{HELLO_LEN, Hello};
+use crate::msg::seqpacket::SeqpacketChannel;
+use crate::msg::stream::StreamChannel;
+use crate::msg::unix::UnixListener;
+use crate::options::Deadline;
+use crate::peer::{Allow, Credentials};
+use crate::shm::layout::Geometry;
+use crate::shm::spsc::{Consumer, Producer};
+use crate::shm::{Region, mpmc};
+
+/// Connections whose hello is still awaited, at most; a new one beyond
+/// this drops the oldest (the closest to its own deadline).
+pub(super) const MAX_PENDING: usize = 256;
+/// Connections taken from the kernel's queue per round, so that pending
+/// hellos are served between bursts.
+const ACCEPTS_PER_ROUND: usize = 64;
+
+/// The socket a listener accepts on.
+pub(super) enum Socket {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+impl Socket {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Socket::Unix(listener) => listener.as_fd(),
+            Socket::Tcp(listener) => listener.as_fd(),
+        }
+    }
+
+    /// The next connection in the kernel's queue, if any (never waits).
+    fn try_accept(&self) -> Result<Option<OwnedFd>> {
+        match self {
+            Socket::Unix(listener) => match listener.accept_until(Deadline::Now) {
+                Ok(fd) => Ok(Some(fd)),
+                Err(Error::Timeout) => Ok(None),
+                Err(e) => Err(e),
+            },
+            Socket::Tcp(listener) => loop {
+                match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+                    Ok(fd) => {
+                        rustix::net::sockopt::set_tcp_nodelay(&fd, true)
+                            .map_err(|e| Error::io("cannot set TCP_NODELAY", e))?;
+                        return Ok(Some(fd));
+                    }
+                    Err(Errno::INTR | Errno::CONNABORTED) => {}
+                    Err(Errno::AGAIN) => return Ok(None),
+                    Err(e) => return Err(Error::io("cannot accept a TCP connection", e)),
+                }
+            },
+        }
+    }
+}
+
+/// What a listener speaks once a peer is connected.
+pub(super) enum Protocol {
+    /// Frames over a byte stream (`unix:`, `tcp:`).
+    Stream,
+    /// `seqpacket:`.
+    Seqpacket,
+    /// The shared-memory rendezvous (`shm:`, `mpsc:`).
+    Rings(Rings),
+}
+
+/// How a shared-memory listener makes the rings of a connection.
+pub(super) struct Rings {
+    kind: Kind,
+    /// The geometry of the request rings (and of reply rings whose client
+    /// asks for no particular size).
+    geometry: Geometry,
+    /// `mpsc:`: the one request ring every client gets.
+    shared: Option<Shared>,
+}
+
+/// The ring of an `mpsc:` listener and its consumer, which lives as long as
+/// a channel the listener returned (or one waiting to be accepted) does:
+/// when the application has dropped them all, producers see
+/// [`Error::Disconnected`], as a socket's clients would; the next client
+/// makes the listener attach a consumer again.
+struct Shared {
+    region: Arc<Region>,
+    consumer: Mutex<Weak<Mutex<mpmc::Consumer>>>,
+}
+
+impl Rings {
+    /// `shm:`: fresh rings for every connection.
+    pub(super) fn per_connection(options: &Options) -> Result<Rings> {
+        Ok(Rings {
+            kind: Kind::Shm,
+            geometry: options.geometry()?,
+            shared: None,
+        })
+    }
+
+    /// `mpsc:`: one multi-producer ring, made now.
+    pub(super) fn shared(options: &Options) -> Result<Rings> {
+        let geometry = options.geometry()?;
+        let region = Arc::new(Region::anonymous_kind(
+            geometry,
+            crate::shm::layout::RingKind::Mpsc,
+        )?);
+        Ok(Rings {
+            kind: Kind::Mpsc,
+            geometry,
+            shared: Some(Shared {
+                region,
+                consumer: Mutex::new(Weak::new()),
+            }),
+        })
+    }
+
+    /// Makes the rings for a client that asked for replies of up to
+    /// `wanted` bytes (0: the listener's size), attaches this side, and
+    /// returns the two regions to send and this side's channel.
+    fn make(&self, wanted: u64) -> Result<(Arc<Region>, Arc<Region>, Channel)> {
+        let reply_geometry = match wanted {
+            0 => self.geometry,
+            wanted => {
+                let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
+                ring_geometry(Some(wanted.min(super::DEFAULT_MAX_MESSAGE)), None)?
+            }
+        };
+        let replies = Arc::new(Region::anonymous(reply_geometry)?);
+        let tx = Producer::attach(&replies)?;
+        match &self.shared {
+            None => {
+                let requests = Arc::new(Region::anonymous(self.geometry)?);
+                let rx = Consumer::attach(&requests)?;
+                Ok((requests, replies, Channel::new(tx, rx)))
+            }
+            Some(shared) => {
+                let mut weak = shared.consumer.lock().unwrap_or_else(|e| e.into_inner());
+                let consumer = match weak.upgrade() {
+                    Some(consumer) => consumer,
+                    None => {
+                        let consumer = mpmc::Consumer::attach(&shared.region)?;
+                        let consumer = Arc::new(Mutex::new(consumer));
+                        *weak = Arc::downgrade(&consumer);
+                        consumer
+                    }
+                };
+                let rx = SharedConsumer::new(consumer, shared.region.geometry().max_message());
+                Ok((shared.region.clone(), replies, Channel::new(tx, rx)))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Rings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rings")
+            .field("kind", &self.kind)
+            .field("geometry", &self.geometry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection whose handshake has not completed.
+struct Pending {
+    fd: OwnedFd,
+    peer: Option<Credentials>,
+    expires: Instant,
+    state: State,
+}
+
+enum State {
+    /// A stream hello, `got` of its bytes in so far.
+    StreamHello { got: usize, bytes: [u8; HELLO_LEN] },
+    /// A seqpacket hello or a rendezvous hello: one datagram.
+    Datagram,
+    /// The rings went out; the client's acknowledgement that it attached
+    /// them is awaited, then this channel is returned.
+    Attaching(Box<Channel>),
+}
+
+/// What reading from a pending connection came to.
+enum Step {
+    /// Its handshake goes on.
+    Wait,
+    /// It failed, or broke the protocol: close it.
+    Drop,
+    /// Its handshake is complete: make the channel.
+    Finish,
+}
+
+/// A listening socket and its pending handshakes: see the [module
+/// documentation](self).
+pub(super) struct Handshakes {
+    socket: Socket,
+    protocol: Protocol,
+    max_message: usize,
+    timeout: Duration,
+    allow: Allow,
+    pending: Vec<Pending>,
+    /// Readable (or hung up) when the owner wants [`Handshakes::next`] to
+    /// stop waiting: it then returns [`Error::Disconnected`].
+    stop: Option<OwnedFd>,
+}
+
+impl Handshakes {
+    pub(super) fn new(socket: Socket, protocol: Protocol, options: &Options) -> Handshakes {
+        Handshakes {
+            socket,
+            protocol,
+            max_message: options.message_passing_max(),
+            timeout: options.timeout,
+            allow: options.allow.clone(),
+            pending: Vec::new(),
+            stop: None,
+        }
+    }
+
+    pub(super) fn set_stop(&mut self, stop: OwnedFd) {
+        self.stop = Some(stop);
+    }
+
+    pub(super) fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The next peer whose handshake completes, waiting until `deadline`.
+    /// [`Error::PeerRefused`] for a peer the policy refuses (call again for
+    /// the next); [`Error::Timeout`] if none completes in time.
+    pub(super) fn next(&mut self, deadline: Deadline) -> Result<Channel> {
+        let mut fresh = false;
+        loop {
+            let now = Instant::now();
+            self.pending.retain(|p| p.expires > now);
+            let mut wait = deadline.remaining();
+            if fresh {
+                wait = Some(Duration::ZERO);
+            }
+            if let Some(first) = self.pending.iter().map(|p| p.expires).min() {
+                let left = first.saturating_duration_since(now);
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
+            let (listener_ready, stop_ready, ready) = self.poll(wait)?;
+            if stop_ready {
+                return Err(Error::Disconnected);
+            }
+            // Descending, so that `swap_remove` only moves entries already seen.
+            for i in ready.into_iter().rev() {
+                match self.advance(i) {
+                    Step::Wait => {}
+                    Step::Drop => {
+                        self.pending.swap_remove(i);
+                    }
+                    Step::Finish => {
+                        let pending = self.pending.swap_remove(i);
+                        // A peer that fails here is dropped like any other.
+                        if let Ok(channel) = self.finish(pending) {
+                            return Ok(channel);
+                        }
+                    }
+                }
+            }
+            fresh = listener_ready && self.accept_new()?;
+            if deadline.passed() && !fresh {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// Polls the listener, the stop descriptor and every pending connection
+    /// for at most `wait`; returns which are ready.
+    fn poll(&self, wait: Option<Duration>) -> Result<(bool, bool, Vec<usize>)> {
+        let timespec = wait.map(|t| Timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(t.subsec_nanos()),
+        });
+        let mut fds = Vec::with_capacity(2 + self.pending.len());
+        fds.push(PollFd::from_borrowed_fd(self.socket.fd(), PollFlags::IN));
+        if let Some(stop) = &self.stop {
+            fds.push(PollFd::from_borrowed_fd(stop.as_fd(), PollFlags::IN));
+        }
+        let first_pending = fds.len();
+        for pending in &self.pending {
+            fds.push(PollFd::from_borrowed_fd(pending.fd.as_fd(), PollFlags::IN));
+        }
+        loop {
+            match rustix::event::poll(&mut fds, timespec.as_ref()) {
+                Ok(_) => break,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(Error::io("cannot poll the listener", e)),
+            }
+        }
+        let listener_ready = !fds[0].revents().is_empty();
+        let stop_ready = self.stop.is_some() && !fds[1].revents().is_empty();
+        let ready = fds[first_pending..]
+            .iter()
+            .enumerate()
+            .filter(|(_, fd)| !fd.revents().is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        Ok((listener_ready, stop_ready, ready))
+    }
+
+    /// Takes the connections waiting in the kernel's queue into the pending
+    /// set; returns whether there were any. A peer the policy refuses is
+    /// told so and reported as [`Error::PeerRefused`].
+    fn accept_new(&mut self) -> Result<bool> {
+        let mut any = false;
+        for _ in 0..ACCEPTS_PER_ROUND {
+            let Some(fd) = self.socket.try_accept()? else {
+                break;
+            };
+            let peer = match &self.socket {
+                Socket::Tcp(_) => None,
+                Socket::Unix(_) => match self.allow.check(&fd) {
+                    Ok(peer) => Some(peer),
+                    Err(Error::PeerRefused(peer)) => {
+                        self.refuse(fd.as_fd());
+                        return Err(Error::PeerRefused(peer));
+                    }
+                    // No credentials to check: not a peer to let in.
+                    Err(_) => continue,
+                },
+            };
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.remove(0);
+            }
+            let state = match self.protocol {
+                Protocol::Stream => State::StreamHello {
+                    got: 0,
+                    bytes: [0; HELLO_LEN],
+                },
+                Protocol::Seqpacket | Protocol::Rings(_) => State::Datagram,
+            };
+            self.pending.push(Pending {
+                fd,
+                peer,
+                expires: Instant::now() + self.timeout,
+                state,
+            });
+            any = true;
+        }
+        Ok(any)
+    }
+
+    /// Answers a refused peer in its protocol, in place of a hello.
+    fn refuse(&self, fd: BorrowedFd<'_>) {
+        match self.protocol {
+            Protocol::Stream => {
+                let _ = rustix::net::send(
+                    fd,
+                    &Hello::refusal(),
+                    SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+                );
+            }
+            Protocol::Seqpacket => SeqpacketChannel::refuse(fd),
+            Protocol::Rings(_) => rendezvous::refuse(fd),
+        }
+    }
+
+    /// Reads what pending connection `i` has sent, without waiting.
+    fn advance(&mut self, i: usize) -> Step {
+        let pending = &mut self.pending[i];
+        match &mut pending.state {
+            State::StreamHello { got, bytes } => {
+                match rustix::net::recv(&pending.fd, &mut bytes[*got..], RecvFlags::DONTWAIT) {
+                    Ok((0, _)) => Step::Drop,
+                    Ok((n, _)) => {
+                        *got += n;
+                        if *got == HELLO_LEN {
+                            Step::Finish
+                        } else {
+                            Step::Wait
+                        }
+                    }
+                    Err(Errno::AGAIN | Errno::INTR) => Step::Wait,
+                    Err(_) => Step::Drop,
+                }
+            }
+            // The socket is readable: the hello datagram is there (or the
+            // end of the stream, which the channel's handshake reports).
+            State::Datagram if matches!(self.protocol, Protocol::Seqpacket) => Step::Finish,
+            State::Datagram => match &self.protocol {
+                Protocol::Rings(rings) => match offer_rings(pending.fd.as_fd(), rings) {
+                    Ok(Some(channel)) => {
+                        pending.state = State::Attaching(Box::new(channel));
+                        Step::Wait
+                    }
+                    Ok(None) => Step::Wait,
+                    Err(_) => Step::Drop,
+                },
+                Protocol::Stream | Protocol::Seqpacket => Step::Drop,
+            },
+            State::Attaching(_) => match rendezvous::recv(pending.fd.as_fd(), 0, Deadline::Now) {
+                Ok(received) if received.msg.code == ACK_ATTACHED => Step::Finish,
+                Err(Error::Empty) => Step::Wait,
+                _ => Step::Drop,
+            },
+        }
+    }
+
+    /// The channel of a connection whose handshake is complete.
+    fn finish(&self, pending: Pending) -> Result<Channel> {
+        let channel =
+            match pending.state {
+                State::StreamHello { bytes, .. } => super::stream_channel(
+                    StreamChannel::accepted(pending.fd, &bytes, self.max_message, self.timeout)?,
+                )?,
+                State::Datagram => super::seqpacket_channel(SeqpacketChannel::accepted(
+                    pending.fd,
+                    self.max_message,
+                )?)?,
+                State::Attaching(channel) => channel.with_link(pending.fd),
+            };
+        Ok(channel.with_peer(pending.peer))
+    }
+}
+
+/// Reads a rendezvous hello from `fd` and answers it: with the rings
+/// (returning this side's channel), or with why not (an error, after which
+/// the connection is dropped). `None` if no datagram was there after all.
+fn offer_rings(fd: BorrowedFd<'_>, rings: &Rings) -> Result<Option<Channel>> {
+    let hello = match rendezvous::recv(fd, 0, Deadline::Now) {
+        Ok(received) => received.msg,
+        Err(Error::Empty) => return Ok(None),
+        Err(e @ Error::Handshake { field, found, .. }) => {
+            // Tell a client of another version which one we speak.
+            if field == "rendezvous version" && found != u64::from(rendezvous::VERSION) {
+                let ours = Msg {
+                    code: answer::VERSION,
+                    value: u64::from(rendezvous::VERSION),
+                };
+                let _ = rendezvous::send(fd, ours, &[]);
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    if hello.code != rings.kind as u32 {
+        let ours = Msg {
+            code: answer::KIND,
+            value: rings.kind as u64,
+        };
+        let _ = rendezvous::send(fd, ours, &[]);
+        return Err(Error::Handshake {
+            field: "endpoint kind",
+            expected: rings.kind as u64,
+            found: u64::from(hello.code),
+        });
+    }
+    let (requests, replies, channel) = match rings.make(hello.value) {
+        Ok(made) => made,
+        Err(e) => {
+            let _ = rendezvous::send(
+                fd,
+                Msg {
+                    code: answer::NO_RINGS,
+                    value: 0,
+                },
+                &[],
+            );
+            return Err(e);
+        }
+    };
+    let ok = Msg {
+        code: answer::OK,
+        value: 0,
+    };
+    rendezvous::send(fd, ok, &[requests.as_fd(), replies.as_fd()])?;
+    Ok(Some(channel))
+}
+
+/// The consumer of an `mpsc:` listener's ring, shared by every channel the
+/// listener returns: a receive on any of them takes the next message from
+/// any producer. Receives from several threads at once take turns; a timed
+/// one still returns by its deadline.
+#[derive(Clone)]
+pub(super) struct SharedConsumer {
+    consumer: Arc<Mutex<mpmc::Consumer>>,
+    max_message: usize,
+}
+
+impl SharedConsumer {
+    /// `max_message` is the ring's: the consumer itself may be busy in
+    /// another thread's receive.
+    fn new(consumer: Arc<Mutex<mpmc::Consumer>>, max_message: usize) -> SharedConsumer {
+        SharedConsumer {
+            consumer,
+            max_message,
+        }
+    }
+
+    /// Runs `f` on the consumer once it is free, or [`Error::Timeout`] (or
+    /// [`Error::Empty`] for [`Deadline::Now`]) if another thread holds it
+    /// until `deadline`.
+    fn with<T>(
+        &self,
+        deadline: Deadline,
+        f: impl FnOnce(&mut mpmc::Consumer, Deadline) -> Result<T>,
+    ) -> Result<T> {
+        if let Deadline::Never = deadline {
+            let mut guard = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
+            return f(&mut guard, deadline);
+        }
+        loop {
+            match self.consumer.try_lock() {
+                Ok(mut guard) => return f(&mut guard, deadline),
+                Err(TryLockError::Poisoned(e)) => return f(&mut e.into_inner(), deadline),
+                Err(TryLockError::WouldBlock) if deadline.passed() => {
+                    return Err(match deadline {
+                        Deadline::Now => Error::Empty,
+                        _ => Error::Timeout,
+                    });
+                }
+                Err(TryLockError::WouldBlock) => {
+                    std::thread::sleep(deadline.slice(Duration::from_millis(1)));
+                }
+            }
+        }
+    }
+}
+
+impl Receiver for SharedConsumer {
+    fn max_message(&self) -> usize {
+        self.max_message
+    }
+    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.with(Deadline::Now, |consumer, _| consumer.try_recv(buf))
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.with(Deadline::Never, |consumer, _| consumer.recv(buf))
+    }
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.with(Deadline::after(timeout), |consumer, deadline| {
+            consumer.recv_timeout(buf, deadline.remaining().unwrap_or(Duration::ZERO))
+        })
+    }
+}
