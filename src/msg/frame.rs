@@ -4,8 +4,17 @@
 //! followed by the payload. Each channel has a maximum message size
 //! (default [`DEFAULT_MAX_MESSAGE`]); a sender refuses a longer message with
 //! [`Error::MessageTooLarge`], and a receiver refuses a header announcing one
-//! *before* it reserves any memory for it, so nothing a peer sends can make
-//! the receiver hold more than `max_message + HEADER_LEN + READ_CHUNK` bytes.
+//! *before* it reserves any memory for it.
+//!
+//! Memory follows the bytes that arrive, never what a header announces. The
+//! buffer a frame is assembled in grows geometrically, by as many bytes as
+//! it holds (at least [`READ_CHUNK`], at most the rest of the frame; see
+//! [`Decoder::read_space`] and [`payload_read_space`]). So a peer that has
+//! sent `n` bytes of a frame costs the receiver at most
+//! `2 * n + 2 * READ_CHUNK` bytes, whatever length its header announced,
+//! while a frame that arrives whole takes O(log) reallocations; and nothing
+//! a peer sends can make a [`Decoder`] hold more than
+//! `max_message + HEADER_LEN + READ_CHUNK` bytes.
 //!
 //! [`Decoder`] works on whatever chunks the kernel returns: a frame split
 //! over many reads, many frames in one read, a header split in two. The
@@ -100,19 +109,22 @@ impl Decoder {
         Some(u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize)
     }
 
-    /// Space to read the next bytes of the stream into; never empty. It
-    /// covers the rest of the frame being assembled (once its header is
-    /// known and within the maximum) or [`READ_CHUNK`] bytes, whichever is
-    /// more. Call [`Decoder::next_frame`] until it returns `None` before
-    /// reading again, so that the buffer holds at most one partial frame.
+    /// Space to read the next bytes of the stream into; never empty, and at
+    /// least [`READ_CHUNK`] bytes. When less than that is left, the buffer
+    /// is compacted and, for a frame being assembled (its header known and
+    /// within the maximum), grown to leave as many bytes as are buffered,
+    /// up to the rest of the frame: the buffer doubles as the frame's bytes
+    /// arrive rather than growing to the announced length at once. Call
+    /// [`Decoder::next_frame`] until it returns `None` before reading
+    /// again, so that the buffer holds at most one partial frame.
     pub fn read_space(&mut self) -> &mut [u8] {
-        let pending = self.buffered();
-        let rest_of_frame = match self.front_len() {
-            Some(len) if len <= self.max_message => (HEADER_LEN + len).saturating_sub(pending),
-            _ => 0,
-        };
-        let want = rest_of_frame.max(READ_CHUNK);
-        if self.buf.len() - self.end < want {
+        if self.buf.len() - self.end < READ_CHUNK {
+            let pending = self.buffered();
+            let rest_of_frame = match self.front_len() {
+                Some(len) if len <= self.max_message => (HEADER_LEN + len).saturating_sub(pending),
+                _ => 0,
+            };
+            let want = rest_of_frame.min(pending).max(READ_CHUNK);
             // Move the partial frame to the front, then grow only as needed.
             self.buf.copy_within(self.start..self.end, 0);
             self.start = 0;
@@ -172,14 +184,15 @@ impl Decoder {
     /// moves its payload bytes received so far into `out` (replacing its
     /// contents), empties the decoder, and returns the payload length. The
     /// caller then reads the rest of the payload itself, straight into
-    /// `out`, saving a copy of a large message.
+    /// `out`, saving a copy of a large message, and grows `out` as the
+    /// bytes arrive ([`payload_read_space`]): nothing is reserved here for
+    /// the announced length.
     pub fn take_partial_frame(&mut self, min_len: usize, out: &mut Vec<u8>) -> Option<usize> {
         let len = self.front_len()?;
         if len < min_len || len > self.max_message || self.buffered() >= HEADER_LEN + len {
             return None;
         }
         out.clear();
-        out.reserve(len);
         out.extend_from_slice(&self.buf[self.start + HEADER_LEN..self.end]);
         // The buffer holds at most one partial frame: this one.
         self.start = 0;
@@ -200,6 +213,21 @@ impl Decoder {
             None => HEADER_LEN - pending,
         };
         Err(Error::TruncatedFrame { missing })
+    }
+}
+
+/// Makes room in `payload`, which holds the first bytes of a `len`-byte
+/// payload, for the next read into its spare capacity. When less than
+/// [`READ_CHUNK`] (or the rest of the payload, if smaller) is spare, it
+/// grows by as many bytes as it holds, at least [`READ_CHUNK`] and at most
+/// the rest of the payload: the allocation doubles with the bytes that
+/// arrive (O(log) reallocations for a whole frame), and a growth leaves it
+/// at most `min(len, 2 * payload.len() + READ_CHUNK)` bytes.
+pub fn payload_read_space(payload: &mut Vec<u8>, len: usize) {
+    let have = payload.len();
+    let rest = len.saturating_sub(have);
+    if payload.capacity() - have < rest.min(READ_CHUNK) {
+        payload.reserve_exact(rest.min(have.max(READ_CHUNK)));
     }
 }
 
@@ -326,6 +354,80 @@ mod tests {
             header(1001, 1000),
             Err(Error::MessageTooLarge { .. })
         ));
+    }
+
+    /// A header announcing a large frame costs the decoder nothing until
+    /// the bytes come; then its buffer stays within twice what it holds
+    /// plus a chunk, and doubles (O(log) reallocations to the whole frame).
+    #[test]
+    fn the_decoder_grows_with_the_bytes_not_the_header() {
+        const LEN: usize = 16 << 20;
+        let mut d = Decoder::new(LEN).unwrap();
+        let mut wire = Vec::with_capacity(HEADER_LEN + LEN);
+        encode(&vec![0x5a; LEN], LEN, &mut wire).unwrap();
+        d.push(&wire[..HEADER_LEN + 1]);
+        let _ = d.read_space();
+        assert!(d.capacity() <= 2 * READ_CHUNK, "holds {}", d.capacity());
+        let mut at = HEADER_LEN + 1;
+        let mut sizes = [1000, 70_000, 3, READ_CHUNK, 1 << 20].iter().cycle();
+        let mut growths = 0;
+        while at < wire.len() {
+            let before = d.capacity();
+            let space = d.read_space();
+            let n = (*sizes.next().unwrap())
+                .min(space.len())
+                .min(wire.len() - at);
+            space[..n].copy_from_slice(&wire[at..at + n]);
+            d.commit(n);
+            at += n;
+            growths += usize::from(d.capacity() > before);
+            assert!(
+                d.capacity() <= 2 * at + READ_CHUNK,
+                "holds {} of {at}",
+                d.capacity()
+            );
+            assert!(d.capacity() <= LEN + HEADER_LEN + READ_CHUNK);
+            if at < wire.len() {
+                assert_eq!(d.next_frame().unwrap(), None);
+            }
+        }
+        assert!(growths <= 12, "{growths} reallocations");
+        assert_eq!(d.next_frame().unwrap().map(<[u8]>::len), Some(LEN));
+    }
+
+    /// `take_partial_frame` reserves nothing for the announced length, and
+    /// `payload_read_space` grows the payload by doubling, never past it.
+    #[test]
+    fn a_direct_payload_grows_with_the_bytes_not_the_header() {
+        const LEN: usize = 16 << 20;
+        let mut d = Decoder::new(LEN).unwrap();
+        d.push(&(LEN as u32).to_le_bytes());
+        d.push(&[1, 2, 3]);
+        let mut out = Vec::new();
+        assert_eq!(d.take_partial_frame(1000, &mut out), Some(LEN));
+        assert_eq!(out, [1, 2, 3]);
+        assert!(out.capacity() < READ_CHUNK);
+        assert_eq!(d.buffered(), 0);
+        let mut growths = 0;
+        while out.len() < LEN {
+            let before = out.capacity();
+            payload_read_space(&mut out, LEN);
+            growths += usize::from(out.capacity() > before);
+            assert!(out.capacity() > out.len());
+            assert!(out.capacity() <= LEN.min(2 * out.len() + READ_CHUNK));
+            // A read that fills part of the space.
+            let n = (out.capacity() - out.len()).min(200_000);
+            out.resize(out.len() + n, 7);
+        }
+        assert_eq!(out.len(), LEN);
+        assert!(
+            out.capacity() == LEN && growths <= 12,
+            "{growths} reallocations"
+        );
+        // A buffer with room enough is left alone.
+        let mut roomy = Vec::with_capacity(LEN);
+        payload_read_space(&mut roomy, LEN);
+        assert_eq!(roomy.capacity(), LEN);
     }
 
     #[test]

@@ -495,13 +495,15 @@ impl StreamReceiver {
     }
 
     /// Reads the rest of a large frame's payload straight into `buf`, which
-    /// holds its first bytes. If `deadline` passes first, or the read fails,
-    /// the bytes go back into the decoder, as if never taken.
+    /// holds its first bytes, growing `buf` as the bytes arrive (never to
+    /// the announced length at once). If `deadline` passes first, or the
+    /// read fails, the bytes go back into the decoder, as if never taken.
     fn recv_direct(&mut self, buf: &mut Vec<u8>, len: usize, deadline: Deadline) -> Result<usize> {
         let result = loop {
             if buf.len() >= len {
                 break Ok(());
             }
+            frame::payload_read_space(buf, len);
             if !matches!(deadline, Deadline::Never) {
                 match poll_fd(self.fd.as_fd(), PollFlags::IN, deadline) {
                     Ok(true) => {}
