@@ -5,11 +5,13 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use shmsg::Error;
-use shmsg::msg::frame::{Hello, encode};
-use shmsg::msg::stream::StreamChannel;
+use shmsg::msg::frame::{HEADER_LEN, Hello, READ_CHUNK, encode};
+use shmsg::msg::stream::{StreamChannel, StreamReceiver, StreamSender};
 use shmsg::workload::Workload;
 
 const SECOND: Duration = Duration::from_secs(10);
@@ -295,4 +297,171 @@ fn large_frames_survive_timeouts_and_report_truncation() {
         Err(Error::TruncatedFrame { missing: 99_990 })
     ));
     assert!(matches!(rx.recv(&mut buf), Err(Error::Disconnected)));
+}
+
+/// The frame size a hostile peer announces below: the default maximum.
+const ANNOUNCED: usize = 16 << 20;
+
+/// Our side of a Unix stream pair whose raw peer has sent its hello (and
+/// nothing else yet), split; the channel accepts `ANNOUNCED`-byte messages.
+fn announcing_peer() -> (UnixStream, StreamSender, StreamReceiver) {
+    let (mut raw, ours) = UnixStream::pair().unwrap();
+    raw.write_all(&Hello::new(1 << 20).encode()).unwrap();
+    let (tx, rx) = StreamChannel::handshake(ours, ANNOUNCED, SECOND)
+        .unwrap()
+        .split();
+    (raw, tx, rx)
+}
+
+/// A peer that announces a 16 MiB frame and sends 1 byte of it costs the
+/// receiver a fixed buffer, not the announced length, however often a
+/// deadline passes (`recv_timeout`, `try_recv`); as the rest trickles in,
+/// what the receiver and the caller's buffer hold between calls stays
+/// within twice what was sent plus that buffer; the whole message then
+/// arrives intact.
+#[test]
+fn an_announced_frame_costs_only_the_bytes_that_arrived() {
+    let (mut raw, _tx, mut rx) = announcing_peer();
+    let payload: Vec<u8> = (0..ANNOUNCED as u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = Vec::with_capacity(HEADER_LEN + ANNOUNCED);
+    encode(&payload, ANNOUNCED, &mut wire).unwrap();
+    raw.write_all(&wire[..HEADER_LEN + 1]).unwrap();
+    // The decoder's read buffer, plus one chunk for the payload so far.
+    let fixed = 3 * READ_CHUNK;
+    let mut buf = Vec::new();
+    for _ in 0..3 {
+        assert!(matches!(
+            rx.recv_timeout(&mut buf, Duration::from_millis(10)),
+            Err(Error::Timeout)
+        ));
+        assert!(
+            rx.buffered_capacity() <= fixed && buf.capacity() <= fixed,
+            "after a timeout: the receiver holds {} bytes, the caller's buffer {}",
+            rx.buffered_capacity(),
+            buf.capacity()
+        );
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert!(
+            rx.buffered_capacity() <= fixed && buf.capacity() <= fixed,
+            "after an empty try_recv: the receiver holds {} bytes, the caller's buffer {}",
+            rx.buffered_capacity(),
+            buf.capacity()
+        );
+    }
+    // The rest, in 1 MiB writes; `offered` counts the bytes handed to the
+    // kernel so far (a write's bytes count before it starts).
+    let offered = Arc::new(AtomicUsize::new(HEADER_LEN + 1));
+    let writer = {
+        let offered = Arc::clone(&offered);
+        std::thread::spawn(move || {
+            for piece in wire[HEADER_LEN + 1..].chunks(1 << 20) {
+                offered.fetch_add(piece.len(), Ordering::SeqCst);
+                raw.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            raw
+        })
+    };
+    let mut waits = 0u64;
+    let len = loop {
+        let result = if waits.is_multiple_of(2) {
+            rx.try_recv(&mut buf)
+        } else {
+            rx.recv_timeout(&mut buf, Duration::from_millis(1))
+        };
+        match result {
+            Ok(len) => break len,
+            Err(Error::Empty | Error::Timeout) => {
+                waits += 1;
+                let sent = offered.load(Ordering::SeqCst);
+                let held = rx.buffered_capacity() + buf.capacity();
+                assert!(
+                    held <= 2 * sent + fixed,
+                    "holds {held} bytes with {sent} sent"
+                );
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    let _raw = writer.join().unwrap();
+    assert_eq!(len, ANNOUNCED);
+    assert!(buf == payload, "the message arrived altered");
+    assert!(rx.buffered_capacity() <= fixed);
+}
+
+/// The `VmRSS` of this process, in KiB.
+#[cfg(target_os = "linux")]
+fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .expect("a VmRSS line");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Set in the child process that runs the measurement.
+const RSS_CHILD: &str = "SHMSG_TEST_RSS_CHILD";
+
+/// The issue's acceptance test: 8 peers announcing 16 MiB frames cost less
+/// than 1 MiB RSS. A server holds 8 stream channels; each peer sends its
+/// hello, a header announcing 16 MiB and 1 byte; the server calls
+/// `recv_timeout` on each, three rounds. The RSS growth from a baseline
+/// taken after the channels are set up must stay under 1 MiB.
+///
+/// The measurement runs in a child process (this test binary, re-run for
+/// this test alone), so that the other tests' allocations, on their own
+/// threads, do not move the RSS it reads.
+#[cfg(target_os = "linux")]
+#[test]
+fn eight_peers_announcing_16_mib_frames_cost_under_1_mib_rss() {
+    const NAME: &str = "eight_peers_announcing_16_mib_frames_cost_under_1_mib_rss";
+    if std::env::var_os(RSS_CHILD).is_none() {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(RSS_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "the measuring child failed ({}):\n{stdout}\n{stderr}",
+            output.status
+        );
+        // The child's numbers, for `--nocapture`.
+        println!("{}", stderr.trim());
+        return;
+    }
+    let mut peers = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..8 {
+        let (raw, tx, rx) = announcing_peer();
+        peers.push((raw, tx));
+        receivers.push((rx, Vec::new()));
+    }
+    let before = rss_kib();
+    let mut announce = (ANNOUNCED as u32).to_le_bytes().to_vec();
+    announce.push(0xAB);
+    for (raw, _) in &mut peers {
+        raw.write_all(&announce).unwrap();
+    }
+    for _ in 0..3 {
+        for (rx, buf) in &mut receivers {
+            assert!(matches!(
+                rx.recv_timeout(buf, Duration::from_millis(10)),
+                Err(Error::Timeout)
+            ));
+        }
+    }
+    let after = rss_kib();
+    eprintln!(
+        "8 peers announcing 16 MiB: RSS {before} KiB after set-up, {after} KiB after \
+         3 rounds of recv_timeout (+{} KiB)",
+        after.saturating_sub(before)
+    );
+    assert!(
+        after.saturating_sub(before) < 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
 }

@@ -5,7 +5,10 @@
 //! on a socket, `writev` on a pipe) carrying the frame header and the
 //! payload; a batch is one call for up to 512 frames. Receives read into the
 //! decoder's buffer, which takes as many small frames per `read` as the
-//! kernel has.
+//! kernel has. A large frame's payload is read straight into the caller's
+//! buffer, grown as its bytes arrive, never to the length its header
+//! announces at once (see [`super::frame`] for the bound); a deadline that
+//! passes in its middle keeps the bytes read so far for the next receive.
 //!
 //! Sends never block inside the kernel: sockets are written with
 //! `MSG_DONTWAIT | MSG_NOSIGNAL` and pipes are switched to `O_NONBLOCK` on
@@ -439,6 +442,12 @@ pub struct StreamReceiver {
     fd: OwnedFd,
     decoder: Decoder,
     socket: bool,
+    /// A large frame a deadline interrupted: its announced payload length
+    /// and the payload bytes received so far, in the allocation they were
+    /// read into. The next receive resumes it. Kept here, not pushed back
+    /// into the decoder, so that the bytes are neither copied again nor
+    /// held twice.
+    partial: Option<(usize, Vec<u8>)>,
 }
 
 impl StreamReceiver {
@@ -449,6 +458,7 @@ impl StreamReceiver {
             socket: is_socket(fd.as_fd())?,
             fd,
             decoder: Decoder::new(max_message)?,
+            partial: None,
         })
     }
 
@@ -457,8 +467,26 @@ impl StreamReceiver {
         self.decoder.max_message()
     }
 
+    /// Bytes this receiver holds allocated between calls: the decoder's
+    /// buffer and an interrupted large frame's (for checking its memory
+    /// bound in tests).
+    #[doc(hidden)]
+    pub fn buffered_capacity(&self) -> usize {
+        self.decoder.capacity()
+            + self
+                .partial
+                .as_ref()
+                .map_or(0, |(_, bytes)| bytes.capacity())
+    }
+
     /// Receives the next message into `buf` (replacing its contents), blocking
     /// until one arrives; returns its length.
+    ///
+    /// A message is never returned in part. When the deadline of
+    /// [`StreamReceiver::recv_timeout`] or [`StreamReceiver::try_recv`]
+    /// passes in the middle of a large message, the receiver keeps the bytes
+    /// so far for the next call, in the allocation they were read into
+    /// (which may be `buf`'s), and leaves `buf` empty.
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_within(buf, Deadline::Never)
     }
@@ -474,6 +502,16 @@ impl StreamReceiver {
     }
 
     fn recv_within(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize> {
+        if let Some((len, bytes)) = self.partial.take() {
+            // The decoder is empty: it gave this frame's first bytes away.
+            if buf.capacity() >= bytes.capacity() {
+                buf.clear();
+                buf.extend_from_slice(&bytes);
+            } else {
+                *buf = bytes;
+            }
+            return self.recv_direct(buf, len, deadline);
+        }
         loop {
             if let Some(payload) = self.decoder.next_frame()? {
                 buf.clear();
@@ -497,7 +535,8 @@ impl StreamReceiver {
     /// Reads the rest of a large frame's payload straight into `buf`, which
     /// holds its first bytes, growing `buf` as the bytes arrive (never to
     /// the announced length at once). If `deadline` passes first, or the
-    /// read fails, the bytes go back into the decoder, as if never taken.
+    /// read fails, the bytes are kept in `partial` for the next call, and
+    /// `buf` is left empty.
     fn recv_direct(&mut self, buf: &mut Vec<u8>, len: usize, deadline: Deadline) -> Result<usize> {
         let result = loop {
             if buf.len() >= len {
@@ -542,11 +581,7 @@ impl StreamReceiver {
                 Err(Error::TruncatedFrame { missing })
             }
             Err(error) => {
-                // `len` came from a 4-byte header.
-                let header = (len as u32).to_le_bytes();
-                self.decoder.push(&header);
-                self.decoder.push(buf);
-                buf.clear();
+                self.partial = Some((len, std::mem::take(buf)));
                 Err(error)
             }
         }
