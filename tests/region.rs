@@ -317,6 +317,73 @@ fn unpublished_header_is_not_initialized() {
     assert!(matches!(Region::open(&name), Err(Error::NotInitialized)));
 }
 
+/// Whether `result` is the refusal of a region file with holes, reporting
+/// fewer allocated bytes than the file's `size`.
+fn is_sparse_refusal(result: &Result<Region, Error>, size: u64) -> bool {
+    matches!(result, Err(Error::Corrupt { what, value }) if what.contains("sparse") && *value < size)
+}
+
+/// A file of the right size with a valid header but holes in it is refused:
+/// on a full tmpfs the first write into a hole gets no page and the writer
+/// dies of SIGBUS. Checked in a directory on the root filesystem and in
+/// `/dev/shm` (tmpfs), whose notions of "allocated" differ.
+#[test]
+fn sparse_region_files_are_refused() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+
+    let temp = TempDir::new("sparse");
+    // A data area large enough for a hole aligned to any page size up to 64 KiB.
+    let g = Geometry::new(1 << 18, 100).unwrap();
+    let size = g.region_size() as u64;
+    let hole_at = (DATA_OFFSET as u64).next_multiple_of(1 << 16);
+    let hole_len = 1 << 16;
+    assert!(hole_at + hole_len <= size);
+    for dir in [temp.0.as_path(), Path::new(SHM_DIR)] {
+        let original = unique("sparse-original");
+        let region = Region::create_in(dir, &original, g).unwrap();
+        // What a creator makes is fully allocated, and opens.
+        drop(Region::open_in(dir, &original).unwrap());
+        let header = std::fs::read(region.path().unwrap()).unwrap()[..DATA_OFFSET].to_vec();
+
+        // Its header, and a hole for the rest.
+        let name = unique("sparse");
+        let path = dir.join(format!("{PREFIX}{name}"));
+        let _guard = FileGuard(path.clone());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        file.write_all_at(&header, 0).unwrap();
+        file.set_len(size).unwrap();
+        assert!(file.metadata().unwrap().blocks() * 512 < size, "{dir:?}");
+        let opened = Region::open_in(dir, &name);
+        assert!(is_sparse_refusal(&opened, size), "{dir:?}: {opened:?}");
+
+        // The same file written in full opens.
+        let rest = vec![0u8; (size - DATA_OFFSET as u64) as usize];
+        file.write_all_at(&rest, DATA_OFFSET as u64).unwrap();
+        assert_eq!(Region::open_in(dir, &name).unwrap().geometry(), g);
+
+        // One hole in the middle of the data area is enough to be refused.
+        rustix::fs::fallocate(
+            &file,
+            rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+            hole_at,
+            hole_len,
+        )
+        .unwrap();
+        assert!(file.metadata().unwrap().blocks() * 512 < size, "{dir:?}");
+        let opened = Region::open_in(dir, &name);
+        assert!(is_sparse_refusal(&opened, size), "{dir:?}: {opened:?}");
+
+        // Allocated again (not written: `fallocate`, as creators do), it opens.
+        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size).unwrap();
+        assert_eq!(Region::open_in(dir, &name).unwrap().geometry(), g);
+    }
+}
+
 #[test]
 fn symlinks_are_not_followed() {
     let target = unique("target");

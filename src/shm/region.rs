@@ -334,7 +334,8 @@ impl Region {
     /// this `Region` has its own open file description and its own locks; the
     /// caller should close `fd` afterwards if it was inherited, or it keeps
     /// the creator's locks alive. Fails unless the memfd is sealed against
-    /// shrinking and growing.
+    /// shrinking and growing, and, like [`Region::open`], if the file has
+    /// holes.
     pub fn from_fd(fd: impl AsFd) -> Result<Region> {
         let proc = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
         let own = rustix::fs::open(&proc, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(
@@ -400,6 +401,7 @@ impl Region {
         let words = identity(|offset| atomic_at(&header, offset).load(Ordering::Acquire));
         drop(header);
         let (kind, geometry) = check_identity(&words, file_len)?;
+        check_backing(fd.as_fd(), geometry.region_size() as u64)?;
         let map = MmapOptions::new()
             .len(geometry.region_size())
             .map_raw(&fd)
@@ -756,19 +758,73 @@ fn check_identity(words: &Identity, file_len: u64) -> Result<(RingKind, Geometry
     words.validate_any(file_len)
 }
 
-/// Gives the file `len` allocated bytes, so that no access to the mapping can
-/// fault on a hole; falls back to `ftruncate` where `fallocate` is unsupported.
+/// Gives the new, empty file `len` allocated bytes, so that no access to the
+/// mapping can fault on a hole; writes `len` zero bytes where `fallocate` is
+/// unsupported (a file only sized with `ftruncate` would be sparse, and
+/// openers refuse those: [`check_backing`]).
 fn allocate(fd: BorrowedFd<'_>, len: u64) -> Result<()> {
     match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
         Ok(()) => Ok(()),
-        Err(e) if e == Errno::OPNOTSUPP || e == Errno::NOSYS => {
-            rustix::fs::ftruncate(fd, len).map_err(|e| Error::io("cannot size the region file", e))
-        }
+        Err(e) if e == Errno::OPNOTSUPP || e == Errno::NOSYS => write_zeros(fd, len)
+            .map_err(|e| Error::io(format!("cannot write {len} bytes for the region"), e)),
         Err(e) => Err(Error::io(
             format!("cannot allocate {len} bytes for the region"),
             e,
         )),
     }
+}
+
+/// Writes `len` zero bytes from offset 0.
+fn write_zeros(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    let zeros = vec![0u8; 64 * 1024];
+    let mut offset = 0;
+    while offset < len {
+        let n = (len - offset).min(zeros.len() as u64) as usize;
+        match rustix::io::pwrite(fd, &zeros[..n], offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => offset += written as u64,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// What [`check_backing`] reports, with the number of bytes allocated.
+const SPARSE: &str =
+    "region file has unallocated blocks (a sparse file); the value is the bytes allocated";
+
+/// Checks, before the whole file is mapped, that it still holds the `len`
+/// bytes of the validated region and that all of them have storage behind
+/// them: a file with holes ("sparse") is [`Error::Corrupt`]. A hole gets its
+/// page only when first written; on a full tmpfs (or disk) that write cannot
+/// get one and the writing process dies of SIGBUS instead of seeing an error.
+///
+/// The allocation is read from `st_blocks` (in 512-byte units), not found with
+/// `lseek(SEEK_HOLE)`: tmpfs reports pages that `fallocate` reserved but
+/// nobody has written yet as holes, and ext4 and XFS do the same for
+/// preallocated extents, so `SEEK_HOLE` would refuse the regions creators
+/// make. `st_blocks` counts those pages. It is a total, though: blocks
+/// allocated past the end of the file (`fallocate` with
+/// `FALLOC_FL_KEEP_SIZE`) make up for a hole of the same size. This check
+/// catches sparse files, not a process that can write the file on purpose;
+/// that one can truncate it later anyway (module documentation, `# Security`).
+fn check_backing(fd: BorrowedFd<'_>, len: u64) -> Result<()> {
+    let stat = rustix::fs::fstat(fd).map_err(|e| Error::io("cannot stat the region file", e))?;
+    let size = stat.st_size as u64;
+    if size != len {
+        // Resized since the header was checked against the size.
+        return Err(Error::LayoutMismatch {
+            field: "region size",
+            expected: len,
+            found: size,
+        });
+    }
+    let allocated = (stat.st_blocks as u64).saturating_mul(512);
+    if allocated < len {
+        return Err(Error::corrupt(SPARSE, allocated));
+    }
+    Ok(())
 }
 
 fn take_creator_lock(fd: BorrowedFd<'_>) -> Result<()> {
@@ -928,4 +984,45 @@ fn remove_if_unlocked(path: &Path) -> bool {
     // `RoleTaken` instead of attaching to a file about to be unlinked.
     let locked = try_lock_range(fd.as_fd(), CREATOR_LOCK_BYTE, LOCK_BYTES_END).unwrap_or(false);
     locked && same_file(fd.as_fd(), path) && rustix::fs::unlink(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memfd() -> OwnedFd {
+        rustix::fs::memfd_create("shmsg-test", MemfdFlags::CLOEXEC).unwrap()
+    }
+
+    #[test]
+    fn write_zeros_leaves_no_hole() {
+        // Neither a multiple of the chunk nor of a page.
+        let len = 3 * 64 * 1024 + 1000;
+        let fd = memfd();
+        write_zeros(fd.as_fd(), len).unwrap();
+        check_backing(fd.as_fd(), len).unwrap();
+    }
+
+    #[test]
+    fn check_backing_refuses_holes_and_resizes() {
+        let len = 64 * 1024;
+        let fd = memfd();
+        rustix::fs::ftruncate(&fd, len).unwrap();
+        assert!(matches!(
+            check_backing(fd.as_fd(), len),
+            Err(Error::Corrupt {
+                what: SPARSE,
+                value: 0
+            })
+        ));
+        allocate(fd.as_fd(), len).unwrap();
+        check_backing(fd.as_fd(), len).unwrap();
+        assert!(matches!(
+            check_backing(fd.as_fd(), len + 1),
+            Err(Error::LayoutMismatch {
+                field: "region size",
+                ..
+            })
+        ));
+    }
 }
