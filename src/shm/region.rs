@@ -50,16 +50,32 @@
 //!   lacks `O_TMPFILE`, the file is created `O_CREAT | O_EXCL | O_NOFOLLOW`
 //!   under its name instead; an opener that comes too early then gets a typed
 //!   error (`LayoutMismatch` on the size, or `NotInitialized`).
-//! * The size is allocated (`fallocate`) before the header is published, so a
-//!   peer never faults on a hole.
+//! * The size is allocated (`fallocate`, or zeros written where that is
+//!   unsupported) before the header is published, so a peer never faults on
+//!   a hole. Openers check this: a file with fewer allocated bytes than its
+//!   size (a sparse file: `st_blocks` against `st_size`) is refused with
+//!   [`Error::Corrupt`] before more than the header is mapped. A crafted
+//!   sparse file would otherwise be accepted, and the first write into a hole
+//!   on a full tmpfs, which needs a page tmpfs cannot give, would kill the
+//!   writer with SIGBUS. The check covers the file as it is at open time,
+//!   and no more: it cannot see a later truncation (last point), and blocks
+//!   allocated past the end of the file count towards the total, so it stops
+//!   accidents and planted sparse files, not a process that can write the
+//!   file and means harm. Filesystems that report fewer blocks than a file
+//!   holds (compressing or copy-on-write ones may) get their regions refused.
 //! * Anonymous regions are sealed with `F_SEAL_SHRINK | F_SEAL_GROW |
 //!   F_SEAL_SEAL`; [`Region::from_fd`] refuses a memfd without the first two,
-//!   so the peer cannot shrink the file under our mapping (which would make
-//!   accesses fault with SIGBUS).
-//! * A named tmpfs file cannot be sealed: a process of the same user can still
-//!   truncate it and make its peers fault. Use anonymous regions where that
-//!   matters. Openers do not check the file's owner; the contents are
-//!   untrusted input either way.
+//!   so no process, the peer included, can shrink or grow the file under our
+//!   mapping, and the seals cannot be changed any more.
+//! * **Named regions can be truncated.** A named file cannot be sealed (only
+//!   memfds can): any process that can write it (every process of the
+//!   creator's user, the file being mode 0600) can `ftruncate` it at any time,
+//!   and every process that has it mapped, creator, producer and consumer
+//!   alike, then dies of SIGBUS at its next access past the new end. No check
+//!   at open time can prevent that. Use anonymous regions where a process of
+//!   the same user is not trusted. Openers do not check the file's owner: the
+//!   contents are untrusted input either way, but a file planted by another
+//!   user can be truncated by that user too.
 
 use std::fs::File;
 use std::io;
@@ -194,6 +210,12 @@ impl Region {
     /// `geometry`. Fails with [`Error::Io`] (source kind `AlreadyExists`) if
     /// the file exists. The region is unlinked when the returned value is
     /// dropped, unless [`Region::keep`] is called.
+    ///
+    /// The file cannot be sealed: any process of the same user can truncate
+    /// it, and then every process that has it mapped, this one included, dies
+    /// of SIGBUS at its next access past the new end. An anonymous region
+    /// ([`Region::anonymous`]) is sealed against that. See the
+    /// [module documentation](self#security).
     pub fn create(name: &str, geometry: Geometry) -> Result<Region> {
         Region::create_in(Path::new(SHM_DIR), name, geometry)
     }
@@ -290,6 +312,16 @@ impl Region {
 
     /// Opens the named region `/dev/shm/shmsg.NAME` and validates its header,
     /// accepting any geometry.
+    ///
+    /// The file is untrusted input. Before it is mapped beyond its header, its
+    /// type, size and header are checked, and so is its allocation: a file
+    /// with holes (a sparse file, whose first write into a hole kills the
+    /// writer with SIGBUS when tmpfs is full) is [`Error::Corrupt`]. What no
+    /// check can cover is a truncation later on: any process of the same user
+    /// can shrink the file at any time, and this process then dies of SIGBUS
+    /// at its next access past the new end. A sealed anonymous region
+    /// ([`Region::from_fd`]) cannot be resized. See the
+    /// [module documentation](self#security).
     pub fn open(name: &str) -> Result<Region> {
         Region::open_in(Path::new(SHM_DIR), name)
     }
