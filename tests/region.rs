@@ -456,6 +456,58 @@ fn from_fd_refuses_unsealed_files() {
     assert!(Region::from_fd(named.as_fd()).is_err());
 }
 
+/// The seals of an anonymous region hold for every descriptor of its memfd:
+/// the creator's and the one [`Region::from_fd`] re-opened through
+/// `/proc/self/fd` (another open file description of the same file). Nobody
+/// can shrink the file under a peer's mapping (SIGBUS), grow it, or change
+/// the seals.
+#[test]
+fn anonymous_regions_cannot_be_resized_or_unsealed() {
+    use rustix::fs::{FallocateFlags, SealFlags};
+    use rustix::io::Errno;
+
+    let g = geometry();
+    let size = g.region_size() as u64;
+    let created = Region::anonymous(g).unwrap();
+    let received = Region::from_fd(created.as_fd()).unwrap();
+    let sealed = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+    for (who, region) in [("created", &created), ("received", &received)] {
+        let fd = region.as_fd();
+        for len in [0, size / 2, size - 1, size + 1, 2 * size] {
+            assert_eq!(
+                rustix::fs::ftruncate(fd, len),
+                Err(Errno::PERM),
+                "{who}: ftruncate to {len}"
+            );
+        }
+        for (offset, len) in [(size, 4096), (0, 2 * size), (size - 1, 2)] {
+            assert_eq!(
+                rustix::fs::fallocate(fd, FallocateFlags::empty(), offset, len),
+                Err(Errno::PERM),
+                "{who}: fallocate {len} at {offset}"
+            );
+        }
+        // F_SEAL_SEAL: the set of seals is final; seals are never removable.
+        for more in [
+            SealFlags::WRITE,
+            SealFlags::FUTURE_WRITE,
+            SealFlags::empty(),
+        ] {
+            assert_eq!(
+                rustix::fs::fcntl_add_seals(fd, more),
+                Err(Errno::PERM),
+                "{who}: add {more:?}"
+            );
+        }
+        assert_eq!(rustix::fs::fcntl_get_seals(fd), Ok(sealed), "{who}");
+        assert_eq!(rustix::fs::fstat(fd).unwrap().st_size as u64, size, "{who}");
+    }
+    // Both still map a valid region.
+    assert_eq!(created.header_word(offsets::MAGIC), layout::MAGIC);
+    assert_eq!(received.header_word(offsets::MAGIC), layout::MAGIC);
+    assert_eq!(Region::from_fd(received.as_fd()).unwrap().geometry(), g);
+}
+
 #[test]
 fn role_held_elsewhere_semantics() {
     let name = unique("held");
