@@ -452,3 +452,43 @@ fn mpsc_clients_share_the_ring() {
     replies.sort_unstable();
     assert_eq!(replies, [100, 101, 102]);
 }
+
+/// Clients that take their rings and never acknowledge them cannot make a
+/// listener hold more than 32 pairs: beyond that the oldest are dropped,
+/// and a legitimate client still gets in at once.
+#[test]
+fn clients_that_never_acknowledge_cannot_hoard_rings() {
+    let endpoint = format!("shm:{}", unique("hoard"));
+    let mut listener = shmsg::listen(&endpoint).unwrap();
+    let name = socket_name(&endpoint);
+    let server = std::thread::spawn(move || {
+        let channel = listener.accept_timeout(PATIENCE);
+        (listener, channel)
+    });
+    let mut hoarders = Vec::new();
+    for _ in 0..40 {
+        let socket = raw_connect(&name, SocketType::SEQPACKET);
+        rustix::net::send(&socket, &hello(1, 0), SendFlags::NOSIGNAL).unwrap();
+        let (_, rings) = recv_with_fds(&socket);
+        assert_eq!(rings.len(), 2);
+        hoarders.push(socket);
+    }
+    let _client = shmsg::connect(&endpoint).unwrap();
+    let (_listener, channel) = server.join().unwrap();
+    channel.unwrap();
+    let closed: Vec<usize> = hoarders
+        .iter()
+        .enumerate()
+        .filter(|(_, socket)| {
+            let mut byte = [0u8; 1];
+            matches!(
+                rustix::net::recv(*socket, &mut byte, RecvFlags::DONTWAIT),
+                Ok((0, _))
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    // The 8 oldest made room for the last 8 hoarders, the 9th for the
+    // legitimate client.
+    assert_eq!(closed, (0..9).collect::<Vec<_>>(), "the oldest are dropped");
+}

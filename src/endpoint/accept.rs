@@ -39,6 +39,10 @@ use crate::shm::{Region, mpmc};
 /// Connections whose hello is still awaited, at most; a new one beyond
 /// this drops the oldest (the closest to its own deadline).
 pub(super) const MAX_PENDING: usize = 256;
+/// Connections of a shared-memory listener that may hold rings they have
+/// not acknowledged yet: bounds what clients that never acknowledge cost
+/// (two rings each). Beyond it, the oldest such connection is dropped.
+pub(super) const MAX_ATTACHING: usize = 32;
 /// Connections taken from the kernel's queue per round, so that pending
 /// hellos are served between bursts.
 const ACCEPTS_PER_ROUND: usize = 64;
@@ -142,12 +146,12 @@ impl Rings {
     /// `wanted` bytes (0: the listener's size), attaches this side, and
     /// returns the two regions to send and this side's channel.
     fn make(&self, wanted: u64) -> Result<(Arc<Region>, Arc<Region>, Channel)> {
-        let reply_geometry = match wanted {
+        // Never more than the listener's own maximum: what a client asks
+        // for must not decide how much memory the listener gives away.
+        let reply_geometry = match usize::try_from(wanted).unwrap_or(usize::MAX) {
             0 => self.geometry,
-            wanted => {
-                let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
-                ring_geometry(Some(wanted.min(super::DEFAULT_MAX_MESSAGE)), None)?
-            }
+            wanted if wanted >= self.geometry.max_message() => self.geometry,
+            wanted => ring_geometry(Some(wanted), None)?,
         };
         let replies = Arc::new(Region::anonymous(reply_geometry)?);
         let tx = Producer::attach(&replies)?;
@@ -324,6 +328,25 @@ impl Handshakes {
         Ok((listener_ready, stop_ready, ready))
     }
 
+    /// Before handing out rings: if MAX_ATTACHING connections already hold
+    /// rings they have not acknowledged, the oldest of them is expired (and
+    /// closed, with its rings, at the start of the next round). A client
+    /// acknowledges within microseconds of the answer, so the oldest is one
+    /// that never will; a new client is never kept waiting for it.
+    fn make_room_for_rings(&mut self) {
+        let now = Instant::now();
+        let mut holding: Vec<&mut Pending> = self
+            .pending
+            .iter_mut()
+            .filter(|p| matches!(p.state, State::Attaching(_)) && p.expires > now)
+            .collect();
+        if holding.len() >= MAX_ATTACHING
+            && let Some(oldest) = holding.iter_mut().min_by_key(|p| p.expires)
+        {
+            oldest.expires = now;
+        }
+    }
+
     /// Takes the connections waiting in the kernel's queue into the pending
     /// set; returns whether there were any. A peer the policy refuses is
     /// told so and reported as [`Error::PeerRefused`].
@@ -383,6 +406,11 @@ impl Handshakes {
 
     /// Reads what pending connection `i` has sent, without waiting.
     fn advance(&mut self, i: usize) -> Step {
+        if matches!(self.protocol, Protocol::Rings(_))
+            && matches!(self.pending[i].state, State::Datagram)
+        {
+            self.make_room_for_rings();
+        }
         let pending = &mut self.pending[i];
         match &mut pending.state {
             State::StreamHello { got, bytes } => {

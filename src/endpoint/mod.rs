@@ -86,6 +86,9 @@ pub const DEFAULT_SHM_MAX_MESSAGE: usize = 64 << 10;
 /// Prefix of the abstract socket name of `shm:NAME` and `mpsc:NAME`: they
 /// meet at `@shmsg.NAME`.
 pub const SOCKET_PREFIX: &str = "shmsg.";
+/// The longest `NAME` of `shm:NAME`: what an abstract socket name holds
+/// (107 bytes) after [`SOCKET_PREFIX`].
+pub const MAX_SOCKET_NAME: usize = 107 - SOCKET_PREFIX.len();
 
 /// A parsed endpoint string.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +143,20 @@ impl Endpoint {
                     // Checked as a socket path (length, NUL bytes).
                     UnixAddr::parse(endpoint, name)?;
                 } else {
+                    // The socket's abstract name must fit too.
+                    UnixAddr::parse(endpoint, &format!("@{SOCKET_PREFIX}{name}")).map_err(
+                        |_| {
+                            Error::endpoint(
+                                endpoint,
+                                "name",
+                                format!(
+                                    "is {} bytes long; at most {} fit in the socket name",
+                                    name.len(),
+                                    MAX_SOCKET_NAME
+                                ),
+                            )
+                        },
+                    )?;
                     crate::shm::region::validate_name(name).map_err(|e| match e {
                         Error::InvalidName { why, .. } => Error::endpoint(
                             endpoint,
@@ -800,4 +817,50 @@ fn stream_channel(channel: StreamChannel) -> Result<Channel> {
 fn seqpacket_channel(channel: SeqpacketChannel) -> Result<Channel> {
     let (tx, rx) = channel.split()?;
     Ok(Channel::new(tx, rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_memory_endpoints_name_their_socket() {
+        for scheme in ["shm", "mpsc"] {
+            let named = Endpoint::parse(&format!("{scheme}:orders")).unwrap();
+            assert_eq!(
+                named.rendezvous(),
+                Some(UnixAddr::Abstract(b"shmsg.orders".to_vec()))
+            );
+            assert_eq!(named.to_string(), format!("{scheme}:orders"));
+            let path = Endpoint::parse(&format!("{scheme}:/run/app/orders")).unwrap();
+            assert_eq!(
+                path.rendezvous(),
+                Some(UnixAddr::Path("/run/app/orders".into()))
+            );
+            assert_eq!(path.to_string(), format!("{scheme}:/run/app/orders"));
+            // The longest name whose socket name fits, and one byte more.
+            let longest = "n".repeat(MAX_SOCKET_NAME);
+            assert!(Endpoint::parse(&format!("{scheme}:{longest}")).is_ok());
+            for bad in [
+                format!("{longest}n"),
+                "../x".into(),
+                "a/b".into(),
+                String::new(),
+            ] {
+                assert!(
+                    matches!(
+                        Endpoint::parse(&format!("{scheme}:{bad}")),
+                        Err(Error::InvalidEndpoint { part: "name", .. })
+                    ),
+                    "{scheme}:{bad}"
+                );
+            }
+            let too_long = format!("{scheme}:/{}", "p".repeat(107));
+            assert!(Endpoint::parse(&too_long).is_err());
+        }
+        assert_eq!(
+            Endpoint::parse("tcp:127.0.0.1:1").unwrap().rendezvous(),
+            None
+        );
+    }
 }
