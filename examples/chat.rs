@@ -1,17 +1,18 @@
-//! A chat between several processes over Unix sockets or TCP: a server
-//! relays every line a client sends to all the other clients.
+//! A chat between several processes over shared memory, Unix sockets or
+//! TCP: a server relays every line a client sends to all the other clients.
 //!
 //! ```text
-//! cargo run --example chat -- server unix:@chat            # terminal 1
-//! cargo run --example chat -- client unix:@chat alice      # terminal 2: type lines
-//! cargo run --example chat -- client unix:@chat bob        # terminal 3
+//! cargo run --example chat -- server shm:chat            # terminal 1
+//! cargo run --example chat -- client shm:chat alice      # terminal 2: type lines
+//! cargo run --example chat -- client shm:chat bob        # terminal 3
 //! ```
 //!
-//! `tcp:0.0.0.0:7000` on the server and `tcp:HOST:7000` on the clients
-//! chat between machines. (A shared-memory endpoint carries one connection
-//! at a time, so a many-client chat is a message-passing job.) With no
+//! `unix:@chat` works the same through the kernel; `tcp:0.0.0.0:7000` on
+//! the server and `tcp:HOST:7000` on the clients chat between machines (TCP
+//! checks no credentials: anyone who reaches the port can join). With no
 //! arguments the example runs a server and three scripted clients as
-//! separate processes and checks that each client heard the other two.
+//! separate processes, over `shm:` and then over `unix:@`, and checks that
+//! each client heard the other two.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -116,30 +117,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [role, endpoint, name] if role == "scripted" => scripted(endpoint, name, 2)?,
         [role, endpoint, n] if role == "scripted-server" => server(endpoint, n.parse()?)?,
         [] => {
-            let endpoint = format!("unix:@example-chat-{}", std::process::id());
-            let exe = std::env::current_exe()?;
-            let mut server = Command::new(&exe)
-                .args(["scripted-server", &endpoint, "3"])
-                .spawn()?;
-            let clients: Vec<_> = ["alice", "bob", "carol"]
-                .iter()
-                .map(|name| {
-                    Command::new(&exe)
-                        .args(["scripted", &endpoint, name])
-                        .stdout(Stdio::null())
-                        .spawn()
-                })
-                .collect::<Result<_, _>>()?;
-            for mut client in clients {
-                if !client.wait()?.success() {
-                    return Err("a chat client failed".into());
-                }
-            }
-            if !server.wait()?.success() {
-                return Err("the chat server failed".into());
+            for scheme in ["shm:", "unix:@"] {
+                scripted_chat(&format!("{scheme}example-chat-{}", std::process::id()))?;
             }
         }
         _ => return Err("usage: chat [server ENDPOINT | client ENDPOINT NAME]".into()),
     }
+    Ok(())
+}
+
+/// A server and three scripted clients, each its own process.
+fn scripted_chat(endpoint: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let mut server = Command::new(&exe)
+        .args(["scripted-server", endpoint, "3"])
+        .spawn()?;
+    let clients: Vec<_> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| {
+            Command::new(&exe)
+                .args(["scripted", endpoint, name])
+                .stdout(Stdio::null())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for mut client in clients {
+        if !client.wait()?.success() {
+            return Err(format!("a chat client over {endpoint} failed").into());
+        }
+    }
+    if !server.wait()?.success() {
+        return Err(format!("the chat server over {endpoint} failed").into());
+    }
+    eprintln!("chat over {endpoint}: every client heard the others");
     Ok(())
 }

@@ -19,7 +19,7 @@
 //! ```no_run
 //! use shmsg::channel::{Receiver, Sender};
 //!
-//! // Server: any endpoint string works here, e.g. "shm:orders" or "tcp:0.0.0.0:7000".
+//! // Server: any endpoint string works here, e.g. "shm:orders" or "tcp:127.0.0.1:7000".
 //! let mut listener = shmsg::listen("unix:@orders")?;
 //! let mut channel = listener.accept()?;
 //! let mut request = Vec::new();
