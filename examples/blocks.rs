@@ -1,7 +1,9 @@
 //! A producer streams large blocks (think camera frames) to a consumer.
 //!
-//! Over shared memory (`shm:NAME`) it uses the zero-copy API: the producer
-//! renders each block directly inside the ring (`send_with`) and the
+//! Over shared memory (`shm:NAME`, which this example takes as the named
+//! region `NAME`, to reach the ring's own interface) it uses the zero-copy
+//! API: the producer renders each block directly inside the ring
+//! (`send_with`) and the
 //! consumer checks it where it lies (`recv_with`), so a block is written
 //! once and read once, with no copy through the kernel or a buffer. Over
 //! any other endpoint the same program sends and receives through the
