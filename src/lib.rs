@@ -14,7 +14,11 @@
 //! endpoint string picks the model and transport ([`endpoint`]):
 //! `shm:NAME`, `mpsc:NAME`, `unix:PATH`, `unix:@NAME`, `seqpacket:PATH`, `tcp:HOST:PORT`,
 //! `pipe`. [`listen`] and [`connect`] return a [`Channel`] whatever the
-//! model, so an application switches models by changing a string.
+//! model, so an application switches models by changing a string. A
+//! shared-memory listener serves many clients at once, as a socket does:
+//! each client meets it at a Unix socket and receives sealed rings of its
+//! own; every Unix-socket listener lets in only its own user unless told
+//! otherwise ([`peer`]).
 //!
 //! Every concurrent protocol is paired with models that run *the production
 //! code*: loom (exhaustive, weak memory, data races on ring bytes), shuttle
@@ -65,8 +69,11 @@
 //!
 //! ## A ring between two processes
 //!
-//! One process creates a named region (a file under `/dev/shm`, mode 0600)
-//! and attaches one side; another opens it by name and attaches the other.
+//! Below the endpoints, the rings can be used directly. One process creates
+//! a named region (a file under `/dev/shm`, mode 0600) and attaches one
+//! side; another opens it by name and attaches the other. (A named file can
+//! be truncated by any process of the same user, which makes its peers
+//! fault; the `shm:` endpoints use sealed anonymous regions instead.)
 //! Exactly one producer and one consumer may be attached at a time; a side
 //! whose process dies is reported as [`Error::Disconnected`] to the other,
 //! and can be attached again.
@@ -105,7 +112,8 @@
 //! * [`msg`]: the frame codec, the stream and seqpacket channels, Unix
 //!   addresses and listeners, pipes to a child;
 //! * [`channel`] and [`endpoint`]: the interface both models implement, and
-//!   endpoint strings;
+//!   endpoint strings, listeners and the shared-memory rendezvous;
+//! * [`peer`]: who is at the other end of a Unix socket, and who may be;
 //! * [`sync`]: the backend seam through which the models run the ring code;
 //! * [`workload`]: deterministic, self-checking message streams for tests
 //!   and benchmarks.
