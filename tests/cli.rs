@@ -546,6 +546,46 @@ fn send_to_a_dead_receiver_exits_3() {
     }
 }
 
+/// Four `shmsg send` processes at once into one `shmsg recv` on an
+/// `mpsc:` endpoint: every line of every sender arrives, each sender's in
+/// the order it sent them.
+#[test]
+fn many_senders_into_one_mpsc_receiver() {
+    const SENDERS: usize = 4;
+    const LINES: usize = 100_000;
+    let endpoint = format!("mpsc:{}", unique("mpsc"));
+    let total = (SENDERS * LINES).to_string();
+    let recv = Recv::listen(&endpoint, &["--count", &total]);
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let input: String = (0..LINES)
+                .map(|line| format!("sender {sender} line {line}\n"))
+                .collect();
+            let endpoint = recv.endpoint.clone();
+            std::thread::spawn(move || send(&endpoint, &[], input.as_bytes()))
+        })
+        .collect();
+    for sender in senders {
+        assert_ok(&sender.join().unwrap(), "shmsg send mpsc:");
+    }
+    let received = String::from_utf8(recv.output()).unwrap();
+    let mut next = [0usize; SENDERS];
+    for got in received.lines() {
+        let (sender, line) = got
+            .strip_prefix("sender ")
+            .and_then(|rest| rest.split_once(" line "))
+            .and_then(|(s, l)| Some((s.parse::<usize>().ok()?, l.parse::<usize>().ok()?)))
+            .unwrap_or_else(|| panic!("a line no sender sent: {got:?}"));
+        assert_eq!(
+            line, next[sender],
+            "sender {sender}'s line {line} arrived when line {} was due",
+            next[sender]
+        );
+        next[sender] += 1;
+    }
+    assert_eq!(next, [LINES; SENDERS], "lines received per sender");
+}
+
 /// A receiver that leaves mid-stream: the sender exits 3 and says how
 /// many messages the receiver actually received (the ring tells), not how
 /// many were sent.
