@@ -6,6 +6,7 @@
 //! creators; error messages and exit codes.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -584,6 +585,99 @@ fn many_senders_into_one_mpsc_receiver() {
         next[sender] += 1;
     }
     assert_eq!(next, [LINES; SENDERS], "lines received per sender");
+}
+
+/// The user id the other-user tests run a sender as (`nobody`).
+const NOBODY: u32 = 65534;
+
+/// The `shmsg` binary copied where user [`NOBODY`] can run it.
+struct ExeCopy(PathBuf);
+
+impl ExeCopy {
+    fn new() -> ExeCopy {
+        let dir = std::env::temp_dir().join(unique("exe"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.join("shmsg");
+        std::fs::copy(env!("CARGO_BIN_EXE_shmsg"), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ExeCopy(exe)
+    }
+
+    /// `shmsg send ENDPOINT`, run as user and group [`NOBODY`].
+    fn send_as_nobody(&self, endpoint: &str, input: &[u8]) -> Output {
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+            ])
+            .arg(&self.0)
+            .args(["send", endpoint]);
+        run_with_input(command, input)
+    }
+}
+
+impl Drop for ExeCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+/// A sender of another user is refused on every Unix-socket endpoint: it
+/// fails saying so, and the receiver logs the refusal and goes on to take
+/// the next sender. With `--allow-uid` the other user's messages arrive.
+#[test]
+fn other_users_are_refused_unless_allowed() {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: needs root to run a sender as another user");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        println!("skipped: setpriv is not installed");
+        return;
+    }
+    let exe = ExeCopy::new();
+    for scheme in ["shm:", "mpsc:", "unix:@", "seqpacket:@"] {
+        let endpoint = format!("{scheme}{}", unique("other-user"));
+        let recv = Recv::listen(&endpoint, &["--count", "1"]);
+        let refused = exe.send_as_nobody(&endpoint, b"from nobody\n");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{endpoint}: {said}");
+        assert!(
+            said.contains("refused") && said.contains(&format!("uid {NOBODY}")),
+            "{endpoint}: {said}"
+        );
+        assert!(
+            said.contains(&format!("--allow-uid {NOBODY}")),
+            "{endpoint}: {said}"
+        );
+        // The receiver is still there for a sender of its own user.
+        assert_ok(
+            &send(&endpoint, &[], b"from me\n"),
+            &format!("shmsg send {endpoint}"),
+        );
+        let (status, stdout, stderr) = recv.finish();
+        assert!(status.success(), "{endpoint}: {status:?}: {stderr}");
+        assert_eq!(stdout, b"from me\n", "{endpoint}");
+        assert!(
+            stderr.contains("shmsg recv: refused pid ")
+                && stderr.contains(&format!("(uid {NOBODY}, gid {NOBODY})")),
+            "{endpoint}: {stderr}"
+        );
+
+        let recv = Recv::listen(
+            &endpoint,
+            &["--allow-uid", &NOBODY.to_string(), "--count", "1"],
+        );
+        assert_ok(
+            &exe.send_as_nobody(&endpoint, b"from nobody\n"),
+            &format!("shmsg send {endpoint} as uid {NOBODY}"),
+        );
+        assert_eq!(recv.output(), b"from nobody\n", "{endpoint}");
+    }
 }
 
 /// A receiver that leaves mid-stream: the sender exits 3 and says how

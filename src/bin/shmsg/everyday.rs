@@ -145,11 +145,13 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
                 format!("is a receiver listening? Start `shmsg recv {endpoint}` first")
             }
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::AddrInUse => format!(
-                "another process uses {endpoint}; pick another name, or if its process died, \
-                 run `shmsg clean` (shm) or remove the socket file"
+                "{endpoint} is taken; pick another name or path, or stop the process that \
+                 listens there (a socket left by a process that died is replaced by itself)"
             ),
             std::io::ErrorKind::PermissionDenied => {
-                "the endpoint belongs to another user; pick another name".into()
+                "this user may not use that path (directory or socket permissions); \
+                 pick another"
+                    .into()
             }
             _ => return Failure::Shmsg(error),
         },
@@ -157,10 +159,15 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
             "write shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, tcp:HOST:PORT or pipe:RFD,WFD"
                 .into()
         }
-        Error::RoleTaken(_) => {
-            "another sender is connected to this shm endpoint; it carries one connection at a time"
-                .into()
-        }
+        Error::RoleTaken(_) => format!(
+            "every sender slot of {endpoint} is taken by a live process; try again when \
+             one of them is gone"
+        ),
+        Error::PeerRefused(me) => format!(
+            "the receiver lets in only the users it allows (by default its own); start it \
+             with `shmsg recv --allow-uid {} {endpoint}` to let this user in",
+            me.uid
+        ),
         Error::Timeout if command == "send" => {
             format!("no receiver answered; start `shmsg recv {endpoint}` first, or raise --timeout")
         }
