@@ -587,6 +587,43 @@ fn many_senders_into_one_mpsc_receiver() {
     assert_eq!(next, [LINES; SENDERS], "lines received per sender");
 }
 
+/// An `mpsc:` receiver takes senders as they come while another one stays
+/// connected: over time, many more of them than the ring has sender slots
+/// (16), each of whose lines arrives.
+#[test]
+fn mpsc_receiver_takes_senders_while_one_stays() {
+    const SHORT: usize = 40;
+    let endpoint = format!("mpsc:{}", unique("one-stays"));
+    let recv = Recv::listen(&endpoint, &["--count", &(SHORT + 2).to_string()]);
+    let mut stays = shmsg()
+        .arg("send")
+        .arg(&endpoint)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = stays.stdin.take().unwrap();
+    stdin.write_all(b"stays: first\n").unwrap();
+    let mut expected = b"stays: first\n".to_vec();
+    recv.wait_for_output(&expected);
+    for i in 0..SHORT {
+        let line = format!("short {i}\n");
+        let output = send(&endpoint, &["--timeout", "5s"], line.as_bytes());
+        assert_ok(&output, &format!("sender {i} of {SHORT}"));
+        expected.extend_from_slice(line.as_bytes());
+        recv.wait_for_output(&expected);
+    }
+    stdin.write_all(b"stays: last\n").unwrap();
+    drop(stdin);
+    assert_ok(&stays.wait_with_output().unwrap(), "the sender that stays");
+    expected.extend_from_slice(b"stays: last\n");
+    assert_eq!(
+        String::from_utf8(recv.output()).unwrap(),
+        String::from_utf8(expected).unwrap()
+    );
+}
+
 /// The user id the other-user tests run a sender as (`nobody`).
 const NOBODY: u32 = 65534;
 

@@ -316,7 +316,20 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     let mut message = Vec::new();
     let mut received = 0u64;
     while args.count.is_none_or(|count| received < count) {
-        match channel.recv(&mut message) {
+        let got = if many_senders {
+            // The channels of the senders that connect later wait in the
+            // listener's queue; take them now and then (a receive on any
+            // of them takes from every sender), so that it never fills up
+            // and shuts later senders out while this one is in use.
+            take_waiting(&mut listener)?;
+            match channel.recv_timeout(&mut message, Duration::from_millis(100)) {
+                Err(Error::Timeout) => continue,
+                got => got,
+            }
+        } else {
+            channel.recv(&mut message)
+        };
+        match got {
             Ok(_) => received += 1,
             Err(Error::Disconnected) if many_senders => {
                 channel = accept(&mut listener, None)?;
@@ -364,9 +377,25 @@ fn accept(
         };
         match accepted {
             Ok(channel) => return Ok(channel),
-            Err(Error::PeerRefused(who)) => eprintln!(
-                "shmsg recv: refused {who}: not an allowed user (see --allow-uid, --allow-gid)"
-            ),
+            Err(Error::PeerRefused(who)) => log_refused(who),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn log_refused(who: shmsg::Credentials) {
+    eprintln!("shmsg recv: refused {who}: not an allowed user (see --allow-uid, --allow-gid)");
+}
+
+/// Takes (and drops) the channels of `mpsc:` senders waiting to be
+/// accepted, logging refused ones: the channel in use already receives
+/// their messages, and the listener's queue of them is bounded.
+fn take_waiting(listener: &mut shmsg::Listener) -> Result<(), Error> {
+    loop {
+        match listener.accept_timeout(Duration::ZERO) {
+            Ok(_another_sender) => {}
+            Err(Error::PeerRefused(who)) => log_refused(who),
+            Err(Error::Timeout) => return Ok(()),
             Err(e) => return Err(e),
         }
     }
