@@ -1,9 +1,10 @@
 //! The everyday commands: `send`, `recv`, `inspect` and `clean`.
 //!
 //! `shmsg recv ENDPOINT` listens on any endpoint string, accepts one peer
-//! and prints each message it receives; `shmsg send ENDPOINT` connects and
-//! sends each message it reads from stdin. So two terminals talk over shared
-//! memory or a socket with the same two commands:
+//! (on `mpsc:`, every sender that comes) and prints each message it
+//! receives; `shmsg send ENDPOINT` connects and sends each message it reads
+//! from stdin. So two terminals talk over shared memory or a socket with the
+//! same two commands:
 //!
 //! ```text
 //! terminal 1$ shmsg recv shm:chat         # or unix:/tmp/chat, tcp:127.0.0.1:7000, ...
@@ -14,10 +15,16 @@
 //! or, with `--length-prefixed`, frames of a 4-byte little-endian length and
 //! that many bytes, on stdin for `send` and on stdout for `recv`.
 //!
-//! `shmsg inspect shm:NAME` shows a shared-memory endpoint's two regions:
-//! layout, capacity, fill level and who is attached, and whether those
-//! processes are alive. `shmsg clean` lists regions no live process uses;
-//! `shmsg clean --yes` removes them.
+//! On the Unix-socket endpoints `recv` lets in only processes of its own
+//! user unless `--allow-uid`, `--allow-gid` or `--allow-anyone` say
+//! otherwise; it logs each sender it refuses on stderr and goes on.
+//!
+//! `shmsg inspect NAME` shows a named region (the file
+//! `/dev/shm/shmsg.NAME` a program made with the `Region` API): layout,
+//! capacity, fill level and who is attached, and whether those processes
+//! are alive. `shm:` and `mpsc:` endpoints have no such file: their rings
+//! are memfds handed over a socket. `shmsg clean` lists named regions no
+//! live process uses; `shmsg clean --yes` removes them.
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -36,8 +43,9 @@ use crate::Failure;
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
     /// Where to send: shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH,
-    /// tcp:HOST:PORT or pipe:RFD,WFD. A receiver must be listening there
-    /// (`shmsg recv ENDPOINT`).
+    /// seqpacket:@NAME, tcp:HOST:PORT or pipe:RFD,WFD (shm: and mpsc: also
+    /// take /PATH). A receiver must be listening there (`shmsg recv
+    /// ENDPOINT`) and let this user in.
     pub endpoint: String,
     /// Read frames of a 4-byte little-endian length and that many bytes
     /// instead of lines.
@@ -51,16 +59,19 @@ pub struct SendArgs {
 /// `shmsg recv` flags.
 #[derive(clap::Args, Debug)]
 pub struct RecvArgs {
-    /// Where to listen: shm:NAME, mpsc:NAME (any number of senders at
-    /// once; runs until --count or a signal), unix:PATH, unix:@NAME,
-    /// seqpacket:PATH, tcp:HOST:PORT (port 0: any free port) or
-    /// pipe:RFD,WFD. The actual endpoint is printed on stderr.
+    /// Where to listen: shm:NAME or shm:/PATH (a socket file), mpsc:NAME
+    /// or mpsc:/PATH (up to 16 senders at once, any number over time; runs
+    /// until --count or a signal), unix:PATH, unix:@NAME, seqpacket:PATH,
+    /// seqpacket:@NAME, tcp:HOST:PORT (port 0: any free port; TCP checks no
+    /// credentials, so prefer 127.0.0.1) or pipe:RFD,WFD. The actual
+    /// endpoint is printed on stderr.
     pub endpoint: String,
     /// Write frames of a 4-byte little-endian length and the message instead
     /// of lines.
     #[arg(long)]
     pub length_prefixed: bool,
-    /// Exit after this many messages (default: when the sender is gone).
+    /// Exit after this many messages (default: when the sender is gone; on
+    /// mpsc:, never).
     #[arg(long)]
     pub count: Option<u64>,
     /// The largest message to accept, e.g. 64K or 16M (default: 64 KiB for
@@ -285,8 +296,9 @@ fn messages(n: u64) -> String {
     }
 }
 
-/// `shmsg recv ENDPOINT`: listens, accepts one sender and prints what
-/// arrives until the sender is gone (or `--count` messages).
+/// `shmsg recv ENDPOINT`: listens, accepts one sender (on `mpsc:`, every
+/// sender, as they come) and prints what arrives until `--count` messages,
+/// or until the sender is gone (on `mpsc:`, until a signal).
 pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     refuse_stdio_pipe("recv", &args.endpoint)?;
     let options = Options {
