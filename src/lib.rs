@@ -3,9 +3,11 @@
 //! shmsg carries messages between processes in either of the two classic
 //! models, side by side:
 //!
-//! * the **shared memory model** ([`shm`]): one process creates a region,
-//!   others attach it, and a lock-free ring inside the region carries the
-//!   messages. After set-up a busy stream makes no system call per message;
+//! * the **shared memory model** ([`shm`]): a lock-free ring in a shared
+//!   region carries the messages, and after set-up a busy stream makes no
+//!   system call per message. A `shm:` listener hands every client that
+//!   connects to its Unix socket sealed memfd rings of its own; a named
+//!   region is a file under `/dev/shm` that others open by name;
 //! * the **message passing model** ([`msg`]): `send` / `receive` over a
 //!   kernel link (Unix stream and seqpacket sockets, pipes, TCP), where the
 //!   kernel copies and synchronizes.

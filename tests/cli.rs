@@ -1,16 +1,24 @@
 //! The everyday commands end to end, with the built binary: `shmsg send`
 //! and `shmsg recv` carry real data over every transport, lines and
-//! length-prefixed frames; `shmsg inspect` and `shmsg clean` against live
-//! and dead creators; error messages and exit codes.
+//! length-prefixed frames, from one sender or (on `mpsc:`) several at once;
+//! a receiver lets in only its own user unless told otherwise; `shmsg
+//! inspect` and `shmsg clean` against named regions of live and dead
+//! creators; error messages and exit codes.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use shmsg::Sender;
 use shmsg::shm::region::{PREFIX, SHM_DIR};
+use shmsg::shm::spsc::Producer;
 use shmsg::shm::{Geometry, Region};
+
+/// How long a test waits for a child before it gives up on it.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 fn shmsg() -> Command {
     Command::new(env!("CARGO_BIN_EXE_shmsg"))
@@ -38,25 +46,37 @@ impl Drop for Scratch {
     }
 }
 
+/// A child process, SIGKILLed and reaped on drop (so that a failing test
+/// leaves none behind).
+struct Kid(Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running `shmsg recv`: the child, the endpoint it printed, and threads
 /// collecting its stdout (read as it comes, so that a full pipe cannot stall
-/// it) and the rest of its stderr.
+/// it, and visible while it runs) and the rest of its stderr.
 struct Recv {
-    child: Child,
+    child: Kid,
     endpoint: String,
-    stdout: JoinHandle<Vec<u8>>,
-    stderr: JoinHandle<String>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stdout_reader: Option<JoinHandle<()>>,
+    stderr: Option<JoinHandle<String>>,
 }
 
 impl Recv {
     fn start(mut command: Command) -> Recv {
-        let mut child = command
+        let mut child = Kid(command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn shmsg recv");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
+            .expect("spawn shmsg recv"));
+        let mut err = BufReader::new(child.0.stderr.take().unwrap());
         let mut line = String::new();
         err.read_line(&mut line).unwrap();
         let endpoint = line
@@ -69,17 +89,26 @@ impl Recv {
             let _ = err.read_to_string(&mut rest);
             rest
         });
-        let mut out = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = out.read_to_end(&mut all);
-            all
+        let mut out = child.0.stdout.take().unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let collected = Arc::clone(&stdout);
+        let stdout_reader = std::thread::spawn(move || {
+            let mut chunk = vec![0u8; 1 << 16];
+            loop {
+                match out.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => collected.lock().unwrap().extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
         });
         Recv {
             child,
             endpoint,
             stdout,
-            stderr,
+            stdout_reader: Some(stdout_reader),
+            stderr: Some(stderr),
         }
     }
 
@@ -89,20 +118,56 @@ impl Recv {
         Recv::start(command)
     }
 
+    /// Waits until it has printed `expected` (its whole stdout so far).
+    fn wait_for_output(&self, expected: &[u8]) {
+        let start = Instant::now();
+        while self.stdout.lock().unwrap().as_slice() != expected {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "shmsg recv printed {:?}, not {:?}",
+                String::from_utf8_lossy(&self.stdout.lock().unwrap()),
+                String::from_utf8_lossy(expected)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits (at most `PATIENCE`, then kills it) for it to exit: its exit
+    /// status, stdout and stderr.
+    fn finish(mut self) -> (ExitStatus, Vec<u8>, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.0.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = self.child.0.kill();
+                let status = self.child.0.wait().unwrap();
+                let stderr = self.stderr.take().unwrap().join().unwrap();
+                panic!(
+                    "shmsg recv {} did not exit within {PATIENCE:?} ({status:?}); stderr: {stderr}",
+                    self.endpoint
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        self.stdout_reader.take().unwrap().join().unwrap();
+        let stdout = std::mem::take(&mut *self.stdout.lock().unwrap());
+        (status, stdout, stderr)
+    }
+
     /// Waits for it to exit; its stdout, after checking it succeeded.
-    fn output(mut self) -> Vec<u8> {
-        let status = self.child.wait().unwrap();
-        let stderr = self.stderr.join().unwrap();
+    fn output(self) -> Vec<u8> {
+        let (status, stdout, stderr) = self.finish();
         assert!(status.success(), "shmsg recv failed: {status:?}: {stderr}");
-        self.stdout.join().unwrap()
+        stdout
     }
 }
 
-fn send(endpoint: &str, flags: &[&str], input: &[u8]) -> Output {
-    let mut child = shmsg()
-        .arg("send")
-        .args(flags)
-        .arg(endpoint)
+/// Runs `command` (a `shmsg send`) with `input` on its stdin.
+fn run_with_input(mut command: Command, input: &[u8]) -> Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -114,6 +179,12 @@ fn send(endpoint: &str, flags: &[&str], input: &[u8]) -> Output {
     let output = child.wait_with_output().unwrap();
     let _ = writer.join().unwrap();
     output
+}
+
+fn send(endpoint: &str, flags: &[&str], input: &[u8]) -> Output {
+    let mut command = shmsg();
+    command.arg("send").args(flags).arg(endpoint);
+    run_with_input(command, input)
 }
 
 fn assert_ok(output: &Output, what: &str) {
@@ -253,16 +324,41 @@ fn errors_say_what_to_do_with_documented_codes() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("pipe:3,4"));
 
-    let output = send(&format!("shm:{}", unique("absent")), &[], b"x\n");
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("shmsg recv shm:"));
+    // No listener at a shared-memory endpoint: nobody answers at its
+    // socket, an error of the "other" kind (1), with what to start.
+    for scheme in ["shm", "mpsc"] {
+        let endpoint = format!("{scheme}:{}", unique("absent"));
+        let output = send(&endpoint, &[], b"x\n");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("shmsg recv {endpoint}")),
+            "{stderr}"
+        );
+    }
 
+    // A region that does not exist.
     let output = shmsg()
-        .args(["inspect", &format!("shm:{}", unique("absent"))])
+        .args(["inspect", &unique("absent")])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("shmsg clean"));
+
+    // shm: and mpsc: endpoints have no named region to inspect: a usage
+    // error that says so and what inspect does show.
+    for scheme in ["shm", "mpsc"] {
+        let output = shmsg()
+            .args(["inspect", &format!("{scheme}:{}", unique("endpoint"))])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("not in a named region") && stderr.contains("shmsg inspect NAME"),
+            "{stderr}"
+        );
+    }
 
     let output = shmsg()
         .args(["inspect", "tcp:127.0.0.1:1"])
@@ -275,64 +371,113 @@ fn errors_say_what_to_do_with_documented_codes() {
     assert!(help.contains("Exit codes:") && help.contains("6  a received message failed"));
 }
 
-fn inspect(endpoint: &str) -> String {
-    let output = shmsg().args(["inspect", endpoint]).output().unwrap();
+fn inspect(name: &str) -> String {
+    let output = shmsg().args(["inspect", name]).output().unwrap();
     assert_ok(&output, "shmsg inspect");
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// A live endpoint made in this process: its header, fill level and sides.
+/// A live named region made in this process: its header, fill level and
+/// sides.
 #[test]
-fn inspect_live_endpoint() {
+fn inspect_live_region() {
     let name = unique("inspect");
-    let endpoint = format!("shm:{name}");
-    let options = shmsg::Options {
-        max_message: Some(1000),
-        capacity: Some(1 << 16),
-        ..shmsg::Options::default()
-    };
-    let _listener = shmsg::listen_with(&endpoint, &options).unwrap();
-    let mut client = shmsg::connect(&endpoint).unwrap();
+    let geometry = Geometry::new(1 << 16, 1000).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut producer = Producer::attach(&region).unwrap();
     for _ in 0..3 {
-        client.send(&[7u8; 100]).unwrap();
+        producer.send(&[7u8; 100]).unwrap();
     }
-    let text = inspect(&endpoint);
     let pid = std::process::id();
-    assert!(text.contains(&format!("region {name} ")), "{text}");
-    assert!(text.contains(&format!("region {name}.reply ")), "{text}");
-    assert!(
-        text.contains("capacity 65536 bytes, max message 1000 bytes"),
-        "{text}"
-    );
-    // Three records of 8 + 104 bytes wait in the request ring.
-    assert!(text.contains("fill: 336 bytes waiting"), "{text}");
-    assert!(
-        text.contains(&format!("creator: pid {pid}, alive")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("producer: attached by pid {pid}, alive")),
-        "{text}"
-    );
-    assert!(text.contains("consumer: never attached"), "{text}");
-    assert!(text.contains("status: in use"), "{text}");
+    for text in [inspect(&name), inspect(&format!("{PREFIX}{name}"))] {
+        assert!(text.contains(&format!("region {name} ")), "{text}");
+        assert!(
+            text.contains("capacity 65536 bytes, max message 1000 bytes"),
+            "{text}"
+        );
+        // Three records of 8 + 104 bytes wait in the ring.
+        assert!(text.contains("fill: 336 bytes waiting"), "{text}");
+        assert!(
+            text.contains(&format!("creator: pid {pid}, alive")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("producer: attached by pid {pid}, alive")),
+            "{text}"
+        );
+        assert!(text.contains("consumer: never attached"), "{text}");
+        assert!(text.contains("status: in use"), "{text}");
+    }
 }
 
-/// A receiver killed with SIGKILL leaves its regions: inspect says the
-/// creator is dead, clean (a dry run) offers to remove them.
+/// Set in the environment of this test executable run again as a child:
+/// the name of the region `region_creator_child` creates.
+const CREATOR_NAME: &str = "SHMSG_CLI_CREATE_REGION";
+/// With [`CREATOR_NAME`]: a directory where it creates the region too.
+const CREATOR_DIR: &str = "SHMSG_CLI_CREATE_REGION_IN";
+/// What `region_creator_child` prints once its regions exist.
+const CREATED: &str = "region-creator: created";
+
+/// Not a test of its own: run again by `inspect_and_clean_after_the_creator_died`
+/// with [`CREATOR_NAME`] set, it creates that named region (in /dev/shm, and
+/// in [`CREATOR_DIR`] if set), keeps it, says so and waits to be killed.
+/// Without the variable it does nothing.
+#[test]
+fn region_creator_child() {
+    let Ok(name) = std::env::var(CREATOR_NAME) else {
+        return;
+    };
+    let geometry = Geometry::new(4096, 256).unwrap();
+    let mut regions = vec![Region::create(&name, geometry).unwrap()];
+    if let Ok(dir) = std::env::var(CREATOR_DIR) {
+        regions.push(Region::create_in(Path::new(&dir), &name, geometry).unwrap());
+    }
+    for region in &mut regions {
+        region.keep();
+    }
+    println!("{CREATED}");
+    std::io::stdout().flush().unwrap();
+    // The parent kills this process; if it cannot, stop after a while.
+    std::thread::sleep(PATIENCE);
+    std::process::exit(1);
+}
+
+/// A process that created a named region and was killed with SIGKILL
+/// leaves it behind: inspect says the creator is dead, clean (a dry run)
+/// offers to remove it, `clean --yes` removes it.
 #[test]
 fn inspect_and_clean_after_the_creator_died() {
     let name = unique("dead");
-    let endpoint = format!("shm:{name}");
-    let mut recv = Recv::listen(&endpoint, &[]);
-    let pid = recv.child.id();
-    recv.child.kill().unwrap();
-    recv.child.wait().unwrap();
-    let text = inspect(&endpoint);
+    let scratch = Scratch::new("dead-creator");
+    let mut creator = Kid(Command::new(std::env::current_exe().unwrap())
+        .args(["region_creator_child", "--exact", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env(CREATOR_NAME, &name)
+        .env(CREATOR_DIR, &scratch.0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let pid = creator.0.id();
+    // libtest may print "test region_creator_child ... " on the same line.
+    let mut said = String::new();
+    let mut out = BufReader::new(creator.0.stdout.take().unwrap());
+    while !said.contains(CREATED) {
+        said.clear();
+        assert!(
+            out.read_line(&mut said).unwrap() > 0,
+            "the region creator exited without creating the region"
+        );
+    }
+    creator.0.kill().unwrap();
+    creator.0.wait().unwrap();
+
+    let path = Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));
+    let text = inspect(&name);
     assert!(
         text.contains(&format!("creator: pid {pid}, dead")),
         "{text}"
     );
+    assert!(text.contains("producer: never attached"), "{text}");
     assert!(text.contains("status: stale"), "{text}");
     let output = shmsg().arg("clean").output().unwrap();
     assert_ok(&output, "shmsg clean");
@@ -341,38 +486,282 @@ fn inspect_and_clean_after_the_creator_died() {
         listing.contains(&format!("would remove {name}\n")),
         "{listing}"
     );
-    assert!(
-        listing.contains(&format!("would remove {name}.reply\n")),
-        "{listing}"
-    );
     assert!(listing.contains("shmsg clean --yes"), "{listing}");
-    // A dry run removes nothing. (`clean --yes` is tested in a directory of
-    // its own: here it would also remove other tests' stale regions.)
-    let path = Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));
+    // A dry run removes nothing. (`clean --yes` runs in a directory of its
+    // own: in /dev/shm it would also remove other tests' stale regions.)
     assert!(path.exists());
     Region::remove(&name).unwrap();
-    Region::remove(&format!("{name}.reply")).unwrap();
+
+    let dir = scratch.0.to_str().unwrap();
+    let output = shmsg()
+        .args(["clean", "--yes", "--dir", dir])
+        .output()
+        .unwrap();
+    assert_ok(&output, "shmsg clean --yes");
+    let listing = String::from_utf8(output.stdout).unwrap();
+    assert!(listing.contains(&format!("removed {name}\n")), "{listing}");
+    assert!(!scratch.0.join(format!("{PREFIX}{name}")).exists());
 }
 
-/// A sender on a shared-memory endpoint whose receiver was SIGKILLed (its
-/// regions left behind) is told so (exit 3) instead of "sending" lines
-/// that nobody will read.
+/// A receiver SIGKILLed while a sender streams to it from a pipe: the
+/// sender is told so (exit 3) at its next messages instead of "sending"
+/// lines that nobody will read.
 #[test]
 fn send_to_a_dead_receiver_exits_3() {
-    let name = unique("dead-receiver");
-    let endpoint = format!("shm:{name}");
-    let mut recv = Recv::listen(&endpoint, &[]);
-    recv.child.kill().unwrap();
-    recv.child.wait().unwrap();
-    let output = send(&endpoint, &[], b"a\nb\nc\n");
+    for endpoint in [
+        format!("shm:{}", unique("dead-receiver")),
+        format!("mpsc:{}", unique("dead-receiver")),
+    ] {
+        let mut recv = Recv::listen(&endpoint, &[]);
+        let mut sender = shmsg()
+            .arg("send")
+            .arg(&endpoint)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = sender.stdin.take().unwrap();
+        stdin.write_all(b"first\n").unwrap();
+        recv.wait_for_output(b"first\n");
+        recv.child.0.kill().unwrap();
+        recv.child.0.wait().unwrap();
+        // Go on streaming until the sender gives up (its stdin breaks), or
+        // for at most PATIENCE.
+        let writer = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut line = 0u64;
+            while start.elapsed() < PATIENCE {
+                if stdin.write_all(format!("{line}\n").as_bytes()).is_err() {
+                    return;
+                }
+                line += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let output = sender.wait_with_output().unwrap();
+        writer.join().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{endpoint}: {stderr}");
+        assert!(stderr.contains("the receiver left"), "{endpoint}: {stderr}");
+    }
+}
+
+/// Four `shmsg send` processes at once into one `shmsg recv` on an
+/// `mpsc:` endpoint: every line of every sender arrives, each sender's in
+/// the order it sent them.
+#[test]
+fn many_senders_into_one_mpsc_receiver() {
+    const SENDERS: usize = 4;
+    const LINES: usize = 100_000;
+    let endpoint = format!("mpsc:{}", unique("mpsc"));
+    let total = (SENDERS * LINES).to_string();
+    let recv = Recv::listen(&endpoint, &["--count", &total]);
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let input: String = (0..LINES)
+                .map(|line| format!("sender {sender} line {line}\n"))
+                .collect();
+            let endpoint = recv.endpoint.clone();
+            std::thread::spawn(move || send(&endpoint, &[], input.as_bytes()))
+        })
+        .collect();
+    for sender in senders {
+        assert_ok(&sender.join().unwrap(), "shmsg send mpsc:");
+    }
+    let received = String::from_utf8(recv.output()).unwrap();
+    let mut next = [0usize; SENDERS];
+    for got in received.lines() {
+        let (sender, line) = got
+            .strip_prefix("sender ")
+            .and_then(|rest| rest.split_once(" line "))
+            .and_then(|(s, l)| Some((s.parse::<usize>().ok()?, l.parse::<usize>().ok()?)))
+            .unwrap_or_else(|| panic!("a line no sender sent: {got:?}"));
+        assert_eq!(
+            line, next[sender],
+            "sender {sender}'s line {line} arrived when line {} was due",
+            next[sender]
+        );
+        next[sender] += 1;
+    }
+    assert_eq!(next, [LINES; SENDERS], "lines received per sender");
+}
+
+/// An `mpsc:` receiver takes senders as they come while another one stays
+/// connected: over time, many more of them than the ring has sender slots
+/// (16), each of whose lines arrives.
+#[test]
+fn mpsc_receiver_takes_senders_while_one_stays() {
+    const SHORT: usize = 40;
+    let endpoint = format!("mpsc:{}", unique("one-stays"));
+    let recv = Recv::listen(&endpoint, &["--count", &(SHORT + 2).to_string()]);
+    let mut stays = shmsg()
+        .arg("send")
+        .arg(&endpoint)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = stays.stdin.take().unwrap();
+    stdin.write_all(b"stays: first\n").unwrap();
+    let mut expected = b"stays: first\n".to_vec();
+    recv.wait_for_output(&expected);
+    for i in 0..SHORT {
+        let line = format!("short {i}\n");
+        let output = send(&endpoint, &["--timeout", "5s"], line.as_bytes());
+        assert_ok(&output, &format!("sender {i} of {SHORT}"));
+        expected.extend_from_slice(line.as_bytes());
+        recv.wait_for_output(&expected);
+    }
+    stdin.write_all(b"stays: last\n").unwrap();
+    drop(stdin);
+    assert_ok(&stays.wait_with_output().unwrap(), "the sender that stays");
+    expected.extend_from_slice(b"stays: last\n");
     assert_eq!(
-        output.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8(recv.output()).unwrap(),
+        String::from_utf8(expected).unwrap()
     );
-    Region::remove(&name).unwrap();
-    Region::remove(&format!("{name}.reply")).unwrap();
+}
+
+/// The user id the other-user tests run a sender as (`nobody`).
+const NOBODY: u32 = 65534;
+
+/// The `shmsg` binary copied where user [`NOBODY`] can run it.
+struct ExeCopy(PathBuf);
+
+impl ExeCopy {
+    fn new() -> ExeCopy {
+        let dir = std::env::temp_dir().join(unique("exe"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.join("shmsg");
+        std::fs::copy(env!("CARGO_BIN_EXE_shmsg"), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ExeCopy(exe)
+    }
+
+    /// `shmsg send ENDPOINT`, run as user and group [`NOBODY`].
+    fn send_as_nobody(&self, endpoint: &str, input: &[u8]) -> Output {
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+            ])
+            .arg(&self.0)
+            .args(["send", endpoint]);
+        run_with_input(command, input)
+    }
+}
+
+impl Drop for ExeCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+/// A sender of another user is refused on every Unix-socket endpoint: it
+/// fails saying so, and the receiver logs the refusal and goes on to take
+/// the next sender. With `--allow-uid` the other user's messages arrive.
+#[test]
+fn other_users_are_refused_unless_allowed() {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: needs root to run a sender as another user");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        println!("skipped: setpriv is not installed");
+        return;
+    }
+    let exe = ExeCopy::new();
+    for scheme in ["shm:", "mpsc:", "unix:@", "seqpacket:@"] {
+        let endpoint = format!("{scheme}{}", unique("other-user"));
+        let recv = Recv::listen(&endpoint, &["--count", "1"]);
+        let refused = exe.send_as_nobody(&endpoint, b"from nobody\n");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{endpoint}: {said}");
+        assert!(
+            said.contains("refused") && said.contains(&format!("uid {NOBODY}")),
+            "{endpoint}: {said}"
+        );
+        assert!(
+            said.contains(&format!("--allow-uid {NOBODY}")),
+            "{endpoint}: {said}"
+        );
+        // The receiver is still there for a sender of its own user.
+        assert_ok(
+            &send(&endpoint, &[], b"from me\n"),
+            &format!("shmsg send {endpoint}"),
+        );
+        let (status, stdout, stderr) = recv.finish();
+        assert!(status.success(), "{endpoint}: {status:?}: {stderr}");
+        assert_eq!(stdout, b"from me\n", "{endpoint}");
+        assert!(
+            stderr.contains("shmsg recv: refused pid ")
+                && stderr.contains(&format!("(uid {NOBODY}, gid {NOBODY})")),
+            "{endpoint}: {stderr}"
+        );
+
+        let recv = Recv::listen(
+            &endpoint,
+            &["--allow-uid", &NOBODY.to_string(), "--count", "1"],
+        );
+        assert_ok(
+            &exe.send_as_nobody(&endpoint, b"from nobody\n"),
+            &format!("shmsg send {endpoint} as uid {NOBODY}"),
+        );
+        assert_eq!(recv.output(), b"from nobody\n", "{endpoint}");
+    }
+}
+
+/// `unshare --pid --fork --kill-child shmsg ARGS`: shmsg as pid 1 of a PID
+/// namespace of its own, where it cannot see this process's pids (nor this
+/// process its).
+fn in_own_pid_namespace(args: &[&str]) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(env!("CARGO_BIN_EXE_shmsg"))
+        .args(args);
+    command
+}
+
+/// Peers in separate PID namespaces, as in containers by default, even
+/// with a shared network: the kernel reports a peer's pid the reader
+/// cannot see as 0. Every Unix-socket endpoint should still connect them.
+#[test]
+#[ignore = "not yet: a peer pid of 0 from SO_PEERCRED fails the connection (README, Containers)"]
+fn peers_in_separate_pid_namespaces() {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: needs root to make PID namespaces");
+        return;
+    }
+    if Command::new("unshare").arg("--version").output().is_err() {
+        println!("skipped: unshare is not installed");
+        return;
+    }
+    for scheme in ["shm:", "mpsc:", "unix:@", "seqpacket:@"] {
+        let endpoint = format!("{scheme}{}", unique("pid-namespace"));
+        let recv = Recv::start(in_own_pid_namespace(&["recv", "--count", "1", &endpoint]));
+        assert_ok(
+            &send(&endpoint, &["--timeout", "5s"], b"in\n"),
+            &format!("shmsg send {endpoint} to a receiver in another PID namespace"),
+        );
+        assert_eq!(recv.output(), b"in\n", "{endpoint}");
+
+        let recv = Recv::listen(&endpoint, &["--count", "1"]);
+        assert_ok(
+            &run_with_input(
+                in_own_pid_namespace(&["send", "--timeout", "5s", &endpoint]),
+                b"out\n",
+            ),
+            &format!("shmsg send {endpoint} from another PID namespace"),
+        );
+        assert_eq!(recv.output(), b"out\n", "{endpoint}");
+    }
 }
 
 /// A receiver that leaves mid-stream: the sender exits 3 and says how
@@ -392,7 +781,7 @@ fn send_reports_what_a_departed_receiver_received() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("it received 1 message of the"), "{stderr}");
-    recv.child.wait().unwrap();
+    recv.child.0.wait().unwrap();
 }
 
 #[test]

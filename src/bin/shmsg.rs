@@ -6,9 +6,12 @@
 //!   measured figures, and writes JSON, CSV and an SVG plot (see
 //!   `shmsg/compare.rs`);
 //! * `shmsg send ENDPOINT` / `shmsg recv ENDPOINT`: messages from stdin to
-//!   stdout between two terminals, over any endpoint string;
-//! * `shmsg inspect shm:NAME`: a shared-memory endpoint's header, fill level
-//!   and attached processes; `shmsg clean`: regions no live process uses;
+//!   stdout between two terminals, over any endpoint string (`recv
+//!   mpsc:NAME` takes any number of senders);
+//! * `shmsg inspect NAME`: a named region's header, fill level and attached
+//!   processes (a file `/dev/shm/shmsg.NAME` made with the `Region` API;
+//!   `shm:` and `mpsc:` endpoints have none); `shmsg clean`: named regions
+//!   no live process uses;
 //! * `shmsg demo`: the shared-memory ring alone, streaming and ping-pong;
 //! * `shmsg peer …` (hidden): the worker processes of `compare`, `demo` and
 //!   the cross-process tests.
@@ -21,7 +24,7 @@
 //! | 1 | any other error (I/O, a corrupt region, ...) |
 //! | 2 | bad command line: unknown flag, bad endpoint string, bad value |
 //! | 3 | the peer disconnected |
-//! | 4 | the role is taken by a live process (a second sender on one shm endpoint) |
+//! | 4 | the role is taken by a live process (a 17th sender on one mpsc endpoint) |
 //! | 5 | the region's layout does not match this build, or is not published yet |
 //! | 6 | a received message failed verification |
 //! | 7 | timed out |
@@ -60,13 +63,13 @@ Exit codes:
   1  any other error (I/O, a corrupt region, ...)
   2  bad command line: unknown flag, bad endpoint string, bad value
   3  the peer disconnected
-  4  the role is taken by a live process (a second sender on one shm endpoint)
+  4  the role is taken by a live process (a 17th sender on one mpsc endpoint)
   5  the region's layout does not match this build, or is not published yet
   6  a received message failed verification
   7  timed out
 
-Endpoints: shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, seqpacket:@NAME,
-tcp:HOST:PORT, pipe (stdin/stdout of a spawned child), pipe:RFD,WFD.";
+Endpoints: shm:NAME, shm:/PATH, mpsc:NAME, mpsc:/PATH, unix:PATH, unix:@NAME, seqpacket:PATH,
+seqpacket:@NAME, tcp:HOST:PORT, pipe (stdin/stdout of a spawned child), pipe:RFD,WFD.";
 
 #[derive(Parser)]
 #[command(
@@ -91,16 +94,27 @@ enum Cmd {
     /// stdin as one message.
     #[command(after_help = EXIT_CODES)]
     Send(everyday::SendArgs),
-    /// Listen on ENDPOINT, accept one sender, and print each message as a
-    /// line (or length-prefixed frame) until the sender is gone.
+    /// Listen on ENDPOINT, accept one sender (on mpsc: any number, as they
+    /// come), and print each message as a line (or length-prefixed frame)
+    /// until the sender is gone.
+    ///
+    /// Senders of other users are refused and logged on stderr, and recv
+    /// goes on waiting, unless --allow-uid, --allow-gid or --allow-anyone
+    /// let them in.
     #[command(after_help = EXIT_CODES)]
     Recv(everyday::RecvArgs),
-    /// Show a shared-memory endpoint's regions: layout, capacity, fill level,
-    /// attached processes and whether they are alive.
+    /// Show a named region (/dev/shm/shmsg.NAME, made with the Region API):
+    /// layout, capacity, fill level, attached processes and whether they are
+    /// alive.
+    ///
+    /// shm: and mpsc: endpoints have no named region: their rings are memfds
+    /// handed to each client over the endpoint's socket.
     #[command(after_help = EXIT_CODES)]
     Inspect(everyday::InspectArgs),
-    /// List shmsg regions under /dev/shm and remove (with --yes) those whose
+    /// List named regions under /dev/shm and remove (with --yes) those whose
     /// creator is dead and that nobody is attached to.
+    ///
+    /// shm: and mpsc: endpoints leave nothing there.
     #[command(after_help = EXIT_CODES)]
     Clean(everyday::CleanArgs),
     /// Stream and ping-pong between two processes through the shared-memory

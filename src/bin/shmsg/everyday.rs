@@ -1,9 +1,10 @@
 //! The everyday commands: `send`, `recv`, `inspect` and `clean`.
 //!
 //! `shmsg recv ENDPOINT` listens on any endpoint string, accepts one peer
-//! and prints each message it receives; `shmsg send ENDPOINT` connects and
-//! sends each message it reads from stdin. So two terminals talk over shared
-//! memory or a socket with the same two commands:
+//! (on `mpsc:`, every sender that comes) and prints each message it
+//! receives; `shmsg send ENDPOINT` connects and sends each message it reads
+//! from stdin. So two terminals talk over shared memory or a socket with the
+//! same two commands:
 //!
 //! ```text
 //! terminal 1$ shmsg recv shm:chat         # or unix:/tmp/chat, tcp:127.0.0.1:7000, ...
@@ -14,10 +15,16 @@
 //! or, with `--length-prefixed`, frames of a 4-byte little-endian length and
 //! that many bytes, on stdin for `send` and on stdout for `recv`.
 //!
-//! `shmsg inspect shm:NAME` shows a shared-memory endpoint's two regions:
-//! layout, capacity, fill level and who is attached, and whether those
-//! processes are alive. `shmsg clean` lists regions no live process uses;
-//! `shmsg clean --yes` removes them.
+//! On the Unix-socket endpoints `recv` lets in only processes of its own
+//! user unless `--allow-uid`, `--allow-gid` or `--allow-anyone` say
+//! otherwise; it logs each sender it refuses on stderr and goes on.
+//!
+//! `shmsg inspect NAME` shows a named region (the file
+//! `/dev/shm/shmsg.NAME` a program made with the `Region` API): layout,
+//! capacity, fill level and who is attached, and whether those processes
+//! are alive. `shm:` and `mpsc:` endpoints have no such file: their rings
+//! are memfds handed over a socket. `shmsg clean` lists named regions no
+//! live process uses; `shmsg clean --yes` removes them.
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -36,8 +43,9 @@ use crate::Failure;
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
     /// Where to send: shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH,
-    /// tcp:HOST:PORT or pipe:RFD,WFD. A receiver must be listening there
-    /// (`shmsg recv ENDPOINT`).
+    /// seqpacket:@NAME, tcp:HOST:PORT or pipe:RFD,WFD (shm: and mpsc: also
+    /// take /PATH). A receiver must be listening there (`shmsg recv
+    /// ENDPOINT`) and let this user in.
     pub endpoint: String,
     /// Read frames of a 4-byte little-endian length and that many bytes
     /// instead of lines.
@@ -51,16 +59,19 @@ pub struct SendArgs {
 /// `shmsg recv` flags.
 #[derive(clap::Args, Debug)]
 pub struct RecvArgs {
-    /// Where to listen: shm:NAME, mpsc:NAME (any number of senders at
-    /// once; runs until --count or a signal), unix:PATH, unix:@NAME,
-    /// seqpacket:PATH, tcp:HOST:PORT (port 0: any free port) or
-    /// pipe:RFD,WFD. The actual endpoint is printed on stderr.
+    /// Where to listen: shm:NAME or shm:/PATH (a socket file), mpsc:NAME
+    /// or mpsc:/PATH (up to 16 senders at once, any number over time; runs
+    /// until --count or a signal), unix:PATH, unix:@NAME, seqpacket:PATH,
+    /// seqpacket:@NAME, tcp:HOST:PORT (port 0: any free port; TCP checks no
+    /// credentials, so prefer 127.0.0.1) or pipe:RFD,WFD. The actual
+    /// endpoint is printed on stderr.
     pub endpoint: String,
     /// Write frames of a 4-byte little-endian length and the message instead
     /// of lines.
     #[arg(long)]
     pub length_prefixed: bool,
-    /// Exit after this many messages (default: when the sender is gone).
+    /// Exit after this many messages (default: when the sender is gone; on
+    /// mpsc:, never).
     #[arg(long)]
     pub count: Option<u64>,
     /// The largest message to accept, e.g. 64K or 16M (default: 64 KiB for
@@ -145,11 +156,13 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
                 format!("is a receiver listening? Start `shmsg recv {endpoint}` first")
             }
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::AddrInUse => format!(
-                "another process uses {endpoint}; pick another name, or if its process died, \
-                 run `shmsg clean` (shm) or remove the socket file"
+                "{endpoint} is taken; pick another name or path, or stop the process that \
+                 listens there (a socket left by a process that died is replaced by itself)"
             ),
             std::io::ErrorKind::PermissionDenied => {
-                "the endpoint belongs to another user; pick another name".into()
+                "this user may not use that path (directory or socket permissions); \
+                 pick another"
+                    .into()
             }
             _ => return Failure::Shmsg(error),
         },
@@ -157,10 +170,15 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
             "write shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, tcp:HOST:PORT or pipe:RFD,WFD"
                 .into()
         }
-        Error::RoleTaken(_) => {
-            "another sender is connected to this shm endpoint; it carries one connection at a time"
-                .into()
-        }
+        Error::RoleTaken(_) => format!(
+            "every sender slot of {endpoint} is taken by a live process; try again when \
+             one of them is gone"
+        ),
+        Error::PeerRefused(me) => format!(
+            "the receiver lets in only the users it allows (by default its own); start it \
+             with `shmsg recv --allow-uid {} {endpoint}` to let this user in",
+            me.uid
+        ),
         Error::Timeout if command == "send" => {
             format!("no receiver answered; start `shmsg recv {endpoint}` first, or raise --timeout")
         }
@@ -278,8 +296,9 @@ fn messages(n: u64) -> String {
     }
 }
 
-/// `shmsg recv ENDPOINT`: listens, accepts one sender and prints what
-/// arrives until the sender is gone (or `--count` messages).
+/// `shmsg recv ENDPOINT`: listens, accepts one sender (on `mpsc:`, every
+/// sender, as they come) and prints what arrives until `--count` messages,
+/// or until the sender is gone (on `mpsc:`, until a signal).
 pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     refuse_stdio_pipe("recv", &args.endpoint)?;
     let options = Options {
@@ -309,7 +328,20 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     let mut message = Vec::new();
     let mut received = 0u64;
     while args.count.is_none_or(|count| received < count) {
-        match channel.recv(&mut message) {
+        let got = if many_senders {
+            // The channels of the senders that connect later wait in the
+            // listener's queue; take them now and then (a receive on any
+            // of them takes from every sender), so that it never fills up
+            // and shuts later senders out while this one is in use.
+            take_waiting(&mut listener)?;
+            match channel.recv_timeout(&mut message, Duration::from_millis(100)) {
+                Err(Error::Timeout) => continue,
+                got => got,
+            }
+        } else {
+            channel.recv(&mut message)
+        };
+        match got {
             Ok(_) => received += 1,
             Err(Error::Disconnected) if many_senders => {
                 channel = accept(&mut listener, None)?;
@@ -357,9 +389,25 @@ fn accept(
         };
         match accepted {
             Ok(channel) => return Ok(channel),
-            Err(Error::PeerRefused(who)) => eprintln!(
-                "shmsg recv: refused {who}: not an allowed user (see --allow-uid, --allow-gid)"
-            ),
+            Err(Error::PeerRefused(who)) => log_refused(who),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn log_refused(who: shmsg::Credentials) {
+    eprintln!("shmsg recv: refused {who}: not an allowed user (see --allow-uid, --allow-gid)");
+}
+
+/// Takes (and drops) the channels of `mpsc:` senders waiting to be
+/// accepted, logging refused ones: the channel in use already receives
+/// their messages, and the listener's queue of them is bounded.
+fn take_waiting(listener: &mut shmsg::Listener) -> Result<(), Error> {
+    loop {
+        match listener.accept_timeout(Duration::ZERO) {
+            Ok(_another_sender) => {}
+            Err(Error::PeerRefused(who)) => log_refused(who),
+            Err(Error::Timeout) => return Ok(()),
             Err(e) => return Err(e),
         }
     }
