@@ -192,6 +192,20 @@ impl Channel {
         self
     }
 
+    /// Whether the peer of a shared-memory channel has closed its end of
+    /// the connection (its process exited, or it dropped the channel). The
+    /// peer sends nothing on it after the handshake, so any readiness is
+    /// the end. `false` for channels without one.
+    pub(crate) fn peer_left(&self) -> bool {
+        use std::os::fd::AsFd;
+        self.link.as_ref().is_some_and(|link| {
+            matches!(
+                crate::msg::unix::poll_in(link.as_fd(), Some(std::time::Duration::ZERO)),
+                Ok(true)
+            )
+        })
+    }
+
     /// The two halves, to move to different threads.
     pub fn split(self) -> (Box<dyn Sender + Send>, Box<dyn Receiver + Send>) {
         (self.tx, self.rx)

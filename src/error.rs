@@ -11,7 +11,8 @@
 //! * the region is not what the caller expected, or is damaged:
 //!   [`Error::LayoutMismatch`], [`Error::NotInitialized`], [`Error::Corrupt`],
 //!   [`Error::RoleTaken`];
-//! * the listener does not let this peer in: [`Error::PeerRefused`];
+//! * the listener does not let this peer in, or the client does not trust
+//!   the listener: [`Error::PeerRefused`], [`Error::ListenerNotAllowed`];
 //! * the peer's byte stream breaks the framing protocol:
 //!   [`Error::TruncatedFrame`], [`Error::Handshake`], and
 //!   [`Error::MessageTooLarge`] for a frame longer than the maximum;
@@ -152,6 +153,14 @@ pub enum Error {
     /// refused and stays usable; a client's `connect` reports itself.
     #[error("the listener refused {0}: only the users it allows may connect (Options::allow)")]
     PeerRefused(crate::peer::Credentials),
+    /// A client found the Unix socket it connected to held by a process
+    /// that its [`crate::peer::Allow`] policy does not accept (an abstract
+    /// name belongs to whoever binds it first): nothing was sent.
+    #[error(
+        "the listener there is {0}, which this client does not accept (Options::allow): \
+         nothing was sent"
+    )]
+    ListenerNotAllowed(crate::peer::Credentials),
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {

@@ -10,12 +10,23 @@
 //! [`crate::Error::PeerRefused`], and so does the
 //! listener's `accept` that met it (the listener stays usable).
 //!
+//! A client checks the listener the same way, with its own options' policy,
+//! before it sends anything: an abstract socket name belongs to whoever
+//! binds it first, so without the check any local user could pose as the
+//! listener. A listener its policy does not accept is
+//! [`crate::Error::ListenerNotAllowed`].
+//!
+//! The kernel records the credentials of the process that made the
+//! connection (`connect` or `listen`); a connected socket passed to another
+//! process keeps them. Groups are matched on the effective group id only,
+//! not the supplementary groups.
+//!
 //! TCP carries no credentials: anyone who can reach the port can connect.
 //! Bind TCP listeners to loopback (`tcp:127.0.0.1:PORT`) unless the network
 //! is trusted, and authenticate in the application.
 
 use std::fmt;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use crate::error::{Error, Result};
 
@@ -23,8 +34,11 @@ use crate::error::{Error, Result};
 /// recorded it when the connection was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Credentials {
-    /// Its process id (at connect time; the process may have exited since).
-    pub pid: u32,
+    /// Its process id at connect time (the process may have exited since),
+    /// as seen from this process's PID namespace; `None` when the peer's
+    /// process is not visible from it (a container with its own PID
+    /// namespace, say), where the kernel reports pid 0.
+    pub pid: Option<u32>,
     /// Its effective user id.
     pub uid: u32,
     /// Its effective group id.
@@ -34,19 +48,42 @@ pub struct Credentials {
 impl Credentials {
     /// The credentials of the peer of the connected Unix socket `socket`.
     pub fn of_peer(socket: impl AsFd) -> Result<Credentials> {
-        let cred = rustix::net::sockopt::socket_peercred(socket)
-            .map_err(|e| Error::io("cannot read the peer's credentials (SO_PEERCRED)", e))?;
+        // Not rustix's `socket_peercred`: its pid type cannot hold the 0
+        // the kernel reports for a peer in another PID namespace.
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `cred` is a valid, writable `ucred` of `len` bytes, the
+        // size SO_PEERCRED writes; the descriptor is borrowed for the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_fd().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&raw mut cred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::io(
+                "cannot read the peer's credentials (SO_PEERCRED)",
+                std::io::Error::last_os_error(),
+            ));
+        }
         Ok(Credentials {
-            pid: cred.pid.as_raw_nonzero().get() as u32,
-            uid: cred.uid.as_raw(),
-            gid: cred.gid.as_raw(),
+            pid: u32::try_from(cred.pid).ok().filter(|pid| *pid != 0),
+            uid: cred.uid,
+            gid: cred.gid,
         })
     }
 
     /// This process's own credentials, as a peer would see them.
     pub fn own() -> Credentials {
         Credentials {
-            pid: rustix::process::getpid().as_raw_nonzero().get() as u32,
+            pid: Some(rustix::process::getpid().as_raw_nonzero().get() as u32),
             uid: rustix::process::geteuid().as_raw(),
             gid: rustix::process::getegid().as_raw(),
         }
@@ -55,7 +92,14 @@ impl Credentials {
 
 impl fmt::Display for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pid {} (uid {}, gid {})", self.pid, self.uid, self.gid)
+        match self.pid {
+            Some(pid) => write!(f, "pid {pid} (uid {}, gid {})", self.uid, self.gid),
+            None => write!(
+                f,
+                "a process in another PID namespace (uid {}, gid {})",
+                self.uid, self.gid
+            ),
+        }
     }
 }
 
@@ -93,13 +137,25 @@ impl Allow {
     }
 
     /// `Ok` with the peer's credentials if they pass, else
-    /// [`Error::PeerRefused`].
+    /// [`Error::PeerRefused`]: a listener's check of a client.
     pub(crate) fn check(&self, socket: impl AsFd) -> Result<Credentials> {
         let peer = Credentials::of_peer(socket)?;
         if self.permits(&peer) {
             Ok(peer)
         } else {
             Err(Error::PeerRefused(peer))
+        }
+    }
+
+    /// `Ok` with the listener's credentials if they pass, else
+    /// [`Error::ListenerNotAllowed`]: a client's check of the listener it
+    /// reached, before it sends anything.
+    pub(crate) fn check_listener(&self, socket: impl AsFd) -> Result<Credentials> {
+        let listener = Credentials::of_peer(socket)?;
+        if self.permits(&listener) {
+            Ok(listener)
+        } else {
+            Err(Error::ListenerNotAllowed(listener))
         }
     }
 }
@@ -112,7 +168,7 @@ mod tests {
     fn policies() {
         let me = Credentials::own();
         let other = Credentials {
-            pid: 1,
+            pid: Some(1),
             uid: me.uid.wrapping_add(1),
             gid: me.gid.wrapping_add(1),
         };

@@ -642,8 +642,8 @@ impl ExeCopy {
         ExeCopy(exe)
     }
 
-    /// `shmsg send ENDPOINT`, run as user and group [`NOBODY`].
-    fn send_as_nobody(&self, endpoint: &str, input: &[u8]) -> Output {
+    /// `shmsg send FLAGS ENDPOINT`, run as user and group [`NOBODY`].
+    fn send_as_nobody(&self, endpoint: &str, flags: &[&str], input: &[u8]) -> Output {
         let mut command = Command::new("setpriv");
         command
             .args([
@@ -652,7 +652,9 @@ impl ExeCopy {
                 "--clear-groups",
             ])
             .arg(&self.0)
-            .args(["send", endpoint]);
+            .arg("send")
+            .args(flags)
+            .arg(endpoint);
         run_with_input(command, input)
     }
 }
@@ -666,6 +668,8 @@ impl Drop for ExeCopy {
 /// A sender of another user is refused on every Unix-socket endpoint: it
 /// fails saying so, and the receiver logs the refusal and goes on to take
 /// the next sender. With `--allow-uid` the other user's messages arrive.
+/// The sender, too, talks only to a receiver of its own user unless its
+/// `--allow-uid` names the receiver's.
 #[test]
 fn other_users_are_refused_unless_allowed() {
     if !rustix::process::geteuid().is_root() {
@@ -680,7 +684,16 @@ fn other_users_are_refused_unless_allowed() {
     for scheme in ["shm:", "mpsc:", "unix:@", "seqpacket:@"] {
         let endpoint = format!("{scheme}{}", unique("other-user"));
         let recv = Recv::listen(&endpoint, &["--count", "1"]);
-        let refused = exe.send_as_nobody(&endpoint, b"from nobody\n");
+        // A sender that does not trust the receiver's user sends nothing.
+        let distrusting = exe.send_as_nobody(&endpoint, &[], b"from nobody\n");
+        let said = String::from_utf8_lossy(&distrusting.stderr);
+        assert!(!distrusting.status.success(), "{endpoint}: {said}");
+        assert!(
+            said.contains("another user listens") && said.contains("--allow-uid 0"),
+            "{endpoint}: {said}"
+        );
+        let trusting = ["--allow-uid", "0"];
+        let refused = exe.send_as_nobody(&endpoint, &trusting, b"from nobody\n");
         let said = String::from_utf8_lossy(&refused.stderr);
         assert!(!refused.status.success(), "{endpoint}: {said}");
         assert!(
@@ -710,7 +723,7 @@ fn other_users_are_refused_unless_allowed() {
             &["--allow-uid", &NOBODY.to_string(), "--count", "1"],
         );
         assert_ok(
-            &exe.send_as_nobody(&endpoint, b"from nobody\n"),
+            &exe.send_as_nobody(&endpoint, &trusting, b"from nobody\n"),
             &format!("shmsg send {endpoint} as uid {NOBODY}"),
         );
         assert_eq!(recv.output(), b"from nobody\n", "{endpoint}");
@@ -733,7 +746,6 @@ fn in_own_pid_namespace(args: &[&str]) -> Command {
 /// with a shared network: the kernel reports a peer's pid the reader
 /// cannot see as 0. Every Unix-socket endpoint should still connect them.
 #[test]
-#[ignore = "not yet: a peer pid of 0 from SO_PEERCRED fails the connection (README, Containers)"]
 fn peers_in_separate_pid_namespaces() {
     if !rustix::process::geteuid().is_root() {
         println!("skipped: needs root to make PID namespaces");

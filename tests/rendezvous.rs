@@ -97,15 +97,23 @@ fn echo_listener(endpoint: &str) -> Result<String, String> {
 
 /// A peer (run as another user): connects, and says on stdout what came
 /// of it: `refused`, or `ok` and the reply to one message.
-fn probe(endpoint: &str) -> Result<String, String> {
+fn probe(endpoint: &str, trust: Option<u32>) -> Result<String, String> {
     let options = Options {
         timeout: PATIENCE,
+        allow: match trust {
+            Some(uid) => Allow::Listed {
+                uids: vec![uid],
+                gids: vec![],
+            },
+            None => Allow::SameUser,
+        },
         ..Options::default()
     };
     match shmsg::connect_with(endpoint, &options) {
         Err(Error::PeerRefused(who)) if who.uid == rustix::process::geteuid().as_raw() => {
             Ok("refused".into())
         }
+        Err(Error::ListenerNotAllowed(listener)) => Ok(format!("distrusts uid {}", listener.uid)),
         Err(e) => Err(format!("connect: {e}")),
         Ok(mut channel) => {
             channel
@@ -128,7 +136,12 @@ fn child_main(role: &str) -> ExitCode {
             std::env::var("SHMSG_ID").unwrap().parse().unwrap(),
         ),
         "listener" => echo_listener(&endpoint),
-        "probe" => probe(&endpoint),
+        "probe" => probe(
+            &endpoint,
+            std::env::var("SHMSG_TRUST_UID")
+                .ok()
+                .map(|uid| uid.parse().unwrap()),
+        ),
         other => Err(format!("unknown role {other}")),
     };
     match result {
@@ -205,7 +218,12 @@ fn eight_clients() -> Result<String, String> {
         let channel = listener
             .accept_timeout(PATIENCE)
             .map_err(|e| format!("accept: {e}"))?;
-        pids.push(channel.peer().ok_or("no peer credentials")?.pid);
+        pids.push(
+            channel
+                .peer()
+                .and_then(|peer| peer.pid)
+                .ok_or("no peer pid")?,
+        );
         servers.push(std::thread::spawn(move || -> Result<u8, String> {
             let mut channel = channel;
             let mut buf = Vec::new();
@@ -326,27 +344,33 @@ fn copy_for_others() -> Result<Copy, String> {
     Ok(Copy(exe))
 }
 
-/// Runs a probe as user and group `NOBODY` against `endpoint`.
-fn probe_as_nobody(exe: &std::path::Path, endpoint: &str) -> Kid {
-    Kid(Some(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOBODY}"),
-                "--clear-groups",
-            ])
-            .arg(exe)
-            .env("SHMSG_RDV_ROLE", "probe")
-            .env("SHMSG_ENDPOINT", endpoint)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn setpriv"),
-    ))
+/// Runs a probe as user and group `NOBODY` against `endpoint`, trusting a
+/// listener of this process's user if `trust`.
+fn probe_as_nobody(exe: &std::path::Path, endpoint: &str, trust: bool) -> Kid {
+    let mut command = Command::new("setpriv");
+    if trust {
+        command.env(
+            "SHMSG_TRUST_UID",
+            rustix::process::geteuid().as_raw().to_string(),
+        );
+    }
+    command
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+        ])
+        .arg(exe)
+        .env("SHMSG_RDV_ROLE", "probe")
+        .env("SHMSG_ENDPOINT", endpoint)
+        .stdout(Stdio::piped());
+    Kid(Some(command.spawn().expect("spawn setpriv")))
 }
 
 /// A peer of another user is refused by default on every Unix-socket
 /// endpoint, on both sides, and let in when the listener allows its uid;
-/// `Channel::peer` names it.
+/// `Channel::peer` names it. A client distrusts a listener of another user
+/// unless it allows that uid.
 fn other_user() -> Result<String, String> {
     if !rustix::process::geteuid().is_root() {
         return Ok("skipped: needs root to run a peer as another user".into());
@@ -360,7 +384,20 @@ fn other_user() -> Result<String, String> {
         let endpoint = format!("{scheme}{}", unique("cred"));
         {
             let mut listener = shmsg::listen(&endpoint).map_err(|e| e.to_string())?;
-            let probe = probe_as_nobody(&exe.0, &endpoint);
+            // A probe that does not trust this user leaves before its hello.
+            let said = finish(
+                probe_as_nobody(&exe.0, &endpoint, false),
+                &format!("the distrusting probe of {endpoint}"),
+            )?;
+            let me = rustix::process::geteuid().as_raw();
+            if said != format!("distrusts uid {me}") {
+                return Err(format!("{endpoint}: the distrusting probe said {said:?}"));
+            }
+            match listener.accept_timeout(PATIENCE) {
+                Err(Error::PeerRefused(who)) if who.uid == NOBODY => {}
+                other => return Err(format!("{endpoint}: the listener got {other:?}")),
+            }
+            let probe = probe_as_nobody(&exe.0, &endpoint, true);
             match listener.accept_timeout(PATIENCE) {
                 Err(Error::PeerRefused(who)) if who.uid == NOBODY => {}
                 other => return Err(format!("{endpoint}: the listener got {other:?}")),
@@ -378,7 +415,7 @@ fn other_user() -> Result<String, String> {
             ..Options::default()
         };
         let mut listener = shmsg::listen_with(&endpoint, &options).map_err(|e| e.to_string())?;
-        let probe = probe_as_nobody(&exe.0, &endpoint);
+        let probe = probe_as_nobody(&exe.0, &endpoint, true);
         let mut channel = listener
             .accept_timeout(PATIENCE)
             .map_err(|e| format!("{endpoint}: accept: {e}"))?;
@@ -399,7 +436,10 @@ fn other_user() -> Result<String, String> {
         }
         seen.push(scheme.trim_end_matches([':', '@']));
     }
-    Ok(format!("refused, then allowed: {}", seen.join(", ")))
+    Ok(format!(
+        "distrusted, refused, then allowed: {}",
+        seen.join(", ")
+    ))
 }
 
 type Case = (&'static str, fn() -> Result<String, String>);

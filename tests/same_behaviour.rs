@@ -414,12 +414,15 @@ proptest! {
 
 /// A receiver that leaves makes the sender's sends fail with
 /// `Disconnected` (at once for shared memory; after the kernel notices, for
-/// message passing: a TCP peer's reset arrives after the first write).
+/// message passing: a TCP peer's reset arrives after the first write). The
+/// listener goes too: an `mpsc:` listener's channels share its one
+/// receiving side, which lives as long as the listener.
 #[test]
 fn a_sender_whose_receiver_left_is_disconnected() {
     for transport in ALL {
-        let (mut tx, rx, _listener) = pair(transport);
+        let (mut tx, rx, listener) = pair(transport);
         drop(rx);
+        drop(listener);
         let mut result = Ok(());
         for _ in 0..100 {
             result = tx.send(b"anyone?");

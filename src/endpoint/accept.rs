@@ -15,7 +15,7 @@
 
 use std::net::TcpListener;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, TryLockError, Weak};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -32,7 +32,7 @@ use crate::msg::stream::StreamChannel;
 use crate::msg::unix::UnixListener;
 use crate::options::Deadline;
 use crate::peer::{Allow, Credentials};
-use crate::shm::layout::Geometry;
+use crate::shm::layout::{Geometry, offsets};
 use crate::shm::spsc::{Consumer, Producer};
 use crate::shm::{Region, mpmc};
 
@@ -105,14 +105,13 @@ pub(super) struct Rings {
     shared: Option<Shared>,
 }
 
-/// The ring of an `mpsc:` listener and its consumer, which lives as long as
-/// a channel the listener returned (or one waiting to be accepted) does:
-/// when the application has dropped them all, producers see
-/// [`Error::Disconnected`], as a socket's clients would; the next client
-/// makes the listener attach a consumer again.
+/// The ring of an `mpsc:` listener and its consumer, attached at `listen`
+/// and held for the listener's life (and by every channel it returned), so
+/// that no client can ever take the consumer's place. Its producers see
+/// [`Error::Disconnected`] once the listener and all its channels are gone.
 struct Shared {
     region: Arc<Region>,
-    consumer: Mutex<Weak<Mutex<mpmc::Consumer>>>,
+    consumer: SharedConsumer,
 }
 
 impl Rings {
@@ -125,20 +124,19 @@ impl Rings {
         })
     }
 
-    /// `mpsc:`: one multi-producer ring, made now.
+    /// `mpsc:`: one multi-producer ring, made now, and its consumer.
     pub(super) fn shared(options: &Options) -> Result<Rings> {
         let geometry = options.geometry()?;
         let region = Arc::new(Region::anonymous_kind(
             geometry,
             crate::shm::layout::RingKind::Mpsc,
         )?);
+        let consumer = mpmc::Consumer::attach(&region)?;
+        let consumer = SharedConsumer::new(consumer, geometry.max_message());
         Ok(Rings {
             kind: Kind::Mpsc,
             geometry,
-            shared: Some(Shared {
-                region,
-                consumer: Mutex::new(Weak::new()),
-            }),
+            shared: Some(Shared { region, consumer }),
         })
     }
 
@@ -161,20 +159,11 @@ impl Rings {
                 let rx = Consumer::attach(&requests)?;
                 Ok((requests, replies, Channel::new(tx, rx)))
             }
-            Some(shared) => {
-                let mut weak = shared.consumer.lock().unwrap_or_else(|e| e.into_inner());
-                let consumer = match weak.upgrade() {
-                    Some(consumer) => consumer,
-                    None => {
-                        let consumer = mpmc::Consumer::attach(&shared.region)?;
-                        let consumer = Arc::new(Mutex::new(consumer));
-                        *weak = Arc::downgrade(&consumer);
-                        consumer
-                    }
-                };
-                let rx = SharedConsumer::new(consumer, shared.region.geometry().max_message());
-                Ok((shared.region.clone(), replies, Channel::new(tx, rx)))
-            }
+            Some(shared) => Ok((
+                shared.region.clone(),
+                replies,
+                Channel::new(tx, shared.consumer.clone()),
+            )),
         }
     }
 }
@@ -203,7 +192,30 @@ enum State {
     Datagram,
     /// The rings went out; the client's acknowledgement that it attached
     /// them is awaited, then this channel is returned.
-    Attaching(Box<Channel>),
+    Attaching(Box<Offered>),
+}
+
+/// The rings handed to a client, and this side's channel over them.
+struct Offered {
+    channel: Channel,
+    requests: Arc<Region>,
+    replies: Arc<Region>,
+}
+
+impl Offered {
+    /// Whether the client attached its sides, as its acknowledgement says:
+    /// a client that acknowledges without attaching would leave this side
+    /// waiting on a peer that never comes. An epoch is 0 until the first
+    /// attach; a client that attached, sent and already left (an even
+    /// epoch past 0) counts as attached, so that what it sent is received.
+    fn attached(&self) -> bool {
+        let ever = |region: &Region, offset| region.header_word(offset) != 0;
+        // An mpsc: request ring has other producers: its count says nothing
+        // of this client.
+        let producing = self.requests.kind() != crate::shm::layout::RingKind::Spsc
+            || ever(&self.requests, offsets::PRODUCER_EPOCH);
+        producing && ever(&self.replies, offsets::CONSUMER_EPOCH)
+    }
 }
 
 /// What reading from a pending connection came to.
@@ -256,6 +268,7 @@ impl Handshakes {
     /// the next); [`Error::Timeout`] if none completes in time.
     pub(super) fn next(&mut self, deadline: Deadline) -> Result<Channel> {
         let mut fresh = false;
+        let mut first_round = true;
         loop {
             let now = Instant::now();
             self.pending.retain(|p| p.expires > now);
@@ -288,9 +301,13 @@ impl Handshakes {
                 }
             }
             fresh = listener_ready && self.accept_new()?;
-            if deadline.passed() && !fresh {
+            // Past the deadline, one more round only for a call that does
+            // not wait, to read the hellos of the connections it just took
+            // (a flood of new connections must not keep any call going).
+            if deadline.passed() && !(fresh && first_round) {
                 return Err(Error::Timeout);
             }
+            first_round = false;
         }
     }
 
@@ -368,8 +385,14 @@ impl Handshakes {
                     Err(_) => continue,
                 },
             };
-            if self.pending.len() >= MAX_PENDING {
-                self.pending.remove(0);
+            if self.pending.len() >= MAX_PENDING
+                && let Some((oldest, _)) = self
+                    .pending
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, p)| p.expires)
+            {
+                self.pending.swap_remove(oldest);
             }
             let state = match self.protocol {
                 Protocol::Stream => State::StreamHello {
@@ -381,7 +404,7 @@ impl Handshakes {
             self.pending.push(Pending {
                 fd,
                 peer,
-                expires: Instant::now() + self.timeout,
+                expires: hello_deadline(self.timeout),
                 state,
             });
             any = true;
@@ -433,8 +456,8 @@ impl Handshakes {
             State::Datagram if matches!(self.protocol, Protocol::Seqpacket) => Step::Finish,
             State::Datagram => match &self.protocol {
                 Protocol::Rings(rings) => match offer_rings(pending.fd.as_fd(), rings) {
-                    Ok(Some(channel)) => {
-                        pending.state = State::Attaching(Box::new(channel));
+                    Ok(Some(offered)) => {
+                        pending.state = State::Attaching(Box::new(offered));
                         Step::Wait
                     }
                     Ok(None) => Step::Wait,
@@ -442,11 +465,15 @@ impl Handshakes {
                 },
                 Protocol::Stream | Protocol::Seqpacket => Step::Drop,
             },
-            State::Attaching(_) => match rendezvous::recv(pending.fd.as_fd(), 0, Deadline::Now) {
-                Ok(received) if received.msg.code == ACK_ATTACHED => Step::Finish,
-                Err(Error::Empty) => Step::Wait,
-                _ => Step::Drop,
-            },
+            State::Attaching(offered) => {
+                match rendezvous::recv(pending.fd.as_fd(), 0, Deadline::Now) {
+                    Ok(received) if received.msg.code == ACK_ATTACHED && offered.attached() => {
+                        Step::Finish
+                    }
+                    Err(Error::Empty) => Step::Wait,
+                    _ => Step::Drop,
+                }
+            }
         }
     }
 
@@ -461,16 +488,25 @@ impl Handshakes {
                     pending.fd,
                     self.max_message,
                 )?)?,
-                State::Attaching(channel) => channel.with_link(pending.fd),
+                State::Attaching(offered) => offered.channel.with_link(pending.fd),
             };
         Ok(channel.with_peer(pending.peer))
     }
 }
 
+/// When the hello of a connection accepted now must have arrived: `timeout`
+/// from now, or as far as an `Instant` reaches.
+fn hello_deadline(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(u32::MAX.into())))
+        .unwrap_or(now)
+}
+
 /// Reads a rendezvous hello from `fd` and answers it: with the rings
 /// (returning this side's channel), or with why not (an error, after which
 /// the connection is dropped). `None` if no datagram was there after all.
-fn offer_rings(fd: BorrowedFd<'_>, rings: &Rings) -> Result<Option<Channel>> {
+fn offer_rings(fd: BorrowedFd<'_>, rings: &Rings) -> Result<Option<Offered>> {
     let hello = match rendezvous::recv(fd, 0, Deadline::Now) {
         Ok(received) => received.msg,
         Err(Error::Empty) => return Ok(None),
@@ -518,7 +554,11 @@ fn offer_rings(fd: BorrowedFd<'_>, rings: &Rings) -> Result<Option<Channel>> {
         value: 0,
     };
     rendezvous::send(fd, ok, &[requests.as_fd(), replies.as_fd()])?;
-    Ok(Some(channel))
+    Ok(Some(Offered {
+        channel,
+        requests,
+        replies,
+    }))
 }
 
 /// The consumer of an `mpsc:` listener's ring, shared by every channel the
@@ -532,11 +572,9 @@ pub(super) struct SharedConsumer {
 }
 
 impl SharedConsumer {
-    /// `max_message` is the ring's: the consumer itself may be busy in
-    /// another thread's receive.
-    fn new(consumer: Arc<Mutex<mpmc::Consumer>>, max_message: usize) -> SharedConsumer {
+    fn new(consumer: mpmc::Consumer, max_message: usize) -> SharedConsumer {
         SharedConsumer {
-            consumer,
+            consumer: Arc::new(Mutex::new(consumer)),
             max_message,
         }
     }

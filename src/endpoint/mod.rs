@@ -39,9 +39,11 @@
 //! can truncate a ring under its peer (the memfds are sealed). An `mpsc:`
 //! listener hands every client its one multi-producer ring: each channel
 //! `accept` returns sends to its own client, and a receive on any of them
-//! takes the next message from any client. It answers clients in a thread
-//! of its own, so that producers can connect while the application only
-//! receives.
+//! takes the next message from any client; its producers are disconnected
+//! once the listener and all its channels are gone. It answers clients in a
+//! thread of its own, so that producers can connect while the application
+//! only receives; of the channels not yet accepted it keeps
+//! [`MAX_QUEUED`], dropping first those whose clients have left.
 //!
 //! Unix-socket endpoints (`unix:`, `seqpacket:`, `shm:`, `mpsc:`) let in
 //! only processes of the listener's user unless [`Options::allow`] says
@@ -66,10 +68,10 @@ use crate::msg::stream::StreamChannel;
 use crate::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
 use crate::options::Deadline;
 use crate::peer::{Allow, Credentials};
-use crate::shm::Geometry;
-use crate::shm::layout::{RECORD_HEADER, round8};
+use crate::shm::layout::{RECORD_HEADER, offsets, round8};
 use crate::shm::mpmc;
 use crate::shm::spsc::{Consumer, Producer};
+use crate::shm::{Geometry, Region};
 
 mod accept;
 pub mod shm;
@@ -304,8 +306,9 @@ pub struct Options {
     /// connection whose hello has not arrived by then.
     pub timeout: Duration,
     /// Which local processes a listener on a Unix socket (`unix:`,
-    /// `seqpacket:`, `shm:`, `mpsc:`) lets in: by default those of its own
-    /// user. Not used by TCP, which carries no credentials.
+    /// `seqpacket:`, `shm:`, `mpsc:`) lets in, and which listeners a client
+    /// talks to: by default those of its own user. Not used by TCP, which
+    /// carries no credentials. See [`crate::peer`].
     pub allow: Allow,
 }
 
@@ -383,15 +386,17 @@ pub fn connect_with(endpoint: &str, options: &Options) -> Result<Channel> {
         Endpoint::Mpsc(name) => connect_rings(&name, Kind::Mpsc, options, deadline),
         Endpoint::Unix(addr) => {
             let fd = unix::connect_until(&addr, SocketKind::Stream, deadline)?;
-            let peer = Credentials::of_peer(&fd)?;
+            let peer = options.allow.check_listener(&fd)?;
             Ok(
                 stream_channel(StreamChannel::handshake(fd, max, options.timeout)?)?
                     .with_peer(Some(peer)),
             )
         }
         Endpoint::Seqpacket(addr) => {
-            let channel = SeqpacketChannel::connect(&addr, max, options.timeout)?;
-            let peer = Credentials::of_peer(channel.as_fd())?;
+            let fd = unix::connect_until(&addr, SocketKind::Seqpacket, deadline)?;
+            let peer = options.allow.check_listener(&fd)?;
+            let left = deadline.remaining().unwrap_or(options.timeout);
+            let channel = SeqpacketChannel::handshake(fd, max, left)?;
             Ok(seqpacket_channel(channel)?.with_peer(Some(peer)))
         }
         Endpoint::Tcp { host, port } => {
@@ -430,7 +435,7 @@ fn connect_rings(name: &str, kind: Kind, options: &Options, deadline: Deadline) 
             other => other,
         },
     )?;
-    let peer = Credentials::of_peer(&fd)?;
+    let peer = options.allow.check_listener(&fd)?;
     let hello = Msg {
         code: kind as u32,
         value: options.max_message.unwrap_or(0) as u64,
@@ -475,6 +480,29 @@ fn connect_rings(name: &str, kind: Kind, options: &Options, deadline: Deadline) 
             })?;
     let requests = Arc::new(shm::region_from(requests)?);
     let replies = Arc::new(shm::region_from(replies)?);
+    let largest_reply = replies.geometry().max_message();
+    if let Some(max) = options.max_message
+        && largest_reply > max
+    {
+        return Err(Error::Handshake {
+            field: "largest reply (the reply ring's maximum message)",
+            expected: max as u64,
+            found: largest_reply as u64,
+        });
+    }
+    // The listener attaches its sides before it answers: rings it never
+    // attached (epoch 0) would leave this side waiting for a peer that
+    // never comes. (One that attached and died since is reported as
+    // Disconnected by the rings.)
+    let attached = |region: &Region, offset| region.header_word(offset) != 0;
+    if !attached(&requests, offsets::CONSUMER_EPOCH) || !attached(&replies, offsets::PRODUCER_EPOCH)
+    {
+        return Err(Error::Handshake {
+            field: "listener's attachment to the rings",
+            expected: 1,
+            found: 0,
+        });
+    }
     let channel = match kind {
         Kind::Shm => Channel::new(Producer::attach(&requests)?, Consumer::attach(&replies)?),
         Kind::Mpsc => Channel::new(
@@ -651,50 +679,95 @@ impl Listener {
 
 /// Handshakes run in a thread, for a listener whose application may never
 /// call `accept` again (`mpsc:`: producers must be able to connect while
-/// the application only receives). Finished channels wait in a queue of
-/// [`mpmc::MAX_PRODUCERS`] for `accept`; while it is full, the thread
-/// accepts no one.
+/// the application only receives). Finished channels wait for `accept`,
+/// at most [`MAX_QUEUED`] of them: beyond that one is dropped, one whose
+/// client has left if any, else the oldest (its client loses the reply
+/// path, not the ring), so the thread never stops answering clients.
 struct Background {
-    queue: std::sync::mpsc::Receiver<Result<Channel>>,
+    queue: Arc<Queue>,
     /// Dropping it wakes the thread, which then exits.
     stop: Option<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Channels (and refused peers) waiting for an `mpsc:` listener's `accept`.
+pub const MAX_QUEUED: usize = crate::shm::layout::MAX_PRODUCERS;
+
+#[derive(Default)]
+struct Queue {
+    state: std::sync::Mutex<Queued>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Queued {
+    channels: std::collections::VecDeque<Channel>,
+    refused: std::collections::VecDeque<Credentials>,
+    /// An error of the listening socket itself (out of descriptors, say).
+    error: Option<Error>,
+    /// The thread has exited.
+    done: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes what the thread's handshakes came to; `false` once it stops.
+    fn put(&self, item: Result<Channel>) -> bool {
+        let mut queued = self.lock();
+        let going_on = match item {
+            Ok(channel) => {
+                queued.channels.push_back(channel);
+                if queued.channels.len() > MAX_QUEUED {
+                    // A channel whose client has left goes first (what that
+                    // client sent stays in the shared ring), else the oldest.
+                    let gone = queued.channels.iter().position(Channel::peer_left);
+                    queued.channels.remove(gone.unwrap_or(0));
+                }
+                true
+            }
+            Err(Error::PeerRefused(peer)) => {
+                queued.refused.push_back(peer);
+                while queued.refused.len() > MAX_QUEUED {
+                    queued.refused.pop_front();
+                }
+                true
+            }
+            Err(Error::Disconnected) => {
+                queued.done = true;
+                false
+            }
+            Err(error) => {
+                queued.error = Some(error);
+                true
+            }
+        };
+        drop(queued);
+        self.ready.notify_all();
+        going_on
+    }
 }
 
 impl Background {
     fn start(mut handshakes: Handshakes) -> Result<Background> {
         let (stop_read, stop_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| Error::io("cannot create the listener's stop pipe", e))?;
-        let watch = stop_read
-            .try_clone()
-            .map_err(|e| Error::io("cannot duplicate the listener's stop pipe", e))?;
         handshakes.set_stop(stop_read);
-        let (tx, queue) = std::sync::mpsc::sync_channel(crate::shm::layout::MAX_PRODUCERS);
+        let queue = Arc::new(Queue::default());
+        let shared = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("shmsg-listener".into())
             .spawn(move || {
                 loop {
-                    let mut item = handshakes.next(Deadline::Never);
-                    if matches!(item, Err(Error::Disconnected)) {
+                    let item = handshakes.next(Deadline::Never);
+                    let failed = matches!(item, Err(Error::Io { .. }));
+                    if !shared.put(item) {
                         return;
                     }
-                    let failed = item.is_err();
-                    loop {
-                        match tx.try_send(item) {
-                            Ok(()) => break,
-                            Err(std::sync::mpsc::TrySendError::Full(back)) => {
-                                item = back;
-                                if unix::poll_in(watch.as_fd(), Some(Duration::from_millis(10)))
-                                    .unwrap_or(true)
-                                {
-                                    return;
-                                }
-                            }
-                            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
-                        }
-                    }
-                    // An error that may repeat at once (out of descriptors):
-                    // do not spin on it.
+                    // An error of the listening socket may repeat at once
+                    // (out of descriptors): do not spin on it.
                     if failed {
                         std::thread::sleep(Duration::from_millis(10));
                     }
@@ -708,20 +781,39 @@ impl Background {
         })
     }
 
+    /// A refused peer first (to report it), then the oldest channel (its
+    /// client may have left already, as a socket's may: what it sent is
+    /// still there to receive).
     fn next(&mut self, deadline: Deadline) -> Result<Channel> {
-        use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
-        match deadline.remaining() {
-            None => self.queue.recv().map_err(|_| Error::Disconnected)?,
-            Some(Duration::ZERO) => match self.queue.try_recv() {
-                Ok(item) => item,
-                Err(TryRecvError::Empty) => Err(Error::Timeout),
-                Err(TryRecvError::Disconnected) => Err(Error::Disconnected),
-            },
-            Some(left) => match self.queue.recv_timeout(left) {
-                Ok(item) => item,
-                Err(RecvTimeoutError::Timeout) => Err(Error::Timeout),
-                Err(RecvTimeoutError::Disconnected) => Err(Error::Disconnected),
-            },
+        let mut queued = self.queue.lock();
+        loop {
+            if let Some(peer) = queued.refused.pop_front() {
+                return Err(Error::PeerRefused(peer));
+            }
+            if let Some(channel) = queued.channels.pop_front() {
+                return Ok(channel);
+            }
+            if let Some(error) = queued.error.take() {
+                return Err(error);
+            }
+            if queued.done {
+                return Err(Error::Disconnected);
+            }
+            queued = match deadline.remaining() {
+                None => self
+                    .queue
+                    .ready
+                    .wait(queued)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(Duration::ZERO) => return Err(Error::Timeout),
+                Some(left) => {
+                    self.queue
+                        .ready
+                        .wait_timeout(queued, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
     }
 }

@@ -112,6 +112,31 @@ pub const SLOT_LOCK_BASE: u64 = 8;
 /// One past the last lock byte of any kind of ring.
 const LOCK_BYTES_END: u64 = SLOT_LOCK_BASE + (layout::MAX_PRODUCERS + layout::MAX_CONSUMERS) as u64;
 
+/// Checks that `fd` is a regular file (a memfd) sealed against shrinking
+/// and growing.
+fn sealed_memfd(fd: BorrowedFd<'_>) -> Result<()> {
+    let stat =
+        rustix::fs::fstat(fd).map_err(|e| Error::io("cannot stat the region's descriptor", e))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(Error::io(
+            "cannot attach the region",
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the descriptor is not a regular file",
+            ),
+        ));
+    }
+    let seals = rustix::fs::fcntl_get_seals(fd)
+        .map_err(|e| Error::io("cannot read the seals of the region's memfd", e))?;
+    if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
+        return Err(Error::corrupt(
+            "memfd is not sealed against shrinking/growing",
+            u64::from(seals.bits()),
+        ));
+    }
+    Ok(())
+}
+
 /// The lock byte of slot `index` of `role`.
 fn slot_byte(role: Role, index: usize) -> u64 {
     match role {
@@ -369,23 +394,19 @@ impl Region {
     /// shrinking and growing, and, like [`Region::open`], if the file has
     /// holes.
     pub fn from_fd(fd: impl AsFd) -> Result<Region> {
+        // What the descriptor is, before anything opens it: re-opening a
+        // device or a FIFO a peer handed over could block, or more.
+        sealed_memfd(fd.as_fd())?;
         let proc = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
-        let own = rustix::fs::open(&proc, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(
-            |e| {
-                Error::io(
-                    format!("cannot re-open the region's descriptor through {proc}"),
-                    e,
-                )
-            },
-        )?;
-        let seals = rustix::fs::fcntl_get_seals(&own)
-            .map_err(|e| Error::io("cannot read the seals of the region's memfd", e))?;
-        if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
-            return Err(Error::corrupt(
-                "memfd is not sealed against shrinking/growing",
-                u64::from(seals.bits()),
-            ));
-        }
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let own = rustix::fs::open(&proc, flags, Mode::empty()).map_err(|e| {
+            Error::io(
+                format!("cannot re-open the region's descriptor through {proc}"),
+                e,
+            )
+        })?;
+        // The same file, unless the descriptor changed under us.
+        sealed_memfd(own.as_fd())?;
         Region::attach(own, None, None)
     }
 

@@ -54,6 +54,40 @@ pub struct SendArgs {
     /// How long to try connecting, e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = super::compare::parse_duration)]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub allow: AllowArgs,
+}
+
+/// Who may be at the other end of a Unix-socket endpoint (shm:, mpsc:,
+/// unix:, seqpacket:): by default only processes of this user. TCP checks
+/// no credentials.
+#[derive(clap::Args, Debug)]
+pub struct AllowArgs {
+    /// Also accept a peer of this user id (repeatable): for recv, senders
+    /// that may connect; for send, the user the receiver may run as.
+    #[arg(long, value_name = "UID")]
+    pub allow_uid: Vec<u32>,
+    /// Also accept a peer of this group id (repeatable).
+    #[arg(long, value_name = "GID")]
+    pub allow_gid: Vec<u32>,
+    /// Accept any local process as the peer.
+    #[arg(long, conflicts_with_all = ["allow_uid", "allow_gid"])]
+    pub allow_anyone: bool,
+}
+
+impl AllowArgs {
+    fn policy(&self) -> shmsg::Allow {
+        if self.allow_anyone {
+            shmsg::Allow::Anyone
+        } else if self.allow_uid.is_empty() && self.allow_gid.is_empty() {
+            shmsg::Allow::SameUser
+        } else {
+            shmsg::Allow::Listed {
+                uids: self.allow_uid.clone(),
+                gids: self.allow_gid.clone(),
+            }
+        }
+    }
 }
 
 /// `shmsg recv` flags.
@@ -81,32 +115,8 @@ pub struct RecvArgs {
     /// How long to wait for a sender (default: forever), e.g. 30s.
     #[arg(long, value_parser = super::compare::parse_duration)]
     pub timeout: Option<Duration>,
-    /// On a Unix-socket endpoint (shm:, mpsc:, unix:, seqpacket:), also let
-    /// in processes of this user id (repeatable); by default only this
-    /// user's processes may connect.
-    #[arg(long, value_name = "UID")]
-    pub allow_uid: Vec<u32>,
-    /// Also let in processes of this group id (repeatable).
-    #[arg(long, value_name = "GID")]
-    pub allow_gid: Vec<u32>,
-    /// Let in any local process.
-    #[arg(long, conflicts_with_all = ["allow_uid", "allow_gid"])]
-    pub allow_anyone: bool,
-}
-
-impl RecvArgs {
-    fn allow(&self) -> shmsg::Allow {
-        if self.allow_anyone {
-            shmsg::Allow::Anyone
-        } else if self.allow_uid.is_empty() && self.allow_gid.is_empty() {
-            shmsg::Allow::SameUser
-        } else {
-            shmsg::Allow::Listed {
-                uids: self.allow_uid.clone(),
-                gids: self.allow_gid.clone(),
-            }
-        }
-    }
+    #[command(flatten)]
+    pub allow: AllowArgs,
 }
 
 /// `shmsg inspect` flags.
@@ -179,6 +189,10 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
              with `shmsg recv --allow-uid {} {endpoint}` to let this user in",
             me.uid
         ),
+        Error::ListenerNotAllowed(listener) => format!(
+            "another user listens at {endpoint}: if you trust it, pass `--allow-uid {}`",
+            listener.uid
+        ),
         Error::Timeout if command == "send" => {
             format!("no receiver answered; start `shmsg recv {endpoint}` first, or raise --timeout")
         }
@@ -240,6 +254,7 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
     refuse_stdio_pipe("send", &args.endpoint)?;
     let options = Options {
         timeout: args.timeout,
+        allow: args.allow.policy(),
         ..Options::default()
     };
     let mut channel = shmsg::connect_with(&args.endpoint, &options)
@@ -303,7 +318,7 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     refuse_stdio_pipe("recv", &args.endpoint)?;
     let options = Options {
         max_message: args.max_message,
-        allow: args.allow(),
+        allow: args.allow.policy(),
         ..Options::default()
     };
     let mut listener = shmsg::listen_with(&args.endpoint, &options)
