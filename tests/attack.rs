@@ -8,22 +8,20 @@
 //! credential cases run a thread with another effective uid (Linux
 //! credentials are per thread), so they need root and are skipped without.
 
-use std::io::{IoSlice, IoSliceMut, Read, Write};
-use std::mem::MaybeUninit;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
-};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 use shmsg::channel::{Receiver, Sender};
 use shmsg::shm::layout::RingKind;
 use shmsg::shm::{Geometry, Region};
 use shmsg::{Allow, Error, Options};
+
+mod common;
+use common::raw::{raw_connect, rdv, recv_with_fds, send_with_fds, socket_name, try_connect};
 
 /// (what, first datagram, with 100 fds, second datagram, second with fds)
 type GarbageCase = (&'static str, Vec<u8>, bool, Option<Vec<u8>>, bool);
@@ -82,95 +80,6 @@ fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     .unwrap()
 }
 
-/// As [`raw_connect`], `None` while no one listens there.
-fn try_connect(name: &str, kind: SocketType) -> Option<OwnedFd> {
-    let fd =
-        rustix::net::socket_with(AddressFamily::UNIX, kind, SocketFlags::CLOEXEC, None).unwrap();
-    let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap();
-    rustix::net::connect(&fd, &addr).ok().map(|()| fd)
-}
-
-/// A raw socket of `kind` connected to the abstract name `name`.
-fn raw_connect(name: &str, kind: SocketType) -> OwnedFd {
-    let fd =
-        rustix::net::socket_with(AddressFamily::UNIX, kind, SocketFlags::CLOEXEC, None).unwrap();
-    let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap();
-    rustix::net::connect(&fd, &addr).unwrap();
-    fd
-}
-
-fn rdv_name(endpoint: &str) -> String {
-    match shmsg::Endpoint::parse(endpoint).unwrap() {
-        shmsg::Endpoint::Shm(name) | shmsg::Endpoint::Mpsc(name) => format!("shmsg.{name}"),
-        shmsg::Endpoint::Unix(addr) | shmsg::Endpoint::Seqpacket(addr) => {
-            addr.to_string().trim_start_matches('@').to_owned()
-        }
-        other => panic!("{other} has no abstract name"),
-    }
-}
-
-/// A rendezvous datagram: magic, version 1, code, value.
-fn rdv(code: u32, value: u64) -> [u8; 24] {
-    let mut bytes = [0u8; 24];
-    bytes[..8].copy_from_slice(b"shmsg\0sm");
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-    bytes[12..16].copy_from_slice(&code.to_le_bytes());
-    bytes[16..].copy_from_slice(&value.to_le_bytes());
-    bytes
-}
-
-fn send_with_fds(
-    socket: &OwnedFd,
-    bytes: &[u8],
-    fds: &[BorrowedFd<'_>],
-) -> rustix::io::Result<usize> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(128))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !fds.is_empty() {
-        assert!(control.push(SendAncillaryMessage::ScmRights(fds)));
-    }
-    rustix::net::sendmsg(
-        socket,
-        &[IoSlice::new(bytes)],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )
-}
-
-/// One datagram (up to 64 bytes) and its descriptors, waiting at most
-/// `wait`; `None` at end of stream or if nothing came.
-fn recv_with_fds(socket: &OwnedFd, wait: Duration) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
-    rustix::net::sockopt::set_socket_timeout(
-        socket,
-        rustix::net::sockopt::Timeout::Recv,
-        Some(wait),
-    )
-    .unwrap();
-    let mut bytes = [0u8; 64];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let received = match rustix::net::recvmsg(
-        socket,
-        &mut [IoSliceMut::new(&mut bytes)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    ) {
-        Ok(received) => received,
-        Err(Errno::CONNRESET | Errno::AGAIN) => return None,
-        Err(e) => panic!("recvmsg: {e}"),
-    };
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(rights) = message {
-            fds.extend(rights);
-        }
-    }
-    if received.bytes == 0 {
-        return None;
-    }
-    Some((bytes[..received.bytes].to_vec(), fds))
-}
-
 fn file_size(fd: &OwnedFd) -> u64 {
     rustix::fs::fstat(fd).unwrap().st_size as u64
 }
@@ -212,7 +121,7 @@ fn a_hello_cannot_make_the_listener_allocate_more_than_its_rings() {
         let accepting = accept_for(listener, 300);
         let mut sizes = Vec::new();
         for wanted in [u64::MAX, 1 << 40, 1 << 24] {
-            let socket = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+            let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
             rustix::net::send(&socket, &rdv(kind, wanted), SendFlags::NOSIGNAL).unwrap();
             let (answer, fds) = recv_with_fds(&socket, PATIENCE).expect("an answer");
             assert_eq!(
@@ -251,7 +160,7 @@ fn unacknowledged_hellos_leave_no_descriptors() {
         let accepting = accept_for(listener, 1200);
         let mut sockets = Vec::new();
         for _ in 0..64 {
-            let socket = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+            let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
             rustix::net::send(&socket, &rdv(kind, 0), SendFlags::NOSIGNAL).unwrap();
             let (_, fds) = recv_with_fds(&socket, PATIENCE).expect("an answer");
             assert_eq!(fds.len(), 2);
@@ -279,7 +188,7 @@ fn garbage_handshakes_leak_nothing() {
     for (scheme, kind) in [("shm:", 1u32), ("mpsc:", 2)] {
         let endpoint = format!("{scheme}{}", unique("garbage"));
         let mut listener = shmsg::listen_with(&endpoint, &quick(300)).unwrap();
-        let name = rdv_name(&endpoint);
+        let name = socket_name(&endpoint);
         // Warm up: one real client (threads, lazily opened files).
         {
             let target = endpoint.clone();
@@ -411,7 +320,7 @@ fn an_early_ack_is_not_accepted() {
     let _serial = serial();
     let endpoint = format!("shm:{}", unique("early"));
     let mut listener = shmsg::listen_with(&endpoint, &quick(2000)).unwrap();
-    let socket = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+    let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
     rustix::net::send(&socket, &rdv(1, 0), SendFlags::NOSIGNAL).unwrap();
     rustix::net::send(&socket, &rdv(0, 0), SendFlags::NOSIGNAL).unwrap();
     let server = listener.accept_timeout(Duration::from_millis(500));
@@ -431,7 +340,7 @@ fn a_client_gone_before_attaching_is_never_accepted() {
     let _serial = serial();
     let endpoint = format!("shm:{}", unique("ghost"));
     let mut listener = shmsg::listen_with(&endpoint, &quick(2000)).unwrap();
-    let socket = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+    let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
     rustix::net::send(&socket, &rdv(1, 0), SendFlags::NOSIGNAL).unwrap();
     let accepting = std::thread::spawn(move || {
         let channel = listener.accept_timeout(PATIENCE);
@@ -498,7 +407,7 @@ fn listener_drop_mid_handshake() {
     for (scheme, kind) in [("shm:", 1u32), ("mpsc:", 2)] {
         let endpoint = format!("{scheme}{}", unique("dropmid"));
         let mut listener = shmsg::listen_with(&endpoint, &quick(5000)).unwrap();
-        let socket = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+        let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
         rustix::net::send(&socket, &rdv(kind, 0), SendFlags::NOSIGNAL).unwrap();
         if scheme == "shm:" {
             assert!(matches!(
@@ -508,7 +417,7 @@ fn listener_drop_mid_handshake() {
         }
         let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
         assert_eq!(fds.len(), 2);
-        let silent = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+        let silent = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
         let start = Instant::now();
         drop(listener);
         assert!(
@@ -538,7 +447,7 @@ fn mpsc_drop_with_a_full_queue_does_not_hang() {
         .collect();
     // ... and a 17th handshake, completed by hand, that the thread holds
     // while it waits for room in the queue.
-    let socket = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+    let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
     rustix::net::send(&socket, &rdv(2, 0), SendFlags::NOSIGNAL).unwrap();
     let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
     assert_eq!(fds.len(), 2);
@@ -605,7 +514,7 @@ fn refused_peers_do_not_stall_an_mpsc_listener() {
     let mut listener = shmsg::listen_with(&endpoint, &quick(1000)).unwrap();
     let mut first = shmsg::connect_with(&endpoint, &quick(2000)).unwrap();
     let mut server = listener.accept_timeout(PATIENCE).unwrap();
-    let name = rdv_name(&endpoint);
+    let name = socket_name(&endpoint);
     let refusals = as_nobody(move || {
         let mut refusals = 0;
         for _ in 0..20 {
@@ -647,7 +556,7 @@ fn one_client_cannot_take_the_mpsc_consumer() {
     let _serial = serial();
     let endpoint = format!("mpsc:{}", unique("hijack"));
     let mut listener = shmsg::listen_with(&endpoint, &quick(200)).unwrap();
-    let socket = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+    let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
     rustix::net::send(&socket, &rdv(2, 0), SendFlags::NOSIGNAL).unwrap();
     let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
     assert_eq!(fds.len(), 2);
@@ -696,7 +605,7 @@ fn a_huge_timeout_does_not_panic_the_listener() {
         } else {
             SocketType::SEQPACKET
         };
-        let _silent = raw_connect(&rdv_name(&endpoint), kind);
+        let _silent = raw_connect(&socket_name(&endpoint), kind);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             listener.accept_timeout(Duration::from_millis(200))
         }));
@@ -730,7 +639,7 @@ fn a_connection_flood_does_not_hold_accept_timeout() {
     let flooders: Vec<_> = (0..3)
         .map(|_| {
             let stop = stop.clone();
-            let name = rdv_name(&endpoint);
+            let name = socket_name(&endpoint);
             std::thread::spawn(move || {
                 let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -792,7 +701,7 @@ fn a_connection_flood_does_not_lock_out_clients() {
     let flooders: Vec<_> = (0..2)
         .map(|_| {
             let stop = stop.clone();
-            let name = rdv_name(&endpoint);
+            let name = socket_name(&endpoint);
             std::thread::spawn(move || {
                 let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap();
                 let deadline = Instant::now() + Duration::from_secs(8);
@@ -838,8 +747,10 @@ fn stream_hellos_with_frames_and_dribbles() {
     use shmsg::msg::frame::{Hello, encode};
     let endpoint = format!("unix:@{}", unique("frames"));
     let mut listener = shmsg::listen_with(&endpoint, &quick(400)).unwrap();
-    let mut stream =
-        std::os::unix::net::UnixStream::from(raw_connect(&rdv_name(&endpoint), SocketType::STREAM));
+    let mut stream = std::os::unix::net::UnixStream::from(raw_connect(
+        &socket_name(&endpoint),
+        SocketType::STREAM,
+    ));
     let mut wire = Hello::new(1 << 20).encode().to_vec();
     for i in 0..200u32 {
         encode(&i.to_le_bytes(), 1 << 20, &mut wire).unwrap();
@@ -852,7 +763,7 @@ fn stream_hellos_with_frames_and_dribbles() {
         assert_eq!(buf, i.to_le_bytes());
     }
     // The dribbler: one byte every 50 ms, 20 bytes would take 1 s.
-    let name = rdv_name(&endpoint);
+    let name = socket_name(&endpoint);
     let dribbler = std::thread::spawn(move || {
         let mut s = std::os::unix::net::UnixStream::from(raw_connect(&name, SocketType::STREAM));
         let hello = Hello::new(1024).encode();
@@ -918,7 +829,7 @@ fn one_mpsc_client_cannot_take_every_producer_slot() {
     let _serial = serial();
     let endpoint = format!("mpsc:{}", unique("slots"));
     let mut listener = shmsg::listen_with(&endpoint, &quick(2000)).unwrap();
-    let socket = raw_connect(&rdv_name(&endpoint), SocketType::SEQPACKET);
+    let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
     rustix::net::send(&socket, &rdv(2, 0), SendFlags::NOSIGNAL).unwrap();
     let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
     rustix::net::send(&socket, &rdv(0, 0), SendFlags::NOSIGNAL).unwrap();
@@ -1320,7 +1231,7 @@ fn cli_recv_mpsc_serves_many_short_senders() {
     };
     // Wait for the listener.
     let deadline = Instant::now() + PATIENCE;
-    while try_connect(&rdv_name(&endpoint), SocketType::SEQPACKET).is_none() {
+    while try_connect(&socket_name(&endpoint), SocketType::SEQPACKET).is_none() {
         assert!(Instant::now() < deadline, "shmsg recv did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -1373,7 +1284,7 @@ fn cli_recv_shm_ignores_bad_clients() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + PATIENCE;
-    let name = rdv_name(&endpoint);
+    let name = socket_name(&endpoint);
     let silent = loop {
         if let Some(fd) = try_connect(&name, SocketType::SEQPACKET) {
             break fd;

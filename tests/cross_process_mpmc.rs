@@ -10,15 +10,17 @@
 //! total count (default 1 000 000); an argument runs only the cases whose
 //! names contain it.
 
-use std::io::Write;
 use std::process::{Child, Command, ExitCode};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shmsg::Error;
 use shmsg::shm::layout::RingKind;
 use shmsg::shm::mpmc::{Consumer, Producer};
 use shmsg::shm::{Geometry, Region};
+
+mod common;
+use common::Case;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -237,9 +239,7 @@ fn case(producers: u8, consumers: usize, kind: RingKind, kill: bool) -> Result<S
     ))
 }
 
-type Case = fn() -> Result<String, String>;
-
-const CASES: &[(&str, Case)] = &[
+const CASES: &[Case] = &[
     ("mpsc_2_producers", || case(2, 1, RingKind::Mpsc, false)),
     ("mpsc_3_producers", || case(3, 1, RingKind::Mpsc, false)),
     ("mpsc_4_producers", || case(4, 1, RingKind::Mpsc, false)),
@@ -257,34 +257,5 @@ fn main() -> ExitCode {
     if let Ok(role) = std::env::var("SHMSG_MPMC_ROLE") {
         return child_main(&role);
     }
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut ran, mut failed) = (0, 0);
-    for (name, case) in CASES {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        ran += 1;
-        let start = Instant::now();
-        match case() {
-            Ok(what) => println!(
-                "test {name} ... ok: {} messages, {what}, in {:.1} s",
-                count(),
-                start.elapsed().as_secs_f64()
-            ),
-            Err(error) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {error}");
-            }
-        }
-        let _ = std::io::stdout().flush();
-    }
-    println!("\ntest result: {} passed; {failed} failed", ran - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    common::run_cases(CASES, |what| format!("{} messages, {what}", count()))
 }

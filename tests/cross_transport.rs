@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use shmsg::workload::Workload;
 use shmsg::{Error, Options, Receiver, Sender};
 
+mod common;
+use common::Case;
+
 const WORKLOAD: Workload = Workload {
     seed: 0x5eed,
     max_len: 100,
@@ -324,8 +327,6 @@ fn case_tcp() -> Result<String, String> {
     ))
 }
 
-type Case = (&'static str, fn() -> Result<String, String>);
-
 const CASES: [Case; 7] = [
     ("shm", case_shm),
     ("unix_path", case_unix_path),
@@ -340,35 +341,5 @@ fn main() -> ExitCode {
     if let Ok(role) = std::env::var("SHMSG_PEER") {
         return peer_main(&role);
     }
-    // `cargo test` passes harness flags (e.g. `--quiet`); a plain word filters.
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let mut failed = 0;
-    let mut ran = 0;
-    for (name, case) in CASES {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        ran += 1;
-        let start = Instant::now();
-        match case() {
-            Ok(what) => println!(
-                "test {name} ... ok: {} messages over {what} in {:.1} s",
-                count(),
-                start.elapsed().as_secs_f64()
-            ),
-            Err(error) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {error}");
-            }
-        }
-    }
-    println!("\ntest result: {} passed; {failed} failed", ran - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    common::run_cases(&CASES, |what| format!("{} messages over {what}", count()))
 }

@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    AddressFamily, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
+    SocketFlags, SocketType,
 };
 use shmsg::channel::{Receiver, Sender};
 use shmsg::shm::{Geometry, Region};
 use shmsg::{Error, Options};
+
+mod common;
+use common::raw::{kind_of, raw_connect, rdv, recv_with_fds, socket_name};
 
 /// A wait that only a bug makes long: the tests never wait for it to pass.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -29,34 +32,6 @@ fn unique(tag: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A raw socket of `kind` connected to the abstract name `name`.
-fn raw_connect(name: &str, kind: SocketType) -> OwnedFd {
-    let fd =
-        rustix::net::socket_with(AddressFamily::UNIX, kind, SocketFlags::CLOEXEC, None).unwrap();
-    let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap();
-    rustix::net::connect(&fd, &addr).unwrap();
-    fd
-}
-
-/// The abstract socket name behind an endpoint.
-fn socket_name(endpoint: &str) -> String {
-    match shmsg::Endpoint::parse(endpoint).unwrap() {
-        shmsg::Endpoint::Shm(name) | shmsg::Endpoint::Mpsc(name) => format!("shmsg.{name}"),
-        shmsg::Endpoint::Unix(addr) | shmsg::Endpoint::Seqpacket(addr) => {
-            addr.to_string().trim_start_matches('@').to_owned()
-        }
-        other => panic!("{other} has no abstract name"),
-    }
-}
-
-fn kind_of(endpoint: &str) -> SocketType {
-    if endpoint.starts_with("unix:") {
-        SocketType::STREAM
-    } else {
-        SocketType::SEQPACKET
-    }
 }
 
 /// Two silent clients and 100 that send the first byte of a hello and
@@ -162,8 +137,8 @@ fn bad_hellos_are_dropped() {
     let garbage = raw_connect(&name, SocketType::SEQPACKET);
     rustix::net::send(&garbage, &[0xAB; 24], SendFlags::NOSIGNAL).unwrap();
     let wrong_kind = raw_connect(&name, SocketType::SEQPACKET);
-    rustix::net::send(&wrong_kind, &hello(2, 0), SendFlags::NOSIGNAL).unwrap();
-    let mut future = hello(1, 0);
+    rustix::net::send(&wrong_kind, &rdv(2, 0), SendFlags::NOSIGNAL).unwrap();
+    let mut future = rdv(1, 0);
     future[8] = 9;
     let wrong_version = raw_connect(&name, SocketType::SEQPACKET);
     rustix::net::send(&wrong_version, &future, SendFlags::NOSIGNAL).unwrap();
@@ -173,7 +148,9 @@ fn bad_hellos_are_dropped() {
     ));
     // Each got an answer or the end of the stream, and no rings.
     for fd in [&garbage, &wrong_kind, &wrong_version] {
-        let (_, fds) = recv_with_fds(fd);
+        let fds = recv_with_fds(fd, PATIENCE)
+            .map(|(_, fds)| fds)
+            .unwrap_or_default();
         assert!(fds.is_empty());
     }
     // And the listener still serves.
@@ -204,47 +181,6 @@ fn connect_all(endpoint: &str, n: usize) -> Vec<std::thread::JoinHandle<shmsg::C
         .collect()
 }
 
-/// A rendezvous hello (see `src/endpoint/shm.rs`): magic, version 1, the
-/// kind (1 shm, 2 mpsc), the maximum reply size.
-fn hello(kind: u32, max: u64) -> [u8; 24] {
-    let mut bytes = [0u8; 24];
-    bytes[..8].copy_from_slice(b"shmsg\0sm");
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-    bytes[12..16].copy_from_slice(&kind.to_le_bytes());
-    bytes[16..].copy_from_slice(&max.to_le_bytes());
-    bytes
-}
-
-/// One datagram and the descriptors that came with it.
-fn recv_with_fds(socket: &OwnedFd) -> (Vec<u8>, Vec<OwnedFd>) {
-    rustix::net::sockopt::set_socket_timeout(
-        socket,
-        rustix::net::sockopt::Timeout::Recv,
-        Some(PATIENCE),
-    )
-    .unwrap();
-    let mut bytes = [0u8; 64];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let received = match rustix::net::recvmsg(
-        socket,
-        &mut [std::io::IoSliceMut::new(&mut bytes)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    ) {
-        Ok(received) => received,
-        Err(Errno::CONNRESET) => return (Vec::new(), Vec::new()),
-        Err(e) => panic!("recvmsg: {e}"),
-    };
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(rights) = message {
-            fds.extend(rights);
-        }
-    }
-    (bytes[..received.bytes].to_vec(), fds)
-}
-
 /// The rings a client receives are sealed: no size change of any kind,
 /// through the received descriptor or a re-opened one, and the seals
 /// cannot be removed.
@@ -254,13 +190,13 @@ fn received_rings_cannot_be_resized() {
     let _listener_thread;
     let mut listener = shmsg::listen(&endpoint).unwrap();
     let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
-    rustix::net::send(&socket, &hello(1, 0), SendFlags::NOSIGNAL).unwrap();
+    rustix::net::send(&socket, &rdv(1, 0), SendFlags::NOSIGNAL).unwrap();
     // The listener answers while it accepts; the client never acknowledges.
     _listener_thread = std::thread::spawn(move || {
         let result = listener.accept_timeout(Duration::from_millis(500));
         assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
     });
-    let (answer, fds) = recv_with_fds(&socket);
+    let (answer, fds) = recv_with_fds(&socket, PATIENCE).expect("an answer");
     assert_eq!(&answer[..8], b"shmsg\0sm");
     assert_eq!(fds.len(), 2, "the answer carries the two rings");
     for fd in &fds {
@@ -322,9 +258,7 @@ fn fake_listener(name: &str, answer: [u8; 24], fds: Vec<OwnedFd>) -> std::thread
 }
 
 fn ok_answer() -> [u8; 24] {
-    let mut answer = hello(0, 0);
-    answer[12..16].copy_from_slice(&0u32.to_le_bytes());
-    answer
+    rdv(0, 0)
 }
 
 /// A listener is untrusted too: rings that are not sealed memfds, a
@@ -468,8 +402,8 @@ fn clients_that_never_acknowledge_cannot_hoard_rings() {
     let mut hoarders = Vec::new();
     for _ in 0..40 {
         let socket = raw_connect(&name, SocketType::SEQPACKET);
-        rustix::net::send(&socket, &hello(1, 0), SendFlags::NOSIGNAL).unwrap();
-        let (_, rings) = recv_with_fds(&socket);
+        rustix::net::send(&socket, &rdv(1, 0), SendFlags::NOSIGNAL).unwrap();
+        let (_, rings) = recv_with_fds(&socket, PATIENCE).expect("an answer");
         assert_eq!(rings.len(), 2);
         hoarders.push(socket);
     }

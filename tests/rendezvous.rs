@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use shmsg::channel::{Receiver, Sender};
 use shmsg::{Allow, Error, Options};
 
+mod common;
+use common::Case;
+
 /// How long any one wait may take before the case fails: far beyond what
 /// a loaded machine needs, only there so that a bug cannot hang the run.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -442,8 +445,6 @@ fn other_user() -> Result<String, String> {
     ))
 }
 
-type Case = (&'static str, fn() -> Result<String, String>);
-
 const CASES: &[Case] = &[
     ("eight_clients", eight_clients),
     ("killed_listener", killed_listener),
@@ -454,33 +455,5 @@ fn main() -> ExitCode {
     if let Ok(role) = std::env::var("SHMSG_RDV_ROLE") {
         return child_main(&role);
     }
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut ran, mut failed) = (0, 0);
-    for (name, case) in CASES {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        ran += 1;
-        let start = Instant::now();
-        match case() {
-            Ok(what) => println!(
-                "test {name} ... ok: {what}, in {:.1} s",
-                start.elapsed().as_secs_f64()
-            ),
-            Err(error) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {error}");
-            }
-        }
-        let _ = std::io::stdout().flush();
-    }
-    println!("\ntest result: {} passed; {failed} failed", ran - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    common::run_cases(CASES, |what| what)
 }
