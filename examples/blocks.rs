@@ -119,9 +119,27 @@ fn connect_when_ready(endpoint: &str) -> shmsg::Result<shmsg::Channel> {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+const USAGE: &str =
+    "usage: blocks [ENDPOINT]\n(no arguments: over shm: and unix:@, each with its throughput)";
+
+/// Prints errors as messages (not `Debug`), and usage for `-h`/`--help`.
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let endpoints = match args.as_slice() {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("blocks: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let endpoints = match args {
         [role, endpoint] if role == "produce" => return Ok(produce(endpoint)?),
         [endpoint] => vec![endpoint.clone()],
         [] => {
@@ -131,7 +149,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 format!("unix:@example-blocks-{id}"),
             ]
         }
-        _ => return Err("usage: blocks [ENDPOINT]".into()),
+        _ => return Err(USAGE.into()),
     };
     for endpoint in endpoints {
         let rate = consume(&endpoint)?;

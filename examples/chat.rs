@@ -109,9 +109,26 @@ fn scripted(endpoint: &str, name: &str, others: usize) -> shmsg::Result<()> {
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+const USAGE: &str = "usage: chat [server ENDPOINT | client ENDPOINT NAME]\n(no arguments: a server and three scripted clients over shm: and unix:@)";
+
+/// Prints errors as messages (not `Debug`), and usage for `-h`/`--help`.
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    match args {
         [role, endpoint] if role == "server" => server(endpoint, 0)?,
         [role, endpoint, name] if role == "client" => client(endpoint, name)?,
         [role, endpoint, name] if role == "scripted" => scripted(endpoint, name, 2)?,
@@ -121,7 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 scripted_chat(&format!("{scheme}example-chat-{}", std::process::id()))?;
             }
         }
-        _ => return Err("usage: chat [server ENDPOINT | client ENDPOINT NAME]".into()),
+        _ => return Err(USAGE.into()),
     }
     Ok(())
 }

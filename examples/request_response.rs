@@ -66,9 +66,26 @@ fn client(endpoint: &str) -> shmsg::Result<()> {
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+const USAGE: &str = "usage: request_response [server ENDPOINT | client ENDPOINT]\n(no arguments: a server and a client over shm:, unix:@, seqpacket:@ and tcp:)";
+
+/// Prints errors as messages (not `Debug`), and usage for `-h`/`--help`.
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("request_response: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    match args {
         [role, endpoint] if role == "server" => server(endpoint)?,
         [role, endpoint] if role == "client" => client(endpoint)?,
         [] => {
@@ -88,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        _ => return Err("usage: request_response [server|client ENDPOINT]".into()),
+        _ => return Err(USAGE.into()),
     }
     Ok(())
 }

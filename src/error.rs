@@ -76,11 +76,11 @@ pub enum Error {
         max: usize,
     },
     /// A region name that could be misread as a path, or is too long.
-    #[error("invalid region name {name:?}: {why}")]
+    #[error("invalid region name {name:?}: it {why}")]
     InvalidName {
         /// The name as given.
         name: String,
-        /// What is wrong with it.
+        /// What is wrong with it, completing "the name ...".
         why: &'static str,
     },
     /// An endpoint string (`shm:NAME`, `unix:PATH`, `tcp:HOST:PORT`, ...) that

@@ -368,7 +368,176 @@ fn errors_say_what_to_do_with_documented_codes() {
 
     let help = shmsg().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    assert!(help.contains("Exit codes:") && help.contains("6  a received message failed"));
+    assert!(help.contains("Exit codes:") && help.contains("a received message failed"));
+}
+
+// ---- exit codes
+
+/// The exit codes `shmsg --help` lists.
+fn help_exit_codes() -> String {
+    let help = shmsg().arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let start = help
+        .find("Exit codes:")
+        .expect("--help lists the exit codes");
+    let block = &help[start..];
+    block[..block.find("\n\n").unwrap_or(block.len())].to_owned()
+}
+
+/// `shmsg --help` and the README list the same exit codes, word for word,
+/// and every subcommand's help lists them too.
+#[test]
+fn the_readme_and_help_agree_on_exit_codes() {
+    let codes = help_exit_codes();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(&codes),
+        "README.md does not quote `shmsg --help`'s exit codes:\n{codes}"
+    );
+    for command in ["send", "recv", "inspect", "clean", "compare"] {
+        let help = shmsg().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains(&codes), "shmsg {command} --help");
+    }
+}
+
+/// Exit code 4: a second receiver on an endpoint a live one holds is
+/// refused as "taken", and the first receiver is not disturbed: the second
+/// one's check of the path is never taken for a sender.
+#[test]
+fn a_second_receiver_exits_4_and_leaves_the_first_alone() {
+    let dir = Scratch::new("taken");
+    for endpoint in [
+        format!("unix:{}", dir.0.join("sock").display()),
+        format!("seqpacket:{}", dir.0.join("seq").display()),
+        format!("shm:{}", unique("taken")),
+        format!("unix:@{}", unique("taken")),
+    ] {
+        let first = Recv::listen(&endpoint, &["--count", "1"]);
+        let second = shmsg().args(["recv", &endpoint]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(4), "{endpoint}: {stderr}");
+        assert!(stderr.contains("taken"), "{endpoint}: {stderr}");
+        assert_ok(&send(&endpoint, &[], b"still here\n"), &endpoint);
+        assert_eq!(first.output(), b"still here\n", "{endpoint}");
+    }
+}
+
+/// Exit code 5: a ring whose header says another layout version. A fake
+/// listener hands `shmsg send` a sealed ring whose ABI word was changed.
+#[test]
+fn a_ring_of_another_layout_exits_5() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    use shmsg::shm::layout::offsets;
+    let name = unique("layout");
+    let geometry = Geometry::new(1 << 16, 1024).unwrap();
+    let rings: Vec<Region> = (0..2)
+        .map(|_| Region::anonymous(geometry).unwrap())
+        .collect();
+    for ring in &rings {
+        let other_version = (ring.header_word(offsets::ABI_VERSION) + 1).to_ne_bytes();
+        rustix::io::pwrite(ring.as_fd(), &other_version, offsets::ABI_VERSION as u64).unwrap();
+    }
+    let listener = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let addr = SocketAddrUnix::new_abstract_name(format!("shmsg.{name}").as_bytes()).unwrap();
+    rustix::net::bind(&listener, &addr).unwrap();
+    rustix::net::listen(&listener, 1).unwrap();
+    let fake = std::thread::spawn(move || {
+        let client = rustix::net::accept(&listener).unwrap();
+        let mut hello = [0u8; 64];
+        let _ = rustix::net::recv(&client, &mut hello, rustix::net::RecvFlags::empty());
+        let answer = {
+            let mut bytes = [0u8; 24];
+            bytes[..8].copy_from_slice(b"shmsg\0sm");
+            bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+            bytes
+        };
+        let fds = [rings[0].as_fd(), rings[1].as_fd()];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
+        rustix::net::sendmsg(
+            &client,
+            &[std::io::IoSlice::new(&answer)],
+            &mut control,
+            rustix::net::SendFlags::NOSIGNAL,
+        )
+        .unwrap();
+        let _ = rustix::net::recv(&client, &mut hello, rustix::net::RecvFlags::empty());
+    });
+    let output = send(&format!("shm:{name}"), &[], b"x\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("layout"), "{stderr}");
+    fake.join().unwrap();
+}
+
+/// Hints name what works: the `--max-message` a too-large message asks
+/// for is one `recv` accepts (and then the message goes through), errors
+/// name the endpoint's own scheme, and a bad name reads as a sentence.
+#[test]
+fn hints_name_what_works() {
+    let endpoint = format!("unix:@{}", unique("large"));
+    let recv = Recv::listen(&endpoint, &["--max-message", "1K"]);
+    let line = vec![b'x'; 70_000];
+    let mut input = line.clone();
+    input.push(b'\n');
+    let output = send(&endpoint, &[], &input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--max-message 69K"), "{stderr}");
+    drop(recv);
+    let recv = Recv::listen(&endpoint, &["--max-message", "69K", "--count", "1"]);
+    assert_ok(&send(&endpoint, &[], &input), "the suggested size");
+    assert_eq!(recv.output(), input);
+
+    let output = send(&format!("seqpacket:@{}", unique("nobody")), &[], b"");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect to seqpacket:@"), "{stderr}");
+    for (endpoint, says) in [
+        ("shm:", "the name is empty"),
+        ("shm:.x", "the name starts with '.'"),
+    ] {
+        let output = send(endpoint, &[], b"");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{endpoint}: {stderr}");
+        assert!(stderr.contains("seqpacket:@NAME"), "{endpoint}: {stderr}");
+    }
+}
+
+/// Exit code 6: a received message that is not the one the workload says
+/// was sent (the hidden worker role that `compare` and the demo use).
+#[test]
+fn a_message_that_fails_verification_exits_6() {
+    let name = unique("verify");
+    let region = Arc::new(Region::create(&name, Geometry::new(1 << 16, 1024).unwrap()).unwrap());
+    let mut producer = Producer::attach(&region).unwrap();
+    producer.send(b"not the workload's first message").unwrap();
+    drop(producer);
+    let output = shmsg()
+        .args([
+            "peer",
+            "consume",
+            "--region",
+            &name,
+            "--seed",
+            "7",
+            "--max-len",
+            "64",
+        ])
+        .args(["--count", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("message 0"), "{stderr}");
 }
 
 fn inspect(name: &str) -> String {

@@ -18,16 +18,9 @@
 //!
 //! # Exit codes
 //!
-//! | code | meaning |
-//! |---|---|
-//! | 0 | success |
-//! | 1 | any other error (I/O, a corrupt region, ...) |
-//! | 2 | bad command line: unknown flag, bad endpoint string, bad value |
-//! | 3 | the peer disconnected |
-//! | 4 | the role is taken by a live process (a 17th sender on one mpsc endpoint) |
-//! | 5 | the region's layout does not match this build, or is not published yet |
-//! | 6 | a received message failed verification |
-//! | 7 | timed out |
+//! [`EXIT_CODES`] is the one list: `shmsg --help` prints it, the README
+//! quotes it (`tests/cli.rs` checks that they agree), [`exit_code`] and
+//! `main` follow it, and `tests/cli.rs` makes every code happen.
 
 use std::process::ExitCode;
 
@@ -57,16 +50,21 @@ mod report;
 #[path = "shmsg/signals.rs"]
 mod signals;
 
+/// The exit codes, as `--help` prints them (see the module docs).
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success
-  1  any other error (I/O, a corrupt region, ...)
-  2  bad command line: unknown flag, bad endpoint string, bad value
-  3  the peer disconnected
-  4  the role is taken by a live process (a 17th sender on one mpsc endpoint)
-  5  the region's layout does not match this build, or is not published yet
-  6  a received message failed verification
-  7  timed out
+  0      success
+  1      any other error (I/O, a corrupt region, a peer refused, ...)
+  2      bad command line: unknown flag, bad endpoint string, bad value
+  3      the peer disconnected
+  4      taken by a live process: another listener holds the endpoint, or
+         every sender slot of an mpsc endpoint is in use
+  5      a ring's layout does not match this build, or is not published yet
+  6      a received message failed verification
+  7      timed out: no receiver listened in time, or no sender connected
+  8      the input on stdin is malformed (a truncated length-prefixed frame)
+  128+N  stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after
+         removing what it created
 
 Endpoints: shm:NAME, shm:/PATH, mpsc:NAME, mpsc:/PATH, unix:PATH, unix:@NAME, seqpacket:PATH,
 seqpacket:@NAME, tcp:HOST:PORT, pipe (stdin/stdout of a spawned child), pipe:RFD,WFD.";
@@ -172,10 +170,12 @@ impl From<Error> for Failure {
     }
 }
 
+/// The exit code of a library error, as [`EXIT_CODES`] lists them.
 fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Disconnected => 3,
         Error::RoleTaken(_) => 4,
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => 4,
         Error::LayoutMismatch { .. } | Error::NotInitialized => 5,
         Error::InvalidEndpoint { .. } | Error::InvalidName { .. } | Error::InvalidConfig(_) => 2,
         Error::Timeout => 7,

@@ -134,6 +134,16 @@ impl SocketKind {
     }
 }
 
+impl SocketKind {
+    /// The endpoint scheme of this kind of socket, with its colon.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            SocketKind::Stream => "unix:",
+            SocketKind::Seqpacket => "seqpacket:",
+        }
+    }
+}
+
 impl fmt::Display for SocketKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -189,25 +199,37 @@ pub(crate) fn connect_until(
             Err(Errno::AGAIN) => return Err(Error::Timeout),
             Err(Errno::NOENT) => {
                 return Err(Error::io(
-                    format!("cannot connect to unix:{addr}: no socket exists at this path"),
+                    format!(
+                        "cannot connect to {}{addr}: no socket exists at this path",
+                        kind.scheme()
+                    ),
                     Errno::NOENT,
                 ));
             }
             Err(Errno::CONNREFUSED) => {
                 return Err(Error::io(
-                    format!("cannot connect to unix:{addr}: no one listens there"),
+                    format!(
+                        "cannot connect to {}{addr}: no one listens there",
+                        kind.scheme()
+                    ),
                     Errno::CONNREFUSED,
                 ));
             }
             Err(Errno::PROTOTYPE) => {
                 return Err(Error::io(
                     format!(
-                        "cannot connect to unix:{addr}: the socket there is not a {kind} socket"
+                        "cannot connect to {}{addr}: the socket there is not a {kind} socket",
+                        kind.scheme()
                     ),
                     Errno::PROTOTYPE,
                 ));
             }
-            Err(e) => return Err(Error::io(format!("cannot connect to unix:{addr}"), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("cannot connect to {}{addr}", kind.scheme()),
+                    e,
+                ));
+            }
         }
     }
     rustix::net::sockopt::set_socket_timeout(&fd, Timeout::Send, None)
@@ -253,6 +275,7 @@ impl UnixListener {
     /// whose context names the path. An abstract name in use fails the same
     /// way. The listener removes the socket file it created on drop.
     pub fn bind(addr: &UnixAddr, kind: SocketKind) -> Result<Self> {
+        let scheme = kind.scheme();
         let socket_addr = addr.to_socket_addr()?;
         let fd = new_socket(kind, SocketFlags::NONBLOCK)?;
         let mut retried = false;
@@ -260,17 +283,17 @@ impl UnixListener {
             match rustix::net::bind(&fd, &socket_addr) {
                 Ok(()) => break,
                 Err(Errno::ADDRINUSE) => {}
-                Err(e) => return Err(Error::io(format!("cannot bind unix:{addr}"), e)),
+                Err(e) => return Err(Error::io(format!("cannot bind {scheme}{addr}"), e)),
             }
             let UnixAddr::Path(path) = addr else {
                 return Err(Error::io(
-                    format!("cannot bind unix:{addr}: the abstract name is in use"),
+                    format!("cannot bind {scheme}{addr}: the abstract name is in use"),
                     Errno::ADDRINUSE,
                 ));
             };
             if retried {
                 return Err(Error::io(
-                    format!("cannot bind unix:{addr}: another process took the path"),
+                    format!("cannot bind {scheme}{addr}: another process took the path"),
                     Errno::ADDRINUSE,
                 ));
             }
@@ -279,19 +302,22 @@ impl UnixListener {
                 Occupant::Gone => {}
                 Occupant::Stale { dev, ino } => remove_if_same(path, dev, ino).map_err(|e| {
                     Error::io(
-                        format!("cannot remove the stale socket file unix:{addr}"),
+                        format!("cannot remove the stale socket file {scheme}{addr}"),
                         e,
                     )
                 })?,
             }
         }
         rustix::net::listen(&fd, BACKLOG)
-            .map_err(|e| Error::io(format!("cannot listen on unix:{addr}"), e))?;
+            .map_err(|e| Error::io(format!("cannot listen on {scheme}{addr}"), e))?;
         let owned_path = match addr {
             UnixAddr::Abstract(_) => None,
             UnixAddr::Path(path) => {
                 let meta = std::fs::symlink_metadata(path).map_err(|e| {
-                    Error::io(format!("cannot inspect the new socket file unix:{addr}"), e)
+                    Error::io(
+                        format!("cannot inspect the new socket file {scheme}{addr}"),
+                        e,
+                    )
                 })?;
                 Some(OwnedPath {
                     path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
@@ -316,16 +342,17 @@ impl UnixListener {
         socket_addr: &SocketAddrUnix,
         kind: SocketKind,
     ) -> Result<Occupant> {
+        let scheme = kind.scheme();
         let in_use = |why: &str| {
             Error::io(
-                format!("cannot bind unix:{addr}: {why}"),
+                format!("cannot bind {scheme}{addr}: {why}"),
                 io::Error::from(io::ErrorKind::AddrInUse),
             )
         };
         let meta = match std::fs::symlink_metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Occupant::Gone),
-            Err(e) => return Err(Error::io(format!("cannot inspect unix:{addr}"), e)),
+            Err(e) => return Err(Error::io(format!("cannot inspect {scheme}{addr}"), e)),
         };
         if !meta.file_type().is_socket() {
             return Err(in_use("a file that is not a socket exists at this path"));
@@ -345,7 +372,7 @@ impl UnixListener {
                     Err(in_use("another process listens on this path"))
                 }
                 Err(e) => Err(Error::io(
-                    format!("cannot bind unix:{addr}: cannot probe the socket file there"),
+                    format!("cannot bind {scheme}{addr}: cannot probe the socket file there"),
                     e,
                 )),
             };
@@ -374,7 +401,10 @@ impl UnixListener {
                 Err(Errno::INTR) | Err(Errno::CONNABORTED) => continue,
                 Err(Errno::AGAIN) => {}
                 Err(e) => {
-                    return Err(Error::io(format!("cannot accept on unix:{}", self.addr), e));
+                    return Err(Error::io(
+                        format!("cannot accept on {}{}", self.kind.scheme(), self.addr),
+                        e,
+                    ));
                 }
             }
             let left = match deadline.remaining() {

@@ -149,18 +149,18 @@ fn slot_byte(role: Role, index: usize) -> u64 {
 /// and `-`, not starting with `.` and without `..`.
 pub fn validate_name(name: &str) -> Result<()> {
     let why = if name.is_empty() {
-        "it is empty"
+        "is empty"
     } else if name.len() > MAX_NAME_LEN {
-        "it is longer than 200 bytes"
+        "is longer than 200 bytes"
     } else if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        "it may contain only ASCII letters, digits, '.', '_' and '-'"
+        "may contain only ASCII letters, digits, '.', '_' and '-'"
     } else if name.starts_with('.') {
-        "it starts with '.'"
+        "starts with '.'"
     } else if name.contains("..") {
-        "it contains \"..\""
+        "contains \"..\""
     } else {
         return Ok(());
     };

@@ -422,10 +422,11 @@ pub fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result
     if here.is_none() {
         println!("(fewer than two CPUs: both sides share one, and the figures show it)");
     }
-    println!(
-        "shmsg demo: two processes, sides pinned to CPUs {here:?} and {there:?}; \
-         median of {runs} runs, measured in turn"
-    );
+    let pinning = match (here, there) {
+        (Some(here), Some(there)) => format!("sides pinned to CPUs {here} and {there}"),
+        _ => "sides not pinned".to_owned(),
+    };
+    println!("shmsg demo: two processes, {pinning}; median of {runs} runs, measured in turn");
     let modes = [
         (SendMode::Copy, "send per message"),
         (SendMode::InPlace, "send_with, in place"),

@@ -165,9 +165,17 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
             {
                 format!("is a receiver listening? Start `shmsg recv {endpoint}` first")
             }
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::AddrInUse
+                if error.to_string().contains("not a socket") =>
+            {
+                format!(
+                    "a file that is not a socket is at that path: remove it, or pick \
+                     another path than {endpoint}"
+                )
+            }
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::AddrInUse => format!(
-                "{endpoint} is taken; pick another name or path, or stop the process that \
-                 listens there (a socket left by a process that died is replaced by itself)"
+                "{endpoint} is taken by a live receiver; pick another name or path, or stop \
+                 that receiver (a socket file left by a process that died is replaced by itself)"
             ),
             std::io::ErrorKind::PermissionDenied => {
                 "this user may not use that path (directory or socket permissions); \
@@ -176,10 +184,10 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
             }
             _ => return Failure::Shmsg(error),
         },
-        Error::InvalidEndpoint { .. } => {
-            "write shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH, tcp:HOST:PORT or pipe:RFD,WFD"
-                .into()
-        }
+        Error::InvalidEndpoint { .. } => "write shm:NAME, shm:/PATH, mpsc:NAME, mpsc:/PATH, \
+             unix:PATH, unix:@NAME, seqpacket:PATH, seqpacket:@NAME, tcp:HOST:PORT or \
+             pipe:RFD,WFD"
+            .into(),
         Error::RoleTaken(_) => format!(
             "every sender slot of {endpoint} is taken by a live process; try again when \
              one of them is gone"
@@ -199,6 +207,27 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
         _ => return Failure::Shmsg(error),
     };
     Failure::Hint { error, hint }
+}
+
+/// What to do about message `number` of `len` bytes that the receiver at
+/// `endpoint` does not take: a `--max-message` it accepts (rounded up to
+/// whole KiB or MiB), or, beyond the largest, splitting the message.
+fn too_large_hint(number: u64, len: usize, endpoint: &str) -> String {
+    let size = if len <= 1 << 20 {
+        format!("{}K", len.div_ceil(1 << 10))
+    } else {
+        format!("{}M", len.div_ceil(1 << 20))
+    };
+    match parse_size(&size) {
+        Ok(_) => format!(
+            "message {number} ({len} bytes) is too large for the receiver; start it with \
+             `shmsg recv --max-message {size} {endpoint}`"
+        ),
+        Err(_) => format!(
+            "message {number} ({len} bytes) is larger than any receiver takes (16M at most); \
+             split it into smaller messages"
+        ),
+    }
 }
 
 /// Reads the next message from `input`: a line without its newline, or a
@@ -268,12 +297,7 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
             Err(Error::MessageTooLarge { len, max }) => {
                 return Err(Failure::Hint {
                     error: Error::MessageTooLarge { len, max },
-                    hint: format!(
-                        "message {} is too large for the receiver; start it with \
-                         `shmsg recv --max-message {len} {}`",
-                        sent + 1,
-                        args.endpoint
-                    ),
+                    hint: too_large_hint(sent + 1, len, &args.endpoint),
                 });
             }
             Err(Error::Disconnected) => {
@@ -691,6 +715,21 @@ mod tests {
             }
         }
         assert_eq!(results, [true, true, false]);
+    }
+
+    #[test]
+    fn too_large_hints_name_a_size_recv_takes() {
+        let hint = too_large_hint(3, 70_000, "unix:@x");
+        assert!(hint.contains("message 3") && hint.contains("--max-message 69K unix:@x"));
+        assert!(parse_size("69K").unwrap() >= 70_000);
+        let hint = too_large_hint(1, 5_000_000, "shm:x");
+        assert!(hint.contains("--max-message 5M"), "{hint}");
+        // 17 MiB is past the largest size recv accepts: no flag can help.
+        let hint = too_large_hint(1, 17 << 20, "shm:x");
+        assert!(
+            hint.contains("split") && !hint.contains("--max-message"),
+            "{hint}"
+        );
     }
 
     #[test]
