@@ -297,21 +297,12 @@ struct Progress {
 impl Progress {
     fn step(&mut self, what: &str) {
         self.done += 1;
+        let line = progress_line(self.done, self.total, self.start.elapsed(), what);
         let mut err = std::io::stderr().lock();
         if self.tty {
-            let width = 24;
-            let filled = width * self.done.min(self.total) / self.total.max(1);
-            let _ = write!(
-                err,
-                "\r\x1b[2K[{}{}] {}/{} {:>4.0}s  {what}",
-                "#".repeat(filled),
-                ".".repeat(width - filled),
-                self.done,
-                self.total,
-                self.start.elapsed().as_secs_f64()
-            );
+            let _ = write!(err, "\r\x1b[2K{line}");
         } else {
-            let _ = writeln!(err, "shmsg compare: [{}/{}] {what}", self.done, self.total);
+            let _ = writeln!(err, "shmsg compare: {line}");
         }
         let _ = err.flush();
     }
@@ -321,6 +312,25 @@ impl Progress {
             eprint!("\r\x1b[2K");
         }
     }
+}
+
+/// One progress line: step `done` of `total` (the one starting now is
+/// `what`), the time so far, and an estimate of the time left from the
+/// average step so far (steps differ, so it is rough; none before the
+/// first step has finished).
+fn progress_line(done: usize, total: usize, elapsed: Duration, what: &str) -> String {
+    let finished = done.saturating_sub(1);
+    let left = if finished == 0 || done > total {
+        String::new()
+    } else {
+        let per_step = elapsed.as_secs_f64() / finished as f64;
+        let left = per_step * (total + 1 - done) as f64;
+        format!(", about {left:.0} s left")
+    };
+    format!(
+        "[{done}/{total}] {:.0} s{left}: {what}",
+        elapsed.as_secs_f64()
+    )
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -593,6 +603,26 @@ fn stream_figures(runs: &[Result<RunFigures, String>], syscalls: Figure) -> Stre
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn progress_estimates_the_time_left_from_the_steps_so_far() {
+        use super::progress_line;
+        use std::time::Duration;
+        // Nothing finished yet: no estimate.
+        assert_eq!(
+            progress_line(1, 10, Duration::ZERO, "shm 8 B"),
+            "[1/10] 0 s: shm 8 B"
+        );
+        // 4 steps took 20 s: 5 s each, 7 more to go (this one included).
+        assert_eq!(
+            progress_line(5, 10, Duration::from_secs(20), "tcp 1M"),
+            "[5/10] 20 s, about 30 s left: tcp 1M"
+        );
+        assert_eq!(
+            progress_line(10, 10, Duration::from_secs(45), "last"),
+            "[10/10] 45 s, about 5 s left: last"
+        );
+    }
+
     use super::*;
 
     #[test]
