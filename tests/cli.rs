@@ -826,3 +826,69 @@ fn clean_removes_only_regions_nobody_uses() {
     assert!(scratch.0.join(format!("{PREFIX}live")).exists());
     assert!(run(&["--yes"]).contains("nothing to clean"));
 }
+
+// ---- signals, send retry, frame checks
+
+/// Sends `signal` to `child`.
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: `kill` with a live child's pid (not reaped yet) and a valid
+    // signal number.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+/// The signals that end a command cleanly, their names and the exit codes
+/// shells expect (128 + the signal's number).
+const SIGNALS: [(i32, &str, i32); 3] = [
+    (libc::SIGINT, "INT", 130),
+    (libc::SIGTERM, "TERM", 143),
+    (libc::SIGHUP, "HUP", 129),
+];
+
+/// A receiver on a socket path ended by a signal removes the socket file
+/// it created and exits with 128 + the signal's number; the next receiver
+/// on the same path works.
+#[test]
+fn a_signal_ends_recv_and_removes_its_socket_file() {
+    let scratch = Scratch::new("signal-recv");
+    for scheme in ["unix", "seqpacket", "shm", "mpsc"] {
+        for (sig, name, code) in SIGNALS {
+            let path = scratch.0.join(format!("{scheme}-{name}.sock"));
+            let endpoint = format!("{scheme}:{}", path.display());
+            let recv = Recv::listen(&endpoint, &[]);
+            assert!(path.exists(), "{endpoint}: no socket file while listening");
+            signal(&recv.child.0, sig);
+            let (status, _, stderr) = recv.finish();
+            assert_eq!(status.code(), Some(code), "{endpoint} SIG{name}: {stderr}");
+            assert!(!path.exists(), "{endpoint}: SIG{name} left the socket file");
+
+            let recv = Recv::listen(&endpoint, &["--count", "1"]);
+            assert_ok(
+                &send(&endpoint, &[], b"again\n"),
+                &format!("shmsg send {endpoint} after SIG{name}"),
+            );
+            assert_eq!(recv.output(), b"again\n", "{endpoint}");
+        }
+    }
+}
+
+/// A receiver ended by a signal leaves alone a file that another process
+/// put at its socket's path after it started listening.
+#[test]
+fn a_signal_spares_a_file_that_replaced_the_socket() {
+    let scratch = Scratch::new("signal-replaced");
+    for scheme in ["unix", "shm"] {
+        let path = scratch.0.join(format!("{scheme}.sock"));
+        let endpoint = format!("{scheme}:{}", path.display());
+        let recv = Recv::listen(&endpoint, &[]);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not the receiver's").unwrap();
+        signal(&recv.child.0, libc::SIGTERM);
+        let (status, _, stderr) = recv.finish();
+        assert_eq!(status.code(), Some(143), "{endpoint}: {stderr}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"not the receiver's",
+            "{endpoint}"
+        );
+    }
+}

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shmsg::channel::{Receiver, Sender};
+use shmsg::msg::unix::UnixAddr;
 use shmsg::shm::Region;
 use shmsg::shm::layout::offsets;
 use shmsg::shm::region::{PREFIX, RegionInfo, SHM_DIR};
@@ -321,8 +322,14 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
         allow: args.allow.policy(),
         ..Options::default()
     };
-    let mut listener = shmsg::listen_with(&args.endpoint, &options)
-        .map_err(|e| hint(e, "recv", &args.endpoint))?;
+    // The listener removes its socket file when dropped; a signal ends the
+    // process without dropping it, so the file is registered for removal
+    // on a signal too.
+    let (mut listener, _remove_socket) = crate::signals::create_removed_on_signal(
+        || shmsg::listen_with(&args.endpoint, &options),
+        |_| socket_file(&args.endpoint),
+    )
+    .map_err(|e| hint(e, "recv", &args.endpoint))?;
     eprintln!("shmsg recv: listening on {}", listener.endpoint());
     let deadline = args.timeout.map(shmsg::Deadline::after);
     let mut channel = accept(&mut listener, deadline).map_err(|e| match e {
@@ -386,6 +393,21 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The socket file a listener on `endpoint` creates: the path of
+/// `unix:PATH`, `seqpacket:PATH`, `shm:/PATH` and `mpsc:/PATH`.
+fn socket_file(endpoint: &str) -> Option<PathBuf> {
+    match Endpoint::parse(endpoint).ok()? {
+        Endpoint::Unix(UnixAddr::Path(path)) | Endpoint::Seqpacket(UnixAddr::Path(path)) => {
+            Some(path)
+        }
+        shared @ (Endpoint::Shm(_) | Endpoint::Mpsc(_)) => match shared.rendezvous()? {
+            UnixAddr::Path(path) => Some(path),
+            UnixAddr::Abstract(_) => None,
+        },
+        _ => None,
+    }
 }
 
 /// The next sender, logging (on stderr) and skipping those the listener
