@@ -312,7 +312,7 @@ fn recv_stops_after_count() {
 fn errors_say_what_to_do_with_documented_codes() {
     let nobody = format!("unix:@{}", unique("nobody"));
     let output = send(&nobody, &["--timeout", "1s"], b"x\n");
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(output.status.code(), Some(7), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("shmsg recv {nobody}")), "{stderr}");
 
@@ -325,12 +325,12 @@ fn errors_say_what_to_do_with_documented_codes() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("pipe:3,4"));
 
     // No listener at a shared-memory endpoint: nobody answers at its
-    // socket, an error of the "other" kind (1), with what to start.
+    // socket until the timeout (7), and it says what to start.
     for scheme in ["shm", "mpsc"] {
         let endpoint = format!("{scheme}:{}", unique("absent"));
-        let output = send(&endpoint, &[], b"x\n");
+        let output = send(&endpoint, &["--timeout", "200ms"], b"x\n");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(output.status.code(), Some(7), "{stderr}");
         assert!(
             stderr.contains(&format!("shmsg recv {endpoint}")),
             "{stderr}"
@@ -891,4 +891,117 @@ fn a_signal_spares_a_file_that_replaced_the_socket() {
             "{endpoint}"
         );
     }
+}
+
+/// A sender ended by a signal, while connected and while waiting for a
+/// receiver, exits with 128 + the signal's number.
+#[test]
+fn a_signal_ends_send_with_128_plus_its_number() {
+    for (sig, name, code) in SIGNALS {
+        let endpoint = format!("unix:@{}", unique(&format!("signal-send-{name}")));
+        let recv = Recv::listen(&endpoint, &[]);
+        let mut sender = Kid(shmsg()
+            .arg("send")
+            .arg(&endpoint)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap());
+        let mut stdin = sender.0.stdin.take().unwrap();
+        stdin.write_all(b"before\n").unwrap();
+        recv.wait_for_output(b"before\n");
+        signal(&sender.0, sig);
+        assert_eq!(sender.0.wait().unwrap().code(), Some(code), "SIG{name}");
+        assert_eq!(recv.output(), b"before\n");
+
+        let nobody = format!("unix:@{}", unique(&format!("signal-waiting-{name}")));
+        let mut waiting = Kid(shmsg()
+            .args(["send", "--timeout", "60s", &nobody])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap());
+        // Long enough for it to be trying to connect (or not yet: either
+        // way the signal ends it).
+        std::thread::sleep(Duration::from_millis(200));
+        signal(&waiting.0, sig);
+        assert_eq!(waiting.0.wait().unwrap().code(), Some(code), "SIG{name}");
+    }
+}
+
+/// `send --timeout` waits for a receiver to appear: senders started a
+/// second before their receivers deliver their message.
+#[test]
+fn send_waits_for_a_receiver_until_its_timeout() {
+    let scratch = Scratch::new("late-receiver");
+    let endpoints = [
+        format!("shm:{}", unique("late-shm")),
+        format!("mpsc:{}", unique("late-mpsc")),
+        format!("unix:{}", scratch.0.join("late.sock").display()),
+        format!("seqpacket:@{}", unique("late-receiver")),
+    ];
+    let senders: Vec<_> = endpoints
+        .iter()
+        .map(|endpoint| {
+            let endpoint = endpoint.clone();
+            // 10 s: far more than the second the receivers start later, so
+            // that a slow machine does not make the senders give up.
+            std::thread::spawn(move || send(&endpoint, &["--timeout", "10s"], b"early\n"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let receivers: Vec<_> = endpoints
+        .iter()
+        .map(|endpoint| Recv::listen(endpoint, &["--count", "1"]))
+        .collect();
+    for ((sender, recv), endpoint) in senders.into_iter().zip(receivers).zip(&endpoints) {
+        assert_ok(&sender.join().unwrap(), &format!("shmsg send {endpoint}"));
+        assert_eq!(recv.output(), b"early\n", "{endpoint}");
+    }
+}
+
+/// With no receiver, `send --timeout 1s` tries for that second, then
+/// exits 7 (timed out) saying what it waited for.
+#[test]
+fn send_gives_up_after_its_timeout_with_exit_7() {
+    let nobody = format!("unix:@{}", unique("never"));
+    let start = Instant::now();
+    let output = send(&nobody, &["--timeout", "1s"], b"x\n");
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no receiver listened at {nobody} within 1s")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("shmsg recv {nobody}")), "{stderr}");
+    // It tried for the whole second (less a margin for the clock), and
+    // stopped soon after: 10 s, ten times the timeout, because a loaded
+    // machine may be slow to start and reap the process.
+    assert!(took >= Duration::from_millis(900), "gave up after {took:?}");
+    assert!(took <= Duration::from_secs(10), "gave up after {took:?}");
+}
+
+/// An error that waiting cannot fix ends `send` at once, whatever its
+/// timeout: here a stream socket where a seqpacket one was asked for.
+#[test]
+fn send_fails_at_once_where_waiting_cannot_help() {
+    let scratch = Scratch::new("wrong-kind");
+    let path = scratch.0.join("stream.sock");
+    let _recv = Recv::listen(&format!("unix:{}", path.display()), &[]);
+    let start = Instant::now();
+    let output = send(
+        &format!("seqpacket:{}", path.display()),
+        &["--timeout", "60s"],
+        b"x\n",
+    );
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a seqpacket socket"), "{stderr}");
+    // At once, not after the 60 s timeout: 10 s leaves a loaded machine
+    // ample time to start and reap the process.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -46,13 +46,14 @@ pub struct SendArgs {
     /// Where to send: shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH,
     /// seqpacket:@NAME, tcp:HOST:PORT or pipe:RFD,WFD (shm: and mpsc: also
     /// take /PATH). A receiver must be listening there (`shmsg recv
-    /// ENDPOINT`) and let this user in.
+    /// ENDPOINT`), or start to within --timeout, and let this user in.
     pub endpoint: String,
     /// Read frames of a 4-byte little-endian length and that many bytes
     /// instead of lines.
     #[arg(long)]
     pub length_prefixed: bool,
-    /// How long to try connecting, e.g. 10s.
+    /// How long to try connecting, e.g. 10s: while no receiver listens
+    /// at ENDPOINT, send tries again until this has passed, then exits 7.
     #[arg(long, default_value = "10s", value_parser = super::compare::parse_duration)]
     pub timeout: Duration,
     #[command(flatten)]
@@ -250,6 +251,69 @@ fn next_message(
     Ok(Some(()))
 }
 
+/// Whether `error` says that nobody listens at the endpoint yet (no socket
+/// file, or no listener on the socket or port): a receiver started a
+/// moment later fixes it.
+fn nobody_listens(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Io { source, .. } if matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        )
+    )
+}
+
+/// The first pause between two connects of [`connect_waiting`]; each
+/// next one is twice as long, up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+/// The longest pause between two connects: how late at most `send` sees a
+/// receiver that started listening.
+const LONGEST_PAUSE: Duration = Duration::from_millis(200);
+
+/// Connects to `endpoint`, trying again while nobody listens there (a
+/// receiver may be starting) until `options.timeout` has passed; other
+/// errors (a bad endpoint, a receiver that refuses this user, a handshake
+/// that fails) end it at once.
+fn connect_waiting(endpoint: &str, options: &Options) -> Result<shmsg::Channel, Failure> {
+    // A pipe's descriptors are taken by the first try: there is no second.
+    let retry = !matches!(Endpoint::parse(endpoint), Ok(Endpoint::Pipe { .. }));
+    let deadline = shmsg::Deadline::after(options.timeout);
+    let left = || deadline.remaining().unwrap_or(options.timeout);
+    let mut pause = FIRST_PAUSE;
+    loop {
+        // Each try may take what is left of the timeout, and at least a
+        // moment, so that a receiver found at the last moment can answer.
+        let attempt = Options {
+            timeout: left().max(Duration::from_millis(100)),
+            ..options.clone()
+        };
+        let error = match shmsg::connect_with(endpoint, &attempt) {
+            Ok(channel) => return Ok(channel),
+            Err(error) => error,
+        };
+        let timed_out = matches!(
+            &error,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut
+        );
+        if !retry || !(nobody_listens(&error) || timed_out) {
+            return Err(hint(error, "send", endpoint));
+        }
+        if timed_out || left().is_zero() {
+            return Err(Failure::Hint {
+                error: Error::Timeout,
+                hint: format!(
+                    "no receiver listened at {endpoint} within {:?} (last try: {error}); \
+                     start `shmsg recv {endpoint}` first, or raise --timeout",
+                    options.timeout
+                ),
+            });
+        }
+        std::thread::sleep(pause.min(left()));
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
 /// `shmsg send ENDPOINT`: connects and sends every message read from stdin.
 pub fn send(args: SendArgs) -> Result<(), Failure> {
     refuse_stdio_pipe("send", &args.endpoint)?;
@@ -258,8 +322,7 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
         allow: args.allow.policy(),
         ..Options::default()
     };
-    let mut channel = shmsg::connect_with(&args.endpoint, &options)
-        .map_err(|e| hint(e, "send", &args.endpoint))?;
+    let mut channel = connect_waiting(&args.endpoint, &options)?;
     let mut input = std::io::stdin().lock();
     let mut message = Vec::new();
     let mut sent = 0u64;
