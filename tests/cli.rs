@@ -1005,3 +1005,71 @@ fn send_fails_at_once_where_waiting_cannot_help() {
     // ample time to start and reap the process.
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+/// A length-prefixed frame.
+fn frame(message: &[u8]) -> Vec<u8> {
+    let mut out = (message.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(message);
+    out
+}
+
+/// A frame whose length is over the receiver's maximum is refused from its
+/// 4-byte header, before its bytes are read: the sender exits 1 naming the
+/// length and the maximum, with the frames before it delivered, and its
+/// memory stays small although 64 MiB of the frame follow.
+#[test]
+fn a_frame_over_the_receivers_maximum_is_refused_from_its_header() {
+    let endpoint = format!("unix:@{}", unique("huge-frame"));
+    let recv = Recv::listen(&endpoint, &["--length-prefixed", "--max-message", "1K"]);
+    let mut input = frame(b"abc");
+    input.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    input.resize(input.len() + (64 << 20), 0x5a);
+    let time = Path::new("/usr/bin/time");
+    let mut command = if time.exists() {
+        let mut command = Command::new(time);
+        command.args(["-f", "max-rss-kib %M", env!("CARGO_BIN_EXE_shmsg")]);
+        command
+    } else {
+        println!("note: /usr/bin/time is missing; the sender's memory is not checked");
+        shmsg()
+    };
+    command
+        .args(["send", "--length-prefixed"])
+        .arg(&recv.endpoint);
+    let output = run_with_input(command, &input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} bytes", 0xFFFF_FFF0u32)) && stderr.contains("1024 bytes"),
+        "{stderr}"
+    );
+    if let Some(kib) = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("max-rss-kib "))
+    {
+        let kib: u64 = kib.trim().parse().unwrap();
+        // Far below the 64 MiB it would hold had it read the frame.
+        assert!(kib < 32 << 10, "shmsg send peaked at {kib} KiB: {stderr}");
+    }
+    assert_eq!(recv.output(), frame(b"abc"));
+}
+
+/// Length-prefixed input that ends inside a frame is malformed input:
+/// exit 8, saying where it ended; the frames before it are delivered.
+#[test]
+fn input_that_ends_inside_a_frame_exits_8() {
+    let cut_message = [&frame(b"ok")[..], b"\x05\x00\x00\x00abc"].concat();
+    let cut_length = [&frame(b"ok")[..], b"\x05\x00"].concat();
+    for (input, says) in [
+        (cut_message, "stdin ended inside a frame"),
+        (cut_length, "stdin ended inside a frame's 4-byte length"),
+    ] {
+        let endpoint = format!("unix:@{}", unique("cut-frame"));
+        let recv = Recv::listen(&endpoint, &["--length-prefixed"]);
+        let output = send(&recv.endpoint, &["--length-prefixed"], &input);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(8), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(recv.output(), frame(b"ok"));
+    }
+}

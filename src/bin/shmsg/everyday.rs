@@ -205,9 +205,16 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
 
 /// Reads the next message from `input`: a line without its newline, or a
 /// length-prefixed frame. `None` at the end of the input.
+///
+/// A frame whose length is over `max` (what the receiver accepts) is
+/// [`Error::MessageTooLarge`] as soon as its 4-byte length is read: its
+/// bytes are neither read nor stored, so a wrong or hostile length cannot
+/// make this process read gigabytes into memory. Input that ends inside a
+/// frame is [`Failure::Input`].
 fn next_message(
     input: &mut impl BufRead,
     length_prefixed: bool,
+    max: usize,
     buf: &mut Vec<u8>,
 ) -> Result<Option<()>, Failure> {
     buf.clear();
@@ -231,7 +238,7 @@ fn next_message(
         match input.read(&mut header[got..]) {
             Ok(0) if got == 0 => return Ok(None),
             Ok(0) => {
-                return Err(Failure::Usage(format!(
+                return Err(Failure::Input(format!(
                     "stdin ended inside a frame's 4-byte length ({got} bytes of it); \
                      --length-prefixed input is a little-endian u32 length, then the message"
                 )));
@@ -242,9 +249,16 @@ fn next_message(
         }
     }
     let len = u32::from_le_bytes(header) as u64;
+    if len > max as u64 {
+        return Err(Error::MessageTooLarge {
+            len: len as usize,
+            max,
+        }
+        .into());
+    }
     let read = input.take(len).read_to_end(buf).map_err(stdin_error)?;
     if read as u64 != len {
-        return Err(Failure::Usage(format!(
+        return Err(Failure::Input(format!(
             "stdin ended inside a frame: its length says {len} bytes, only {read} followed"
         )));
     }
@@ -326,7 +340,34 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
     let mut input = std::io::stdin().lock();
     let mut message = Vec::new();
     let mut sent = 0u64;
-    while next_message(&mut input, args.length_prefixed, &mut message)?.is_some() {
+    // The receiver's limit (the sending half's maximum).
+    let max = Sender::max_message(&channel);
+    loop {
+        match next_message(&mut input, args.length_prefixed, max, &mut message) {
+            Ok(Some(())) => {}
+            Ok(None) => break,
+            Err(failure) => {
+                // The messages before the bad one go out whole.
+                channel.flush()?;
+                return Err(match failure {
+                    Failure::Shmsg(Error::MessageTooLarge { len, max }) => Failure::Hint {
+                        error: Error::MessageTooLarge { len, max },
+                        hint: format!(
+                            "frame {} of stdin says it is {len} bytes long, more than the \
+                             receiver accepts, so none of it was read or sent ({} before it \
+                             went out); if that length is right, start the receiver with \
+                             `shmsg recv --max-message {len} {}`; if not, stdin is not \
+                             --length-prefixed frames (a little-endian u32 length, then the \
+                             message)",
+                            sent + 1,
+                            messages(sent),
+                            args.endpoint
+                        ),
+                    },
+                    other => other,
+                });
+            }
+        }
         match channel.send(&message) {
             Ok(()) => sent += 1,
             Err(Error::MessageTooLarge { len, max }) => {
@@ -740,7 +781,7 @@ mod tests {
         let mut lines = &b"one\n\ntwo\nthree"[..];
         let mut buf = Vec::new();
         let mut got = Vec::new();
-        while next_message(&mut lines, false, &mut buf)
+        while next_message(&mut lines, false, usize::MAX, &mut buf)
             .ok()
             .flatten()
             .is_some()
@@ -755,7 +796,7 @@ mod tests {
         }
         let mut input = &frames[..];
         let mut got = Vec::new();
-        while next_message(&mut input, true, &mut buf)
+        while next_message(&mut input, true, usize::MAX, &mut buf)
             .ok()
             .flatten()
             .is_some()
@@ -766,7 +807,7 @@ mod tests {
         let mut cut = &frames[..frames.len() - 1];
         let mut results = Vec::new();
         loop {
-            match next_message(&mut cut, true, &mut buf) {
+            match next_message(&mut cut, true, usize::MAX, &mut buf) {
                 Ok(Some(())) => results.push(true),
                 Ok(None) => break,
                 Err(_) => {
@@ -776,6 +817,28 @@ mod tests {
             }
         }
         assert_eq!(results, [true, true, false]);
+    }
+
+    /// A frame over the maximum is refused from its length alone: its
+    /// bytes stay unread.
+    #[test]
+    fn a_frame_over_the_maximum_is_refused_before_it_is_read() {
+        let mut input = &[&0xFFFF_FFF0u32.to_le_bytes()[..], b"rest"].concat()[..];
+        let mut buf = Vec::new();
+        match next_message(&mut input, true, 1024, &mut buf) {
+            Err(Failure::Shmsg(Error::MessageTooLarge { len, max })) => {
+                assert_eq!((len, max), (0xFFFF_FFF0, 1024));
+            }
+            _ => panic!("a 4 GiB frame was not refused"),
+        }
+        assert_eq!(input, b"rest");
+        assert!(buf.is_empty());
+        let mut at_max = &[&4u32.to_le_bytes()[..], b"abcd"].concat()[..];
+        assert!(matches!(
+            next_message(&mut at_max, true, 4, &mut buf),
+            Ok(Some(()))
+        ));
+        assert_eq!(buf, b"abcd");
     }
 
     #[test]
