@@ -836,6 +836,30 @@ fn signal(child: &Child, signal: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
+/// Waits until `child` catches `signal` (its handler is installed, as
+/// /proc/PID/status says), so that the signal tests the handler, not the
+/// default action on a process still starting.
+fn wait_until_catching(child: &Child, signal: i32) {
+    let status = format!("/proc/{}/status", child.id());
+    let start = Instant::now();
+    loop {
+        let caught = std::fs::read_to_string(&status)
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (signal - 1)) != 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "it never caught signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The signals that end a command cleanly, their names and the exit codes
 /// shells expect (128 + the signal's number).
 const SIGNALS: [(i32, &str, i32); 3] = [
@@ -923,9 +947,7 @@ fn a_signal_ends_send_with_128_plus_its_number() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap());
-        // Long enough for it to be trying to connect (or not yet: either
-        // way the signal ends it).
-        std::thread::sleep(Duration::from_millis(200));
+        wait_until_catching(&waiting.0, sig);
         signal(&waiting.0, sig);
         assert_eq!(waiting.0.wait().unwrap().code(), Some(code), "SIG{name}");
     }
