@@ -312,7 +312,7 @@ fn recv_stops_after_count() {
 fn errors_say_what_to_do_with_documented_codes() {
     let nobody = format!("unix:@{}", unique("nobody"));
     let output = send(&nobody, &["--timeout", "1s"], b"x\n");
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(output.status.code(), Some(7), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("shmsg recv {nobody}")), "{stderr}");
 
@@ -325,12 +325,12 @@ fn errors_say_what_to_do_with_documented_codes() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("pipe:3,4"));
 
     // No listener at a shared-memory endpoint: nobody answers at its
-    // socket, an error of the "other" kind (1), with what to start.
+    // socket until the timeout (7), and it says what to start.
     for scheme in ["shm", "mpsc"] {
         let endpoint = format!("{scheme}:{}", unique("absent"));
-        let output = send(&endpoint, &[], b"x\n");
+        let output = send(&endpoint, &["--timeout", "200ms"], b"x\n");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(output.status.code(), Some(7), "{stderr}");
         assert!(
             stderr.contains(&format!("shmsg recv {endpoint}")),
             "{stderr}"
@@ -994,4 +994,273 @@ fn clean_removes_only_regions_nobody_uses() {
     assert!(!scratch.0.join(format!("{PREFIX}dead")).exists());
     assert!(scratch.0.join(format!("{PREFIX}live")).exists());
     assert!(run(&["--yes"]).contains("nothing to clean"));
+}
+
+// ---- signals, send retry, frame checks
+
+/// Sends `signal` to `child`.
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: `kill` with a live child's pid (not reaped yet) and a valid
+    // signal number.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+/// Waits until `child` catches `signal` (its handler is installed, as
+/// /proc/PID/status says), so that the signal tests the handler, not the
+/// default action on a process still starting.
+fn wait_until_catching(child: &Child, signal: i32) {
+    let status = format!("/proc/{}/status", child.id());
+    let start = Instant::now();
+    loop {
+        let caught = std::fs::read_to_string(&status)
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (signal - 1)) != 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "it never caught signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The signals that end a command cleanly, their names and the exit codes
+/// shells expect (128 + the signal's number).
+const SIGNALS: [(i32, &str, i32); 3] = [
+    (libc::SIGINT, "INT", 130),
+    (libc::SIGTERM, "TERM", 143),
+    (libc::SIGHUP, "HUP", 129),
+];
+
+/// A receiver on a socket path ended by a signal removes the socket file
+/// it created and exits with 128 + the signal's number; the next receiver
+/// on the same path works.
+#[test]
+fn a_signal_ends_recv_and_removes_its_socket_file() {
+    let scratch = Scratch::new("signal-recv");
+    for scheme in ["unix", "seqpacket", "shm", "mpsc"] {
+        for (sig, name, code) in SIGNALS {
+            let path = scratch.0.join(format!("{scheme}-{name}.sock"));
+            let endpoint = format!("{scheme}:{}", path.display());
+            let recv = Recv::listen(&endpoint, &[]);
+            assert!(path.exists(), "{endpoint}: no socket file while listening");
+            signal(&recv.child.0, sig);
+            let (status, _, stderr) = recv.finish();
+            assert_eq!(status.code(), Some(code), "{endpoint} SIG{name}: {stderr}");
+            assert!(!path.exists(), "{endpoint}: SIG{name} left the socket file");
+
+            let recv = Recv::listen(&endpoint, &["--count", "1"]);
+            assert_ok(
+                &send(&endpoint, &[], b"again\n"),
+                &format!("shmsg send {endpoint} after SIG{name}"),
+            );
+            assert_eq!(recv.output(), b"again\n", "{endpoint}");
+        }
+    }
+}
+
+/// A receiver ended by a signal leaves alone a file that another process
+/// put at its socket's path after it started listening.
+#[test]
+fn a_signal_spares_a_file_that_replaced_the_socket() {
+    let scratch = Scratch::new("signal-replaced");
+    for scheme in ["unix", "shm"] {
+        let path = scratch.0.join(format!("{scheme}.sock"));
+        let endpoint = format!("{scheme}:{}", path.display());
+        let recv = Recv::listen(&endpoint, &[]);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not the receiver's").unwrap();
+        signal(&recv.child.0, libc::SIGTERM);
+        let (status, _, stderr) = recv.finish();
+        assert_eq!(status.code(), Some(143), "{endpoint}: {stderr}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"not the receiver's",
+            "{endpoint}"
+        );
+    }
+}
+
+/// A sender ended by a signal, while connected and while waiting for a
+/// receiver, exits with 128 + the signal's number.
+#[test]
+fn a_signal_ends_send_with_128_plus_its_number() {
+    for (sig, name, code) in SIGNALS {
+        let endpoint = format!("unix:@{}", unique(&format!("signal-send-{name}")));
+        let recv = Recv::listen(&endpoint, &[]);
+        let mut sender = Kid(shmsg()
+            .arg("send")
+            .arg(&endpoint)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap());
+        let mut stdin = sender.0.stdin.take().unwrap();
+        stdin.write_all(b"before\n").unwrap();
+        recv.wait_for_output(b"before\n");
+        signal(&sender.0, sig);
+        assert_eq!(sender.0.wait().unwrap().code(), Some(code), "SIG{name}");
+        assert_eq!(recv.output(), b"before\n");
+
+        let nobody = format!("unix:@{}", unique(&format!("signal-waiting-{name}")));
+        let mut waiting = Kid(shmsg()
+            .args(["send", "--timeout", "60s", &nobody])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap());
+        wait_until_catching(&waiting.0, sig);
+        signal(&waiting.0, sig);
+        assert_eq!(waiting.0.wait().unwrap().code(), Some(code), "SIG{name}");
+    }
+}
+
+/// `send --timeout` waits for a receiver to appear: senders started a
+/// second before their receivers deliver their message.
+#[test]
+fn send_waits_for_a_receiver_until_its_timeout() {
+    let scratch = Scratch::new("late-receiver");
+    let endpoints = [
+        format!("shm:{}", unique("late-shm")),
+        format!("mpsc:{}", unique("late-mpsc")),
+        format!("unix:{}", scratch.0.join("late.sock").display()),
+        format!("seqpacket:@{}", unique("late-receiver")),
+    ];
+    let senders: Vec<_> = endpoints
+        .iter()
+        .map(|endpoint| {
+            let endpoint = endpoint.clone();
+            // 10 s: far more than the second the receivers start later, so
+            // that a slow machine does not make the senders give up.
+            std::thread::spawn(move || send(&endpoint, &["--timeout", "10s"], b"early\n"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let receivers: Vec<_> = endpoints
+        .iter()
+        .map(|endpoint| Recv::listen(endpoint, &["--count", "1"]))
+        .collect();
+    for ((sender, recv), endpoint) in senders.into_iter().zip(receivers).zip(&endpoints) {
+        assert_ok(&sender.join().unwrap(), &format!("shmsg send {endpoint}"));
+        assert_eq!(recv.output(), b"early\n", "{endpoint}");
+    }
+}
+
+/// With no receiver, `send --timeout 1s` tries for that second, then
+/// exits 7 (timed out) saying what it waited for.
+#[test]
+fn send_gives_up_after_its_timeout_with_exit_7() {
+    let nobody = format!("unix:@{}", unique("never"));
+    let start = Instant::now();
+    let output = send(&nobody, &["--timeout", "1s"], b"x\n");
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no receiver listened at {nobody} within 1s")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("shmsg recv {nobody}")), "{stderr}");
+    // It tried for the whole second (less a margin for the clock), and
+    // stopped soon after: 10 s, ten times the timeout, because a loaded
+    // machine may be slow to start and reap the process.
+    assert!(took >= Duration::from_millis(900), "gave up after {took:?}");
+    assert!(took <= Duration::from_secs(10), "gave up after {took:?}");
+}
+
+/// An error that waiting cannot fix ends `send` at once, whatever its
+/// timeout: here a stream socket where a seqpacket one was asked for.
+#[test]
+fn send_fails_at_once_where_waiting_cannot_help() {
+    let scratch = Scratch::new("wrong-kind");
+    let path = scratch.0.join("stream.sock");
+    let _recv = Recv::listen(&format!("unix:{}", path.display()), &[]);
+    let start = Instant::now();
+    let output = send(
+        &format!("seqpacket:{}", path.display()),
+        &["--timeout", "60s"],
+        b"x\n",
+    );
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a seqpacket socket"), "{stderr}");
+    // At once, not after the 60 s timeout: 10 s leaves a loaded machine
+    // ample time to start and reap the process.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// A length-prefixed frame.
+fn frame(message: &[u8]) -> Vec<u8> {
+    let mut out = (message.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(message);
+    out
+}
+
+/// A frame whose length is over the receiver's maximum is refused from its
+/// 4-byte header, before its bytes are read: the sender exits 1 naming the
+/// length and the maximum, with the frames before it delivered, and its
+/// memory stays small although 64 MiB of the frame follow.
+#[test]
+fn a_frame_over_the_receivers_maximum_is_refused_from_its_header() {
+    let endpoint = format!("unix:@{}", unique("huge-frame"));
+    let recv = Recv::listen(&endpoint, &["--length-prefixed", "--max-message", "1K"]);
+    let mut input = frame(b"abc");
+    input.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    input.resize(input.len() + (64 << 20), 0x5a);
+    let time = Path::new("/usr/bin/time");
+    let mut command = if time.exists() {
+        let mut command = Command::new(time);
+        command.args(["-f", "max-rss-kib %M", env!("CARGO_BIN_EXE_shmsg")]);
+        command
+    } else {
+        println!("note: /usr/bin/time is missing; the sender's memory is not checked");
+        shmsg()
+    };
+    command
+        .args(["send", "--length-prefixed"])
+        .arg(&recv.endpoint);
+    let output = run_with_input(command, &input);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} bytes", 0xFFFF_FFF0u32)) && stderr.contains("1024 bytes"),
+        "{stderr}"
+    );
+    if let Some(kib) = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("max-rss-kib "))
+    {
+        let kib: u64 = kib.trim().parse().unwrap();
+        // Far below the 64 MiB it would hold had it read the frame.
+        assert!(kib < 32 << 10, "shmsg send peaked at {kib} KiB: {stderr}");
+    }
+    assert_eq!(recv.output(), frame(b"abc"));
+}
+
+/// Length-prefixed input that ends inside a frame is malformed input:
+/// exit 8, saying where it ended; the frames before it are delivered.
+#[test]
+fn input_that_ends_inside_a_frame_exits_8() {
+    let cut_message = [&frame(b"ok")[..], b"\x05\x00\x00\x00abc"].concat();
+    let cut_length = [&frame(b"ok")[..], b"\x05\x00"].concat();
+    for (input, says) in [
+        (cut_message, "stdin ended inside a frame"),
+        (cut_length, "stdin ended inside a frame's 4-byte length"),
+    ] {
+        let endpoint = format!("unix:@{}", unique("cut-frame"));
+        let recv = Recv::listen(&endpoint, &["--length-prefixed"]);
+        let output = send(&recv.endpoint, &["--length-prefixed"], &input);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(8), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(recv.output(), frame(b"ok"));
+    }
 }

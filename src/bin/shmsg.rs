@@ -160,8 +160,11 @@ enum Failure {
     },
     /// A received message was not the one sent.
     Verify(String),
-    /// The command line or the input is wrong, and how.
+    /// The command line is wrong, and how.
     Usage(String),
+    /// The input on stdin is malformed (a length-prefixed frame cut short),
+    /// and how.
+    Input(String),
 }
 
 impl From<Error> for Failure {
@@ -222,6 +225,10 @@ fn main() -> ExitCode {
         Err(Failure::Usage(message)) => {
             eprintln!("shmsg: {message}\nshmsg: see `shmsg help` for the commands and flags");
             ExitCode::from(2)
+        }
+        Err(Failure::Input(message)) => {
+            eprintln!("shmsg: {message}");
+            ExitCode::from(8)
         }
     }
 }

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shmsg::channel::{Receiver, Sender};
+use shmsg::msg::unix::UnixAddr;
 use shmsg::shm::Region;
 use shmsg::shm::layout::offsets;
 use shmsg::shm::region::{PREFIX, RegionInfo, SHM_DIR};
@@ -45,13 +46,14 @@ pub struct SendArgs {
     /// Where to send: shm:NAME, mpsc:NAME, unix:PATH, unix:@NAME, seqpacket:PATH,
     /// seqpacket:@NAME, tcp:HOST:PORT or pipe:RFD,WFD (shm: and mpsc: also
     /// take /PATH). A receiver must be listening there (`shmsg recv
-    /// ENDPOINT`) and let this user in.
+    /// ENDPOINT`), or start to within --timeout, and let this user in.
     pub endpoint: String,
     /// Read frames of a 4-byte little-endian length and that many bytes
     /// instead of lines.
     #[arg(long)]
     pub length_prefixed: bool,
-    /// How long to try connecting, e.g. 10s.
+    /// How long to try connecting, e.g. 10s: while no receiver listens
+    /// at ENDPOINT, send tries again until this has passed, then exits 7.
     #[arg(long, default_value = "10s", value_parser = super::compare::parse_duration)]
     pub timeout: Duration,
     #[command(flatten)]
@@ -232,9 +234,16 @@ fn too_large_hint(number: u64, len: usize, endpoint: &str) -> String {
 
 /// Reads the next message from `input`: a line without its newline, or a
 /// length-prefixed frame. `None` at the end of the input.
+///
+/// A frame whose length is over `max` (what the receiver accepts) is
+/// [`Error::MessageTooLarge`] as soon as its 4-byte length is read: its
+/// bytes are neither read nor stored, so a wrong or hostile length cannot
+/// make this process read gigabytes into memory. Input that ends inside a
+/// frame is [`Failure::Input`].
 fn next_message(
     input: &mut impl BufRead,
     length_prefixed: bool,
+    max: usize,
     buf: &mut Vec<u8>,
 ) -> Result<Option<()>, Failure> {
     buf.clear();
@@ -258,7 +267,7 @@ fn next_message(
         match input.read(&mut header[got..]) {
             Ok(0) if got == 0 => return Ok(None),
             Ok(0) => {
-                return Err(Failure::Usage(format!(
+                return Err(Failure::Input(format!(
                     "stdin ended inside a frame's 4-byte length ({got} bytes of it); \
                      --length-prefixed input is a little-endian u32 length, then the message"
                 )));
@@ -269,13 +278,83 @@ fn next_message(
         }
     }
     let len = u32::from_le_bytes(header) as u64;
+    if len > max as u64 {
+        return Err(Error::MessageTooLarge {
+            len: len as usize,
+            max,
+        }
+        .into());
+    }
     let read = input.take(len).read_to_end(buf).map_err(stdin_error)?;
     if read as u64 != len {
-        return Err(Failure::Usage(format!(
+        return Err(Failure::Input(format!(
             "stdin ended inside a frame: its length says {len} bytes, only {read} followed"
         )));
     }
     Ok(Some(()))
+}
+
+/// Whether `error` says that nobody listens at the endpoint yet (no socket
+/// file, or no listener on the socket or port): a receiver started a
+/// moment later fixes it.
+fn nobody_listens(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Io { source, .. } if matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        )
+    )
+}
+
+/// The first pause between two connects of [`connect_waiting`]; each
+/// next one is twice as long, up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+/// The longest pause between two connects: how late at most `send` sees a
+/// receiver that started listening.
+const LONGEST_PAUSE: Duration = Duration::from_millis(200);
+
+/// Connects to `endpoint`, trying again while nobody listens there (a
+/// receiver may be starting) until `options.timeout` has passed; other
+/// errors (a bad endpoint, a receiver that refuses this user, a handshake
+/// that fails) end it at once.
+fn connect_waiting(endpoint: &str, options: &Options) -> Result<shmsg::Channel, Failure> {
+    // A pipe's descriptors are taken by the first try: there is no second.
+    let retry = !matches!(Endpoint::parse(endpoint), Ok(Endpoint::Pipe { .. }));
+    let deadline = shmsg::Deadline::after(options.timeout);
+    let left = || deadline.remaining().unwrap_or(options.timeout);
+    let mut pause = FIRST_PAUSE;
+    loop {
+        // Each try may take what is left of the timeout, and at least a
+        // moment, so that a receiver found at the last moment can answer.
+        let attempt = Options {
+            timeout: left().max(Duration::from_millis(100)),
+            ..options.clone()
+        };
+        let error = match shmsg::connect_with(endpoint, &attempt) {
+            Ok(channel) => return Ok(channel),
+            Err(error) => error,
+        };
+        let timed_out = matches!(
+            &error,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut
+        );
+        if !retry || !(nobody_listens(&error) || timed_out) {
+            return Err(hint(error, "send", endpoint));
+        }
+        if timed_out || left().is_zero() {
+            return Err(Failure::Hint {
+                error: Error::Timeout,
+                hint: format!(
+                    "no receiver listened at {endpoint} within {:?} (last try: {error}); \
+                     start `shmsg recv {endpoint}` first, or raise --timeout",
+                    options.timeout
+                ),
+            });
+        }
+        std::thread::sleep(pause.min(left()));
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
 }
 
 /// `shmsg send ENDPOINT`: connects and sends every message read from stdin.
@@ -286,12 +365,38 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
         allow: args.allow.policy(),
         ..Options::default()
     };
-    let mut channel = shmsg::connect_with(&args.endpoint, &options)
-        .map_err(|e| hint(e, "send", &args.endpoint))?;
+    let mut channel = connect_waiting(&args.endpoint, &options)?;
     let mut input = std::io::stdin().lock();
     let mut message = Vec::new();
     let mut sent = 0u64;
-    while next_message(&mut input, args.length_prefixed, &mut message)?.is_some() {
+    // The receiver's limit (the sending half's maximum).
+    let max = Sender::max_message(&channel);
+    loop {
+        match next_message(&mut input, args.length_prefixed, max, &mut message) {
+            Ok(Some(())) => {}
+            Ok(None) => break,
+            Err(failure) => {
+                // The messages before the bad one go out whole.
+                channel.flush()?;
+                return Err(match failure {
+                    Failure::Shmsg(Error::MessageTooLarge { len, max }) => Failure::Hint {
+                        error: Error::MessageTooLarge { len, max },
+                        hint: format!(
+                            "frame {} of stdin says it is {len} bytes long, more than the \
+                             receiver accepts, so none of it was read or sent ({} before it \
+                             went out); if that length is right, start the receiver with \
+                             `shmsg recv --max-message {len} {}`; if not, stdin is not \
+                             --length-prefixed frames (a little-endian u32 length, then the \
+                             message)",
+                            sent + 1,
+                            messages(sent),
+                            args.endpoint
+                        ),
+                    },
+                    other => other,
+                });
+            }
+        }
         match channel.send(&message) {
             Ok(()) => sent += 1,
             Err(Error::MessageTooLarge { len, max }) => {
@@ -345,8 +450,14 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
         allow: args.allow.policy(),
         ..Options::default()
     };
-    let mut listener = shmsg::listen_with(&args.endpoint, &options)
-        .map_err(|e| hint(e, "recv", &args.endpoint))?;
+    // The listener removes its socket file when dropped; a signal ends the
+    // process without dropping it, so the file is registered for removal
+    // on a signal too.
+    let (mut listener, _remove_socket) = crate::signals::create_removed_on_signal(
+        || shmsg::listen_with(&args.endpoint, &options),
+        |_| socket_file(&args.endpoint),
+    )
+    .map_err(|e| hint(e, "recv", &args.endpoint))?;
     eprintln!("shmsg recv: listening on {}", listener.endpoint());
     let deadline = args.timeout.map(shmsg::Deadline::after);
     let mut channel = accept(&mut listener, deadline).map_err(|e| match e {
@@ -410,6 +521,21 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The socket file a listener on `endpoint` creates: the path of
+/// `unix:PATH`, `seqpacket:PATH`, `shm:/PATH` and `mpsc:/PATH`.
+fn socket_file(endpoint: &str) -> Option<PathBuf> {
+    match Endpoint::parse(endpoint).ok()? {
+        Endpoint::Unix(UnixAddr::Path(path)) | Endpoint::Seqpacket(UnixAddr::Path(path)) => {
+            Some(path)
+        }
+        shared @ (Endpoint::Shm(_) | Endpoint::Mpsc(_)) => match shared.rendezvous()? {
+            UnixAddr::Path(path) => Some(path),
+            UnixAddr::Abstract(_) => None,
+        },
+        _ => None,
+    }
 }
 
 /// The next sender, logging (on stderr) and skipping those the listener
@@ -679,7 +805,7 @@ mod tests {
         let mut lines = &b"one\n\ntwo\nthree"[..];
         let mut buf = Vec::new();
         let mut got = Vec::new();
-        while next_message(&mut lines, false, &mut buf)
+        while next_message(&mut lines, false, usize::MAX, &mut buf)
             .ok()
             .flatten()
             .is_some()
@@ -694,7 +820,7 @@ mod tests {
         }
         let mut input = &frames[..];
         let mut got = Vec::new();
-        while next_message(&mut input, true, &mut buf)
+        while next_message(&mut input, true, usize::MAX, &mut buf)
             .ok()
             .flatten()
             .is_some()
@@ -705,7 +831,7 @@ mod tests {
         let mut cut = &frames[..frames.len() - 1];
         let mut results = Vec::new();
         loop {
-            match next_message(&mut cut, true, &mut buf) {
+            match next_message(&mut cut, true, usize::MAX, &mut buf) {
                 Ok(Some(())) => results.push(true),
                 Ok(None) => break,
                 Err(_) => {
@@ -715,6 +841,28 @@ mod tests {
             }
         }
         assert_eq!(results, [true, true, false]);
+    }
+
+    /// A frame over the maximum is refused from its length alone: its
+    /// bytes stay unread.
+    #[test]
+    fn a_frame_over_the_maximum_is_refused_before_it_is_read() {
+        let mut input = &[&0xFFFF_FFF0u32.to_le_bytes()[..], b"rest"].concat()[..];
+        let mut buf = Vec::new();
+        match next_message(&mut input, true, 1024, &mut buf) {
+            Err(Failure::Shmsg(Error::MessageTooLarge { len, max })) => {
+                assert_eq!((len, max), (0xFFFF_FFF0, 1024));
+            }
+            _ => panic!("a 4 GiB frame was not refused"),
+        }
+        assert_eq!(input, b"rest");
+        assert!(buf.is_empty());
+        let mut at_max = &[&4u32.to_le_bytes()[..], b"abcd"].concat()[..];
+        assert!(matches!(
+            next_message(&mut at_max, true, 4, &mut buf),
+            Ok(Some(()))
+        ));
+        assert_eq!(buf, b"abcd");
     }
 
     #[test]
