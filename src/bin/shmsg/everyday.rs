@@ -211,25 +211,54 @@ fn hint(error: Error, command: &str, endpoint: &str) -> Failure {
     Failure::Hint { error, hint }
 }
 
-/// What to do about message `number` of `len` bytes that the receiver at
+/// What to do about a message of `len` bytes that the receiver at
 /// `endpoint` does not take: a `--max-message` it accepts (rounded up to
 /// whole KiB or MiB), or, beyond the largest, splitting the message.
-fn too_large_hint(number: u64, len: usize, endpoint: &str) -> String {
+fn max_message_advice(len: usize, endpoint: &str) -> String {
     let size = if len <= 1 << 20 {
         format!("{}K", len.div_ceil(1 << 10))
     } else {
         format!("{}M", len.div_ceil(1 << 20))
     };
     match parse_size(&size) {
-        Ok(_) => format!(
-            "message {number} ({len} bytes) is too large for the receiver; start it with \
-             `shmsg recv --max-message {size} {endpoint}`"
-        ),
-        Err(_) => format!(
-            "message {number} ({len} bytes) is larger than any receiver takes (16M at most); \
-             split it into smaller messages"
-        ),
+        Ok(_) => format!("start the receiver with `shmsg recv --max-message {size} {endpoint}`"),
+        Err(_) => "no receiver takes more than 16M: split it into smaller messages".into(),
     }
+}
+
+/// The hint for message `number` of `len` bytes, too large for the
+/// receiver at `endpoint`.
+fn too_large_hint(number: u64, len: usize, endpoint: &str) -> String {
+    format!(
+        "message {number} ({len} bytes) is too large for the receiver; {}",
+        max_message_advice(len, endpoint)
+    )
+}
+
+/// Reads and drops the rest of a line (up to `limit` bytes, its newline
+/// not counted); returns how many bytes it had.
+fn skip_line(input: &mut impl BufRead, limit: u64) -> std::io::Result<u64> {
+    let mut skipped = 0u64;
+    while skipped < limit {
+        let chunk = match input.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let (used, end) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (chunk.len(), false),
+        };
+        skipped += (used - usize::from(end)) as u64;
+        input.consume(used);
+        if end {
+            break;
+        }
+    }
+    Ok(skipped.min(limit))
 }
 
 /// Reads the next message from `input`: a line without its newline, or a
@@ -252,12 +281,26 @@ fn next_message(
         source: e,
     };
     if !length_prefixed {
-        let n = input.read_until(b'\n', buf).map_err(stdin_error)?;
+        // At most the longest message and its newline: a longer line is
+        // refused without reading (or holding) the rest of it.
+        let limit = max.saturating_add(1) as u64;
+        let n = input
+            .by_ref()
+            .take(limit)
+            .read_until(b'\n', buf)
+            .map_err(stdin_error)?;
         if n == 0 {
             return Ok(None);
         }
         if buf.last() == Some(&b'\n') {
             buf.pop();
+        } else if n as u64 == limit {
+            // Measure the line without holding it, up to just past what
+            // any receiver takes, for a hint that names a size that works.
+            let rest =
+                skip_line(input, (super::compare::MAX_SIZE + 1) as u64).map_err(stdin_error)?;
+            let len = n.saturating_add(rest as usize);
+            return Err(Error::MessageTooLarge { len, max }.into());
         }
         return Ok(Some(()));
     }
@@ -379,19 +422,24 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
                 // The messages before the bad one go out whole.
                 channel.flush()?;
                 return Err(match failure {
+                    Failure::Shmsg(Error::MessageTooLarge { len, max }) if args.length_prefixed => {
+                        Failure::Hint {
+                            error: Error::MessageTooLarge { len, max },
+                            hint: format!(
+                                "frame {} of stdin says it is {len} bytes long, more than the \
+                                 receiver accepts, so none of it was read or sent ({} before \
+                                 it went out); if that length is right, {}; if not, stdin is \
+                                 not --length-prefixed frames (a little-endian u32 length, \
+                                 then the message)",
+                                sent + 1,
+                                messages(sent),
+                                max_message_advice(len, &args.endpoint)
+                            ),
+                        }
+                    }
                     Failure::Shmsg(Error::MessageTooLarge { len, max }) => Failure::Hint {
                         error: Error::MessageTooLarge { len, max },
-                        hint: format!(
-                            "frame {} of stdin says it is {len} bytes long, more than the \
-                             receiver accepts, so none of it was read or sent ({} before it \
-                             went out); if that length is right, start the receiver with \
-                             `shmsg recv --max-message {len} {}`; if not, stdin is not \
-                             --length-prefixed frames (a little-endian u32 length, then the \
-                             message)",
-                            sent + 1,
-                            messages(sent),
-                            args.endpoint
-                        ),
+                        hint: too_large_hint(sent + 1, len, &args.endpoint),
                     },
                     other => other,
                 });
@@ -799,6 +847,31 @@ pub fn clean(args: CleanArgs) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_longer_than_the_maximum_is_not_read_to_its_end() {
+        let mut input = &b"abc\nabcdefgh\n"[..];
+        let mut buf = Vec::new();
+        assert!(matches!(
+            next_message(&mut input, false, 3, &mut buf),
+            Ok(Some(()))
+        ));
+        assert_eq!(buf, b"abc");
+        match next_message(&mut input, false, 3, &mut buf) {
+            Err(Failure::Shmsg(Error::MessageTooLarge { len: 8, max: 3 })) => {}
+            _ => panic!("an 8-byte line passed a 3-byte maximum"),
+        }
+        // Only the maximum and one byte were kept; the rest was counted.
+        assert!(buf.len() <= 4, "{buf:?}");
+        assert!(input.is_empty());
+        // A line of exactly the maximum, without a newline at the end, passes.
+        let mut input = &b"xyz"[..];
+        assert!(matches!(
+            next_message(&mut input, false, 3, &mut buf),
+            Ok(Some(()))
+        ));
+        assert_eq!(buf, b"xyz");
+    }
 
     #[test]
     fn messages_from_lines_and_frames() {
