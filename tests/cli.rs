@@ -1264,3 +1264,578 @@ fn input_that_ends_inside_a_frame_exits_8() {
         assert_eq!(recv.output(), frame(b"ok"));
     }
 }
+
+// ---- inspect every ring kind
+
+use shmsg::Role;
+use shmsg::shm::layout::{RingKind, offsets};
+use shmsg::shm::mpmc;
+use shmsg::sync::SlotWord;
+
+/// The offset of `word` of slot `index` of `role`.
+fn slot_word(role: Role, index: usize, word: SlotWord) -> usize {
+    offsets::slot(role, index, word)
+}
+
+/// A JSON value, from the tiny parser below: enough to check what `shmsg
+/// inspect --json` prints is one well-formed object and read its fields.
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    /// The number's text, exactly as printed.
+    Number(String),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn parse(text: &str) -> Json {
+        let mut parser = JsonParser {
+            text: text.as_bytes(),
+            at: 0,
+        };
+        let value = parser.value();
+        parser.space();
+        assert_eq!(parser.at, text.len(), "text after the JSON value: {text}");
+        value
+    }
+
+    fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Object(fields) => {
+                let found: Vec<&Json> = fields
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .map(|(_, v)| v)
+                    .collect();
+                assert_eq!(found.len(), 1, "key {key:?} once in {self:?}");
+                found[0]
+            }
+            other => panic!("{key:?} of a non-object {other:?}"),
+        }
+    }
+
+    fn str(&self) -> &str {
+        match self {
+            Json::String(s) => s,
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    fn u64(&self) -> u64 {
+        match self {
+            Json::Number(n) => n.parse().unwrap_or_else(|_| panic!("not a u64: {n}")),
+            other => panic!("not a number: {other:?}"),
+        }
+    }
+
+    fn bool(&self) -> bool {
+        match self {
+            Json::Bool(b) => *b,
+            other => panic!("not a bool: {other:?}"),
+        }
+    }
+
+    fn array(&self) -> &[Json] {
+        match self {
+            Json::Array(items) => items,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+}
+
+struct JsonParser<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl JsonParser<'_> {
+    fn space(&mut self) {
+        while self.text.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+            self.at += 1;
+        }
+    }
+
+    fn next(&mut self) -> u8 {
+        let byte = *self.text.get(self.at).expect("the JSON text ends early");
+        self.at += 1;
+        byte
+    }
+
+    fn expect(&mut self, word: &str) {
+        let end = self.at + word.len();
+        assert_eq!(self.text.get(self.at..end), Some(word.as_bytes()));
+        self.at = end;
+    }
+
+    fn value(&mut self) -> Json {
+        self.space();
+        match self.text.get(self.at).copied() {
+            Some(b'{') => {
+                self.at += 1;
+                let mut fields = Vec::new();
+                self.space();
+                if self.text.get(self.at) == Some(&b'}') {
+                    self.at += 1;
+                    return Json::Object(fields);
+                }
+                loop {
+                    self.space();
+                    let Json::String(key) = self.value() else {
+                        panic!("an object key is not a string at {}", self.at);
+                    };
+                    self.space();
+                    assert_eq!(self.next(), b':', "':' after key {key:?}");
+                    fields.push((key, self.value()));
+                    self.space();
+                    match self.next() {
+                        b',' => {}
+                        b'}' => return Json::Object(fields),
+                        other => panic!("{:?} in an object at {}", other as char, self.at),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.at += 1;
+                let mut items = Vec::new();
+                self.space();
+                if self.text.get(self.at) == Some(&b']') {
+                    self.at += 1;
+                    return Json::Array(items);
+                }
+                loop {
+                    items.push(self.value());
+                    self.space();
+                    match self.next() {
+                        b',' => {}
+                        b']' => return Json::Array(items),
+                        other => panic!("{:?} in an array at {}", other as char, self.at),
+                    }
+                }
+            }
+            Some(b'"') => {
+                self.at += 1;
+                let mut bytes = Vec::new();
+                loop {
+                    match self.next() {
+                        b'"' => return Json::String(String::from_utf8(bytes).unwrap()),
+                        b'\\' => {
+                            let c = match self.next() {
+                                b'n' => '\n',
+                                b't' => '\t',
+                                b'r' => '\r',
+                                b'b' => '\u{8}',
+                                b'f' => '\u{c}',
+                                b'u' => {
+                                    let hex = std::str::from_utf8(&self.text[self.at..][..4])
+                                        .unwrap()
+                                        .to_owned();
+                                    self.at += 4;
+                                    char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap()
+                                }
+                                c @ (b'"' | b'\\' | b'/') => c as char,
+                                other => panic!("escape \\{}", other as char),
+                            };
+                            bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                        }
+                        c if c < 0x20 => panic!("a raw control character in a string"),
+                        c => bytes.push(c),
+                    }
+                }
+            }
+            Some(b't') => {
+                self.expect("true");
+                Json::Bool(true)
+            }
+            Some(b'f') => {
+                self.expect("false");
+                Json::Bool(false)
+            }
+            Some(b'n') => {
+                self.expect("null");
+                Json::Null
+            }
+            _ => {
+                let start = self.at;
+                while self
+                    .text
+                    .get(self.at)
+                    .is_some_and(|c| c.is_ascii_digit() || b"-+.eE".contains(c))
+                {
+                    self.at += 1;
+                }
+                let number = std::str::from_utf8(&self.text[start..self.at]).unwrap();
+                assert!(
+                    number.parse::<f64>().is_ok(),
+                    "not a JSON value at {start}: {number:?}"
+                );
+                Json::Number(number.to_owned())
+            }
+        }
+    }
+}
+
+/// `shmsg inspect --json NAME [FLAGS]`, parsed.
+fn inspect_json(name: &str, flags: &[&str]) -> Json {
+    let output = shmsg()
+        .args(["inspect", "--json", name])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert_ok(&output, "shmsg inspect --json");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.trim_start().starts_with('{'), "{text}");
+    Json::parse(&text)
+}
+
+/// A slot or side as JSON: state, pid and whether it is alive.
+fn assert_side(side: &Json, state: &str, pid: u32, alive: bool) {
+    assert_eq!(side.get("state").str(), state, "{side:?}");
+    assert_eq!(side.get("pid").u64(), u64::from(pid), "{side:?}");
+    assert_eq!(side.get("alive").bool(), alive, "{side:?}");
+}
+
+/// A single-producer region: its kind, both sides (attached, alive, this
+/// process) and its fill level, as text and as JSON.
+#[test]
+fn inspect_spsc_region_text_and_json() {
+    let name = unique("inspect-spsc");
+    let geometry = Geometry::new(1 << 16, 1024).unwrap();
+    let region = Arc::new(Region::create(&name, geometry).unwrap());
+    let mut producer = Producer::attach(&region).unwrap();
+    let _consumer = shmsg::shm::spsc::Consumer::attach(&region).unwrap();
+    producer.send(&[1u8; 100]).unwrap();
+    let pid = std::process::id();
+
+    let text = inspect(&name);
+    assert!(
+        text.contains("layout: single-producer, single-consumer ring (spsc)"),
+        "{text}"
+    );
+    assert!(text.contains("fill: 112 bytes waiting"), "{text}");
+    assert!(
+        text.contains(&format!("producer: attached by pid {pid}, alive")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("consumer: attached by pid {pid}, alive")),
+        "{text}"
+    );
+
+    let json = inspect_json(&name, &[]);
+    assert_eq!(json.get("name").str(), name);
+    assert_eq!(json.get("path").str(), format!("{SHM_DIR}/{PREFIX}{name}"));
+    assert_eq!(json.get("size").u64(), geometry.region_size() as u64);
+    assert_eq!(json.get("kind").str(), "spsc");
+    assert_eq!(json.get("capacity").u64(), 1 << 16);
+    assert_eq!(json.get("max_message").u64(), 1024);
+    assert_eq!(json.get("used_bytes").u64(), 112);
+    assert_eq!(json.get("creator").get("pid").u64(), u64::from(pid));
+    assert!(json.get("creator").get("alive").bool());
+    assert_side(json.get("producer"), "attached", pid, true);
+    assert_side(json.get("consumer"), "attached", pid, true);
+    assert!(!json.get("corrupt").bool() && !json.get("stale").bool());
+    assert!(json.get("valid").bool());
+}
+
+/// A multi-producer, single-consumer region with two producers (one of
+/// them detached since) and a consumer: each slot is shown with its pid,
+/// and the consumer with this process's pid, not the unused
+/// single-producer words.
+#[test]
+fn inspect_mpsc_region_slot_by_slot() {
+    let name = unique("inspect-mpsc");
+    let geometry = Geometry::new(1 << 16, 1024).unwrap();
+    let region = Arc::new(Region::create_kind(&name, geometry, RingKind::Mpsc).unwrap());
+    let first = mpmc::Producer::attach(&region).unwrap();
+    let mut second = mpmc::Producer::attach(&region).unwrap();
+    let _consumer = mpmc::Consumer::attach(&region).unwrap();
+    assert_eq!((first.slot(), second.slot()), (0, 1));
+    drop(first);
+    second.send(&[2u8; 100]).unwrap();
+    let pid = std::process::id();
+
+    let text = inspect(&name);
+    assert!(
+        text.contains("layout: multi-producer, single-consumer ring (mpsc"),
+        "{text}"
+    );
+    assert!(!text.contains("single-producer"), "{text}");
+    assert!(text.contains("fill: 112 bytes waiting"), "{text}");
+    assert!(
+        text.contains("producers: 2 of 16 slots used: 1 attached, 1 detached"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "producer slot 0: none attached (last: pid {pid}, detached)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("producer slot 1: attached by pid {pid}, alive")),
+        "{text}"
+    );
+    assert!(
+        text.contains("consumers: 1 of 1 slot used: 1 attached"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("consumer slot 0: attached by pid {pid}, alive")),
+        "{text}"
+    );
+    assert!(!text.contains("pid 0"), "{text}");
+
+    let json = inspect_json(&name, &[]);
+    assert_eq!(json.get("kind").str(), "mpsc");
+    assert_eq!(json.get("max_producers").u64(), 16);
+    assert_eq!(json.get("max_consumers").u64(), 1);
+    assert_eq!(json.get("used_bytes").u64(), 112);
+    let producers = json.get("producers").array();
+    assert_eq!(producers.len(), 2, "{json:?}");
+    assert_eq!(producers[0].get("index").u64(), 0);
+    assert_side(&producers[0], "detached", pid, false);
+    assert_eq!(producers[1].get("index").u64(), 1);
+    assert_side(&producers[1], "attached", pid, true);
+    // The second producer's message is still in the ring.
+    let claim = producers[1].get("claim");
+    assert_eq!(claim.get("position").u64(), 0);
+    assert_eq!(claim.get("bytes").u64(), 112);
+    assert!(claim.get("pending").bool());
+    let consumers = json.get("consumers").array();
+    assert_eq!(consumers.len(), 1, "{json:?}");
+    assert_side(&consumers[0], "attached", pid, true);
+    assert!(!json.get("corrupt").bool() && !json.get("stale").bool());
+}
+
+/// A multi-consumer region with one producer and two consumers, one of
+/// them holding a record while `inspect` looks.
+#[test]
+fn inspect_mpmc_region_with_two_consumers() {
+    let name = unique("inspect-mpmc");
+    let geometry = Geometry::new(1 << 16, 1024).unwrap();
+    let region = Arc::new(Region::create_kind(&name, geometry, RingKind::Mpmc).unwrap());
+    let mut producer = mpmc::Producer::attach(&region).unwrap();
+    let mut holder = mpmc::Consumer::attach(&region).unwrap();
+    let _idle = mpmc::Consumer::attach(&region).unwrap();
+    for _ in 0..3 {
+        producer.send(&[3u8; 100]).unwrap();
+    }
+    let pid = std::process::id();
+
+    let (text, json) = holder
+        .recv_with(|message| {
+            assert_eq!(message.len(), 100);
+            (inspect(&name), inspect_json(&name, &[]))
+        })
+        .unwrap();
+    assert!(
+        text.contains("layout: multi-producer, multi-consumer ring (mpmc"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fill: 336 bytes waiting") && text.contains("consumers hold 112 bytes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("producers: 1 of 16 slots used: 1 attached"),
+        "{text}"
+    );
+    assert!(
+        text.contains("consumers: 2 of 8 slots used: 2 attached"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("consumer slot 1: attached by pid {pid}, alive\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "consumer slot 0: attached by pid {pid}, alive; holds the record of 112 bytes \
+             at position 0 (not handed back yet)"
+        )),
+        "{text}"
+    );
+
+    assert_eq!(json.get("kind").str(), "mpmc");
+    assert_eq!(json.get("max_consumers").u64(), 8);
+    assert_eq!(json.get("used_bytes").u64(), 336);
+    assert_eq!(json.get("read_cursor").u64(), 112);
+    assert_eq!(json.get("unread_bytes").u64(), 224);
+    let producers = json.get("producers").array();
+    assert_eq!(producers.len(), 1, "{json:?}");
+    assert_side(&producers[0], "attached", pid, true);
+    let consumers = json.get("consumers").array();
+    assert_eq!(consumers.len(), 2, "{json:?}");
+    for (index, consumer) in consumers.iter().enumerate() {
+        assert_eq!(consumer.get("index").u64(), index as u64);
+        assert_side(consumer, "attached", pid, true);
+    }
+    let held = consumers[0].get("claim");
+    assert_eq!(
+        (held.get("position").u64(), held.get("bytes").u64()),
+        (0, 112)
+    );
+    assert!(held.get("pending").bool());
+    assert_eq!(consumers[1].get("claim"), &Json::Null);
+
+    // Handed back: the ring holds two records, nobody holds one.
+    let json = inspect_json(&name, &[]);
+    assert_eq!(json.get("used_bytes").u64(), 224);
+    assert_eq!(json.get("read_cursor").u64(), 112);
+    assert_eq!(json.get("consumers").array()[0].get("claim"), &Json::Null);
+}
+
+/// A producer slot whose epoch says attached but whose lock nobody holds
+/// (its process died), with its last claim still in the ring: shown as
+/// dead, with the claim, and counted apart from the live one.
+#[test]
+fn inspect_dead_producer_slot() {
+    let name = unique("inspect-dead-slot");
+    let geometry = Geometry::new(1 << 16, 1024).unwrap();
+    let region = Arc::new(Region::create_kind(&name, geometry, RingKind::Mpsc).unwrap());
+    let mut producer = mpmc::Producer::attach(&region).unwrap();
+    producer.send(&[4u8; 100]).unwrap();
+    // Slot 3 as a producer killed after its claim would leave it.
+    let path = Path::new(SHM_DIR).join(format!("{PREFIX}{name}"));
+    for (word, value) in [
+        (SlotWord::Pid, 4_000_001),
+        (SlotWord::Claim, 0),
+        (SlotWord::ClaimLen, 112),
+        (SlotWord::Epoch, 1),
+    ] {
+        poke(&path, slot_word(Role::Producer, 3, word), value);
+    }
+    let text = inspect(&name);
+    assert!(
+        text.contains("producers: 2 of 16 slots used: 1 attached, 1 dead without detaching"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "producer slot 3: pid 4000001 attached and died without detaching; its last \
+             claim (112 bytes at position 0) is still in the ring"
+        ),
+        "{text}"
+    );
+    let json = inspect_json(&name, &[]);
+    let dead = &json.get("producers").array()[1];
+    assert_eq!(dead.get("index").u64(), 3);
+    assert_eq!(dead.get("state").str(), "attached");
+    assert_eq!(dead.get("pid").u64(), 4_000_001);
+    assert!(!dead.get("alive").bool());
+    assert!(dead.get("claim").get("pending").bool());
+    assert!(!json.get("corrupt").bool());
+}
+
+/// Writes the header word at `offset` of the region file at `path`.
+fn poke(path: &Path, offset: usize, value: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(&value.to_ne_bytes(), offset as u64)
+        .unwrap();
+}
+
+/// Garbage in a region's header: `inspect` shows what it can, says the
+/// region is corrupt, and neither panics nor prints invalid JSON.
+#[test]
+fn inspect_corrupt_regions() {
+    let scratch = Scratch::new("inspect-corrupt");
+    let dir = scratch.0.to_str().unwrap();
+    let geometry = Geometry::new(1 << 12, 256).unwrap();
+    let path = |name: &str| scratch.0.join(format!("{PREFIX}{name}"));
+    let run = |name: &str| {
+        let output = shmsg()
+            .args(["inspect", name, "--dir", dir])
+            .output()
+            .unwrap();
+        assert_ok(&output, "shmsg inspect");
+        let text = String::from_utf8(output.stdout).unwrap();
+        (text, inspect_json(name, &["--dir", dir]))
+    };
+
+    // An unknown ring kind: the identity is refused.
+    let _kind = Region::create_kind_in(&scratch.0, "kind", geometry, RingKind::Mpmc).unwrap();
+    poke(&path("kind"), offsets::RING_KIND, 7);
+    let (text, json) = run("kind");
+    assert!(
+        text.contains("layout: refused:") && text.contains("ring_kind"),
+        "{text}"
+    );
+    assert!(text.contains("corrupt:"), "{text}");
+    assert!(text.contains("creator alive"), "{text}");
+    assert!(!json.get("valid").bool() && json.get("corrupt").bool());
+    assert!(json.get("error").str().contains("ring_kind"), "{json:?}");
+    assert_eq!(json.get("kind"), &Json::Null);
+    assert!(json.get("creator").get("alive").bool());
+
+    // A valid identity, impossible positions and garbage slot words.
+    let _words = Region::create_kind_in(&scratch.0, "words", geometry, RingKind::Mpmc).unwrap();
+    let garbage = [
+        (offsets::TAIL, u64::MAX - 3),
+        (offsets::HEAD, 1 << 40),
+        (offsets::READ_CURSOR, 12345),
+        (slot_word(Role::Producer, 0, SlotWord::Epoch), u64::MAX),
+        (slot_word(Role::Producer, 0, SlotWord::Pid), u64::MAX),
+        (slot_word(Role::Producer, 0, SlotWord::Claim), (1 << 40) + 8),
+        (slot_word(Role::Producer, 0, SlotWord::ClaimLen), u64::MAX),
+        (slot_word(Role::Consumer, 0, SlotWord::Epoch), 3),
+        (slot_word(Role::Consumer, 0, SlotWord::Pid), 99),
+    ];
+    for (offset, value) in garbage {
+        poke(&path("words"), offset, value);
+    }
+    let (text, json) = run("words");
+    assert!(
+        text.contains("multi-producer, multi-consumer ring"),
+        "{text}"
+    );
+    assert!(text.contains("fill: impossible"), "{text}");
+    assert!(text.contains("corrupt: tail"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "producer slot 0: pid {} attached and died without detaching",
+            u64::MAX
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("consumer slot 0: pid 99 attached and died without detaching\n"),
+        "{text}"
+    );
+    // With impossible positions, no claim is said to be in the ring.
+    assert!(!text.contains("its last claim"), "{text}");
+    assert!(json.get("valid").bool() && json.get("corrupt").bool());
+    assert!(!json.get("problems").array().is_empty());
+    assert_eq!(json.get("used_bytes"), &Json::Null);
+    assert_eq!(json.get("fill"), &Json::Null);
+    let producer = &json.get("producers").array()[0];
+    assert_eq!(producer.get("pid").u64(), u64::MAX);
+    assert_eq!(producer.get("claim").get("pending"), &Json::Null);
+
+    // A valid header in a sparse file, which openers refuse: the header is
+    // shown, and why the region is refused.
+    let header = std::fs::read(path("kind")).unwrap()[..shmsg::shm::layout::DATA_OFFSET].to_vec();
+    std::fs::write(path("sparse"), &header).unwrap();
+    poke(&path("sparse"), offsets::RING_KIND, RingKind::Mpsc as u64);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path("sparse"))
+        .unwrap();
+    file.set_len(geometry.region_size() as u64).unwrap();
+    let (text, json) = run("sparse");
+    assert!(
+        text.contains("multi-producer, single-consumer ring"),
+        "{text}"
+    );
+    assert!(
+        text.contains("corrupt: openers refuse it: corrupt region: region file has unallocated"),
+        "{text}"
+    );
+    assert!(text.contains("status: stale"), "{text}");
+    assert_eq!(json.get("kind").str(), "mpsc");
+    assert!(!json.get("valid").bool() && json.get("corrupt").bool());
+    assert!(json.get("stale").bool());
+}

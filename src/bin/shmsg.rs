@@ -8,8 +8,9 @@
 //! * `shmsg send ENDPOINT` / `shmsg recv ENDPOINT`: messages from stdin to
 //!   stdout between two terminals, over any endpoint string (`recv
 //!   mpsc:NAME` takes any number of senders);
-//! * `shmsg inspect NAME`: a named region's header, fill level and attached
-//!   processes (a file `/dev/shm/shmsg.NAME` made with the `Region` API;
+//! * `shmsg inspect [--json] NAME`: a named region's ring kind, fill level
+//!   and attached processes, slot by slot for the multi-producer rings (a
+//!   file `/dev/shm/shmsg.NAME` made with the `Region` API;
 //!   `shm:` and `mpsc:` endpoints have none); `shmsg clean`: named regions
 //!   no live process uses;
 //! * `shmsg demo`: the shared-memory ring alone, streaming and ping-pong;
@@ -39,6 +40,8 @@ mod demo;
 mod everyday;
 #[path = "shmsg/export.rs"]
 mod export;
+#[path = "shmsg/inspect.rs"]
+mod inspect;
 #[path = "shmsg/measure.rs"]
 mod measure;
 #[path = "shmsg/pair.rs"]
@@ -102,8 +105,9 @@ enum Cmd {
     #[command(after_help = EXIT_CODES)]
     Recv(everyday::RecvArgs),
     /// Show a named region (/dev/shm/shmsg.NAME, made with the Region API):
-    /// layout, capacity, fill level, attached processes and whether they are
-    /// alive.
+    /// the kind of ring (spsc, mpsc or mpmc), capacity, fill level, each
+    /// attached producer and consumer and whether it is alive; with --json,
+    /// as one JSON object.
     ///
     /// shm: and mpsc: endpoints have no named region: their rings are memfds
     /// handed to each client over the endpoint's socket.

@@ -91,6 +91,7 @@ use rustix::io::Errno;
 
 use crate::error::{Error, Result, Role};
 use crate::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
+use crate::sync::SlotWord;
 
 /// Directory that holds named regions.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -739,9 +740,17 @@ pub struct RegionInfo {
     pub producer_locked: bool,
     /// Whether a consumer is attached (its lock is held).
     pub consumer_locked: bool,
-    /// The header's informational words, if the header is valid.
+    /// Whether each producer slot's lock is held, for a multi-producer ring
+    /// (whatever the header says, the locks are read: all `false` for a
+    /// single-producer ring).
+    pub producer_slot_locks: [bool; layout::MAX_PRODUCERS],
+    /// Whether each consumer slot's lock is held, as `producer_slot_locks`.
+    pub consumer_slot_locks: [bool; layout::MAX_CONSUMERS],
+    /// The header's words, if its identity is valid (even when the file is
+    /// refused for another reason: see `validation`).
     pub header: Option<HeaderInfo>,
-    /// The ring's geometry, or why the header was refused.
+    /// The ring's geometry, or why an opener would refuse the region: its
+    /// header, or a file with unallocated blocks.
     pub validation: Result<Geometry, String>,
 }
 
@@ -753,20 +762,53 @@ impl RegionInfo {
     }
 }
 
-/// The informational header words of a region, as last written by their
-/// owners (pids are not proof of life: see the lock flags of [`RegionInfo`]).
+/// The header words of a region whose identity is valid, as last written by
+/// their owners (pids are not proof of life: see the lock flags of
+/// [`RegionInfo`]). Apart from the identity, nothing here is checked: the
+/// positions and slot words are whatever the region holds, garbage included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderInfo {
+    /// The kind of ring the region holds.
+    pub kind: RingKind,
+    /// The ring's capacity and maximum message size (validated).
+    pub geometry: Geometry,
+    /// The producers' position ([`offsets::TAIL`]).
+    pub tail: u64,
+    /// The consumers' position ([`offsets::HEAD`]).
+    pub head: u64,
+    /// The shared read cursor of an [`RingKind::Mpmc`] ring
+    /// ([`offsets::READ_CURSOR`]).
+    pub read_cursor: u64,
     /// Pid of the creator.
     pub creator_pid: u64,
-    /// Pid of the last producer to attach.
+    /// Pid of the last producer to attach to a single-producer ring (a
+    /// multi-producer ring keeps its pids in `producer_slots`).
     pub producer_pid: u64,
-    /// The producer's attachment epoch (odd: attached).
+    /// The producer's attachment epoch (odd: attached); in a multi-producer
+    /// ring, `2n - 1` while `n >= 1` producers are attached.
     pub producer_epoch: u64,
-    /// Pid of the last consumer to attach.
+    /// Pid of the last consumer to attach to a single-producer ring.
     pub consumer_pid: u64,
-    /// The consumer's attachment epoch (odd: attached).
+    /// The consumer's attachment epoch, as `producer_epoch`.
     pub consumer_epoch: u64,
+    /// The producer slots of a multi-producer ring.
+    pub producer_slots: [SlotInfo; layout::MAX_PRODUCERS],
+    /// The consumer slots of a multi-producer ring.
+    pub consumer_slots: [SlotInfo; layout::MAX_CONSUMERS],
+}
+
+/// The words of one attachment slot of a multi-producer ring
+/// ([`layout::ProducerSlot`], [`layout::ConsumerSlot`]), as read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// 0 never attached, odd attached, even detached.
+    pub epoch: u64,
+    /// Pid of the last process to attach in this slot.
+    pub pid: u64,
+    /// Start of the slot's latest claim (`u64::MAX`: none).
+    pub claim: u64,
+    /// Bytes of that claim.
+    pub claim_len: u64,
 }
 
 /// The atomic word at `offset` of `map`.
@@ -964,6 +1006,8 @@ fn inspect(dir: &Path, name: &str) -> RegionInfo {
         creator_locked: false,
         producer_locked: false,
         consumer_locked: false,
+        producer_slot_locks: [false; layout::MAX_PRODUCERS],
+        consumer_slot_locks: [false; layout::MAX_CONSUMERS],
         header: None,
         validation: Err(String::new()),
     };
@@ -992,11 +1036,10 @@ fn inspect(dir: &Path, name: &str) -> RegionInfo {
     info.accessible = true;
     info.creator_locked = locked(CREATOR_LOCK_BYTE);
     // A multi-producer ring's sides hold slot locks instead.
-    let any_slot = |role, count| (0..count).any(|i| locked(slot_byte(role, i)));
-    info.producer_locked =
-        locked(PRODUCER_LOCK_BYTE) || any_slot(Role::Producer, layout::MAX_PRODUCERS);
-    info.consumer_locked =
-        locked(CONSUMER_LOCK_BYTE) || any_slot(Role::Consumer, layout::MAX_CONSUMERS);
+    info.producer_slot_locks = std::array::from_fn(|i| locked(slot_byte(Role::Producer, i)));
+    info.consumer_slot_locks = std::array::from_fn(|i| locked(slot_byte(Role::Consumer, i)));
+    info.producer_locked = locked(PRODUCER_LOCK_BYTE) || info.producer_slot_locks.contains(&true);
+    info.consumer_locked = locked(CONSUMER_LOCK_BYTE) || info.consumer_slot_locks.contains(&true);
     if info.size < DATA_OFFSET as u64 {
         let e = Error::LayoutMismatch {
             field: "region size",
@@ -1006,24 +1049,44 @@ fn inspect(dir: &Path, name: &str) -> RegionInfo {
         info.validation = Err(e.to_string());
         return info;
     }
+    let file = File::from(fd);
     let mut bytes = [0u8; DATA_OFFSET];
-    if let Err(e) = File::from(fd).read_exact_at(&mut bytes, 0) {
+    if let Err(e) = file.read_exact_at(&mut bytes, 0) {
         info.validation = Err(format!("cannot read the header: {e}"));
         return info;
     }
     let word = |offset: usize| u64::from_ne_bytes(bytes[offset..offset + 8].try_into().unwrap());
-    info.validation = check_identity(&identity(word), info.size)
-        .map(|(_, geometry)| geometry)
+    let (kind, geometry) = match check_identity(&identity(word), info.size) {
+        Ok(valid) => valid,
+        Err(e) => {
+            info.validation = Err(e.to_string());
+            return info;
+        }
+    };
+    // What an opener checks next: a sparse file is refused.
+    info.validation = check_backing(file.as_fd(), geometry.region_size() as u64)
+        .map(|()| geometry)
         .map_err(|e| e.to_string());
-    if info.validation.is_ok() {
-        info.header = Some(HeaderInfo {
-            creator_pid: word(offsets::CREATOR_PID),
-            producer_pid: word(offsets::PRODUCER_PID),
-            producer_epoch: word(offsets::PRODUCER_EPOCH),
-            consumer_pid: word(offsets::CONSUMER_PID),
-            consumer_epoch: word(offsets::CONSUMER_EPOCH),
-        });
-    }
+    let slot = |role, index| SlotInfo {
+        epoch: word(offsets::slot(role, index, SlotWord::Epoch)),
+        pid: word(offsets::slot(role, index, SlotWord::Pid)),
+        claim: word(offsets::slot(role, index, SlotWord::Claim)),
+        claim_len: word(offsets::slot(role, index, SlotWord::ClaimLen)),
+    };
+    info.header = Some(HeaderInfo {
+        kind,
+        geometry,
+        tail: word(offsets::TAIL),
+        head: word(offsets::HEAD),
+        read_cursor: word(offsets::READ_CURSOR),
+        creator_pid: word(offsets::CREATOR_PID),
+        producer_pid: word(offsets::PRODUCER_PID),
+        producer_epoch: word(offsets::PRODUCER_EPOCH),
+        consumer_pid: word(offsets::CONSUMER_PID),
+        consumer_epoch: word(offsets::CONSUMER_EPOCH),
+        producer_slots: std::array::from_fn(|i| slot(Role::Producer, i)),
+        consumer_slots: std::array::from_fn(|i| slot(Role::Consumer, i)),
+    });
     info
 }
 

@@ -20,22 +20,23 @@
 //! otherwise; it logs each sender it refuses on stderr and goes on.
 //!
 //! `shmsg inspect NAME` shows a named region (the file
-//! `/dev/shm/shmsg.NAME` a program made with the `Region` API): layout,
-//! capacity, fill level and who is attached, and whether those processes
-//! are alive. `shm:` and `mpsc:` endpoints have no such file: their rings
-//! are memfds handed over a socket. `shmsg clean` lists named regions no
-//! live process uses; `shmsg clean --yes` removes them.
+//! `/dev/shm/shmsg.NAME` a program made with the `Region` API): the kind of
+//! ring, capacity, fill level and who is attached (each producer and
+//! consumer slot of a multi-producer ring), and whether those processes
+//! are alive; `--json` prints the same as one JSON object (see
+//! `shmsg/inspect.rs`). `shm:` and `mpsc:` endpoints have no such file:
+//! their rings are memfds handed over a socket. `shmsg clean` lists named
+//! regions no live process uses; `shmsg clean --yes` removes them.
 
 use std::io::{BufRead, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use shmsg::channel::{Receiver, Sender};
 use shmsg::msg::unix::UnixAddr;
 use shmsg::shm::Region;
-use shmsg::shm::layout::offsets;
 use shmsg::shm::region::{PREFIX, RegionInfo, SHM_DIR};
-use shmsg::{Endpoint, Error, Options, Role};
+use shmsg::{Endpoint, Error, Options};
 
 use super::compare::parse_size;
 use crate::Failure;
@@ -128,6 +129,11 @@ pub struct InspectArgs {
     /// Region API). shm: and mpsc: endpoints keep their rings in anonymous
     /// memory: there is nothing to inspect by name.
     pub endpoint: String,
+    /// Print one JSON object instead of text: the ring's kind, geometry,
+    /// fill level, creator, and each producer and consumer (slot) with its
+    /// pid and whether it is alive.
+    #[arg(long)]
+    pub json: bool,
     /// Look in this directory instead of /dev/shm.
     #[arg(long, hide = true)]
     pub dir: Option<PathBuf>,
@@ -647,126 +653,6 @@ fn region_name(endpoint: &str) -> Result<String, Failure> {
     }
 }
 
-fn alive(yes: bool) -> &'static str {
-    if yes { "alive" } else { "dead" }
-}
-
-/// Who holds a side: from the lock (authoritative) and the header's words.
-fn side(locked: bool, epoch: u64, pid: u64) -> String {
-    match (locked, epoch % 2 == 1, pid) {
-        (true, _, pid) => format!("attached by pid {pid}, alive"),
-        (false, true, pid) => format!("pid {pid} attached and died without detaching"),
-        (false, false, 0) => "never attached".into(),
-        (false, false, pid) => format!("none attached (last: pid {pid}, detached)"),
-    }
-}
-
-/// Describes one region, or says why it cannot.
-fn describe(dir: &Path, info: &RegionInfo, out: &mut String) {
-    use std::fmt::Write as _;
-    let path = dir.join(format!("{PREFIX}{}", info.name));
-    let _ = writeln!(
-        out,
-        "region {} ({}), {} bytes",
-        info.name,
-        path.display(),
-        info.size
-    );
-    if !info.accessible {
-        let why = info.validation.as_ref().err().cloned().unwrap_or_default();
-        let _ = writeln!(out, "  cannot inspect it: {why}");
-        return;
-    }
-    match &info.validation {
-        Ok(geometry) => {
-            let _ = writeln!(
-                out,
-                "  layout: single-producer ring, ABI version {}, capacity {} bytes, \
-                 max message {} bytes",
-                shmsg::shm::layout::ABI_VERSION,
-                geometry.capacity(),
-                geometry.max_message()
-            );
-        }
-        Err(why) => {
-            let _ = writeln!(out, "  layout: refused: {why}");
-        }
-    }
-    if info.validation.is_ok() {
-        match Region::open_in(dir, &info.name) {
-            Ok(region) => {
-                let tail = region.header_word(offsets::TAIL);
-                let head = region.header_word(offsets::HEAD);
-                let fill = tail.wrapping_sub(head);
-                let capacity = region.geometry().capacity() as u64;
-                if fill <= capacity {
-                    let _ = writeln!(
-                        out,
-                        "  fill: {fill} bytes waiting ({:.1}% of capacity; tail {tail}, head {head})",
-                        fill as f64 * 100.0 / capacity as f64
-                    );
-                } else {
-                    let _ = writeln!(
-                        out,
-                        "  fill: impossible (tail {tail}, head {head}): the region is corrupt"
-                    );
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(out, "  fill: cannot open the region: {e}");
-            }
-        }
-    }
-    match &info.header {
-        Some(h) => {
-            let _ = writeln!(
-                out,
-                "  creator: pid {}, {}",
-                h.creator_pid,
-                alive(info.creator_locked)
-            );
-            let _ = writeln!(
-                out,
-                "  {}: {}",
-                Role::Producer,
-                side(info.producer_locked, h.producer_epoch, h.producer_pid)
-            );
-            let _ = writeln!(
-                out,
-                "  {}: {}",
-                Role::Consumer,
-                side(info.consumer_locked, h.consumer_epoch, h.consumer_pid)
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "  creator {}, producer {}, consumer {} (from the locks; the header is unreadable)",
-                alive(info.creator_locked),
-                if info.producer_locked {
-                    "attached"
-                } else {
-                    "none"
-                },
-                if info.consumer_locked {
-                    "attached"
-                } else {
-                    "none"
-                },
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "  status: {}",
-        if info.is_stale() {
-            "stale: no live process uses it (`shmsg clean --yes` removes it)"
-        } else {
-            "in use"
-        }
-    );
-}
-
 /// `shmsg inspect NAME`: the named region `NAME`.
 pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let name = region_name(&args.endpoint)?;
@@ -787,7 +673,12 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
     }
     let mut out = String::new();
     for info in found {
-        describe(&dir, info, &mut out);
+        let path = dir.join(format!("{PREFIX}{}", info.name));
+        if args.json {
+            out.push_str(&super::inspect::to_json(&path, info));
+        } else {
+            super::inspect::describe(&path, info, &mut out);
+        }
     }
     print!("{out}");
     Ok(())
@@ -954,19 +845,12 @@ mod tests {
     }
 
     #[test]
-    fn names_and_sides() {
+    fn region_names() {
         assert!(region_name("shm:abc").is_err());
         assert_eq!(region_name("abc").ok(), Some("abc".into()));
         assert_eq!(region_name("abc").ok(), Some("abc".into()));
         assert_eq!(region_name("shmsg.abc").ok(), Some("abc".into()));
         assert!(region_name("unix:/tmp/x").is_err());
         assert!(region_name("../etc").is_err());
-        assert_eq!(side(true, 1, 7), "attached by pid 7, alive");
-        assert_eq!(
-            side(false, 1, 7),
-            "pid 7 attached and died without detaching"
-        );
-        assert_eq!(side(false, 0, 0), "never attached");
-        assert_eq!(side(false, 2, 7), "none attached (last: pid 7, detached)");
     }
 }

@@ -56,6 +56,16 @@ pub mod json {
             format!("[\n  {}\n]", items.join(",\n  "))
         }
     }
+
+    /// A top-level object from `(key, JSON text)` pairs, one key per line
+    /// (nested arrays indented with it), ending in a newline.
+    pub fn document(fields: &[(&str, String)]) -> String {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("  {}: {}", string(k), v.replace('\n', "\n  ")))
+            .collect();
+        format!("{{\n{}\n}}\n", body.join(",\n"))
+    }
 }
 
 /// The JSON schema identifier written into every file.
@@ -251,11 +261,7 @@ pub fn to_json(report: &Report) -> String {
         ("classic", json::array(&classic)),
         ("results", json::array(&cells)),
     ];
-    let body: Vec<String> = top
-        .iter()
-        .map(|(k, v)| format!("  {}: {}", json::string(k), v.replace('\n', "\n  ")))
-        .collect();
-    format!("{{\n{}\n}}\n", body.join(",\n"))
+    json::document(&top)
 }
 
 /// The CSV header: one row per transport and size.
