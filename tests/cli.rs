@@ -371,6 +371,71 @@ fn errors_say_what_to_do_with_documented_codes() {
     assert!(help.contains("Exit codes:") && help.contains("a received message failed"));
 }
 
+/// `recv --all` takes every sender at once: a second sender's messages
+/// arrive while the first is still connected, and `--show-peer` says which
+/// came from which.
+#[test]
+fn recv_all_takes_senders_at_once_and_names_them() {
+    for endpoint in [
+        format!("unix:@{}", unique("all")),
+        format!("shm:{}", unique("all")),
+        "tcp:127.0.0.1:0".to_owned(),
+    ] {
+        let recv = Recv::listen(&endpoint, &["--all", "--show-peer", "--count", "3"]);
+        let mut first = Kid(shmsg()
+            .args(["send", &recv.endpoint])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap());
+        let mut first_in = first.0.stdin.take().unwrap();
+        first_in.write_all(b"first: one\n").unwrap();
+        first_in.flush().unwrap();
+        let first_pid = first.0.id();
+        // The first sender stays connected while the second comes and goes.
+        assert_ok(
+            &send(&recv.endpoint, &[], b"second: one\n"),
+            "the second sender",
+        );
+        let start = Instant::now();
+        loop {
+            let seen = String::from_utf8_lossy(&recv.stdout.lock().unwrap()).into_owned();
+            if seen.contains("second: one") && seen.contains("first: one") {
+                break;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{endpoint}: the second sender waited for the first: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        first_in.write_all(b"first: two\n").unwrap();
+        drop(first_in);
+        assert!(first.0.wait().unwrap().success());
+        let text = String::from_utf8(recv.output()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines.len(), 3, "{endpoint}: {text:?}");
+        let (peers, messages): (Vec<&str>, Vec<&str>) =
+            lines.iter().map(|l| l.split_once('\t').unwrap()).unzip();
+        assert_eq!(
+            messages,
+            ["first: one", "first: two", "second: one"],
+            "{endpoint}"
+        );
+        if endpoint.starts_with("tcp:") {
+            // No credentials over TCP: connections are numbered.
+            assert_eq!(peers[0], "#1", "{endpoint}: {text:?}");
+            assert_eq!(peers[2], "#2", "{endpoint}: {text:?}");
+        } else {
+            assert_eq!(peers[0], format!("pid {first_pid}"), "{endpoint}: {text:?}");
+            assert_ne!(peers[2], peers[0], "{endpoint}: {text:?}");
+        }
+        assert_eq!(peers[0], peers[1], "{endpoint}: {text:?}");
+    }
+}
+
 // ---- exit codes
 
 /// The exit codes `shmsg --help` lists.

@@ -120,6 +120,15 @@ pub struct RecvArgs {
     pub timeout: Option<Duration>,
     #[command(flatten)]
     pub allow: AllowArgs,
+    /// Take every sender that connects, receiving from all at once, until
+    /// --count messages in all or a signal (mpsc: endpoints always do).
+    #[arg(long)]
+    pub all: bool,
+    /// Print each message after the sender it came from and a tab: its
+    /// pid where the endpoint knows it (Unix sockets, shm:), else the
+    /// number of its connection (#1, #2, ...).
+    #[arg(long, conflicts_with = "length_prefixed")]
+    pub show_peer: bool,
 }
 
 /// `shmsg inspect` flags.
@@ -524,11 +533,15 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
         },
         other => hint(other, "recv", &args.endpoint),
     })?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.all {
+        return recv_all(&mut listener, &args, channel, &mut out);
+    }
+    let peer = args.show_peer.then(|| peer_label(channel.peer(), 1));
     // An mpsc: endpoint takes senders as they come: when all are gone, wait
     // for the next.
     let many_senders = matches!(Endpoint::parse(&args.endpoint), Ok(Endpoint::Mpsc(_)));
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let mut message = Vec::new();
     let mut received = 0u64;
     while args.count.is_none_or(|count| received < count) {
@@ -554,27 +567,105 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
             Err(Error::Disconnected) => break,
             Err(e) => return Err(e.into()),
         }
-        let written = if args.length_prefixed {
-            let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
-            out.write_all(&len.to_le_bytes())
-                .and_then(|()| out.write_all(&message))
-        } else {
-            out.write_all(&message).and_then(|()| out.write_all(b"\n"))
-        };
-        match written.and_then(|()| out.flush()) {
-            Ok(()) => {}
-            // The reader of our output is gone (`shmsg recv ... | head`).
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => {
-                return Err(Error::Io {
-                    context: "cannot write to stdout".into(),
-                    source: e,
-                }
-                .into());
-            }
+        if !write_message(&mut out, &message, args.length_prefixed, peer.as_deref())? {
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// `recv --all`: every sender that connects, at once. A thread per sender
+/// receives; this one accepts, and writes each message whole as it comes.
+fn recv_all(
+    listener: &mut shmsg::Listener,
+    args: &RecvArgs,
+    first: shmsg::Channel,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    type Message = (std::sync::Arc<str>, Vec<u8>);
+    let (tx, messages) = std::sync::mpsc::sync_channel::<Message>(1024);
+    let mut senders = 0;
+    let mut serve = |channel: shmsg::Channel| {
+        senders += 1;
+        let peer: std::sync::Arc<str> = peer_label(channel.peer(), senders).into();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut channel = channel;
+            let mut message = Vec::new();
+            // Ends when the sender leaves, or when recv has what it wanted.
+            while channel.recv(&mut message).is_ok() {
+                if tx
+                    .send((peer.clone(), std::mem::take(&mut message)))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    };
+    serve(first);
+    let mut received = 0u64;
+    while args.count.is_none_or(|count| received < count) {
+        loop {
+            match listener.accept_timeout(Duration::ZERO) {
+                Ok(channel) => serve(channel),
+                Err(Error::Timeout) => break,
+                Err(Error::PeerRefused(who)) => log_refused(who),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match messages.recv_timeout(Duration::from_millis(20)) {
+            Ok((peer, message)) => {
+                let peer = args.show_peer.then_some(&*peer);
+                if !write_message(out, &message, args.length_prefixed, peer)? {
+                    return Ok(());
+                }
+                received += 1;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => unreachable!("tx is here"),
+        }
+    }
+    Ok(())
+}
+
+/// How `--show-peer` names a sender: its pid where known, else the number
+/// of its connection.
+fn peer_label(peer: Option<shmsg::Credentials>, connection: usize) -> String {
+    match peer.and_then(|peer| peer.pid) {
+        Some(pid) => format!("pid {pid}"),
+        None => format!("#{connection}"),
+    }
+}
+
+/// Writes one received message (after `peer` and a tab, if given) and
+/// flushes; `Ok(false)` if the reader of our output is gone (`shmsg recv
+/// ... | head`).
+fn write_message(
+    out: &mut impl Write,
+    message: &[u8],
+    length_prefixed: bool,
+    peer: Option<&str>,
+) -> Result<bool, Failure> {
+    let written = if length_prefixed {
+        let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+        out.write_all(&len.to_le_bytes())
+            .and_then(|()| out.write_all(message))
+    } else {
+        let prefix = peer.map(|peer| format!("{peer}\t")).unwrap_or_default();
+        out.write_all(prefix.as_bytes())
+            .and_then(|()| out.write_all(message))
+            .and_then(|()| out.write_all(b"\n"))
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Error::Io {
+            context: "cannot write to stdout".into(),
+            source: e,
+        }
+        .into()),
+    }
 }
 
 /// The socket file a listener on `endpoint` creates: the path of
