@@ -467,6 +467,46 @@ fn the_readme_and_help_agree_on_exit_codes() {
     }
 }
 
+/// The README names every command `shmsg --help` lists and every flag of
+/// each command's help.
+#[test]
+fn the_readme_names_every_command_and_flag() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let help = shmsg().arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map_while(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    assert!(commands.len() >= 6, "{commands:?}");
+    for command in commands {
+        assert!(
+            readme.contains(&format!("shmsg {command}")),
+            "shmsg {command}"
+        );
+        let help = shmsg().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8(help.stdout).unwrap();
+        for flag in help
+            .split_whitespace()
+            .filter(|word| word.starts_with("--") && word.len() > 2)
+            .map(|word| word.trim_end_matches([',', '.', ')']))
+            .filter(|flag| *flag != "--help")
+        {
+            let flag = flag.split('=').next().unwrap();
+            assert!(
+                readme.contains(flag),
+                "README.md does not name `shmsg {command} {flag}`"
+            );
+        }
+    }
+}
+
 /// Exit code 4: a second receiver on an endpoint a live one holds is
 /// refused as "taken", and the first receiver is not disturbed: the second
 /// one's check of the path is never taken for a sender.
