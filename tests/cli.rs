@@ -507,6 +507,55 @@ fn the_readme_names_every_command_and_flag() {
     }
 }
 
+/// `shmsg completions bash` completes commands and each command's flags in
+/// a real bash; the fish and zsh scripts name every command and flag too.
+#[test]
+fn completions_offer_every_command_and_flag() {
+    let script = shmsg().args(["completions", "bash"]).output().unwrap();
+    assert_ok(&script, "shmsg completions bash");
+    let dir = Scratch::new("completions");
+    let path = dir.0.join("shmsg.bash");
+    std::fs::write(&path, &script.stdout).unwrap();
+    let complete = |words: &str, index: usize| -> String {
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD={index}; _shmsg; echo \"${{COMPREPLY[@]}}\"",
+                path.display()
+            ))
+            .output()
+            .expect("bash");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(complete("shmsg re", 1), "recv");
+    assert_eq!(complete("shmsg c", 1), "compare clean completions");
+    assert_eq!(
+        complete("shmsg recv --al", 2),
+        "--allow-uid --allow-gid --allow-anyone --all"
+    );
+    assert_eq!(complete("shmsg send --t", 2), "--timeout");
+    for shell in ["fish", "zsh"] {
+        let script = shmsg().args(["completions", shell]).output().unwrap();
+        assert_ok(&script, shell);
+        let script = String::from_utf8(script.stdout).unwrap();
+        for word in [
+            "send",
+            "recv",
+            "inspect",
+            "clean",
+            "compare",
+            "demo",
+            "show-peer",
+            "no-syscalls",
+        ] {
+            assert!(script.contains(word), "{shell}: {word}");
+        }
+    }
+    let output = shmsg().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
 /// Exit code 4: a second receiver on an endpoint a live one holds is
 /// refused as "taken", and the first receiver is not disturbed: the second
 /// one's check of the path is never taken for a sender.

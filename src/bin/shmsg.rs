@@ -34,6 +34,8 @@ use shmsg::Error;
 mod bench;
 #[path = "shmsg/compare.rs"]
 mod compare;
+#[path = "shmsg/completions.rs"]
+mod completions;
 #[path = "shmsg/demo.rs"]
 mod demo;
 #[path = "shmsg/everyday.rs"]
@@ -119,6 +121,13 @@ enum Cmd {
     /// shm: and mpsc: endpoints leave nothing there.
     #[command(after_help = EXIT_CODES)]
     Clean(everyday::CleanArgs),
+    /// Print a completion script for a shell: `source <(shmsg completions
+    /// bash)`, or write it where the shell looks for completions.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
     /// Stream and ping-pong between two processes through the shared-memory
     /// ring alone, beside one cache line bouncing between two cores.
     Demo {
@@ -199,6 +208,11 @@ fn main() -> ExitCode {
         Cmd::Recv(args) => everyday::recv(args),
         Cmd::Inspect(args) => everyday::inspect(args),
         Cmd::Clean(args) => everyday::clean(args),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            print!("{}", completions::script(&Cli::command(), shell));
+            Ok(())
+        }
         Cmd::Demo {
             messages,
             size,
