@@ -361,6 +361,41 @@ fn check_figures(object: &Json, keys: &[&str]) {
     }
 }
 
+/// `--json` prints the report as one JSON document on stdout, the same as
+/// compare.json, and nothing else there.
+#[test]
+fn json_on_stdout() {
+    let out = std::env::temp_dir().join(format!("shmsg-compare-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = shmsg(&[
+        "compare",
+        "--json",
+        "--transports",
+        "unix",
+        "--sizes",
+        "8",
+        "--runs",
+        "1",
+        "--duration",
+        "10ms",
+        "--warmup",
+        "1ms",
+        "--no-syscalls",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = Json::parse(&stdout);
+    let written = Json::parse(&std::fs::read_to_string(out.join("compare.json")).unwrap());
+    assert_eq!(printed, written);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 #[test]
 fn quick_comparison_end_to_end() {
     let out = std::env::temp_dir().join(format!("shmsg-compare-test-{}", std::process::id()));

@@ -111,6 +111,10 @@ pub struct CompareArgs {
     /// Directory for compare.json, compare.csv and compare.svg.
     #[arg(long, default_value = "shmsg-compare")]
     pub out: PathBuf,
+    /// Print the report as JSON on stdout (what compare.json holds)
+    /// instead of the tables; the files are written all the same.
+    #[arg(long)]
+    pub json: bool,
     /// Print the settings these flags resolve to, as JSON, and exit.
     #[arg(long, hide = true)]
     pub plan: bool,
@@ -509,21 +513,31 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
         cells,
         wall_s: started.elapsed().as_secs_f64(),
     };
-    print!("{}", report::preamble(&report));
-    println!();
-    println!("The classic comparison, measured:");
-    print!("{}", report::classic_table(&report));
-    println!();
-    print!("{}", report::detail_tables(&report));
-    println!();
+    if args.json {
+        print!("{}", export::to_json(&report));
+    } else {
+        print!("{}", report::preamble(&report));
+        println!();
+        println!("The classic comparison, measured:");
+        print!("{}", report::classic_table(&report));
+        println!();
+        print!("{}", report::detail_tables(&report));
+        println!();
+    }
     write_files(&args.out, &report)?;
-    println!(
+    let wrote = format!(
         "wrote {}, {} and {} in {:.0} s",
         args.out.join("compare.json").display(),
         args.out.join("compare.csv").display(),
         args.out.join("compare.svg").display(),
         report.wall_s
     );
+    // With --json, stdout holds the JSON document and nothing else.
+    if args.json {
+        eprintln!("shmsg compare: {wrote}");
+    } else {
+        println!("{wrote}");
+    }
     Ok(())
 }
 
