@@ -414,11 +414,14 @@ fn recv_all_takes_senders_at_once_and_names_them() {
         drop(first_in);
         assert!(first.0.wait().unwrap().success());
         let text = String::from_utf8(recv.output()).unwrap();
-        let mut lines: Vec<&str> = text.lines().collect();
+        // By message: which sender connected first is up to the scheduler.
+        let mut lines: Vec<(&str, &str)> = text
+            .lines()
+            .map(|line| line.split_once('\t').expect("a peer, a tab, the message"))
+            .map(|(peer, message)| (message, peer))
+            .collect();
         lines.sort_unstable();
-        assert_eq!(lines.len(), 3, "{endpoint}: {text:?}");
-        let (peers, messages): (Vec<&str>, Vec<&str>) =
-            lines.iter().map(|l| l.split_once('\t').unwrap()).unzip();
+        let (messages, peers): (Vec<&str>, Vec<&str>) = lines.into_iter().unzip();
         assert_eq!(
             messages,
             ["first: one", "first: two", "second: one"],
@@ -426,13 +429,15 @@ fn recv_all_takes_senders_at_once_and_names_them() {
         );
         if endpoint.starts_with("tcp:") {
             // No credentials over TCP: connections are numbered.
-            assert_eq!(peers[0], "#1", "{endpoint}: {text:?}");
-            assert_eq!(peers[2], "#2", "{endpoint}: {text:?}");
+            assert!(
+                peers.iter().all(|p| p.starts_with('#')),
+                "{endpoint}: {text:?}"
+            );
         } else {
             assert_eq!(peers[0], format!("pid {first_pid}"), "{endpoint}: {text:?}");
-            assert_ne!(peers[2], peers[0], "{endpoint}: {text:?}");
         }
         assert_eq!(peers[0], peers[1], "{endpoint}: {text:?}");
+        assert_ne!(peers[2], peers[0], "{endpoint}: {text:?}");
     }
 }
 
