@@ -113,7 +113,10 @@ fn connect_when_ready(endpoint: &str) -> shmsg::Result<shmsg::Channel> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match shmsg::connect(endpoint) {
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            // Nothing listens there yet; other errors do not pass by waiting.
+            Err(shmsg::Error::Io { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
             other => return other,
         }
     }

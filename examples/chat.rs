@@ -92,7 +92,8 @@ fn scripted(endpoint: &str, name: &str, others: usize) -> shmsg::Result<()> {
     let mut channel = loop {
         match shmsg::connect(endpoint) {
             Ok(channel) => break channel,
-            Err(_) if std::time::Instant::now() < deadline => {
+            // Nothing listens there yet; other errors do not pass by waiting.
+            Err(shmsg::Error::Io { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
             Err(error) => return Err(error),

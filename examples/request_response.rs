@@ -47,7 +47,10 @@ fn client(endpoint: &str) -> shmsg::Result<()> {
     let mut channel = loop {
         match shmsg::connect(endpoint) {
             Ok(channel) => break channel,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            // Nothing listens there yet; other errors do not pass by waiting.
+            Err(shmsg::Error::Io { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(error) => return Err(error),
         }
     };

@@ -657,6 +657,26 @@ fn hints_name_what_works() {
     assert_ok(&send(&endpoint, &[], &input), "the suggested size");
     assert_eq!(recv.output(), input);
 
+    // A regular file where a socket should be: the hint says to remove it.
+    let dir = Scratch::new("regular");
+    let path = dir.0.join("not-a-socket");
+    std::fs::write(&path, b"data").unwrap();
+    let output = shmsg()
+        .args(["recv", &format!("unix:{}", path.display())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not a socket") && stderr.contains("remove it"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("shmsg clean"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"data",
+        "the file is left alone"
+    );
+
     let output = send(&format!("seqpacket:@{}", unique("nobody")), &[], b"");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect to seqpacket:@"), "{stderr}");
@@ -668,6 +688,36 @@ fn hints_name_what_works() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(says), "{endpoint}: {stderr}");
         assert!(stderr.contains("seqpacket:@NAME"), "{endpoint}: {stderr}");
+    }
+}
+
+/// The examples print their usage for `--help` (exit 0) and their errors as
+/// messages (exit 1), not as a Rust `Debug` value.
+#[test]
+fn examples_answer_help_and_print_errors_as_messages() {
+    // The examples are built beside the test binaries: target/debug/examples.
+    let deps = std::env::current_exe().unwrap();
+    let examples = deps.parent().unwrap().parent().unwrap().join("examples");
+    for example in ["request_response", "chat", "blocks"] {
+        let exe = examples.join(example);
+        if !exe.exists() {
+            println!("skipped {example}: not built at {}", exe.display());
+            continue;
+        }
+        let help = Command::new(&exe).arg("--help").output().unwrap();
+        assert_eq!(help.status.code(), Some(0), "{example} --help");
+        assert!(String::from_utf8_lossy(&help.stdout).starts_with(&format!("usage: {example}")));
+        let bad = Command::new(&exe)
+            .args(["client", "nope:x"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(1), "{example}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("{example}: ")),
+            "{example}: {stderr}"
+        );
+        assert!(!stderr.contains("Error: "), "{example}: {stderr}");
     }
 }
 

@@ -264,6 +264,14 @@ fn wait_peer(mut child: std::process::Child) -> Result<(), Failure> {
 
 /// The two CPUs the demo pins its two sides to, if the process may run on
 /// two: decided once, before any pinning narrows the process's own mask.
+/// How the demo's two sides are placed, for its first line.
+fn pinning(here: Option<usize>, there: Option<usize>) -> String {
+    match (here, there) {
+        (Some(here), Some(there)) => format!("sides pinned to CPUs {here} and {there}"),
+        _ => "sides not pinned".to_owned(),
+    }
+}
+
 fn cpus() -> (Option<usize>, Option<usize>) {
     static CPUS: std::sync::OnceLock<(Option<usize>, Option<usize>)> = std::sync::OnceLock::new();
     *CPUS.get_or_init(|| {
@@ -422,11 +430,10 @@ pub fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result
     if here.is_none() {
         println!("(fewer than two CPUs: both sides share one, and the figures show it)");
     }
-    let pinning = match (here, there) {
-        (Some(here), Some(there)) => format!("sides pinned to CPUs {here} and {there}"),
-        _ => "sides not pinned".to_owned(),
-    };
-    println!("shmsg demo: two processes, {pinning}; median of {runs} runs, measured in turn");
+    println!(
+        "shmsg demo: two processes, {}; median of {runs} runs, measured in turn",
+        pinning(here, there)
+    );
     let modes = [
         (SendMode::Copy, "send per message"),
         (SendMode::InPlace, "send_with, in place"),
@@ -484,4 +491,16 @@ pub fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result
         String::new(),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pinning_names_the_cpus_not_options() {
+        assert_eq!(
+            super::pinning(Some(0), Some(1)),
+            "sides pinned to CPUs 0 and 1"
+        );
+        assert_eq!(super::pinning(None, None), "sides not pinned");
+    }
 }
