@@ -21,7 +21,9 @@ use shmsg::shm::{Geometry, Region};
 use shmsg::{Allow, Error, Options};
 
 mod common;
-use common::raw::{raw_connect, rdv, recv_with_fds, send_with_fds, socket_name, try_connect};
+use common::raw::{
+    listen_abstract, raw_connect, rdv, recv_with_fds, send_with_fds, socket_name, try_connect,
+};
 
 /// (what, first datagram, with 100 fds, second datagram, second with fds)
 type GarbageCase = (&'static str, Vec<u8>, bool, Option<Vec<u8>>, bool);
@@ -866,16 +868,7 @@ fn fake_listener(
     fds: Vec<OwnedFd>,
     then: Then,
 ) -> std::thread::JoinHandle<()> {
-    let listening = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
-    let addr = SocketAddrUnix::new_abstract_name(format!("shmsg.{name}").as_bytes()).unwrap();
-    rustix::net::bind(&listening, &addr).unwrap();
-    rustix::net::listen(&listening, 8).unwrap();
+    let listening = listen_abstract(&format!("shmsg.{name}"), SocketType::SEQPACKET);
     std::thread::spawn(move || {
         let client = rustix::net::accept(&listening).unwrap();
         let mut hello = [0u8; 64];

@@ -17,6 +17,8 @@ use shmsg::shm::region::{PREFIX, SHM_DIR};
 use shmsg::shm::spsc::Producer;
 use shmsg::shm::{Geometry, Region};
 
+mod common;
+
 /// How long a test waits for a child before it gives up on it.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -587,7 +589,7 @@ fn a_second_receiver_exits_4_and_leaves_the_first_alone() {
 /// listener hands `shmsg send` a sealed ring whose ABI word was changed.
 #[test]
 fn a_ring_of_another_layout_exits_5() {
-    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    use rustix::net::SocketType;
     use shmsg::shm::layout::offsets;
     let name = unique("layout");
     let geometry = Geometry::new(1 << 16, 1024).unwrap();
@@ -598,37 +600,14 @@ fn a_ring_of_another_layout_exits_5() {
         let other_version = (ring.header_word(offsets::ABI_VERSION) + 1).to_ne_bytes();
         rustix::io::pwrite(ring.as_fd(), &other_version, offsets::ABI_VERSION as u64).unwrap();
     }
-    let listener = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
-    let addr = SocketAddrUnix::new_abstract_name(format!("shmsg.{name}").as_bytes()).unwrap();
-    rustix::net::bind(&listener, &addr).unwrap();
-    rustix::net::listen(&listener, 1).unwrap();
+    let listener = common::raw::listen_abstract(&format!("shmsg.{name}"), SocketType::SEQPACKET);
     let fake = std::thread::spawn(move || {
         let client = rustix::net::accept(&listener).unwrap();
         let mut hello = [0u8; 64];
         let _ = rustix::net::recv(&client, &mut hello, rustix::net::RecvFlags::empty());
-        let answer = {
-            let mut bytes = [0u8; 24];
-            bytes[..8].copy_from_slice(b"shmsg\0sm");
-            bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-            bytes
-        };
+        // "The rings follow", and the two rings.
         let fds = [rings[0].as_fd(), rings[1].as_fd()];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
-        rustix::net::sendmsg(
-            &client,
-            &[std::io::IoSlice::new(&answer)],
-            &mut control,
-            rustix::net::SendFlags::NOSIGNAL,
-        )
-        .unwrap();
+        common::raw::send_with_fds(&client, &common::raw::rdv(0, 0), &fds).unwrap();
         let _ = rustix::net::recv(&client, &mut hello, rustix::net::RecvFlags::empty());
     });
     let output = send(&format!("shm:{name}"), &[], b"x\n");

@@ -10,16 +10,13 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
-    SocketFlags, SocketType,
-};
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketType};
 use shmsg::channel::{Receiver, Sender};
 use shmsg::shm::{Geometry, Region};
 use shmsg::{Error, Options};
 
 mod common;
-use common::raw::{kind_of, raw_connect, rdv, recv_with_fds, socket_name};
+use common::raw::{kind_of, listen_abstract, raw_connect, rdv, recv_with_fds, socket_name};
 
 /// A wait that only a bug makes long: the tests never wait for it to pass.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -226,16 +223,7 @@ fn received_rings_cannot_be_resized() {
 /// A fake listener at `@shmsg.NAME` that answers every hello with
 /// `answer` and the descriptors `fds`.
 fn fake_listener(name: &str, answer: [u8; 24], fds: Vec<OwnedFd>) -> std::thread::JoinHandle<()> {
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
-    let addr = SocketAddrUnix::new_abstract_name(format!("shmsg.{name}").as_bytes()).unwrap();
-    rustix::net::bind(&fd, &addr).unwrap();
-    rustix::net::listen(&fd, 8).unwrap();
+    let fd = listen_abstract(&format!("shmsg.{name}"), SocketType::SEQPACKET);
     std::thread::spawn(move || {
         let client = rustix::net::accept(&fd).unwrap();
         let mut hello = [0u8; 64];

@@ -112,3 +112,14 @@ pub fn recv_with_fds(socket: &OwnedFd, wait: Duration) -> Option<(Vec<u8>, Vec<O
     }
     Some((bytes[..received.bytes].to_vec(), fds))
 }
+
+/// A socket of `kind` bound to the abstract name `name` and listening: a
+/// fake listener.
+pub fn listen_abstract(name: &str, kind: SocketType) -> OwnedFd {
+    let fd =
+        rustix::net::socket_with(AddressFamily::UNIX, kind, SocketFlags::CLOEXEC, None).unwrap();
+    let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap();
+    rustix::net::bind(&fd, &addr).unwrap();
+    rustix::net::listen(&fd, 8).unwrap();
+    fd
+}
