@@ -656,9 +656,22 @@ fn hints_name_what_works() {
         "the file is left alone"
     );
 
-    let output = send(&format!("seqpacket:@{}", unique("nobody")), &[], b"");
+    let output = send(
+        &format!("seqpacket:@{}", unique("nobody")),
+        &["--timeout", "100ms"],
+        b"",
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect to seqpacket:@"), "{stderr}");
+    // A shared-memory endpoint is named as such, not as the socket it
+    // meets at.
+    let nobody = format!("shm:{}", unique("nobody"));
+    let output = send(&nobody, &["--timeout", "100ms"], b"");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot connect to {nobody}")) && !stderr.contains("@shmsg."),
+        "{stderr}"
+    );
     for (endpoint, says) in [
         ("shm:", "the name is empty"),
         ("shm:.x", "the name starts with '.'"),

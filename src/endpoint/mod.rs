@@ -426,7 +426,11 @@ fn connect_rings(name: &str, kind: Kind, options: &Options, deadline: Deadline) 
             // Name the endpoint, not the socket it meets at.
             Error::Io { context, source } => Error::Io {
                 context: context.replacen(
-                    &format!("unix:{}", rendezvous_addr(name)),
+                    &format!(
+                        "{}{}",
+                        SocketKind::Seqpacket.scheme(),
+                        rendezvous_addr(name)
+                    ),
                     &format!("{scheme}:{name}"),
                     1,
                 ),
