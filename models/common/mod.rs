@@ -462,10 +462,19 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
         }
     }
 
-    fn record(&self, op: Op) {
+    fn record(&self, op: Op) -> usize {
+        match &self.memory.log {
+            Some((log, ring)) => {
+                self.act();
+                log.record(*ring, op)
+            }
+            None => usize::MAX,
+        }
+    }
+
+    fn finish(&self, start: usize, done: Op) {
         if let Some((log, ring)) = &self.memory.log {
-            self.act();
-            log.record(*ring, op);
+            log.finish(*ring, start, done);
         }
     }
 
@@ -550,7 +559,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
 
     unsafe fn write(&self, offset: usize, src: &[u8]) {
         self.step();
-        self.record(Op::Write(offset, src.len()));
+        let start = self.record(Op::Write(offset, src.len(), false));
         for (i, chunk) in src.chunks(8).enumerate() {
             let mut bytes = [0u8; 8];
             bytes[..chunk.len()].copy_from_slice(chunk);
@@ -559,11 +568,12 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
             word.atomic
                 .store(u64::from_le_bytes(bytes), Ordering::Relaxed);
         }
+        self.finish(start, Op::Write(offset, src.len(), true));
     }
 
     unsafe fn read(&self, offset: usize, dst: *mut u8, len: usize) {
         self.step();
-        self.record(Op::Read(offset, len));
+        let start = self.record(Op::Read(offset, len, false));
         let mut out = vec![0u8; len];
         for (i, chunk) in out.chunks_mut(8).enumerate() {
             let word = self.word(offset + 8 * i);
@@ -571,6 +581,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
             let bytes = word.atomic.load(Ordering::Relaxed).to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
+        self.finish(start, Op::Read(offset, len, true));
         // SAFETY: the caller guarantees `dst` is valid for `len` bytes.
         unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), dst, len) };
     }
@@ -606,7 +617,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
     fn fence(&self) {
         if !unwinding() {
             S::fence();
-            self.record(Op::Fence);
+            let _ = self.record(Op::Fence);
         }
     }
 

@@ -123,8 +123,10 @@ pub enum Op {
     Cas(Name, u64, u64, Ordering, Result<u64, u64>),
     FetchAdd(Name, Ordering, u64, u64),
     Fence,
-    Write(usize, usize),
-    Read(usize, usize),
+    /// A payload copy into `[offset, offset + len)`; `true` for the line
+    /// that ends a copy another thread's events interrupted.
+    Write(usize, usize, bool),
+    Read(usize, usize, bool),
     FutexWait(Name, u32),
     FutexWoken(Name),
     FutexWake(Name),
@@ -205,10 +207,11 @@ impl Log {
         }
     }
 
-    /// Appends `op` on `ring`, done by the running thread.
-    pub fn record(&self, ring: usize, op: Op) {
+    /// Appends `op` on `ring`, done by the running thread; returns its
+    /// number.
+    pub fn record(&self, ring: usize, op: Op) -> usize {
         if std::thread::panicking() {
-            return;
+            return usize::MAX;
         }
         let thread = (self.thread)();
         let mut state = self.lock();
@@ -222,6 +225,17 @@ impl Log {
             ring,
             op,
         });
+        state.lines.len() - 1
+    }
+
+    /// A payload copy that began as event `start` is over: if other
+    /// events came in between (its word stores and loads are scheduling
+    /// points), `done` is appended to show where it ended.
+    pub fn finish(&self, ring: usize, start: usize, done: Op) {
+        if start == usize::MAX || self.lock().lines.len() == start + 1 {
+            return;
+        }
+        self.record(ring, done);
     }
 
     /// The log as numbered lines; runs of one thread repeating one event
@@ -255,12 +269,16 @@ impl Log {
                     format!("fetch_add {} {order:?} +{add:#x} (was {old:#x})", name(n))
                 }
                 Op::Fence => "fence SeqCst".to_string(),
-                Op::Write(offset, len) => {
-                    format!("write payload [{offset},{}) ({len} bytes)", offset + len)
-                }
-                Op::Read(offset, len) => {
-                    format!("read  payload [{offset},{}) ({len} bytes)", offset + len)
-                }
+                Op::Write(offset, len, done) => format!(
+                    "write payload [{offset},{}) ({len} bytes){}",
+                    offset + len,
+                    if done { ": done" } else { "" }
+                ),
+                Op::Read(offset, len, done) => format!(
+                    "read  payload [{offset},{}) ({len} bytes){}",
+                    offset + len,
+                    if done { ": done" } else { "" }
+                ),
                 Op::FutexWait(n, expected) => {
                     format!(
                         "futex_wait {} (sleeps if its epoch is still {expected})",
