@@ -178,11 +178,13 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
         if unwinding() {
             return;
         }
+        // Recorded first: the tracker reports a race by panicking, and the
+        // trace then ends with the store that raced.
+        self.record(|n| Op::Store(n, order, value));
         // A header store overwrites whatever the word held, payload included:
         // it must be ordered after every earlier read of that payload.
         self.tracker.write();
         self.atomic.store(value, order);
-        self.record(|n| Op::Store(n, order, value));
     }
     fn compare_exchange(
         &self,
@@ -484,6 +486,7 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
             && !unwinding()
             && left.fetch_sub(1, Ordering::Relaxed) == 0
         {
+            let _ = self.record(Op::Crash);
             std::panic::panic_any(Crashed);
         }
     }

@@ -130,6 +130,8 @@ pub enum Op {
     FutexWait(Name, u32),
     FutexWoken(Name),
     FutexWake(Name),
+    /// The handle's process is killed here (`ModelBackend::crashing_after`).
+    Crash,
 }
 
 struct Line {
@@ -289,6 +291,7 @@ impl Log {
                     format!("futex_wait {} returns (woken, or did not sleep)", name(n))
                 }
                 Op::FutexWake(n) => format!("futex_wake {}", name(n)),
+                Op::Crash => "is killed here (modelled crash)".to_string(),
             };
             let who = if line.actor.is_empty() {
                 format!("{:<4}", line.thread)
