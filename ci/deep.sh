@@ -42,7 +42,7 @@ echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHM
 cargo test --locked --release -- --test-threads=2
 
 # Every loom model's seeded bugs through ci/explore.sh: each must print a
-# failing interleaving (models/README.md). About 20 s; all fail at bound 0.
+# failing interleaving (models/README.md). About 20 s (bound 0 or 1 each).
 for model in loom_spsc loom_wait loom_mpmc loom_faults; do
     for bug in $(ci/explore.sh --list | sed -n "s/^$model: //p"); do
         echo "== explore $model --seeded-bug $bug"

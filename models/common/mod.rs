@@ -148,10 +148,9 @@ impl<A: ModelAtomic, T: Tracker> ModelWord<A, T> {
         }
     }
 
-    fn record(&self, op: impl FnOnce(Name) -> Op) {
-        if let Some((log, ring)) = &self.log {
-            log.record(*ring, op(self.name));
-        }
+    fn record(&self, op: impl FnOnce(Name) -> Op) -> Option<usize> {
+        let (log, ring) = self.log.as_ref()?;
+        Some(log.record(*ring, op(self.name)))
     }
 }
 
@@ -171,20 +170,26 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
             return 0;
         }
         let value = self.atomic.load(order);
-        self.record(|n| Op::Load(n, order, value));
+        let _ = self.record(|n| Op::Load(n, order, value));
         value
     }
     fn store(&self, value: u64, order: Ordering) {
         if unwinding() {
             return;
         }
-        // Recorded first: the tracker reports a race by panicking, and the
-        // trace then ends with the store that raced.
-        self.record(|n| Op::Store(n, order, value));
+        // Recorded before the tracker, which reports a race by panicking
+        // (the trace then ends with the store that raced), and moved after
+        // whatever other threads did before the store took effect (the
+        // checker may switch threads inside it).
+        let line = self.record(|n| Op::Store(n, order, value));
         // A header store overwrites whatever the word held, payload included:
-        // it must be ordered after every earlier read of that payload.
+        // it must be ordered after every earlier read of that payload, and
+        // before the store (a `Release` store publishes the write too).
         self.tracker.write();
         self.atomic.store(value, order);
+        if let (Some((log, _)), Some(line)) = (&self.log, line) {
+            log.move_to_end(line);
+        }
     }
     fn compare_exchange(
         &self,
@@ -197,7 +202,7 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
             return Err(0);
         }
         let result = self.atomic.compare_exchange(current, new, success, failure);
-        self.record(|n| Op::Cas(n, current, new, success, result));
+        let _ = self.record(|n| Op::Cas(n, current, new, success, result));
         result
     }
     fn fetch_add(&self, value: u64, order: Ordering) -> u64 {
@@ -205,7 +210,7 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
             return 0;
         }
         let old = self.atomic.fetch_add(value, order);
-        self.record(|n| Op::FetchAdd(n, order, value, old));
+        let _ = self.record(|n| Op::FetchAdd(n, order, value, old));
         old
     }
 }

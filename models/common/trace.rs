@@ -230,6 +230,16 @@ impl Log {
         state.lines.len() - 1
     }
 
+    /// Moves event `line` to the end: the operation it records took effect
+    /// only now.
+    pub fn move_to_end(&self, line: usize) {
+        let mut state = self.lock();
+        if line < state.lines.len().saturating_sub(1) {
+            let moved = state.lines.remove(line);
+            state.lines.push(moved);
+        }
+    }
+
     /// A payload copy that began as event `start` is over: if other
     /// events came in between (its word stores and loads are scheduling
     /// points), `done` is appended to show where it ended.
