@@ -188,7 +188,7 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
         self.tracker.write();
         self.atomic.store(value, order);
         if let (Some((log, _)), Some(line)) = (&self.log, line) {
-            log.move_to_end(line);
+            let _ = log.move_to_end(line);
         }
     }
     fn compare_exchange(
@@ -479,6 +479,15 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
         }
     }
 
+    /// A payload copy's first line, moved to where its first word was
+    /// copied (the checker may switch threads before that).
+    fn started(&self, start: usize) -> usize {
+        match &self.memory.log {
+            Some((log, _)) if start != usize::MAX => log.move_to_end(start),
+            _ => start,
+        }
+    }
+
     fn finish(&self, start: usize, done: Op) {
         if let Some((log, ring)) = &self.memory.log {
             log.finish(*ring, start, done);
@@ -567,7 +576,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
 
     unsafe fn write(&self, offset: usize, src: &[u8]) {
         self.step();
-        let start = self.record(Op::Write(offset, src.len(), false));
+        let mut start = self.record(Op::Write(offset, src.len(), false));
         for (i, chunk) in src.chunks(8).enumerate() {
             let mut bytes = [0u8; 8];
             bytes[..chunk.len()].copy_from_slice(chunk);
@@ -575,19 +584,25 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
             word.tracker.write();
             word.atomic
                 .store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+            if i == 0 {
+                start = self.started(start);
+            }
         }
         self.finish(start, Op::Write(offset, src.len(), true));
     }
 
     unsafe fn read(&self, offset: usize, dst: *mut u8, len: usize) {
         self.step();
-        let start = self.record(Op::Read(offset, len, false));
+        let mut start = self.record(Op::Read(offset, len, false));
         let mut out = vec![0u8; len];
         for (i, chunk) in out.chunks_mut(8).enumerate() {
             let word = self.word(offset + 8 * i);
             word.tracker.read();
             let bytes = word.atomic.load(Ordering::Relaxed).to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
+            if i == 0 {
+                start = self.started(start);
+            }
         }
         self.finish(start, Op::Read(offset, len, true));
         // SAFETY: the caller guarantees `dst` is valid for `len` bytes.

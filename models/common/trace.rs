@@ -230,14 +230,16 @@ impl Log {
         state.lines.len() - 1
     }
 
-    /// Moves event `line` to the end: the operation it records took effect
-    /// only now.
-    pub fn move_to_end(&self, line: usize) {
+    /// Moves event `line` to the end, where the operation it records took
+    /// effect; returns its new number.
+    pub fn move_to_end(&self, line: usize) -> usize {
         let mut state = self.lock();
         if line < state.lines.len().saturating_sub(1) {
             let moved = state.lines.remove(line);
             state.lines.push(moved);
+            return state.lines.len() - 1;
         }
+        line
     }
 
     /// A payload copy that began as event `start` is over: if other
