@@ -5,8 +5,9 @@
 #   ci/explore.sh --list
 #   ci/explore.sh MODEL [--bound N] [--max-bound N] [--seeded-bug NAME] [--release] [TEST_FILTER]
 #
-# MODEL is a model file (loom_spsc, loom_wait, loom_mpmc, loom_faults,
-# frames, shuttle_spsc, shuttle_mpmc, shuttle_faults). --seeded-bug NAME
+# MODEL is a model file on the model backend (loom_spsc, loom_wait,
+# loom_mpmc, loom_faults, shuttle_spsc, shuttle_mpmc, shuttle_faults;
+# not frames, whose model link has no ring words to trace). --seeded-bug NAME
 # runs the model's seeded_NAME test, which compiles that defect into the
 # production protocol (shmsg::sync::Faults). TEST_FILTER selects tests as
 # `cargo test` does (all of the file by default).
@@ -28,7 +29,7 @@ usage() {
     exit 2
 }
 
-models=(loom_spsc loom_wait loom_mpmc loom_faults frames shuttle_spsc shuttle_mpmc shuttle_faults)
+models=(loom_spsc loom_wait loom_mpmc loom_faults shuttle_spsc shuttle_mpmc shuttle_faults)
 
 # The seeded defects a model file has tests for.
 seeded_bugs() {
@@ -77,7 +78,6 @@ loom_spsc) knobs=(LOOM_MAX_PREEMPTIONS) quick=4 ;;
 loom_wait) knobs=(SHMSG_LOOM_WAIT_PREEMPTIONS) quick=3 ;;
 loom_mpmc) knobs=(SHMSG_LOOM_MPSC_PREEMPTIONS SHMSG_LOOM_MPMC_PREEMPTIONS) quick=2 ;;
 loom_faults) knobs=(SHMSG_LOOM_FAULTS_PREEMPTIONS SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS) quick=2 ;;
-frames) knobs=(SHMSG_LOOM_FRAMES_PREEMPTIONS) quick=3 ;;
 *) knobs=() quick="" ;;
 esac
 
@@ -152,7 +152,7 @@ echo
 printf '%s' "$interleaving"
 echo
 echo "Replay: $found_cmd"
-if [[ $model == loom_* || $model == frames ]]; then
+if [[ $model == loom_* ]]; then
     echo "  (loom explores in a fixed order: the same bound and tests fail at the same execution;"
     echo "   add LOOM_LOG=1 LOOM_LOCATION=1 for loom's own trace of it)"
 fi

@@ -30,6 +30,10 @@
 //!   `u32::MAX` (the default) spins and never sleeps, as the ring models
 //!   want; 0 makes every wait sleep at once, as the wait model wants.
 //!
+//! * With `SHMSG_MODEL_TRACE=1`, every operation through the backend is
+//!   logged as a protocol event, and a failing execution's log is printed
+//!   ([`trace`]; `ci/explore.sh`).
+//!
 //! Seeded defects are chosen per backend type through [`FaultSet`].
 
 #![allow(dead_code)]
