@@ -40,3 +40,12 @@ export SHMSG_RDV_MESSAGES="${SHMSG_RDV_MESSAGES:-1000000}"
 
 echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes, rendezvous $SHMSG_RDV_MESSAGES messages per client"
 cargo test --locked --release -- --test-threads=2
+
+# Every loom model's seeded bugs through ci/explore.sh: each must print a
+# failing interleaving (models/README.md). About 20 s (bound 0 or 1 each).
+for model in loom_spsc loom_wait loom_mpmc loom_faults; do
+    for bug in $(ci/explore.sh --list | sed -n "s/^$model: //p"); do
+        echo "== explore $model --seeded-bug $bug"
+        ci/explore.sh "$model" --release --seeded-bug "$bug" | grep -E '^(== failing|  !!|Replay)'
+    done
+done

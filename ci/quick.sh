@@ -23,6 +23,20 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 step "cargo test" cargo test --locked --no-fail-fast
+# ci/explore.sh prints a seeded bug's failing interleaving as protocol
+# events: a data race for a header published `Relaxed`, a deadlock for a
+# waiter without its fence (a few seconds: the models are built above).
+explore() {
+    local out
+    out=$(ci/explore.sh "$1" --seeded-bug "$2" 2>&1) &&
+        grep -q "^  !!  panic: $3" <<<"$out" &&
+        grep -q "^Replay: " <<<"$out" || {
+        echo "$out"
+        return 1
+    }
+}
+step "explore loom_spsc relaxed_publish" explore loom_spsc relaxed_publish "Causality violation"
+step "explore loom_wait no_waiter_fence" explore loom_wait no_waiter_fence deadlock
 # The examples are built by `cargo test`; each runs itself over both models.
 examples="${CARGO_TARGET_DIR:-target}/debug/examples"
 for example in request_response chat blocks; do

@@ -225,7 +225,7 @@ fn consumer_crash_and_watchdog<F: FaultSet>(k: usize) -> bool {
             }
             (crashed, received)
         });
-        let m = memory.clone();
+        let m = memory.labelled("watchdog");
         let watchdog = loom::thread::spawn(move || {
             (0..2).any(|_| {
                 let detached = detach_dead_consumer(&m);
@@ -326,7 +326,7 @@ fn watchdog_races_a_takeover<F: FaultSet>(k: usize) -> bool {
         );
         crash_seen.set();
         memory.mark(Peer::Role(Role::Consumer), true);
-        let m = memory.clone();
+        let m = memory.labelled("watchdog");
         let watchdog = loom::thread::spawn(move || detach_dead_consumer(&m));
         // A new process takes the consumer's role (its lock first).
         memory.mark(Peer::Role(Role::Consumer), false);

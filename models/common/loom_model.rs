@@ -57,6 +57,9 @@ impl Scheduler for Loom {
     fn fence() {
         loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst)
     }
+    fn thread() -> String {
+        super::trace::short_thread(loom::thread::current().id())
+    }
 }
 
 /// The model backend under loom, with the seeded defects of `F`.

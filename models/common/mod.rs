@@ -30,12 +30,17 @@
 //!   `u32::MAX` (the default) spins and never sleeps, as the ring models
 //!   want; 0 makes every wait sleep at once, as the wait model wants.
 //!
+//! * With `SHMSG_MODEL_TRACE=1`, every operation through the backend is
+//!   logged as a protocol event, and a failing execution's log is printed
+//!   ([`trace`]; `ci/explore.sh`).
+//!
 //! Seeded defects are chosen per backend type through [`FaultSet`].
 
 #![allow(dead_code)]
 
 pub mod loom_model;
 pub mod shuttle_model;
+pub mod trace;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -47,6 +52,7 @@ use shmsg::shm::Geometry;
 use shmsg::shm::layout::{MAX_CONSUMERS, MAX_PRODUCERS};
 use shmsg::shm::wait::epoch;
 use shmsg::sync::{Backend, Control, Event, Faults, SlotWord, Word};
+use trace::{Log, Name, Op};
 
 /// How many times a wait reached the (model) futex in this test process:
 /// lets a model check that its schedules exercise the sleep path.
@@ -107,6 +113,8 @@ pub trait Scheduler: Send + Sync + 'static {
     fn yield_now();
     /// A `SeqCst` fence that the checker sees.
     fn fence();
+    /// The running thread, short (`t0`, `t1`), for the trace.
+    fn thread() -> String;
 }
 
 /// A model futex: a sleeper blocks until woken, with no timeout.
@@ -128,14 +136,25 @@ pub trait FaultSet: Send + Sync + 'static {
 pub struct ModelWord<A, T> {
     atomic: A,
     tracker: T,
+    /// The word's name and the execution's log, when tracing
+    /// (`SHMSG_MODEL_TRACE`, see [`trace`]).
+    name: Name,
+    log: Option<(Arc<Log>, usize)>,
 }
 
 impl<A: ModelAtomic, T: Tracker> ModelWord<A, T> {
-    fn new() -> Self {
+    fn new(name: Name, log: &Option<(Arc<Log>, usize)>) -> Self {
         ModelWord {
             atomic: A::new(0),
             tracker: T::new(),
+            name,
+            log: log.clone(),
         }
+    }
+
+    fn record(&self, op: impl FnOnce(Name) -> Op) -> Option<usize> {
+        let (log, ring) = self.log.as_ref()?;
+        Some(log.record(*ring, op(self.name)))
     }
 }
 
@@ -154,16 +173,27 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
         if unwinding() {
             return 0;
         }
-        self.atomic.load(order)
+        let value = self.atomic.load(order);
+        let _ = self.record(|n| Op::Load(n, order, value));
+        value
     }
     fn store(&self, value: u64, order: Ordering) {
         if unwinding() {
             return;
         }
+        // Recorded before the tracker, which reports a race by panicking
+        // (the trace then ends with the store that raced), and moved after
+        // whatever other threads did before the store took effect (the
+        // checker may switch threads inside it).
+        let line = self.record(|n| Op::Store(n, order, value));
         // A header store overwrites whatever the word held, payload included:
-        // it must be ordered after every earlier read of that payload.
+        // it must be ordered after every earlier read of that payload, and
+        // before the store (a `Release` store publishes the write too).
         self.tracker.write();
-        self.atomic.store(value, order)
+        self.atomic.store(value, order);
+        if let (Some((log, _)), Some(line)) = (&self.log, line) {
+            let _ = log.move_to_end(line);
+        }
     }
     fn compare_exchange(
         &self,
@@ -175,13 +205,17 @@ impl<A: ModelAtomic, T: Tracker> Word for ModelWord<A, T> {
         if unwinding() {
             return Err(0);
         }
-        self.atomic.compare_exchange(current, new, success, failure)
+        let result = self.atomic.compare_exchange(current, new, success, failure);
+        let _ = self.record(|n| Op::Cas(n, current, new, success, result));
+        result
     }
     fn fetch_add(&self, value: u64, order: Ordering) -> u64 {
         if unwinding() {
             return 0;
         }
-        self.atomic.fetch_add(value, order)
+        let old = self.atomic.fetch_add(value, order);
+        let _ = self.record(|n| Op::FetchAdd(n, order, value, old));
+        old
     }
 }
 
@@ -204,6 +238,8 @@ struct Memory<A, T, X> {
     events: [ModelWord<A, T>; 2],
     futexes: [X; 2],
     data: Vec<ModelWord<A, T>>,
+    /// The execution's log and this ring's number in it, when tracing.
+    log: Option<(Arc<Log>, usize)>,
 }
 
 /// A ring's memory under a model checker.
@@ -212,6 +248,10 @@ pub struct ModelBackend<A, T, S: Scheduler, F> {
     spin_limit: u32,
     /// Memory accesses left before this handle's process crashes.
     crash: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    /// What the trace calls the handle holding this backend: set by
+    /// [`ModelBackend::labelled`], else by the first epoch word it touches
+    /// (`producer`, `consumer`).
+    label: std::sync::OnceLock<String>,
     _marker: PhantomData<fn() -> (S, F)>,
 }
 
@@ -221,6 +261,7 @@ impl<A, T, S: Scheduler, F> Clone for ModelBackend<A, T, S, F> {
             memory: Arc::clone(&self.memory),
             spin_limit: self.spin_limit,
             crash: None,
+            label: std::sync::OnceLock::new(),
             _marker: PhantomData,
         }
     }
@@ -283,34 +324,48 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
     /// Fresh, zeroed memory for a ring of `geometry` whose head and tail start
     /// at `initial_position`. Call inside the model checker's closure.
     pub fn new(geometry: Geometry, initial_position: u64) -> Self {
+        let log = Log::for_new_ring(S::thread);
         let control = [
-            ModelWord::new(),
-            ModelWord::new(),
-            ModelWord::new(),
-            ModelWord::new(),
-            ModelWord::new(),
+            ModelWord::new(Name::Tail, &log),
+            ModelWord::new(Name::ProducerEpoch, &log),
+            ModelWord::new(Name::Head, &log),
+            ModelWord::new(Name::ConsumerEpoch, &log),
+            ModelWord::new(Name::ReadCursor, &log),
         ];
         let memory = Memory {
             geometry,
             liveness: (0..2 + MAX_PRODUCERS + MAX_CONSUMERS)
-                .map(|_| ModelWord::new())
+                .map(|i| ModelWord::new(Name::Alive(i), &log))
                 .collect(),
             tracks_liveness: false,
             slice_timeouts: false,
             control,
             slots: (0..4 * MAX_PRODUCERS + 4 * MAX_CONSUMERS)
-                .map(|_| ModelWord::new())
+                .map(|i| {
+                    let name = if i < 4 * MAX_PRODUCERS {
+                        Name::Slot(Role::Producer, i / 4, i % 4)
+                    } else {
+                        let i = i - 4 * MAX_PRODUCERS;
+                        Name::Slot(Role::Consumer, i / 4, i % 4)
+                    };
+                    ModelWord::new(name, &log)
+                })
                 .collect(),
-            events: [ModelWord::new(), ModelWord::new()],
+            events: [
+                ModelWord::new(Name::Event(0), &log),
+                ModelWord::new(Name::Event(1), &log),
+            ],
             futexes: [S::Futex::new(), S::Futex::new()],
             data: (0..geometry.capacity() / 8)
-                .map(|_| ModelWord::new())
+                .map(|i| ModelWord::new(Name::Data(8 * i), &log))
                 .collect(),
+            log,
         };
         let backend = ModelBackend {
             memory: Arc::new(memory),
             spin_limit: u32::MAX,
             crash: None,
+            label: std::sync::OnceLock::new(),
             _marker: PhantomData,
         };
         backend
@@ -404,12 +459,52 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
             || self.memory.liveness[peer.index()].load(Ordering::Acquire) == 0
     }
 
+    /// The same memory, for a handle the trace calls `label`.
+    pub fn labelled(&self, label: &str) -> Self {
+        let backend = self.clone();
+        let _ = backend.label.set(label.to_string());
+        backend
+    }
+
+    /// Tells the trace that the running thread acts through this backend.
+    fn act(&self) {
+        if let Some((log, ring)) = &self.memory.log {
+            log.act(*ring, self.label.get().map_or("", String::as_str));
+        }
+    }
+
+    fn record(&self, op: Op) -> usize {
+        match &self.memory.log {
+            Some((log, ring)) => {
+                self.act();
+                log.record(*ring, op)
+            }
+            None => usize::MAX,
+        }
+    }
+
+    /// A payload copy's first line, moved to where its first word was
+    /// copied (the checker may switch threads before that).
+    fn started(&self, start: usize) -> usize {
+        match &self.memory.log {
+            Some((log, _)) if start != usize::MAX => log.move_to_end(start),
+            _ => start,
+        }
+    }
+
+    fn finish(&self, start: usize, done: Op) {
+        if let Some((log, ring)) = &self.memory.log {
+            log.finish(*ring, start, done);
+        }
+    }
+
     /// One step of a crashing handle (see [`ModelBackend::crashing_after`]).
     fn step(&self) {
         if let Some(left) = &self.crash
             && !unwinding()
             && left.fetch_sub(1, Ordering::Relaxed) == 0
         {
+            let _ = self.record(Op::Crash);
             std::panic::panic_any(Crashed);
         }
     }
@@ -429,6 +524,25 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
 
     fn control(&self, which: Control) -> &Self::Word {
         self.step();
+        if self.memory.log.is_some() {
+            let role = match which {
+                Control::ProducerEpoch => Some("producer"),
+                Control::ConsumerEpoch => Some("consumer"),
+                Control::Slot {
+                    role,
+                    word: SlotWord::Epoch,
+                    ..
+                } => Some(match role {
+                    Role::Producer => "producer",
+                    Role::Consumer => "consumer",
+                }),
+                _ => None,
+            };
+            if let Some(role) = role {
+                let _ = self.label.set(role.to_string());
+            }
+            self.act();
+        }
         let index = match which {
             Control::Tail => 0,
             Control::ProducerEpoch => 1,
@@ -460,11 +574,13 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
 
     fn data_word(&self, index: usize) -> &Self::Word {
         self.step();
+        self.act();
         &self.memory.data[index]
     }
 
     unsafe fn write(&self, offset: usize, src: &[u8]) {
         self.step();
+        let mut start = self.record(Op::Write(offset, src.len(), false));
         for (i, chunk) in src.chunks(8).enumerate() {
             let mut bytes = [0u8; 8];
             bytes[..chunk.len()].copy_from_slice(chunk);
@@ -472,18 +588,27 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
             word.tracker.write();
             word.atomic
                 .store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+            if i == 0 {
+                start = self.started(start);
+            }
         }
+        self.finish(start, Op::Write(offset, src.len(), true));
     }
 
     unsafe fn read(&self, offset: usize, dst: *mut u8, len: usize) {
         self.step();
+        let mut start = self.record(Op::Read(offset, len, false));
         let mut out = vec![0u8; len];
         for (i, chunk) in out.chunks_mut(8).enumerate() {
             let word = self.word(offset + 8 * i);
             word.tracker.read();
             let bytes = word.atomic.load(Ordering::Relaxed).to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
+            if i == 0 {
+                start = self.started(start);
+            }
         }
+        self.finish(start, Op::Read(offset, len, true));
         // SAFETY: the caller guarantees `dst` is valid for `len` bytes.
         unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), dst, len) };
     }
@@ -518,12 +643,14 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
 
     fn fence(&self) {
         if !unwinding() {
-            S::fence()
+            S::fence();
+            let _ = self.record(Op::Fence);
         }
     }
 
     fn event(&self, which: Event) -> &Self::Word {
         self.step();
+        self.act();
         &self.memory.events[event_index(which)]
     }
 
@@ -541,12 +668,16 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
             return;
         }
         let word = self.event(which);
+        let name = Name::Event(event_index(which));
+        self.record(Op::FutexWait(name, expected));
         self.memory.futexes[event_index(which)]
             .wait(|| epoch(word.load(Ordering::Acquire)) == expected && !self.any_dead());
+        self.record(Op::FutexWoken(name));
     }
 
     fn futex_wake(&self, which: Event) {
         if !unwinding() {
+            self.record(Op::FutexWake(Name::Event(event_index(which))));
             self.memory.futexes[event_index(which)].wake()
         }
     }

@@ -52,6 +52,9 @@ impl Scheduler for Shuttle {
     fn fence() {
         shuttle::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst)
     }
+    fn thread() -> String {
+        super::trace::short_thread(shuttle::thread::current().id())
+    }
 }
 
 /// The model backend under shuttle, with the seeded defects of `F`.
