@@ -1,0 +1,319 @@
+//! A linearizability checker for FIFO-queue histories recorded from real
+//! runs (`tests/linearizable.rs`).
+//!
+//! A history is a set of operations, each with its invocation and response
+//! times on one clock (`CLOCK_MONOTONIC`, system-wide on Linux): sends of
+//! unique message ids, and receives that returned an id. An operation whose
+//! process was killed before it returned is *pending* (no response).
+//! Receives that returned no message (`Empty`, `Timeout`, `Disconnected`)
+//! are not recorded: every recorded receive took a message.
+//!
+//! # What is checked
+//!
+//! Write `op1 → op2` when `op1` responded before `op2` was invoked
+//! (real-time order; one process's operations are totally ordered by it).
+//! [`check`] reports a violation when any of these holds:
+//!
+//! 1. *fresh*: a receive returned an id never sent, or returned it before
+//!    its send was invoked (`recv(x) → send(x)`);
+//! 2. *repeated*: an id was received twice;
+//! 3. *lost*: a send that responded was never received, in a run whose
+//!    consumers received until `Disconnected` (so everything sent was
+//!    there to take). Relaxation: a receive left pending by a killed
+//!    consumer may have taken one message and died before recording it
+//!    (an `Mpmc` consumer's held record is recovered without being
+//!    delivered again: at most once); so up to one lost message per
+//!    pending receive is accepted, and it counts as received by a receive
+//!    invoked at the earliest pending receive's invocation that never
+//!    responded. A pending send (its producer killed) may have been
+//!    delivered or not: both are accepted;
+//! 4. *order*: two messages `a`, `b` with `send(a) → send(b)` and
+//!    `recv(b) → recv(a)` (or `b` received and `a` not: a lost `a` counts
+//!    as received at infinity, and a pending send never precedes anything).
+//!
+//! # Why this suffices
+//!
+//! With unique ids and no receive that reports an empty queue, these are
+//! the queue violations of Henzinger, Sezgin and Vafeiadis ("Aspect-oriented
+//! linearizability proofs", CONCUR 2013: `VFresh`, `VRepet`, `VOrd`; their
+//! fourth, `VWit`, concerns dequeues that return *empty*, which are not
+//! recorded here), and a history free of them is linearizable with respect
+//! to a FIFO queue. Each is plainly necessary: a linearization puts every
+//! send before its receive, receives each id once, and takes messages in
+//! the order they were put in, which must extend real-time order on both
+//! sides. One consumer's receives are totally ordered in real time, so for
+//! `Spsc` and `Mpsc` rings condition 4 compares every pair of messages in
+//! that consumer's order; several `Mpmc` consumers' receives that overlap
+//! are unordered, as the queue allows. Ring kinds are checked against the
+//! same FIFO queue; they differ only in the relaxations above (the killed
+//! consumer's held record). The at-least-once redelivery of a killed
+//! `Spsc` or `Mpsc` consumer's record (received twice) is not accepted:
+//! the runs here kill only `Mpmc` consumers.
+//!
+//! # Cost
+//!
+//! Condition 4 is a sweep, not a comparison of all pairs: messages in the
+//! order of their sends' invocations, with the messages whose sends
+//! responded before the current send began (a pointer into the order of
+//! send responses) summarised by the latest receive invocation among them.
+//! `b` is a violation exactly when that latest invocation comes after
+//! `recv(b)` responded, and the message holding it is the witness `a`.
+//! Sorting makes it O(n log n) in all.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// "No response": the operation is pending (its process was killed).
+pub const PENDING: u64 = u64::MAX;
+
+/// A recorded operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Op {
+    /// `true` for a send, `false` for a receive.
+    pub send: bool,
+    /// The process (or thread) that performed it.
+    pub process: u32,
+    /// The message id (a pending receive's is meaningless).
+    pub id: u64,
+    /// Invocation time, in nanoseconds.
+    pub invoke: u64,
+    /// Response time, or [`PENDING`].
+    pub respond: u64,
+}
+
+impl Op {
+    /// A completed send.
+    pub fn send(process: u32, id: u64, invoke: u64, respond: u64) -> Self {
+        Op {
+            send: true,
+            process,
+            id,
+            invoke,
+            respond,
+        }
+    }
+
+    /// A completed receive.
+    pub fn recv(process: u32, id: u64, invoke: u64, respond: u64) -> Self {
+        Op {
+            send: false,
+            process,
+            id,
+            invoke,
+            respond,
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.respond == PENDING
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.send { "send" } else { "recv" };
+        if self.pending() {
+            let id = if self.send {
+                self.id.to_string()
+            } else {
+                "?".to_string()
+            };
+            write!(
+                f,
+                "process {}: {what}({id}) [{} .. pending]",
+                self.process, self.invoke
+            )
+        } else {
+            write!(
+                f,
+                "process {}: {what}({}) [{} .. {}]",
+                self.process, self.id, self.invoke, self.respond
+            )
+        }
+    }
+}
+
+/// A violation: which condition, and a minimal sub-history that is not
+/// linearizable on its own.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The condition violated: `fresh`, `repeated`, `lost` or `order`.
+    pub kind: &'static str,
+    /// A short explanation.
+    pub what: String,
+    /// The operations of the minimal non-linearizable sub-history, in
+    /// invocation order.
+    pub ops: Vec<Op>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "not linearizable ({}): {}; sub-history:",
+            self.kind, self.what
+        )?;
+        for op in &self.ops {
+            writeln!(f, "  {op}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a linearizable history contained.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Messages received.
+    pub received: u64,
+    /// Pending sends (killed producers) whose message arrived.
+    pub pending_delivered: u64,
+    /// Pending sends whose message did not.
+    pub pending_dropped: u64,
+    /// Completed sends never received, each accounted to a receive left
+    /// pending by a killed consumer.
+    pub held_by_killed: u64,
+}
+
+fn violation(kind: &'static str, what: String, mut ops: Vec<Op>) -> Violation {
+    ops.sort_by_key(|op| (op.invoke, !op.send));
+    Violation { kind, what, ops }
+}
+
+/// Checks `history` (in any order) against a FIFO queue, as the module
+/// documentation says; `drained`: the consumers received until every
+/// producer had gone and the queue was empty, so a completed send must have
+/// been received (or held by a killed consumer's pending receive).
+pub fn check(history: &[Op], drained: bool) -> Result<Summary, Violation> {
+    let mut sends: HashMap<u64, Op> = HashMap::with_capacity(history.len() / 2 + 1);
+    let mut pending_recvs = Vec::new();
+    for op in history {
+        if op.send {
+            if let Some(other) = sends.insert(op.id, *op) {
+                // Not a property of the queue: the recording broke its rule.
+                return Err(violation(
+                    "fresh",
+                    format!("id {} sent twice (ids must be unique)", op.id),
+                    vec![other, *op],
+                ));
+            }
+        } else if op.pending() {
+            pending_recvs.push(*op);
+        }
+    }
+    let mut recvs: HashMap<u64, Op> = HashMap::with_capacity(sends.len());
+    for op in history.iter().filter(|op| !op.send && !op.pending()) {
+        let Some(send) = sends.get(&op.id) else {
+            return Err(violation(
+                "fresh",
+                format!("{} received, never sent", op.id),
+                vec![*op],
+            ));
+        };
+        if op.respond < send.invoke {
+            return Err(violation(
+                "fresh",
+                format!("{} received before it was sent", op.id),
+                vec![*send, *op],
+            ));
+        }
+        if let Some(other) = recvs.insert(op.id, *op) {
+            return Err(violation(
+                "repeated",
+                format!("{} received twice", op.id),
+                vec![*send, other, *op],
+            ));
+        }
+    }
+
+    // Each message: (send invoke, send respond, recv invoke, recv respond, id);
+    // not received: recv at infinity.
+    let mut summary = Summary {
+        received: recvs.len() as u64,
+        ..Summary::default()
+    };
+    let held_by = pending_recvs.iter().min_by_key(|op| op.invoke).copied();
+    let mut lost = Vec::new();
+    let mut items: Vec<(u64, u64, u64, u64, u64)> = Vec::with_capacity(sends.len());
+    for send in sends.values() {
+        let (ri, rr) = match recvs.get(&send.id) {
+            Some(r) => (r.invoke, r.respond),
+            None => {
+                if send.pending() {
+                    summary.pending_dropped += 1;
+                } else if drained {
+                    lost.push(*send);
+                }
+                (PENDING, PENDING)
+            }
+        };
+        if send.pending() && ri != PENDING {
+            summary.pending_delivered += 1;
+        }
+        items.push((send.invoke, send.respond, ri, rr, send.id));
+    }
+    lost.sort_by_key(|op| (op.respond, op.id));
+    if lost.len() > pending_recvs.len() {
+        let first = lost[pending_recvs.len()];
+        return Err(violation(
+            "lost",
+            format!(
+                "{} sent, never received ({} lost, {} receives left pending by killed consumers)",
+                first.id,
+                lost.len(),
+                pending_recvs.len()
+            ),
+            vec![first],
+        ));
+    }
+    summary.held_by_killed = lost.len() as u64;
+    if let Some(held_by) = held_by {
+        for item in items.iter_mut() {
+            if lost.iter().any(|op| op.id == item.4) {
+                item.2 = held_by.invoke;
+            }
+        }
+    }
+
+    // The sweep of condition 4.
+    let mut by_invoke: Vec<usize> = (0..items.len()).collect();
+    by_invoke.sort_by_key(|&i| items[i].0);
+    let mut by_respond: Vec<usize> = (0..items.len()).collect();
+    by_respond.sort_by_key(|&i| items[i].1);
+    let mut next = 0;
+    // The latest receive invocation among the messages whose sends have
+    // responded before the current send's invocation, and whose it is.
+    let mut latest: Option<(u64, usize)> = None;
+    for &b in &by_invoke {
+        let (b_invoke, _, _, b_recv_respond, _) = items[b];
+        while next < by_respond.len() && items[by_respond[next]].1 < b_invoke {
+            let a = by_respond[next];
+            if latest.is_none_or(|(t, _)| items[a].2 > t) {
+                latest = Some((items[a].2, a));
+            }
+            next += 1;
+        }
+        let Some((t, a)) = latest else { continue };
+        if b_recv_respond != PENDING && b_recv_respond < t {
+            let (a_id, b_id) = (items[a].4, items[b].4);
+            let mut ops = vec![sends[&a_id], sends[&b_id], recvs[&b_id]];
+            let what = match recvs.get(&a_id) {
+                Some(r) => {
+                    ops.push(*r);
+                    format!("{a_id} was sent before {b_id} but received after it")
+                }
+                None if t != PENDING => {
+                    // Lost, counted as held by a killed consumer's receive.
+                    ops.extend(held_by);
+                    format!(
+                        "{a_id} was sent before {b_id}, {b_id} was received, and {a_id} was held by a receive that began after that"
+                    )
+                }
+                None => format!(
+                    "{a_id} was sent before {b_id}, and {b_id} was received but {a_id} was not"
+                ),
+            };
+            return Err(violation("order", what, ops));
+        }
+    }
+    Ok(summary)
+}
