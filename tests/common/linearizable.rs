@@ -34,14 +34,46 @@
 //! # Why this suffices
 //!
 //! With unique ids and no receive that reports an empty queue, these are
-//! the queue violations of Henzinger, Sezgin and Vafeiadis ("Aspect-oriented
-//! linearizability proofs", CONCUR 2013: `VFresh`, `VRepet`, `VOrd`; their
-//! fourth, `VWit`, concerns dequeues that return *empty*, which are not
-//! recorded here), and a history free of them is linearizable with respect
-//! to a FIFO queue. Each is plainly necessary: a linearization puts every
-//! send before its receive, receives each id once, and takes messages in
-//! the order they were put in, which must extend real-time order on both
-//! sides. One consumer's receives are totally ordered in real time, so for
+//! the queue violations `VFresh`, `VRepet` and `VOrd` of Henzinger, Sezgin
+//! and Vafeiadis ("Aspect-oriented linearizability proofs", CONCUR 2013;
+//! their `VWit` concerns dequeues that return *empty*, not recorded here).
+//! Each is plainly necessary. That their absence suffices, in brief:
+//!
+//! *Completion.* A pending send that was delivered gets a response at
+//! infinity, one that was not is dropped; a message counted as held by a
+//! killed consumer is received by its pending receive, completed at
+//! infinity. (With one pending receive, as in the runs here, that is a
+//! completion; with several, giving every held message the earliest
+//! one's invocation is a relaxation.) Write `E(x)`, `D(x)` for the send and
+//! receive intervals of message `x`.
+//!
+//! *An order suffices.* Let `π` be a total order of the messages that puts
+//! `x` before `y` whenever `E(x) → E(y)`, or `D(x) → D(y)`, or
+//! `D(x) → E(y)`, or `x` was received and `y` not. Give a send the
+//! latest send invocation, and a receive the latest send or receive
+//! invocation, among the messages up to its own in `π`, as its
+//! linearization point. Every point lies
+//! inside its operation's interval (a later invocation is not after the
+//! response, by the edges of `π` and condition 1), so real-time order is
+//! kept; sorted by (point, sends first, `π`), sends and receives each come
+//! in `π` order, each receive after its send and after the receives of all
+//! earlier messages: a legal FIFO sequence.
+//!
+//! *Such an order exists.* Each edge `x → y` above says that an end of
+//! `x` (`e2`, `d2`) precedes a start of `y` (`e1`, `d1`). Two edges
+//! `x → y → z` compose into one edge `x → z` except when they are an `E`
+//! then a `D` edge, or a `D` then an `E` edge (`d1(y) ≤ e2(y)` is not
+//! known; `e1 ≤ d2` is condition 1). So a shortest cycle alternates `E`
+//! and `D` edges. With length 2 it is condition 4. With length 4 or more,
+//! `E(a) → E(b)` and `E(c) → E(d)` for consecutive `E` edges `a→b`, `c→d`
+//! around `D(b) → D(c)` give `E(a) → E(d)` or `E(c) → E(b)` (for
+//! intervals, `A → B` and `C → D` imply `A → D` or `C → B`): the first
+//! shortens the cycle, the second with `D(b) → D(c)` is condition 4. A
+//! cycle through an unreceived message leaves it by `E` edges only, and
+//! the first received message it reaches is condition 4 with an
+//! unreceived `a` (or condition 3 rejected the history already).
+//!
+//! One consumer's receives are totally ordered in real time, so for
 //! `Spsc` and `Mpsc` rings condition 4 compares every pair of messages in
 //! that consumer's order; several `Mpmc` consumers' receives that overlap
 //! are unordered, as the queue allows. Ring kinds are checked against the
