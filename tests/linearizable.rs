@@ -16,8 +16,11 @@
 //!
 //! The cases: each ring kind (`Spsc` 1 -> 1, `Mpsc` 3 -> 1, `Mpmc`
 //! 3 -> 2 processes), each with its last producer SIGKILLed a third of the
-//! way into its share, an `Mpmc` ring whose first consumer is SIGKILLed
-//! (the checker then accepts one message held by its pending receive),
+//! way into its share, or with its (first) consumer SIGKILLed a third of
+//! the way in: an `Spsc` or `Mpsc` consumer is replaced by a new process
+//! that takes over its role (a record the dead one held is delivered again),
+//! an `Mpmc` consumer is not (the other consumer drains the ring, and the
+//! checker accepts one message held by the dead one's pending receive),
 //! and the message-passing transports (`unix:`, `seqpacket:`, `tcp:`, one
 //! producer and one consumer), with and without a killed producer (a
 //! stream consumer whose producer died inside a frame ends with
@@ -220,13 +223,29 @@ impl<R: Receiver> Swapping<R> {
 const ID_BASE: u64 = 1_000_000_000_000;
 
 /// A producer child: sends ids `process * ID_BASE + seq` for `seq < share`.
-fn produce(mut sender: Box<dyn Sender>, process: u64, share: u64, log: &Log) -> Result<(), String> {
+/// Over a ring, a send refused with `Disconnected` (the consumer died, and
+/// its replacement has not attached yet: nothing was sent) is retried, for
+/// [`TIMEOUT`], as part of the same send.
+fn produce(
+    mut sender: Box<dyn Sender>,
+    process: u64,
+    share: u64,
+    ring: bool,
+    log: &Log,
+) -> Result<(), String> {
     for seq in 0..share {
         let id = process * ID_BASE + seq;
         let i = log.invoke(id);
-        sender
-            .send(&message(id))
-            .map_err(|e| format!("message {seq}: {e}"))?;
+        let start = Instant::now();
+        loop {
+            match sender.send(&message(id)) {
+                Ok(()) => break,
+                Err(Error::Disconnected) if ring && start.elapsed() < TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(format!("message {seq}: {e}")),
+            }
+        }
         log.respond(i, id);
     }
     sender.flush().map_err(|e| format!("flush: {e}"))
@@ -305,6 +324,7 @@ fn child_main(role: &str) -> ExitCode {
                     sender,
                     env("SHMSG_LIN_ID").parse().unwrap(),
                     env("SHMSG_LIN_SHARE").parse().unwrap(),
+                    true,
                     &log,
                 )
             } else {
@@ -326,6 +346,7 @@ fn child_main(role: &str) -> ExitCode {
                 Box::new(channel),
                 0,
                 env("SHMSG_LIN_SHARE").parse().unwrap(),
+                false,
                 &log,
             )
         } else {
@@ -501,6 +522,12 @@ fn run(
         child.kill().map_err(|e| e.to_string())?;
         let _ = child.wait();
         killed = Some(victim);
+        if kill == Kill::Consumer && consumers == 1 {
+            // A new consumer takes over the dead one's role; a record the
+            // dead one was receiving is delivered again (at least once):
+            // its pending receive took no effect.
+            run.spawn("consumer", 100 + consumers, total + 1, &common_vars);
+        }
     }
     let mut failures = Vec::new();
     // Producers first, then tell the consumers that no more will come.
@@ -721,6 +748,12 @@ const CASES: &[Case] = &[
     }),
     ("mpmc_killed_producer", || {
         linearizable(Link::Ring(RingKind::Mpmc), 3, 2, Kill::Producer)
+    }),
+    ("spsc_killed_consumer", || {
+        linearizable(Link::Ring(RingKind::Spsc), 1, 1, Kill::Consumer)
+    }),
+    ("mpsc_killed_consumer", || {
+        linearizable(Link::Ring(RingKind::Mpsc), 3, 1, Kill::Consumer)
     }),
     ("mpmc_killed_consumer", || {
         linearizable(Link::Ring(RingKind::Mpmc), 2, 2, Kill::Consumer)

@@ -78,9 +78,12 @@
 //! that consumer's order; several `Mpmc` consumers' receives that overlap
 //! are unordered, as the queue allows. Ring kinds are checked against the
 //! same FIFO queue; they differ only in the relaxations above (the killed
-//! consumer's held record). The at-least-once redelivery of a killed
-//! `Spsc` or `Mpsc` consumer's record (received twice) is not accepted:
-//! the runs here kill only `Mpmc` consumers.
+//! consumer's held record). A killed `Spsc` or `Mpsc` consumer's
+//! unreleased record, delivered again to the consumer that takes over (at
+//! least once), appears once in the history: the receives recorded here
+//! copy the message out and release it before they return, so the killed
+//! consumer's receive that held it is pending, and a pending receive may
+//! have taken no effect. A message received twice is never accepted.
 //!
 //! # Cost
 //!
