@@ -419,6 +419,19 @@ impl Run {
     }
 }
 
+impl Drop for Run {
+    /// A case that failed early leaves no child running and no log behind.
+    fn drop(&mut self) {
+        for (child, log, _, _) in &mut self.children {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = std::fs::remove_file(log);
+        }
+    }
+}
+
 /// Runs `producers` producer and `consumers` consumer processes over
 /// `link`, killing one if `kill` says so, and checks the merged history;
 /// `swap`: the consumers carry the seeded bug.
