@@ -37,8 +37,12 @@ export SHMSG_CAMPAIGN_WRITES="${SHMSG_CAMPAIGN_WRITES:-1000000}"
 # Messages per client and direction through one shm: listener serving 8
 # client processes (tests/rendezvous.rs).
 export SHMSG_RDV_MESSAGES="${SHMSG_RDV_MESSAGES:-1000000}"
+# Messages per case of the linearizability check of multi-process runs
+# (tests/linearizable.rs): each process logs every operation, and the
+# parent checks the merged history against a FIFO queue.
+export SHMSG_LIN_MESSAGES="${SHMSG_LIN_MESSAGES:-10000000}"
 
-echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes, rendezvous $SHMSG_RDV_MESSAGES messages per client"
+echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes, rendezvous $SHMSG_RDV_MESSAGES messages per client, linearizability $SHMSG_LIN_MESSAGES messages per case"
 cargo test --locked --release -- --test-threads=2
 
 # Every loom model's seeded bugs through ci/explore.sh: each must print a

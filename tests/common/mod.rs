@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod linearizable;
 pub mod raw;
 
 use std::io::{Read, Seek, SeekFrom, Write};
