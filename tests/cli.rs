@@ -515,7 +515,8 @@ fn the_readme_names_every_command_and_flag() {
 }
 
 /// `shmsg completions bash` completes commands and each command's flags in
-/// a real bash; the fish and zsh scripts name every command and flag too.
+/// a real bash (bash calls the function with the command, the word and the
+/// word before it); the fish and zsh scripts name every command and flag.
 #[test]
 fn completions_offer_every_command_and_flag() {
     let script = shmsg().args(["completions", "bash"]).output().unwrap();
@@ -527,7 +528,9 @@ fn completions_offer_every_command_and_flag() {
         let output = Command::new("bash")
             .arg("-c")
             .arg(format!(
-                "source {}; COMP_WORDS=({words}); COMP_CWORD={index}; _shmsg; echo \"${{COMPREPLY[@]}}\"",
+                "source {}; COMP_WORDS=({words}); COMP_CWORD={index}; \
+                 _shmsg shmsg \"${{COMP_WORDS[{index}]}}\" \"${{COMP_WORDS[{index}-1]}}\"; \
+                 echo \"${{COMPREPLY[@]}}\"",
                 path.display()
             ))
             .output()

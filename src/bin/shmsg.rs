@@ -124,7 +124,7 @@ enum Cmd {
     /// Print a completion script for a shell: `source <(shmsg completions
     /// bash)`, or write it where the shell looks for completions.
     Completions {
-        /// The shell.
+        /// The shell: bash, zsh, fish, elvish or powershell.
         #[arg(value_enum)]
         shell: completions::Shell,
     },
@@ -210,7 +210,7 @@ fn main() -> ExitCode {
         Cmd::Clean(args) => everyday::clean(args),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
-            print!("{}", completions::script(&Cli::command(), shell));
+            completions::print(Cli::command(), shell);
             Ok(())
         }
         Cmd::Demo {
