@@ -14,6 +14,7 @@
 //!   `shm:` and `mpsc:` endpoints have none); `shmsg clean`: named regions
 //!   no live process uses;
 //! * `shmsg demo`: the shared-memory ring alone, streaming and ping-pong;
+//! * `shmsg completions SHELL`: a completion script (`clap_complete`);
 //! * `shmsg peer …` (hidden): the worker processes of `compare`, `demo` and
 //!   the cross-process tests.
 //!
