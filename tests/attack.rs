@@ -379,6 +379,9 @@ fn accept_timeout_zero_polls_and_progresses() {
             listener.accept_timeout(Duration::ZERO),
             Err(Error::Timeout)
         ));
+        // A call that does not wait takes microseconds; 1 s leaves a loaded
+        // machine a margin of far more than 10x and still catches a call
+        // that waits for a hello deadline (2 s here).
         assert!(start.elapsed() < Duration::from_secs(1));
         let target = endpoint.clone();
         let client = std::thread::spawn(move || shmsg::connect_with(&target, &quick(5000)));
@@ -422,6 +425,8 @@ fn listener_drop_mid_handshake() {
         let silent = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
         let start = Instant::now();
         drop(listener);
+        // Dropping takes milliseconds (a mpsc: listener joins its thread,
+        // which wakes at once); 5 s is far more than 10x that.
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "{endpoint}: drop took {:?}",
@@ -432,6 +437,7 @@ fn listener_drop_mid_handshake() {
         let start = Instant::now();
         let late = shmsg::connect_with(&endpoint, &quick(300));
         assert!(late.is_err(), "{endpoint}");
+        // Within its 300 ms timeout; 3 s is a 10x margin for a loaded machine.
         assert!(start.elapsed() < Duration::from_secs(3), "{endpoint}");
     }
 }
