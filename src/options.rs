@@ -1,7 +1,55 @@
-//! Settings shared by every endpoint, and the one deadline type of every
-//! blocking call.
+//! Settings shared by every endpoint ([`Options`] and its defaults), and
+//! the one deadline type of every blocking call ([`Deadline`]).
 
 use std::time::{Duration, Instant};
+
+use crate::peer::Allow;
+
+/// The default maximum message size of message-passing endpoints (16 MiB).
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+/// The default ring capacity of a shared-memory endpoint, per direction.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// The default maximum message size of a shared-memory endpoint (64 KiB).
+pub const DEFAULT_SHM_MAX_MESSAGE: usize = 64 << 10;
+
+/// Settings for [`connect_with`](crate::connect_with) and [`listen_with`](crate::listen_with).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The largest message this side accepts (`None`: 16 MiB for message
+    /// passing, 64 KiB for shared memory, or what the capacity allows).
+    /// The sender's limit is the peer's setting.
+    pub max_message: Option<usize>,
+    /// The ring capacity per direction of a shared-memory endpoint created
+    /// by [`listen_with`](crate::listen_with) (`None`: 1 MiB, or enough for `max_message`).
+    pub capacity: Option<usize>,
+    /// How long connecting and the hello may take; a listener drops a
+    /// connection whose hello has not arrived by then.
+    pub timeout: Duration,
+    /// Which local processes a listener on a Unix socket (`unix:`,
+    /// `seqpacket:`, `shm:`, `mpsc:`) lets in, and which listeners a client
+    /// talks to: by default those of its own user. Not used by TCP, which
+    /// carries no credentials. See [`crate::peer`].
+    pub allow: Allow,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_message: None,
+            capacity: None,
+            timeout: Duration::from_secs(10),
+            allow: Allow::SameUser,
+        }
+    }
+}
+
+impl Options {
+    /// The largest message a message-passing side accepts: `max_message`,
+    /// or [`DEFAULT_MAX_MESSAGE`].
+    pub(crate) fn message_passing_max(&self) -> usize {
+        self.max_message.unwrap_or(DEFAULT_MAX_MESSAGE)
+    }
+}
 
 /// When a blocking call gives up: the one deadline of every wait in the
 /// crate (the rings' wait loop, the stream and seqpacket transports, the

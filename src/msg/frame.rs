@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 /// Bytes of a frame's length prefix.
 pub const HEADER_LEN: usize = 4;
 /// The maximum message size when a channel does not set one: 16 MiB.
-pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+pub use crate::options::DEFAULT_MAX_MESSAGE;
 /// The largest maximum message size a frame header can express.
 pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize;
 /// How much a [`Decoder`] reads ahead of the frame it is assembling.

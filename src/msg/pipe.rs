@@ -15,8 +15,8 @@ use std::process::{Child, Command, Stdio};
 
 use super::stream::StreamChannel;
 use crate::channel::Channel;
-use crate::endpoint::Options;
 use crate::error::{Error, Result};
+use crate::options::Options;
 
 /// Spawns `command` with its stdin and stdout on pipes, exchanges hellos
 /// with it (the child must call `shmsg::connect("pipe")` within
@@ -40,7 +40,7 @@ pub fn spawn(command: &mut Command, options: &Options) -> Result<(Channel, Child
     };
     let max = options
         .max_message
-        .unwrap_or(crate::endpoint::DEFAULT_MAX_MESSAGE);
+        .unwrap_or(crate::options::DEFAULT_MAX_MESSAGE);
     match StreamChannel::handshake_split(
         OwnedFd::from(from_child),
         OwnedFd::from(to_child),
