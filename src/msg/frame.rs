@@ -283,25 +283,9 @@ impl Hello {
     /// [`Hello::refusal`] is [`Error::PeerRefused`] with this process's
     /// credentials.
     pub fn decode(bytes: &[u8; HELLO_LEN]) -> Result<Hello> {
-        let magic: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
-        if magic == REFUSED_MAGIC {
-            return Err(Error::PeerRefused(crate::peer::Credentials::own()));
-        }
-        if magic != HELLO_MAGIC {
-            return Err(Error::Handshake {
-                field: "magic",
-                expected: u64::from_le_bytes(HELLO_MAGIC),
-                found: u64::from_le_bytes(magic),
-            });
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != PROTOCOL_VERSION {
-            return Err(Error::Handshake {
-                field: "version",
-                expected: u64::from(PROTOCOL_VERSION),
-                found: u64::from(version),
-            });
-        }
+        check_refusal(bytes)?;
+        let version =
+            check_magic_and_version(bytes, HELLO_MAGIC, PROTOCOL_VERSION, ["magic", "version"])?;
         Ok(Hello {
             version,
             max_message: u64::from_le_bytes(bytes[12..].try_into().expect("8 bytes")),
@@ -315,6 +299,45 @@ impl Hello {
             .unwrap_or(usize::MAX)
             .min(MAX_MESSAGE_LIMIT)
     }
+}
+
+/// [`Error::PeerRefused`] (with this process's credentials) if `bytes`, a
+/// handshake message at least 8 bytes long, starts with
+/// [`REFUSED_MAGIC`]: the listener refused us.
+pub(crate) fn check_refusal(bytes: &[u8]) -> Result<()> {
+    if bytes[..8] == REFUSED_MAGIC {
+        return Err(Error::PeerRefused(crate::peer::Credentials::own()));
+    }
+    Ok(())
+}
+
+/// Checks the magic (bytes 0..8) and the version (bytes 8..12, `u32` LE)
+/// that every handshake message of the crate starts with, and returns the
+/// version; another magic or version is [`Error::Handshake`] naming
+/// `fields[0]` or `fields[1]`.
+pub(crate) fn check_magic_and_version(
+    bytes: &[u8],
+    magic: [u8; 8],
+    version: u32,
+    fields: [&'static str; 2],
+) -> Result<u32> {
+    let found: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
+    if found != magic {
+        return Err(Error::Handshake {
+            field: fields[0],
+            expected: u64::from_le_bytes(magic),
+            found: u64::from_le_bytes(found),
+        });
+    }
+    let found = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if found != version {
+        return Err(Error::Handshake {
+            field: fields[1],
+            expected: u64::from(version),
+            found: u64::from(found),
+        });
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

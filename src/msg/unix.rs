@@ -197,36 +197,15 @@ pub(crate) fn connect_until(
             Ok(()) => break,
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => return Err(Error::Timeout),
-            Err(Errno::NOENT) => {
-                return Err(Error::io(
-                    format!(
-                        "cannot connect to {}{addr}: no socket exists at this path",
-                        kind.scheme()
-                    ),
-                    Errno::NOENT,
-                ));
-            }
-            Err(Errno::CONNREFUSED) => {
-                return Err(Error::io(
-                    format!(
-                        "cannot connect to {}{addr}: no one listens there",
-                        kind.scheme()
-                    ),
-                    Errno::CONNREFUSED,
-                ));
-            }
-            Err(Errno::PROTOTYPE) => {
-                return Err(Error::io(
-                    format!(
-                        "cannot connect to {}{addr}: the socket there is not a {kind} socket",
-                        kind.scheme()
-                    ),
-                    Errno::PROTOTYPE,
-                ));
-            }
             Err(e) => {
+                let why = match e {
+                    Errno::NOENT => ": no socket exists at this path".to_owned(),
+                    Errno::CONNREFUSED => ": no one listens there".to_owned(),
+                    Errno::PROTOTYPE => format!(": the socket there is not a {kind} socket"),
+                    _ => String::new(),
+                };
                 return Err(Error::io(
-                    format!("cannot connect to {}{addr}", kind.scheme()),
+                    format!("cannot connect to {}{addr}{why}", kind.scheme()),
                     e,
                 ));
             }
