@@ -134,7 +134,7 @@ pub mod typed;
 pub mod workload;
 
 pub use channel::{Channel, Receiver, Sender};
-pub use endpoint::{Endpoint, Listener, connect, connect_with, listen, listen_with};
+pub use endpoint::{Endpoint, Listener, Options, connect, connect_with, listen, listen_with};
 pub use error::{Error, Result, Role};
-pub use options::{Deadline, Options};
+pub use options::Deadline;
 pub use peer::{Allow, Credentials};

@@ -34,11 +34,7 @@ fn count() -> u64 {
 /// Message `seq` of producer `id`: the id, the sequence number, then 7 to
 /// 90 bytes of a pattern of both.
 fn message(id: u8, seq: u64, out: &mut Vec<u8>) {
-    out.clear();
-    out.push(id);
-    out.extend_from_slice(&seq.to_le_bytes());
-    let len = 16 + (seq.wrapping_mul(2_654_435_761) % 84) as usize;
-    out.extend((9..len).map(|i| (seq as usize ^ (i * 131) ^ (id as usize * 29)) as u8));
+    common::tagged_message(id, seq, 16, out);
 }
 
 fn env(name: &str) -> String {
