@@ -19,6 +19,27 @@ use crate::shm::mpmc;
 use crate::shm::spsc::{Consumer, Producer};
 
 /// Connects to `endpoint` with default [`Options`].
+///
+/// ```
+/// use shmsg::{Receiver, Sender};
+///
+/// let endpoint = format!("unix:@shmsg-doc-connect-{}", std::process::id());
+/// let mut listener = shmsg::listen(&endpoint)?;
+/// let server = std::thread::spawn(move || -> shmsg::Result<()> {
+///     let mut channel = listener.accept()?;
+///     let mut buf = Vec::new();
+///     channel.recv(&mut buf)?;
+///     channel.send(&buf) // an echo
+/// });
+///
+/// let mut channel = shmsg::connect(&endpoint)?;
+/// channel.send(b"ping")?;
+/// let mut reply = Vec::new();
+/// channel.recv(&mut reply)?;
+/// assert_eq!(reply, b"ping");
+/// server.join().unwrap()?;
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn connect(endpoint: &str) -> Result<Channel> {
     connect_with(endpoint, &Options::default())
 }
@@ -35,6 +56,36 @@ pub fn connect(endpoint: &str) -> Result<Channel> {
 /// descriptors this process inherited (or created) for the channel and uses
 /// for nothing else, and each may be given to one channel only. Stdin and
 /// stdout are moved to new descriptors and `/dev/null` takes their place.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmsg::{Error, Options, Receiver, Sender};
+///
+/// // Messages of at most 4 KiB in either direction, and a short handshake.
+/// let options = Options {
+///     max_message: Some(4096),
+///     timeout: Duration::from_secs(5),
+///     ..Options::default()
+/// };
+/// let endpoint = format!("shm:doc-connect-with-{}", std::process::id());
+/// let mut listener = shmsg::listen_with(&endpoint, &options)?;
+/// let client = std::thread::spawn({
+///     let (endpoint, options) = (endpoint.clone(), options.clone());
+///     move || shmsg::connect_with(&endpoint, &options)
+/// });
+/// let mut server = listener.accept()?;
+/// let mut client = client.join().unwrap()?;
+///
+/// client.send(&[7; 4096])?;
+/// assert!(matches!(client.send(&[7; 4097]), Err(Error::MessageTooLarge { .. })));
+/// let mut buf = Vec::new();
+/// assert_eq!(server.recv(&mut buf)?, 4096);
+///
+/// // Nobody listens here: an I/O error at once, not a wait.
+/// let nobody = format!("unix:@shmsg-doc-nobody-{}", std::process::id());
+/// assert!(matches!(shmsg::connect_with(&nobody, &options), Err(Error::Io { .. })));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn connect_with(endpoint: &str, options: &Options) -> Result<Channel> {
     let max = options.message_passing_max();
     let deadline = Deadline::after(options.timeout);

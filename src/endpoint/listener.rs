@@ -18,6 +18,18 @@ use crate::options::{Deadline, Options};
 use crate::peer::Credentials;
 
 /// Listens on `endpoint` with default [`Options`].
+///
+/// ```
+/// // Port 0: the system picks a free port, and the listener says which.
+/// let listener = shmsg::listen("tcp:127.0.0.1:0")?;
+/// let endpoint = listener.endpoint();
+/// assert!(endpoint.starts_with("tcp:127.0.0.1:") && !endpoint.ends_with(":0"));
+/// let client = std::thread::spawn(move || shmsg::connect(&endpoint));
+/// # let mut listener = listener;
+/// let _server = listener.accept()?;
+/// let _client = client.join().unwrap()?;
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn listen(endpoint: &str) -> Result<Listener> {
     listen_with(endpoint, &Options::default())
 }
@@ -30,6 +42,32 @@ pub fn listen(endpoint: &str) -> Result<Listener> {
 /// dropped; a stale socket file nobody listens on is replaced. A name or
 /// path another live listener holds is an [`Error::Io`] of kind
 /// `AddrInUse`.
+///
+/// ```
+/// use shmsg::{Allow, Options, Receiver, Sender};
+///
+/// // Rings of 64 KiB per direction, open to every local user.
+/// let options = Options {
+///     capacity: Some(64 << 10),
+///     allow: Allow::Anyone,
+///     ..Options::default()
+/// };
+/// let endpoint = format!("shm:doc-listen-with-{}", std::process::id());
+/// let mut listener = shmsg::listen_with(&endpoint, &options)?;
+/// let client = std::thread::spawn(move || -> shmsg::Result<()> {
+///     shmsg::connect(&endpoint)?.send(b"hi")
+/// });
+/// let mut channel = listener.accept()?;
+/// let mut buf = Vec::new();
+/// channel.recv(&mut buf)?;
+/// assert_eq!(buf, b"hi");
+/// client.join().unwrap()?;
+///
+/// // A second listener on the same name is refused.
+/// let taken = shmsg::listen(&listener.endpoint());
+/// assert!(matches!(taken, Err(shmsg::Error::Io { .. })));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn listen_with(endpoint: &str, options: &Options) -> Result<Listener> {
     let parsed = Endpoint::parse(endpoint)?;
     let kind = match &parsed {
@@ -102,6 +140,39 @@ fn in_use_hint(error: Error, endpoint: &Endpoint) -> Error {
 
 /// An endpoint waiting for peers: [`Listener::accept`] returns a [`Channel`]
 /// per peer.
+///
+/// An `mpsc:` listener: every client sends into one shared ring, and any
+/// accepted channel receives from all of them.
+///
+/// ```
+/// use shmsg::{Receiver, Sender};
+///
+/// let endpoint = format!("mpsc:doc-listener-{}", std::process::id());
+/// let mut listener = shmsg::listen(&endpoint)?;
+/// let clients: Vec<_> = (0..3u8)
+///     .map(|id| {
+///         let endpoint = endpoint.clone();
+///         std::thread::spawn(move || -> shmsg::Result<shmsg::Channel> {
+///             let mut channel = shmsg::connect(&endpoint)?;
+///             channel.send(&[id])?;
+///             Ok(channel) // kept open until the messages are counted
+///         })
+///     })
+///     .collect();
+/// let mut channel = listener.accept()?;
+/// let mut seen = Vec::new();
+/// let mut buf = Vec::new();
+/// for _ in 0..3 {
+///     channel.recv(&mut buf)?;
+///     seen.push(buf[0]);
+/// }
+/// seen.sort();
+/// assert_eq!(seen, [0, 1, 2]);
+/// for client in clients {
+///     client.join().unwrap()?;
+/// }
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub struct Listener {
     endpoint: Endpoint,
     kind: ListenerKind,
@@ -128,6 +199,13 @@ impl fmt::Debug for Listener {
 impl Listener {
     /// The endpoint peers connect to (for `tcp:HOST:0`, with the port the
     /// system picked).
+    ///
+    /// ```
+    /// let name = format!("unix:@shmsg-doc-endpoint-{}", std::process::id());
+    /// let listener = shmsg::listen(&name)?;
+    /// assert_eq!(listener.endpoint(), name);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn endpoint(&self) -> String {
         let tcp = match &self.kind {
             ListenerKind::Handshakes(handshakes) => match handshakes.socket() {
@@ -150,11 +228,48 @@ impl Listener {
     /// timeout is dropped. [`Error::PeerRefused`] reports a Unix-socket
     /// peer that [`Options::allow`] refused (it was told so); the listener
     /// stays usable, so a server logs it and calls `accept` again.
+    ///
+    /// ```
+    /// use shmsg::{Receiver, Sender};
+    ///
+    /// let endpoint = format!("seqpacket:@shmsg-doc-accept-{}", std::process::id());
+    /// let mut listener = shmsg::listen(&endpoint)?;
+    /// let clients: Vec<_> = (0..2u8)
+    ///     .map(|id| {
+    ///         let endpoint = endpoint.clone();
+    ///         std::thread::spawn(move || shmsg::connect(&endpoint)?.send(&[id]))
+    ///     })
+    ///     .collect();
+    /// let mut buf = Vec::new();
+    /// for _ in 0..2 {
+    ///     // One channel per client, in the order their hellos complete.
+    ///     let mut channel = listener.accept()?;
+    ///     channel.recv(&mut buf)?;
+    ///     assert!(buf[0] < 2);
+    /// }
+    /// for client in clients {
+    ///     client.join().unwrap()?;
+    /// }
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn accept(&mut self) -> Result<Channel> {
         self.accept_until(Deadline::Never)
     }
 
     /// As [`Listener::accept`], waiting at most `timeout` in all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let endpoint = format!("unix:@shmsg-doc-accept-timeout-{}", std::process::id());
+    /// let mut listener = shmsg::listen(&endpoint)?;
+    /// // No client comes.
+    /// assert!(matches!(
+    ///     listener.accept_timeout(Duration::from_millis(10)),
+    ///     Err(shmsg::Error::Timeout)
+    /// ));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Channel> {
         self.accept_until(Deadline::after(timeout))
     }

@@ -15,6 +15,17 @@ pub const SOCKET_PREFIX: &str = "shmsg.";
 pub const MAX_SOCKET_NAME: usize = 107 - SOCKET_PREFIX.len();
 
 /// A parsed endpoint string.
+///
+/// ```
+/// use shmsg::Endpoint;
+///
+/// let endpoint: Endpoint = "tcp:[::1]:7000".parse()?;
+/// assert_eq!(endpoint, Endpoint::Tcp { host: "::1".into(), port: 7000 });
+/// // Printed back as it is written.
+/// assert_eq!(endpoint.to_string(), "tcp:[::1]:7000");
+/// assert_eq!(Endpoint::parse("pipe")?, Endpoint::Pipe { read: 0, write: 1 });
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// `shm:NAME` or `shm:/PATH`: a pair of shared-memory rings per
@@ -46,6 +57,18 @@ pub enum Endpoint {
 impl Endpoint {
     /// Parses an endpoint string; a malformed one is
     /// [`Error::InvalidEndpoint`] naming the part that is wrong.
+    ///
+    /// ```
+    /// use shmsg::{Endpoint, Error};
+    ///
+    /// assert_eq!(Endpoint::parse("shm:orders")?, Endpoint::Shm("orders".into()));
+    /// match Endpoint::parse("tcp:localhost:http") {
+    ///     Err(Error::InvalidEndpoint { part, .. }) => assert_eq!(part, "port"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(Endpoint::parse("carrier-pigeon:home").is_err());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn parse(endpoint: &str) -> Result<Endpoint> {
         let (scheme, rest) = match endpoint.split_once(':') {
             Some((scheme, rest)) => (scheme, Some(rest)),
@@ -123,12 +146,32 @@ impl Endpoint {
     }
 
     /// Whether the endpoint uses the shared memory model.
+    ///
+    /// ```
+    /// use shmsg::Endpoint;
+    ///
+    /// assert!(Endpoint::parse("mpsc:jobs")?.is_shared_memory());
+    /// assert!(!Endpoint::parse("unix:@jobs")?.is_shared_memory());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn is_shared_memory(&self) -> bool {
         matches!(self, Endpoint::Shm(_) | Endpoint::Mpsc(_))
     }
 
     /// The Unix socket a shared-memory endpoint meets at: `@shmsg.NAME`,
     /// or the path; `None` for the other endpoints.
+    ///
+    /// ```
+    /// use shmsg::Endpoint;
+    /// use shmsg::msg::unix::UnixAddr;
+    ///
+    /// let endpoint = Endpoint::parse("shm:orders")?;
+    /// assert_eq!(endpoint.rendezvous(), Some(UnixAddr::Abstract(b"shmsg.orders".to_vec())));
+    /// let endpoint = Endpoint::parse("shm:/run/app/orders")?;
+    /// assert_eq!(endpoint.rendezvous(), Some(UnixAddr::Path("/run/app/orders".into())));
+    /// assert_eq!(Endpoint::parse("tcp:127.0.0.1:1")?.rendezvous(), None);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn rendezvous(&self) -> Option<UnixAddr> {
         match self {
             Endpoint::Shm(name) | Endpoint::Mpsc(name) => Some(rendezvous_addr(name)),
