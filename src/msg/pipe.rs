@@ -23,6 +23,39 @@ use crate::options::Options;
 /// `options.timeout`), and returns the channel to the child and the child.
 ///
 /// If the handshake fails the child is killed and reaped.
+///
+/// The parent and the child are two processes, so this example is not run:
+///
+/// ```no_run
+/// // The parent:
+/// use std::process::Command;
+/// use shmsg::{Options, Receiver, Sender};
+///
+/// let (mut channel, mut child) =
+///     shmsg::msg::pipe::spawn(&mut Command::new("./worker"), &Options::default())?;
+/// channel.send(b"job")?;
+/// let mut result = Vec::new();
+/// channel.recv(&mut result)?;
+/// drop(channel); // the child sees Disconnected, and exits
+/// child.wait().unwrap();
+/// # Ok::<(), shmsg::Error>(())
+/// ```
+///
+/// ```no_run
+/// // The child, `./worker`:
+/// use shmsg::{Error, Receiver, Sender};
+///
+/// let mut channel = shmsg::connect("pipe")?;
+/// let mut job = Vec::new();
+/// loop {
+///     match channel.recv(&mut job) {
+///         Ok(_) => channel.send(&job)?, // the work
+///         Err(Error::Disconnected) => break,
+///         Err(other) => return Err(other),
+///     }
+/// }
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn spawn(command: &mut Command, options: &Options) -> Result<(Channel, Child)> {
     let mut child = command
         .stdin(Stdio::piped())

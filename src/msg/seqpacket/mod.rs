@@ -74,6 +74,18 @@ use wire::{
 };
 
 /// A message channel over a connected `SOCK_SEQPACKET` socket.
+///
+/// ```
+/// use shmsg::msg::seqpacket::SeqpacketChannel;
+///
+/// let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+/// a.send(b"one datagram")?;
+/// a.send(b"")?; // an empty message is a message too
+/// let mut buf = Vec::new();
+/// assert_eq!(b.recv(&mut buf)?, 12);
+/// assert_eq!(b.recv(&mut buf)?, 0);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SeqpacketChannel {
     fd: OwnedFd,
@@ -89,6 +101,30 @@ impl SeqpacketChannel {
     /// the channel. We accept messages of up to `max_message` bytes, capped
     /// by our datagram limit (see the module docs); [`Self::max_message`]
     /// says what was advertised. Waits at most `timeout` for the peer's hello.
+    ///
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use std::time::Duration;
+    /// use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+    ///
+    /// let addr = UnixAddr::Abstract(format!("shmsg-doc-sp-{}", std::process::id()).into_bytes());
+    /// let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// let client = std::thread::spawn({
+    ///     let addr = addr.clone();
+    ///     move || -> shmsg::Result<SeqpacketChannel> {
+    ///         let fd: OwnedFd = unix::connect(&addr, SocketKind::Seqpacket, Duration::from_secs(10))?;
+    ///         SeqpacketChannel::handshake(fd, 1024, Duration::from_secs(10))
+    ///     }
+    /// });
+    /// let mut server = SeqpacketChannel::handshake(listener.accept()?, 1024, Duration::from_secs(10))?;
+    /// let mut client = client.join().unwrap()?;
+    /// client.send(b"ok")?;
+    /// let mut buf = Vec::new();
+    /// server.recv(&mut buf)?;
+    /// assert_eq!(buf, b"ok");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn handshake(fd: OwnedFd, max_message: usize, timeout: Duration) -> Result<Self> {
         Self::handshake_until(fd, max_message, Deadline::after(timeout))
     }
@@ -127,6 +163,17 @@ impl SeqpacketChannel {
     /// Two connected channels (a `socketpair`), each accepting messages of
     /// up to `max_message` bytes (capped by the datagram limit): for tests,
     /// and for a parent and the child it spawns.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// b.send(b"back")?;
+    /// a.recv(&mut buf)?;
+    /// assert_eq!(buf, b"back");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn pair(max_message: usize) -> Result<(Self, Self)> {
         let (a, b) = rustix::net::socketpair(
             AddressFamily::UNIX,
@@ -148,6 +195,25 @@ impl SeqpacketChannel {
 
     /// Connects to a seqpacket listener at `addr` and exchanges hellos,
     /// waiting at most `timeout` in all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// use shmsg::msg::unix::{SocketKind, UnixAddr, UnixListener};
+    ///
+    /// let addr = UnixAddr::Abstract(format!("shmsg-doc-sp-connect-{}", std::process::id()).into_bytes());
+    /// let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// let server = std::thread::spawn(move || -> shmsg::Result<Vec<u8>> {
+    ///     let mut channel = SeqpacketChannel::handshake(listener.accept()?, 1024, Duration::from_secs(10))?;
+    ///     let mut buf = Vec::new();
+    ///     channel.recv(&mut buf)?;
+    ///     Ok(buf)
+    /// });
+    /// let mut client = SeqpacketChannel::connect(&addr, 1024, Duration::from_secs(10))?;
+    /// client.send(b"hi")?;
+    /// assert_eq!(server.join().unwrap()?, b"hi");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn connect(addr: &UnixAddr, max_message: usize, timeout: Duration) -> Result<Self> {
         let deadline = Deadline::after(timeout);
         let fd = unix::connect_until(addr, SocketKind::Seqpacket, deadline)?;
@@ -209,11 +275,27 @@ impl SeqpacketChannel {
 
     /// The largest message the peer accepts and our socket can carry: a
     /// longer one is refused with [`Error::MessageTooLarge`].
+    ///
+    /// ```
+    /// use shmsg::msg::seqpacket::SeqpacketChannel;
+    ///
+    /// let (a, b) = SeqpacketChannel::pair(1000)?;
+    /// assert_eq!(a.send_limit(), b.max_message());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_limit(&self) -> usize {
         self.send_limit
     }
 
     /// The largest message we accept (what our hello advertised).
+    ///
+    /// ```
+    /// use shmsg::msg::seqpacket::SeqpacketChannel;
+    ///
+    /// let (a, _b) = SeqpacketChannel::pair(1000)?;
+    /// assert_eq!(a.max_message(), 1000);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.max_message
     }
@@ -221,18 +303,51 @@ impl SeqpacketChannel {
     /// Sends one message (one `sendmsg`), blocking while the socket is full.
     /// [`Error::MessageTooLarge`] (nothing sent) if it exceeds
     /// [`Self::send_limit`]; [`Error::Disconnected`] if the peer is gone.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send(b"x")?;
+    /// assert!(matches!(a.send(&vec![0; (1 << 16) + 1]), Err(shmsg::Error::MessageTooLarge { .. })));
+    /// b.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
         send_message(self.fd.as_fd(), self.send_limit, message, Deadline::Never)
     }
 
     /// Sends one message if the socket has room now; [`Error::Full`]
     /// (nothing sent) if not.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// // Nobody reads: the socket fills up, and then nothing more is sent.
+    /// while a.try_send(&[0; 1000]).is_ok() {}
+    /// assert!(matches!(a.try_send(b"more"), Err(shmsg::Error::Full)));
+    /// # let _ = (b, buf);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         send_message(self.fd.as_fd(), self.send_limit, message, Deadline::Now)
     }
 
     /// As [`Self::send`], waiting at most `timeout` for room;
     /// [`Error::Timeout`] (nothing sent) if none frees.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send_timeout(b"y", Duration::from_secs(1))?;
+    /// b.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
         send_timeout(self.fd.as_fd(), self.send_limit, message, timeout)
     }
@@ -242,6 +357,18 @@ impl SeqpacketChannel {
     /// socket is full. Nothing is sent if any message exceeds
     /// [`Self::send_limit`]. On another error (the peer gone), a prefix of
     /// the batch may have been sent.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send_batch(&[&b"1"[..], b"22", b"333"])?;
+    /// for len in 1..=3 {
+    ///     assert_eq!(b.recv(&mut buf)?, len);
+    /// }
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
         send_batch(self.fd.as_fd(), self.send_limit, messages)
     }
@@ -252,17 +379,50 @@ impl SeqpacketChannel {
     ///
     /// `buf` is grown once to [`Self::max_message`] + 1 bytes of capacity
     /// and reused; the kernel writes the message straight into it.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send(b"bye")?;
+    /// drop(a);
+    /// assert_eq!(b.recv(&mut buf)?, 3);
+    /// assert!(matches!(b.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         recv_message(self.fd.as_fd(), self.max_message, buf, Deadline::Never)
     }
 
     /// Receives the next message if one has arrived; [`Error::Empty`] if not.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert!(matches!(b.try_recv(&mut buf), Err(shmsg::Error::Empty)));
+    /// a.send(b"z")?;
+    /// assert_eq!(b.try_recv(&mut buf)?, 1);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         recv_message(self.fd.as_fd(), self.max_message, buf, Deadline::Now)
     }
 
     /// As [`Self::recv`], waiting at most `timeout`; [`Error::Timeout`] if
     /// nothing arrives.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert!(matches!(b.recv_timeout(&mut buf, Duration::from_millis(1)), Err(shmsg::Error::Timeout)));
+    /// # let _ = a;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         recv_timeout(self.fd.as_fd(), self.max_message, buf, timeout)
     }
@@ -270,6 +430,22 @@ impl SeqpacketChannel {
     /// The two halves, to use from different threads: the descriptor is
     /// duplicated. Dropping the sender shuts the socket down for writing, so
     /// the peer sees [`Error::Disconnected`] even while our receiver lives.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// use shmsg::{Receiver, Sender};
+    /// let (mut tx, mut rx) = a.split()?;
+    /// let writer = std::thread::spawn(move || tx.send(b"from a thread"));
+    /// b.send(b"to the other")?;
+    /// rx.recv(&mut buf)?;
+    /// writer.join().unwrap()?;
+    /// b.recv(&mut buf)?;
+    /// assert_eq!(buf, b"from a thread");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn split(self) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
         let read = self
             .fd
@@ -289,6 +465,20 @@ impl SeqpacketChannel {
 }
 
 /// The sending half of a [`SeqpacketChannel`], from [`SeqpacketChannel::split`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use shmsg::msg::seqpacket::SeqpacketChannel;
+/// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+/// # let mut buf: Vec<u8> = Vec::new();
+/// use shmsg::Sender;
+/// let (mut tx, _rx) = a.split()?;
+/// tx.send(b"half")?;
+/// drop(tx); // shuts down writing: the peer sees the end
+/// b.recv(&mut buf)?;
+/// assert!(matches!(b.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SeqpacketSender {
     fd: OwnedFd,
@@ -298,6 +488,18 @@ pub struct SeqpacketSender {
 impl SeqpacketSender {
     /// See [`SeqpacketChannel::send_limit`]. The sending methods are those
     /// of [`Sender`], with the semantics of [`SeqpacketChannel`]'s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// let limit = a.send_limit();
+    /// let (tx, _rx) = a.split()?;
+    /// assert_eq!(tx.send_limit(), limit);
+    /// # let _ = (b, buf);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_limit(&self) -> usize {
         self.send_limit
     }
@@ -337,6 +539,19 @@ impl Sender for SeqpacketSender {
 }
 
 /// The receiving half of a [`SeqpacketChannel`], from [`SeqpacketChannel::split`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use shmsg::msg::seqpacket::SeqpacketChannel;
+/// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+/// # let mut buf: Vec<u8> = Vec::new();
+/// use shmsg::Receiver;
+/// let (_tx, mut rx) = a.split()?;
+/// b.send(b"in")?;
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"in");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SeqpacketReceiver {
     fd: OwnedFd,
@@ -346,6 +561,17 @@ pub struct SeqpacketReceiver {
 impl SeqpacketReceiver {
     /// See [`SeqpacketChannel::max_message`]. The receiving methods are
     /// those of [`Receiver`], with the semantics of [`SeqpacketChannel`]'s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// let (_tx, rx) = a.split()?;
+    /// assert_eq!(rx.max_message(), 1 << 16);
+    /// # let _ = (b, buf);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.max_message
     }

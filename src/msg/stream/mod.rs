@@ -90,6 +90,28 @@ pub(super) fn poll_fd(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Deadline) 
 
 /// A framed message channel in both directions over a byte stream: a socket,
 /// or a pair of pipes.
+///
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use shmsg::msg::stream::StreamChannel;
+///
+/// let (a, b) = UnixStream::pair().unwrap();
+/// // Each side sends its hello and waits for the other's: two threads.
+/// let peer = std::thread::spawn(move || -> shmsg::Result<()> {
+///     let mut b = StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10))?;
+///     let mut buf = Vec::new();
+///     b.recv(&mut buf)?;
+///     b.send(&buf)
+/// });
+/// let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+/// a.send(b"echo")?;
+/// let mut buf = Vec::new();
+/// a.recv(&mut buf)?;
+/// assert_eq!(buf, b"echo");
+/// peer.join().unwrap()?;
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StreamChannel {
     tx: StreamSender,
@@ -101,6 +123,20 @@ impl StreamChannel {
     /// returns the channel. We accept messages of up to `max_message` bytes
     /// and send at most what the peer accepts. Waits at most `timeout` for
     /// the peer's hello.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send(b"x")?;
+    /// assert_eq!(b.recv(&mut buf)?, 1);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn handshake(
         socket: impl Into<OwnedFd>,
         max_message: usize,
@@ -115,6 +151,25 @@ impl StreamChannel {
 
     /// As [`StreamChannel::handshake`], over two descriptors: one to read
     /// from and one to write to (two pipes, for a parent and its child).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmsg::msg::stream::StreamChannel;
+    ///
+    /// // Two pipes, one per direction, as between a parent and its child.
+    /// let (up_read, up_write) = std::io::pipe().unwrap();
+    /// let (down_read, down_write) = std::io::pipe().unwrap();
+    /// let child = std::thread::spawn(move || {
+    ///     StreamChannel::handshake_split(down_read, up_write, 1024, Duration::from_secs(10))
+    /// });
+    /// let mut parent = StreamChannel::handshake_split(up_read, down_write, 1024, Duration::from_secs(10))?;
+    /// let mut child = child.join().unwrap()?;
+    /// parent.send(b"over a pipe")?;
+    /// let mut buf = Vec::new();
+    /// child.recv(&mut buf)?;
+    /// assert_eq!(buf, b"over a pipe");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn handshake_split(
         read: impl Into<OwnedFd>,
         write: impl Into<OwnedFd>,
@@ -157,56 +212,231 @@ impl StreamChannel {
     }
 
     /// The largest message the peer accepts.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert_eq!(a.send_limit(), b.max_message());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_limit(&self) -> usize {
         self.tx.send_limit
     }
 
     /// The largest message this side accepts.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert_eq!(a.max_message(), 1 << 20);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.rx.max_message()
     }
 
     /// The two halves, to use from different threads.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// let (mut tx, mut rx) = a.split();
+    /// let writer = std::thread::spawn(move || tx.send(b"from another thread"));
+    /// b.send(b"meanwhile")?;
+    /// rx.recv(&mut buf)?;
+    /// writer.join().unwrap()?;
+    /// b.recv(&mut buf)?;
+    /// assert_eq!(buf, b"from another thread");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn split(self) -> (StreamSender, StreamReceiver) {
         (self.tx, self.rx)
     }
 
     /// See [`StreamSender::send`].
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send(b"hello")?;
+    /// b.recv(&mut buf)?;
+    /// assert_eq!(buf, b"hello");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
         self.tx.send(message)
     }
 
     /// See [`StreamSender::try_send`].
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// // Nobody reads: the socket fills up, and then nothing more is sent.
+    /// let full = loop {
+    ///     match a.try_send(&[0; 4096]) {
+    ///         Ok(()) => continue,
+    ///         Err(error) => break error,
+    ///     }
+    /// };
+    /// assert!(matches!(full, shmsg::Error::Full));
+    /// # let _ = b;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         self.tx.try_send(message)
     }
 
     /// See [`StreamSender::send_timeout`].
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send_timeout(b"soon", Duration::from_secs(1))?;
+    /// b.recv(&mut buf)?;
+    /// assert_eq!(buf, b"soon");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
         self.tx.send_timeout(message, timeout)
     }
 
     /// See [`StreamSender::send_batch`].
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send_batch(&["one", "two", "three"])?;
+    /// for expected in ["one", "two", "three"] {
+    ///     b.recv(&mut buf)?;
+    ///     assert_eq!(buf, expected.as_bytes());
+    /// }
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
         self.tx.send_batch(messages)
     }
 
     /// See [`StreamSender::flush`].
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send(b"done")?;
+    /// a.flush()?; // nothing was left half sent: returns at once
+    /// b.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn flush(&mut self) -> Result<()> {
         self.tx.flush()
     }
 
     /// See [`StreamReceiver::recv`].
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send(b"abc")?;
+    /// assert_eq!(b.recv(&mut buf)?, 3);
+    /// drop(a);
+    /// assert!(matches!(b.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.rx.recv(buf)
     }
 
     /// See [`StreamReceiver::recv_timeout`].
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// let nothing = b.recv_timeout(&mut buf, Duration::from_millis(1));
+    /// assert!(matches!(nothing, Err(shmsg::Error::Timeout)));
+    /// # let _ = a;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         self.rx.recv_timeout(buf, timeout)
     }
 
     /// See [`StreamReceiver::try_recv`].
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::StreamChannel;
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let peer = std::thread::spawn(move || StreamChannel::handshake(b, 1 << 20, Duration::from_secs(10)));
+    /// # let mut a = StreamChannel::handshake(a, 1 << 20, Duration::from_secs(10))?;
+    /// # let mut b = peer.join().unwrap()?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert!(matches!(b.try_recv(&mut buf), Err(shmsg::Error::Empty)));
+    /// a.send(b"now")?;
+    /// // On a Unix socket the bytes are in the peer's buffer once sent.
+    /// assert_eq!(b.try_recv(&mut buf)?, 3);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.rx.try_recv(buf)
     }

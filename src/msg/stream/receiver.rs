@@ -19,6 +19,23 @@ use crate::options::Deadline;
 const DIRECT_FRAME: usize = 64 << 10;
 
 /// The receiving half of a stream channel.
+///
+/// ```
+/// # use std::os::unix::net::UnixStream;
+/// # use std::time::Duration;
+/// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+/// # let (a, b) = UnixStream::pair().unwrap();
+/// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+/// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+/// # let mut buf: Vec<u8> = Vec::new();
+/// tx.send(b"frames")?;
+/// tx.send(b"in order")?;
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"frames");
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"in order");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StreamReceiver {
     fd: OwnedFd,
@@ -35,6 +52,19 @@ pub struct StreamReceiver {
 impl StreamReceiver {
     /// A receiver reading frames of up to `max_message` bytes from `fd` (a
     /// socket or the reading end of a pipe), after the hellos.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert_eq!(rx.max_message(), 1 << 20);
+    /// # let _ = tx;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn new(fd: OwnedFd, max_message: usize) -> Result<StreamReceiver> {
         Ok(StreamReceiver {
             socket: is_socket(fd.as_fd())?,
@@ -45,6 +75,19 @@ impl StreamReceiver {
     }
 
     /// The largest message this side accepts.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert_eq!(rx.max_message(), 1 << 20);
+    /// # let _ = tx;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.decoder.max_message()
     }
@@ -52,6 +95,21 @@ impl StreamReceiver {
     /// Bytes this receiver holds allocated between calls: the decoder's
     /// buffer and an interrupted large frame's (for checking its memory
     /// bound in tests).
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// tx.send(&[1; 100])?;
+    /// rx.recv(&mut buf)?;
+    /// // A read's worth, whatever the maximum message size.
+    /// assert!(rx.buffered_capacity() < 1 << 20);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[doc(hidden)]
     pub fn buffered_capacity(&self) -> usize {
         self.decoder.capacity()
@@ -69,16 +127,57 @@ impl StreamReceiver {
     /// passes in the middle of a large message, the receiver keeps the bytes
     /// so far for the next call, in the allocation they were read into
     /// (which may be `buf`'s), and leaves `buf` empty.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// tx.send(b"last")?;
+    /// drop(tx);
+    /// assert_eq!(rx.recv(&mut buf)?, 4);
+    /// assert!(matches!(rx.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_within(buf, Deadline::Never)
     }
 
     /// As [`StreamReceiver::recv`], waiting at most `timeout`.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert!(matches!(rx.recv_timeout(&mut buf, Duration::from_millis(1)), Err(shmsg::Error::Timeout)));
+    /// # let _ = tx;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         self.recv_within(buf, Deadline::after(timeout))
     }
 
     /// Receives the next message if one has arrived; [`Error::Empty`] if not.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert!(matches!(rx.try_recv(&mut buf), Err(shmsg::Error::Empty)));
+    /// # let _ = tx;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_within(buf, Deadline::Now)
     }

@@ -23,6 +23,34 @@ const SMALL_FRAME: usize = 512;
 /// Where a [`StreamSender`] puts its bytes: the seam between the framing
 /// logic and the kernel, so that the models can run the sender over a model
 /// link.
+///
+/// ```
+/// use std::io::IoSlice;
+/// use std::time::Duration;
+/// use shmsg::Deadline;
+/// use shmsg::msg::stream::{Link, StreamSender};
+///
+/// /// A link into memory, always writable.
+/// struct Memory(Vec<u8>);
+///
+/// impl Link for Memory {
+///     fn write_nonblocking(&mut self, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
+///         let before = self.0.len();
+///         for slice in slices {
+///             self.0.extend_from_slice(slice);
+///         }
+///         Ok(self.0.len() - before)
+///     }
+///     fn wait_writable(&mut self, _: Deadline) -> shmsg::Result<bool> {
+///         Ok(true)
+///     }
+/// }
+///
+/// let mut tx = StreamSender::new(Memory(Vec::new()), 1024, Duration::ZERO);
+/// tx.send(b"hi")?;
+/// assert_eq!(tx.link().0, [2, 0, 0, 0, b'h', b'i']);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub trait Link {
     /// Hands over a prefix of `slices` without blocking; returns how many
     /// bytes were taken, or an error of kind [`io::ErrorKind::WouldBlock`]
@@ -39,6 +67,21 @@ pub trait Link {
 }
 
 /// A kernel descriptor as a [`Link`]: a socket or the writing end of a pipe.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+///
+/// // The writing end of a pipe (switched to non-blocking mode).
+/// let (read, write) = std::io::pipe().unwrap();
+/// let mut tx = StreamSender::new(FdLink::new(write.into())?, 1024, Duration::from_secs(1));
+/// let mut rx = StreamReceiver::new(read.into(), 1024)?;
+/// tx.send(b"piped")?;
+/// let mut buf = Vec::new();
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"piped");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct FdLink {
     fd: OwnedFd,
@@ -48,6 +91,15 @@ pub struct FdLink {
 impl FdLink {
     /// Wraps `fd`. A socket is written with `MSG_DONTWAIT | MSG_NOSIGNAL`;
     /// anything else (a pipe) is switched to `O_NONBLOCK`.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use shmsg::msg::stream::FdLink;
+    ///
+    /// let (a, _b) = UnixStream::pair().unwrap();
+    /// let _link = FdLink::new(a.into())?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn new(fd: OwnedFd) -> Result<FdLink> {
         let socket = is_socket(fd.as_fd())?;
         if !socket {
@@ -105,6 +157,20 @@ impl AsFd for FdLink {
 }
 
 /// The sending half of a stream channel.
+///
+/// ```
+/// # use std::os::unix::net::UnixStream;
+/// # use std::time::Duration;
+/// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+/// # let (a, b) = UnixStream::pair().unwrap();
+/// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+/// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+/// # let mut buf: Vec<u8> = Vec::new();
+/// tx.send(b"one way")?;
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"one way");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StreamSender<L: Link = FdLink> {
     link: L,
@@ -124,6 +190,19 @@ impl<L: Link> StreamSender<L> {
     /// A sender over `link` to a peer that accepts messages of up to
     /// `send_limit` bytes (after the hellos have been exchanged); dropping
     /// it waits at most `linger` to finish a partly sent frame.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert_eq!(tx.send_limit(), 1 << 20);
+    /// # let _ = rx;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn new(link: L, send_limit: usize, linger: Duration) -> StreamSender<L> {
         StreamSender {
             link,
@@ -136,35 +215,116 @@ impl<L: Link> StreamSender<L> {
     }
 
     /// The largest message the peer accepts.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert!(matches!(tx.send(&vec![0; (1 << 20) + 1]), Err(shmsg::Error::MessageTooLarge { .. })));
+    /// # let _ = rx;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_limit(&self) -> usize {
         self.send_limit
     }
 
     /// The link.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// use std::os::fd::AsFd;
+    /// let _fd = tx.link().as_fd();
+    /// # let _ = rx;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn link(&self) -> &L {
         &self.link
     }
 
     /// Sends one message, waiting for room as long as it takes: one system
     /// call when the link has room.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// tx.send(b"a")?;
+    /// rx.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
         self.send_frames(&[message], Deadline::Never)
     }
 
     /// Sends one message if the link has room for some of it now;
     /// [`Error::Full`] with nothing sent if not.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// tx.try_send(b"if there is room")?;
+    /// rx.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         self.send_frames(&[message], Deadline::Now)
     }
 
     /// Sends one message, waiting at most `timeout` for room;
     /// [`Error::Timeout`] with nothing sent if none came.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// tx.send_timeout(b"b", Duration::from_millis(100))?;
+    /// rx.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
         self.send_frames(&[message], Deadline::after(timeout))
     }
 
     /// Sends `messages` in order, one system call per 512 messages when the
     /// link has room. Nothing is sent if any message is too large.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// tx.send_batch(&[b"x", b"y"])?;
+    /// rx.recv(&mut buf)?;
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"y");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
         let messages: Vec<&[u8]> = messages.iter().map(AsRef::as_ref).collect();
         self.send_frames(&messages, Deadline::Never)
@@ -172,6 +332,20 @@ impl<L: Link> StreamSender<L> {
 
     /// Finishes a frame the kernel accepted only in part, waiting as long as
     /// it takes.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::stream::{FdLink, StreamReceiver, StreamSender};
+    /// # let (a, b) = UnixStream::pair().unwrap();
+    /// # let mut tx = StreamSender::new(FdLink::new(a.into())?, 1 << 20, Duration::from_secs(1));
+    /// # let mut rx = StreamReceiver::new(b.into(), 1 << 20)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// tx.send(b"c")?;
+    /// tx.flush()?;
+    /// rx.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn flush(&mut self) -> Result<()> {
         self.flush_pending(Deadline::Never).map(|_| ())
     }
