@@ -16,17 +16,28 @@
 //! a [`Channel`](crate::Channel) per peer; [`connect`] returns the peer's [`Channel`](crate::Channel). The
 //! channel is the same type whatever the model:
 //!
-//! ```no_run
+//! ```
 //! use shmsg::channel::{Receiver, Sender};
 //!
 //! // Server: any endpoint string works here, e.g. "shm:orders" or "tcp:127.0.0.1:7000".
-//! let mut listener = shmsg::listen("unix:@orders")?;
+//! let endpoint = format!("unix:@orders-{}", std::process::id());
+//! let mut listener = shmsg::listen(&endpoint)?;
+//! // A client (another process, usually).
+//! let client = std::thread::spawn(move || -> shmsg::Result<Vec<u8>> {
+//!     let mut channel = shmsg::connect(&endpoint)?;
+//!     channel.send(b"order 1")?;
+//!     let mut reply = Vec::new();
+//!     channel.recv(&mut reply)?;
+//!     Ok(reply)
+//! }); // the client hangs up when it returns
+//!
 //! let mut channel = listener.accept()?;
 //! let mut request = Vec::new();
 //! while channel.recv(&mut request).is_ok() {
 //!     request.make_ascii_uppercase();
 //!     channel.send(&request)?;
 //! }
+//! assert_eq!(client.join().unwrap()?, b"ORDER 1");
 //! # Ok::<(), shmsg::Error>(())
 //! ```
 //!
