@@ -33,10 +33,7 @@ const WORKLOAD: Workload = Workload {
 const BATCH: usize = 32;
 
 fn count() -> u64 {
-    std::env::var("SHMSG_CROSS_MESSAGES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000)
+    common::env_u64("SHMSG_CROSS_MESSAGES", 1_000_000)
 }
 
 fn options() -> Options {

@@ -26,10 +26,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 const NOBODY: u32 = 65534;
 
 fn count() -> u64 {
-    std::env::var("SHMSG_RDV_MESSAGES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000)
+    common::env_u64("SHMSG_RDV_MESSAGES", 100_000)
 }
 
 fn unique(tag: &str) -> String {

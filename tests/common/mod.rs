@@ -50,6 +50,21 @@ pub fn tagged_message(id: u8, seq: u64, min_len: usize, out: &mut Vec<u8>) {
     out.extend((9..len).map(|i| (seq as usize ^ (i * 131) ^ (id as usize * 29)) as u8));
 }
 
+/// The number in the environment variable `name` (a test's message count,
+/// say), or `default` if it is unset or not a number.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The environment variable `name`, which the parent test process set for
+/// this child; panics naming it if it is not set.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
 /// The plain words of the test executable's arguments: the case names to
 /// run (none: all). `cargo test` also passes flags such as `--quiet`.
 pub fn case_filter() -> Vec<String> {
