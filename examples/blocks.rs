@@ -24,6 +24,8 @@ use shmsg::shm::spsc::{Consumer, Producer};
 use shmsg::shm::{Geometry, Region};
 use shmsg::{Receiver, Sender};
 
+mod common;
+
 const BLOCK: usize = 256 << 10;
 const BLOCKS: u64 = 2_000;
 
@@ -125,23 +127,11 @@ fn connect_when_ready(endpoint: &str) -> shmsg::Result<shmsg::Channel> {
 const USAGE: &str =
     "usage: blocks [ENDPOINT]\n(no arguments: over shm: and unix:@, each with its throughput)";
 
-/// Prints errors as messages (not `Debug`), and usage for `-h`/`--help`.
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    match run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("blocks: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::main("blocks", USAGE, run)
 }
 
-fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &[String]) -> common::Outcome {
     let endpoints = match args {
         [role, endpoint] if role == "produce" => return Ok(produce(endpoint)?),
         [endpoint] => vec![endpoint.clone()],

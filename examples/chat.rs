@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use shmsg::{Receiver, Sender};
 
+mod common;
+
 type Clients = Arc<Mutex<Vec<(usize, Box<dyn Sender + Send>)>>>;
 
 /// Accepts clients (the first `wait_for` before relaying anything) and
@@ -112,23 +114,11 @@ fn scripted(endpoint: &str, name: &str, others: usize) -> shmsg::Result<()> {
 
 const USAGE: &str = "usage: chat [server ENDPOINT | client ENDPOINT NAME]\n(no arguments: a server and three scripted clients over shm: and unix:@)";
 
-/// Prints errors as messages (not `Debug`), and usage for `-h`/`--help`.
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    match run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("chat: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::main("chat", USAGE, run)
 }
 
-fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &[String]) -> common::Outcome {
     match args {
         [role, endpoint] if role == "server" => server(endpoint, 0)?,
         [role, endpoint, name] if role == "client" => client(endpoint, name)?,

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use shmsg::{Receiver, Sender};
 
+mod common;
+
 /// Serves one client: uppercases each request and sends it back, until the
 /// client leaves.
 fn server(endpoint: &str) -> shmsg::Result<()> {
@@ -71,23 +73,11 @@ fn client(endpoint: &str) -> shmsg::Result<()> {
 
 const USAGE: &str = "usage: request_response [server ENDPOINT | client ENDPOINT]\n(no arguments: a server and a client over shm:, unix:@, seqpacket:@ and tcp:)";
 
-/// Prints errors as messages (not `Debug`), and usage for `-h`/`--help`.
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    match run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("request_response: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::main("request_response", USAGE, run)
 }
 
-fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &[String]) -> common::Outcome {
     match args {
         [role, endpoint] if role == "server" => server(endpoint)?,
         [role, endpoint] if role == "client" => client(endpoint)?,

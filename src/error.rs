@@ -22,6 +22,13 @@ use std::fmt;
 use std::io;
 
 /// One side of a ring: the process that writes messages or the one that reads them.
+///
+/// ```
+/// use shmsg::Role;
+///
+/// assert_eq!(Role::Producer.peer(), Role::Consumer);
+/// assert_eq!(Role::Consumer.to_string(), "consumer");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The writing side.
@@ -32,6 +39,12 @@ pub enum Role {
 
 impl Role {
     /// The other side.
+    ///
+    /// ```
+    /// use shmsg::Role;
+    ///
+    /// assert_eq!(Role::Consumer.peer(), Role::Producer);
+    /// ```
     pub fn peer(self) -> Role {
         match self {
             Role::Producer => Role::Consumer,
@@ -50,6 +63,37 @@ impl fmt::Display for Role {
 }
 
 /// Everything that can go wrong in shmsg.
+///
+/// A receive loop that tells flow control, the end of the stream and real
+/// failures apart:
+///
+/// ```
+/// use std::time::Duration;
+/// use shmsg::{Error, Receiver, Sender};
+/// use shmsg::shm::{Geometry, spsc};
+///
+/// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+/// tx.send(b"one")?;
+/// drop(tx);
+/// let mut buf = Vec::new();
+/// let mut received = 0;
+/// loop {
+///     match rx.recv_timeout(&mut buf, Duration::from_secs(1)) {
+///         Ok(_) => received += 1,
+///         // Nothing yet: try again (or give up, as the application likes).
+///         Err(Error::Timeout) => continue,
+///         // The sender is gone and everything it sent has arrived.
+///         Err(Error::Disconnected) => break,
+///         // Anything else is a failure worth reporting, with its message.
+///         Err(other) => return Err(other),
+///     }
+/// }
+/// assert_eq!(received, 1);
+/// // Every error says what happened, in words.
+/// let error = Error::MessageTooLarge { len: 10, max: 5 };
+/// assert_eq!(error.to_string(), "message of 10 bytes exceeds the maximum message size of 5 bytes");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -197,4 +241,13 @@ impl Error {
 }
 
 /// `Result` with [`Error`].
+///
+/// ```
+/// fn first(channel: &mut shmsg::Channel) -> shmsg::Result<Vec<u8>> {
+///     let mut buf = Vec::new();
+///     shmsg::Receiver::recv(channel, &mut buf)?;
+///     Ok(buf)
+/// }
+/// # let _ = first;
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -32,6 +32,18 @@ use crate::error::{Error, Result};
 
 /// The process at the other end of a Unix-socket connection, as the kernel
 /// recorded it when the connection was made.
+///
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use shmsg::Credentials;
+///
+/// let (a, _b) = UnixStream::pair().unwrap();
+/// // The other end is this very process.
+/// let peer = Credentials::of_peer(&a)?;
+/// assert_eq!(peer, Credentials::own());
+/// println!("connected to {peer}");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Credentials {
     /// Its process id at connect time (the process may have exited since),
@@ -47,6 +59,20 @@ pub struct Credentials {
 
 impl Credentials {
     /// The credentials of the peer of the connected Unix socket `socket`.
+    ///
+    /// ```
+    /// use shmsg::{Receiver, Sender};
+    ///
+    /// // A channel over a Unix socket tells who is at the other end.
+    /// let endpoint = format!("unix:@shmsg-doc-peer-{}", std::process::id());
+    /// let mut listener = shmsg::listen(&endpoint)?;
+    /// let client = std::thread::spawn(move || shmsg::connect(&endpoint));
+    /// let server = listener.accept()?;
+    /// let peer = server.peer().expect("a Unix socket carries credentials");
+    /// assert_eq!(peer.pid, Some(std::process::id()));
+    /// # drop(client.join().unwrap()?);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn of_peer(socket: impl AsFd) -> Result<Credentials> {
         // Not rustix's `socket_peercred`: its pid type cannot hold the 0
         // the kernel reports for a peer in another PID namespace.
@@ -81,6 +107,13 @@ impl Credentials {
     }
 
     /// This process's own credentials, as a peer would see them.
+    ///
+    /// ```
+    /// use shmsg::Credentials;
+    ///
+    /// let me = Credentials::own();
+    /// assert_eq!(me.pid, Some(std::process::id()));
+    /// ```
     pub fn own() -> Credentials {
         Credentials {
             pid: Some(rustix::process::getpid().as_raw_nonzero().get() as u32),
@@ -105,6 +138,22 @@ impl fmt::Display for Credentials {
 
 /// Which peers a listener accepts on a Unix socket: the `allow` field of
 /// [`Options`](crate::Options).
+///
+/// ```
+/// use shmsg::{Allow, Options};
+///
+/// // Let in this user's processes and those of group 100.
+/// let options = Options {
+///     allow: Allow::Listed { uids: vec![], gids: vec![100] },
+///     ..Options::default()
+/// };
+/// let listener = shmsg::listen_with(
+///     &format!("unix:@shmsg-doc-allow-{}", std::process::id()),
+///     &options,
+/// )?;
+/// # drop(listener);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Allow {
     /// Only processes whose effective user id is this process's (the
@@ -125,6 +174,22 @@ pub enum Allow {
 
 impl Allow {
     /// Whether a peer with credentials `peer` may connect.
+    ///
+    /// ```
+    /// use shmsg::{Allow, Credentials};
+    ///
+    /// let me = Credentials::own();
+    /// let stranger = Credentials {
+    ///     pid: Some(1),
+    ///     uid: me.uid.wrapping_add(1),
+    ///     gid: me.gid.wrapping_add(1),
+    /// };
+    /// assert!(Allow::SameUser.permits(&me));
+    /// assert!(!Allow::SameUser.permits(&stranger));
+    /// assert!(Allow::Anyone.permits(&stranger));
+    /// let group = Allow::Listed { uids: vec![], gids: vec![stranger.gid] };
+    /// assert!(group.permits(&stranger));
+    /// ```
     pub fn permits(&self, peer: &Credentials) -> bool {
         let same_user = peer.uid == rustix::process::geteuid().as_raw();
         match self {

@@ -11,6 +11,13 @@
 //! all of a shorter message, is a pattern derived from `(seed, seq)`.
 
 /// SplitMix64: a fast, well-mixed 64-bit hash of `x`.
+///
+/// ```
+/// use shmsg::workload::splitmix64;
+///
+/// assert_eq!(splitmix64(1), splitmix64(1));
+/// assert_ne!(splitmix64(1), splitmix64(2));
+/// ```
 #[inline]
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -20,6 +27,13 @@ pub fn splitmix64(x: u64) -> u64 {
 }
 
 /// FNV-1a over `bytes`.
+///
+/// ```
+/// use shmsg::workload::fnv1a;
+///
+/// assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+/// assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
+/// ```
 #[inline]
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &b| {
@@ -28,6 +42,25 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// A stream of messages of pseudo-random lengths from 0 to `max_len` bytes.
+///
+/// The sender and the receiver agree on nothing but the workload:
+///
+/// ```
+/// use shmsg::shm::{Geometry, spsc};
+/// use shmsg::workload::Workload;
+///
+/// let workload = Workload { seed: 42, max_len: 1000 };
+/// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+/// for seq in 0..100 {
+///     tx.send(&workload.message(seq))?;
+/// }
+/// let mut buf = Vec::new();
+/// for seq in 0..100 {
+///     rx.recv(&mut buf)?;
+///     workload.verify(seq, &buf).expect("message as sent");
+/// }
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Workload {
     /// Seeds every length and byte.
@@ -37,6 +70,20 @@ pub struct Workload {
 }
 
 /// Why a received message is not the one expected.
+///
+/// ```
+/// use shmsg::workload::{Mismatch, Workload};
+///
+/// let workload = Workload { seed: 1, max_len: 100 };
+/// let seq = (0..).find(|&s| workload.len(s) >= 32).unwrap();
+/// let mut message = workload.message(seq);
+/// assert!(matches!(workload.verify(seq + 1, &message), Err(_)));
+/// message[20] ^= 1;
+/// assert_eq!(workload.verify(seq, &message), Err(Mismatch::Content { offset: 16 }));
+/// message.pop();
+/// assert!(matches!(workload.verify(seq, &message), Err(Mismatch::Length { .. })));
+/// println!("{}", Mismatch::Sequence { expected: 1, found: 2 });
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub enum Mismatch {
     /// Wrong length.
@@ -76,6 +123,14 @@ impl std::fmt::Display for Mismatch {
 
 impl Workload {
     /// Length of message `seq`.
+    ///
+    /// ```
+    /// use shmsg::workload::Workload;
+    ///
+    /// let workload = Workload { seed: 3, max_len: 50 };
+    /// assert!((0..1000).all(|seq| workload.len(seq) <= 50));
+    /// assert_eq!(workload.len(7), workload.message(7).len());
+    /// ```
     #[inline]
     pub fn len(&self, seq: u64) -> usize {
         (splitmix64(self.seed ^ seq.wrapping_mul(0x2545_f491_4f6c_dd1d))
@@ -89,6 +144,16 @@ impl Workload {
     }
 
     /// Writes message `seq` into `buf`, which must be `self.len(seq)` bytes.
+    ///
+    /// ```
+    /// use shmsg::workload::Workload;
+    ///
+    /// let workload = Workload { seed: 3, max_len: 50 };
+    /// // Written in place, as into a ring slot.
+    /// let mut slot = vec![0; workload.len(9)];
+    /// workload.fill(9, &mut slot);
+    /// assert_eq!(slot, workload.message(9));
+    /// ```
     pub fn fill(&self, seq: u64, buf: &mut [u8]) {
         for (i, byte) in buf.iter_mut().enumerate() {
             *byte = self.pattern(seq, i);
@@ -101,6 +166,14 @@ impl Workload {
     }
 
     /// Message `seq` as a new vector.
+    ///
+    /// ```
+    /// use shmsg::workload::Workload;
+    ///
+    /// let workload = Workload { seed: 3, max_len: 50 };
+    /// assert_eq!(workload.message(5), workload.message(5));
+    /// assert_eq!(workload.verify(5, &workload.message(5)), Ok(()));
+    /// ```
     pub fn message(&self, seq: u64) -> Vec<u8> {
         let mut buf = vec![0; self.len(seq)];
         self.fill(seq, &mut buf);
@@ -108,6 +181,19 @@ impl Workload {
     }
 
     /// Checks that `message` is message `seq`.
+    ///
+    /// ```
+    /// use shmsg::workload::{Mismatch, Workload};
+    ///
+    /// let workload = Workload { seed: 3, max_len: 50 };
+    /// let message = workload.message(0);
+    /// assert_eq!(workload.verify(0, &message), Ok(()));
+    /// let found = message.len() + 1;
+    /// assert_eq!(
+    ///     workload.verify(0, &vec![0; found]),
+    ///     Err(Mismatch::Length { expected: message.len(), found })
+    /// );
+    /// ```
     pub fn verify(&self, seq: u64, message: &[u8]) -> Result<(), Mismatch> {
         let expected = self.len(seq);
         if message.len() != expected {

@@ -42,13 +42,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "atk-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::unique("atk", tag)
 }
 
 fn quick(timeout_ms: u64) -> Options {

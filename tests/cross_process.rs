@@ -19,7 +19,7 @@ use shmsg::shm::{Geometry, Region};
 use shmsg::workload::Workload;
 
 fn name(test: &str) -> String {
-    format!("xp-{}-{test}", std::process::id())
+    common::unique("xp", test)
 }
 
 /// Spawns `shmsg peer ROLE` (`produce` or `consume`) on workload messages
@@ -290,8 +290,7 @@ fn consumer_killed_then_replaced() {
 fn anonymous_region_passed_over_a_unix_socket() {
     let geometry = Geometry::new(1 << 14, 512).unwrap();
     let region = Arc::new(Region::anonymous(geometry).unwrap());
-    let path = std::env::temp_dir().join(format!("shmsg-{}-share.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    let path = common::temp_socket("xp", "share");
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
     let workload = Workload {
         seed: 8,

@@ -20,29 +20,20 @@ use shmsg::shm::mpmc::{Consumer, Producer};
 use shmsg::shm::{Geometry, Region};
 
 mod common;
+
 use common::Case;
+use common::env;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn count() -> u64 {
-    std::env::var("SHMSG_CROSS_MESSAGES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000)
+    common::env_u64("SHMSG_CROSS_MESSAGES", 1_000_000)
 }
 
 /// Message `seq` of producer `id`: the id, the sequence number, then 7 to
 /// 90 bytes of a pattern of both.
 fn message(id: u8, seq: u64, out: &mut Vec<u8>) {
-    out.clear();
-    out.push(id);
-    out.extend_from_slice(&seq.to_le_bytes());
-    let len = 16 + (seq.wrapping_mul(2_654_435_761) % 84) as usize;
-    out.extend((9..len).map(|i| (seq as usize ^ (i * 131) ^ (id as usize * 29)) as u8));
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+    common::tagged_message(id, seq, 16, out);
 }
 
 /// A producer child: sends its share, alternating copying and in-place sends.

@@ -33,10 +33,7 @@ const WORKLOAD: Workload = Workload {
 const BATCH: usize = 32;
 
 fn count() -> u64 {
-    std::env::var("SHMSG_CROSS_MESSAGES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000)
+    common::env_u64("SHMSG_CROSS_MESSAGES", 1_000_000)
 }
 
 fn options() -> Options {
@@ -171,25 +168,27 @@ fn listen_and_receive(endpoint: &str) -> Result<String, String> {
     Ok(endpoint)
 }
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", std::process::id())
-}
-
 fn case_shm() -> Result<String, String> {
-    listen_and_receive(&format!("shm:{}", unique("cross-")))
+    listen_and_receive(&format!("shm:{}", common::unique("cross", "shm")))
 }
 
 fn case_unix_path() -> Result<String, String> {
-    let path = std::env::temp_dir().join(unique("shmsg-cross-"));
+    let path = std::env::temp_dir().join(common::unique("shmsg-cross", "unix"));
     listen_and_receive(&format!("unix:{}", path.display()))
 }
 
 fn case_unix_abstract() -> Result<String, String> {
-    listen_and_receive(&format!("unix:@{}", unique("shmsg-cross-")))
+    listen_and_receive(&format!(
+        "unix:@{}",
+        common::unique("shmsg-cross", "abstract")
+    ))
 }
 
 fn case_seqpacket() -> Result<String, String> {
-    listen_and_receive(&format!("seqpacket:@{}", unique("shmsg-cross-seq-")))
+    listen_and_receive(&format!(
+        "seqpacket:@{}",
+        common::unique("shmsg-cross", "seqpacket")
+    ))
 }
 
 /// The child's stdin and stdout, through `shmsg::msg::pipe::spawn`.

@@ -60,7 +60,7 @@ const TIMEOUT: Duration = Duration::from_millis(100);
 const BOUND: Duration = Duration::from_secs(3);
 
 fn name(case: &str) -> String {
-    format!("faults-{}-{case}", std::process::id())
+    common::unique("faults", case)
 }
 
 /// Starts this executable as a child in `role` on region `name` (more
@@ -511,13 +511,10 @@ fn main() -> ExitCode {
         ("dead_sender_mpsc", dead_sender_mpsc),
         ("dead_sender_mpmc", dead_sender_mpmc),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let filter = common::case_filter();
     let (mut passed, mut failed) = (0, 0);
     for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+        if !common::selected(name, &filter) {
             continue;
         }
         eprintln!("{name}");

@@ -49,7 +49,9 @@ use shmsg::shm::{Geometry, Region, mpmc, spsc};
 use shmsg::{Error, Receiver, Sender};
 
 mod common;
+
 use common::Case;
+use common::env;
 use common::linearizable::{Op, PENDING, Summary, Violation, check};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -62,14 +64,7 @@ const TRUNCATED: &str = "truncated";
 const SWAP_EVERY: u64 = 1000;
 
 fn count() -> u64 {
-    std::env::var("SHMSG_LIN_MESSAGES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000)
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+    common::env_u64("SHMSG_LIN_MESSAGES", 100_000)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process.

@@ -22,13 +22,7 @@ use common::raw::{kind_of, listen_abstract, raw_connect, rdv, recv_with_fds, soc
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "lst-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::unique("lst", tag)
 }
 
 /// Two silent clients and 100 that send the first byte of a hello and

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shmsg::shm::Region;
@@ -13,11 +13,11 @@ use shmsg::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offset
 use shmsg::shm::region::{self, PREFIX, SHM_DIR};
 use shmsg::{Error, Role};
 
+mod common;
+
 /// A name no other test (or test process) uses.
 fn unique(test: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("test-{}-{n}-{test}", std::process::id())
+    common::unique("test", test)
 }
 
 fn shm_path(name: &str) -> PathBuf {

@@ -26,25 +26,18 @@ const PATIENCE: Duration = Duration::from_secs(120);
 const NOBODY: u32 = 65534;
 
 fn count() -> u64 {
-    std::env::var("SHMSG_RDV_MESSAGES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000)
+    common::env_u64("SHMSG_RDV_MESSAGES", 100_000)
 }
 
 fn unique(tag: &str) -> String {
-    format!("rdv-{}-{tag}", std::process::id())
+    common::unique("rdv", tag)
 }
 
 /// Message `seq` of client `id`: the id, the sequence number, then 0 to 83
 /// bytes of a pattern of both. A reply is the message with every byte
 /// after the first nine inverted.
 fn message(id: u8, seq: u64, out: &mut Vec<u8>) {
-    out.clear();
-    out.push(id);
-    out.extend_from_slice(&seq.to_le_bytes());
-    let len = 9 + (seq.wrapping_mul(2_654_435_761) % 84) as usize;
-    out.extend((9..len).map(|i| (seq as usize ^ (i * 131) ^ (id as usize * 29)) as u8));
+    common::tagged_message(id, seq, 9, out);
 }
 
 fn reply_to(message: &mut [u8]) {

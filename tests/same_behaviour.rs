@@ -12,11 +12,13 @@
 
 use std::collections::VecDeque;
 use std::os::fd::IntoRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::pattern as message;
 use proptest::prelude::*;
 use shmsg::{Channel, Error, Options, Receiver, Sender};
+
+mod common;
 
 /// The maximum message size every side is configured with.
 const MAX: usize = 4096;
@@ -57,15 +59,6 @@ const ALL: [Transport; 8] = [
     Transport::Pipe,
 ];
 
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 fn options() -> Options {
     Options {
         max_message: Some(MAX),
@@ -94,14 +87,16 @@ fn pair(transport: Transport) -> (Channel, Channel, Option<shmsg::Listener>) {
             let a = shmsg::connect_with(&a, &options()).unwrap();
             return (a, peer.join().unwrap(), None);
         }
-        Transport::Shm => format!("shm:{}", unique("same-")),
-        Transport::Mpsc => format!("mpsc:{}", unique("same-mpsc-")),
+        Transport::Shm => format!("shm:{}", common::unique("same", "shm")),
+        Transport::Mpsc => format!("mpsc:{}", common::unique("same", "mpsc")),
         Transport::UnixPath => format!(
             "unix:{}",
-            std::env::temp_dir().join(unique("shmsg-same-")).display()
+            std::env::temp_dir()
+                .join(common::unique("shmsg-same", "unix"))
+                .display()
         ),
-        Transport::UnixAbstract => format!("unix:@{}", unique("shmsg-same-")),
-        Transport::Seqpacket => format!("seqpacket:@{}", unique("shmsg-same-")),
+        Transport::UnixAbstract => format!("unix:@{}", common::unique("shmsg-same", "abstract")),
+        Transport::Seqpacket => format!("seqpacket:@{}", common::unique("shmsg-same", "seqpacket")),
         Transport::Tcp => "tcp:127.0.0.1:0".to_owned(),
     };
     let mut listener = shmsg::listen_with(&endpoint, &options()).unwrap();
@@ -138,13 +133,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Stuff),
         1 => (MAX + 1..MAX * 4).prop_map(Op::TooLarge),
     ]
-}
-
-/// Message number `seq` of `len` bytes: every byte depends on both.
-fn message(seq: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (seq.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8)
-        .collect()
 }
 
 /// The reference: what has been sent and not yet received.
@@ -449,7 +437,7 @@ fn impossible_shared_memory_options_are_typed_errors() {
             ..Options::default()
         };
         for scheme in ["shm", "mpsc"] {
-            let endpoint = format!("{scheme}:{}", unique("huge-"));
+            let endpoint = format!("{scheme}:{}", common::unique("huge", scheme));
             assert!(
                 matches!(
                     shmsg::listen_with(&endpoint, &options),

@@ -6,7 +6,6 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,13 +16,13 @@ use shmsg::msg::seqpacket::{MAX_DATAGRAM, SeqpacketChannel};
 use shmsg::msg::unix::{SocketKind, UnixAddr, UnixListener};
 use shmsg::{Error, Receiver, Sender};
 
+mod common;
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The bytes of message `seq` of `len` bytes: a checkable pattern.
 fn message(seq: usize, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (seq.wrapping_mul(31) ^ i.wrapping_mul(7)) as u8)
-        .collect()
+    common::pattern(seq as u64, len)
 }
 
 /// A raw seqpacket socketpair, for a test that plays a misbehaving peer.
@@ -62,11 +61,7 @@ fn raw_peer(max: usize) -> (SeqpacketChannel, OwnedFd) {
 }
 
 fn temp_path(tag: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("shmsg-sp-{}-{tag}-{n}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
+    common::temp_socket("sp", tag)
 }
 
 /// Sends messages of every size in `sizes` from one thread and checks that
@@ -97,7 +92,7 @@ fn many_messages_of_every_size_arrive_in_order() {
 
 #[test]
 fn works_through_a_listener_on_a_path_and_an_abstract_name() {
-    let name = format!("shmsg-sp-{}-listener", std::process::id());
+    let name = common::unique("shmsg-sp", "listener");
     for addr in [
         UnixAddr::Path(temp_path("listener")),
         UnixAddr::Abstract(name.into_bytes()),

@@ -6,6 +6,8 @@ use shmsg::typed::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use shmsg::typed::{TypedReceiver, TypedSender};
 use shmsg::{Channel, Error, Sender};
 
+mod common;
+
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 struct Order {
@@ -57,7 +59,7 @@ fn typed_values_over_the_ring() {
 
 #[test]
 fn typed_values_over_a_unix_socket() {
-    let endpoint = format!("unix:@shmsg-typed-{}", std::process::id());
+    let endpoint = format!("unix:@{}", common::unique("shmsg-typed", "unix"));
     let mut listener = shmsg::listen(&endpoint).unwrap();
     let client = std::thread::spawn(move || shmsg::connect(&endpoint).unwrap());
     let server = listener.accept().unwrap();

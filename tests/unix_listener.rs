@@ -5,29 +5,24 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use shmsg::Error;
 use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
 
+mod common;
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A fresh socket path in the temporary directory.
 fn temp_path(tag: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("shmsg-ul-{}-{tag}-{n}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
+    common::temp_socket("ul", tag)
 }
 
 /// A fresh abstract name.
 fn abstract_name(tag: &str) -> UnixAddr {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    UnixAddr::Abstract(format!("shmsg-ul-{}-{tag}-{n}", std::process::id()).into_bytes())
+    UnixAddr::Abstract(common::unique("shmsg-ul", tag).into_bytes())
 }
 
 /// The kind of an `Error::Io`, with its context; panics on other errors.

@@ -22,8 +22,8 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags, SocketFlags};
 
+use super::ring_geometry;
 use super::shm::{self as rendezvous, ACK_ATTACHED, Kind, Msg, answer};
-use super::{Options, ring_geometry};
 use crate::channel::{Channel, Receiver};
 use crate::error::{Error, Result};
 use crate::msg::frame::{HELLO_LEN, Hello};
@@ -31,6 +31,7 @@ use crate::msg::seqpacket::SeqpacketChannel;
 use crate::msg::stream::StreamChannel;
 use crate::msg::unix::UnixListener;
 use crate::options::Deadline;
+use crate::options::Options;
 use crate::peer::{Allow, Credentials};
 use crate::shm::layout::{Geometry, offsets};
 use crate::shm::spsc::{Consumer, Producer};
@@ -119,14 +120,14 @@ impl Rings {
     pub(super) fn per_connection(options: &Options) -> Result<Rings> {
         Ok(Rings {
             kind: Kind::Shm,
-            geometry: options.geometry()?,
+            geometry: super::geometry(options)?,
             shared: None,
         })
     }
 
     /// `mpsc:`: one multi-producer ring, made now, and its consumer.
     pub(super) fn shared(options: &Options) -> Result<Rings> {
-        let geometry = options.geometry()?;
+        let geometry = super::geometry(options)?;
         let region = Arc::new(Region::anonymous_kind(
             geometry,
             crate::shm::layout::RingKind::Mpsc,
@@ -479,17 +480,16 @@ impl Handshakes {
 
     /// The channel of a connection whose handshake is complete.
     fn finish(&self, pending: Pending) -> Result<Channel> {
-        let channel =
-            match pending.state {
-                State::StreamHello { bytes, .. } => super::stream_channel(
-                    StreamChannel::accepted(pending.fd, &bytes, self.max_message, self.timeout)?,
-                )?,
-                State::Datagram => super::seqpacket_channel(SeqpacketChannel::accepted(
-                    pending.fd,
-                    self.max_message,
-                )?)?,
-                State::Attaching(offered) => offered.channel.with_link(pending.fd),
-            };
+        let channel = match pending.state {
+            State::StreamHello { bytes, .. } => super::connect::stream_channel(
+                StreamChannel::accepted(pending.fd, &bytes, self.max_message, self.timeout)?,
+            )?,
+            State::Datagram => super::connect::seqpacket_channel(SeqpacketChannel::accepted(
+                pending.fd,
+                self.max_message,
+            )?)?,
+            State::Attaching(offered) => offered.channel.with_link(pending.fd),
+        };
         Ok(channel.with_peer(pending.peer))
     }
 }

@@ -40,7 +40,7 @@ use rustix::net::{
 };
 
 use crate::error::{Error, Result};
-use crate::msg::frame::REFUSED_MAGIC;
+use crate::msg::frame::{REFUSED_MAGIC, check_magic_and_version, check_refusal};
 use crate::options::Deadline;
 use crate::shm::Region;
 
@@ -97,10 +97,7 @@ impl Msg {
     /// the buffer): [`Error::Handshake`] names what is wrong, a refusal is
     /// [`Error::PeerRefused`].
     pub(super) fn decode(bytes: &[u8; MSG_LEN], len: usize) -> Result<Msg> {
-        let magic: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
-        if magic == REFUSED_MAGIC {
-            return Err(Error::PeerRefused(crate::peer::Credentials::own()));
-        }
+        check_refusal(bytes)?;
         if len != MSG_LEN {
             return Err(Error::Handshake {
                 field: "rendezvous message length",
@@ -108,21 +105,12 @@ impl Msg {
                 found: len as u64,
             });
         }
-        if magic != MAGIC {
-            return Err(Error::Handshake {
-                field: "rendezvous magic",
-                expected: u64::from_le_bytes(MAGIC),
-                found: u64::from_le_bytes(magic),
-            });
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(Error::Handshake {
-                field: "rendezvous version",
-                expected: u64::from(VERSION),
-                found: u64::from(version),
-            });
-        }
+        check_magic_and_version(
+            bytes,
+            MAGIC,
+            VERSION,
+            ["rendezvous magic", "rendezvous version"],
+        )?;
         Ok(Msg {
             code: u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")),
             value: u64::from_le_bytes(bytes[16..].try_into().expect("8 bytes")),

@@ -14,6 +14,61 @@
 //! * [`unix`]: Unix socket addresses (paths and abstract names), connecting,
 //!   and a listener that accepts many clients.
 
+/// Implements [`Sender`](crate::Sender) for a type by its inherent methods
+/// of the same names (`try_send`, `send`, `send_timeout`, `send_batch`),
+/// and the trait's `max_message` by the inherent method named.
+macro_rules! sender_by_inherent_methods {
+    ($ty:ty, max_message: $max:ident) => {
+        impl $crate::channel::Sender for $ty {
+            fn max_message(&self) -> usize {
+                <$ty>::$max(self)
+            }
+            fn try_send(&mut self, message: &[u8]) -> $crate::error::Result<()> {
+                <$ty>::try_send(self, message)
+            }
+            fn send(&mut self, message: &[u8]) -> $crate::error::Result<()> {
+                <$ty>::send(self, message)
+            }
+            fn send_timeout(
+                &mut self,
+                message: &[u8],
+                timeout: std::time::Duration,
+            ) -> $crate::error::Result<()> {
+                <$ty>::send_timeout(self, message, timeout)
+            }
+            fn send_batch(&mut self, messages: &[&[u8]]) -> $crate::error::Result<()> {
+                <$ty>::send_batch(self, messages)
+            }
+        }
+    };
+}
+
+/// Implements [`Receiver`](crate::Receiver) for a type by its inherent
+/// methods of the same names (`max_message`, `try_recv`, `recv`,
+/// `recv_timeout`).
+macro_rules! receiver_by_inherent_methods {
+    ($ty:ty) => {
+        impl $crate::channel::Receiver for $ty {
+            fn max_message(&self) -> usize {
+                <$ty>::max_message(self)
+            }
+            fn try_recv(&mut self, buf: &mut Vec<u8>) -> $crate::error::Result<usize> {
+                <$ty>::try_recv(self, buf)
+            }
+            fn recv(&mut self, buf: &mut Vec<u8>) -> $crate::error::Result<usize> {
+                <$ty>::recv(self, buf)
+            }
+            fn recv_timeout(
+                &mut self,
+                buf: &mut Vec<u8>,
+                timeout: std::time::Duration,
+            ) -> $crate::error::Result<usize> {
+                <$ty>::recv_timeout(self, buf, timeout)
+            }
+        }
+    };
+}
+
 pub mod frame;
 pub mod pipe;
 pub mod seqpacket;

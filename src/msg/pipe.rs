@@ -15,14 +15,47 @@ use std::process::{Child, Command, Stdio};
 
 use super::stream::StreamChannel;
 use crate::channel::Channel;
-use crate::endpoint::Options;
 use crate::error::{Error, Result};
+use crate::options::Options;
 
 /// Spawns `command` with its stdin and stdout on pipes, exchanges hellos
 /// with it (the child must call `shmsg::connect("pipe")` within
 /// `options.timeout`), and returns the channel to the child and the child.
 ///
 /// If the handshake fails the child is killed and reaped.
+///
+/// The parent and the child are two processes, so this example is not run:
+///
+/// ```no_run
+/// // The parent:
+/// use std::process::Command;
+/// use shmsg::{Options, Receiver, Sender};
+///
+/// let (mut channel, mut child) =
+///     shmsg::msg::pipe::spawn(&mut Command::new("./worker"), &Options::default())?;
+/// channel.send(b"job")?;
+/// let mut result = Vec::new();
+/// channel.recv(&mut result)?;
+/// drop(channel); // the child sees Disconnected, and exits
+/// child.wait().unwrap();
+/// # Ok::<(), shmsg::Error>(())
+/// ```
+///
+/// ```no_run
+/// // The child, `./worker`:
+/// use shmsg::{Error, Receiver, Sender};
+///
+/// let mut channel = shmsg::connect("pipe")?;
+/// let mut job = Vec::new();
+/// loop {
+///     match channel.recv(&mut job) {
+///         Ok(_) => channel.send(&job)?, // the work
+///         Err(Error::Disconnected) => break,
+///         Err(other) => return Err(other),
+///     }
+/// }
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn spawn(command: &mut Command, options: &Options) -> Result<(Channel, Child)> {
     let mut child = command
         .stdin(Stdio::piped())
@@ -40,7 +73,7 @@ pub fn spawn(command: &mut Command, options: &Options) -> Result<(Channel, Child
     };
     let max = options
         .max_message
-        .unwrap_or(crate::endpoint::DEFAULT_MAX_MESSAGE);
+        .unwrap_or(crate::options::DEFAULT_MAX_MESSAGE);
     match StreamChannel::handshake_split(
         OwnedFd::from(from_child),
         OwnedFd::from(to_child),

@@ -47,6 +47,16 @@ const SUN_PATH_LEN: usize = 108;
 const BACKLOG: i32 = 1024;
 
 /// Where a Unix domain socket lives: a filesystem path or an abstract name.
+///
+/// ```
+/// use shmsg::msg::unix::UnixAddr;
+///
+/// let path = UnixAddr::parse("unix:/run/app.sock", "/run/app.sock")?;
+/// assert_eq!(path, UnixAddr::Path("/run/app.sock".into()));
+/// let name = UnixAddr::parse("unix:@app", "@app")?;
+/// assert_eq!(name.to_string(), "@app");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum UnixAddr {
     /// A socket file at this path.
@@ -63,6 +73,19 @@ impl UnixAddr {
     /// after the leading NUL) is an [`Error::InvalidEndpoint`] naming the
     /// part "path" or "abstract name"; `endpoint_for_errors` is the endpoint
     /// string the error quotes.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::msg::unix::UnixAddr;
+    ///
+    /// assert!(matches!(UnixAddr::parse("unix:@x", "@x")?, UnixAddr::Abstract(_)));
+    /// let long = "p".repeat(200);
+    /// match UnixAddr::parse("unix:...", &long) {
+    ///     Err(Error::InvalidEndpoint { part, .. }) => assert_eq!(part, "path"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn parse(endpoint_for_errors: &str, s: &str) -> Result<Self> {
         let (part, bytes) = match s.strip_prefix('@') {
             Some(name) => ("abstract name", name),
@@ -117,6 +140,14 @@ impl fmt::Display for UnixAddr {
 }
 
 /// The type of a Unix domain socket.
+///
+/// ```
+/// use shmsg::msg::unix::SocketKind;
+///
+/// assert_eq!(SocketKind::Seqpacket.to_string(), "seqpacket");
+/// assert_eq!(SocketKind::Stream.scheme(), "unix:");
+///
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SocketKind {
     /// `SOCK_STREAM`: a byte stream, with no message boundaries.
@@ -136,6 +167,13 @@ impl SocketKind {
 
 impl SocketKind {
     /// The endpoint scheme of this kind of socket, with its colon.
+    ///
+    /// ```
+    /// use shmsg::msg::unix::SocketKind;
+    ///
+    /// assert_eq!(SocketKind::Seqpacket.scheme(), "seqpacket:");
+    ///
+    /// ```
     pub fn scheme(self) -> &'static str {
         match self {
             SocketKind::Stream => "unix:",
@@ -171,6 +209,21 @@ fn new_socket(kind: SocketKind, flags: SocketFlags) -> Result<OwnedFd> {
 /// no one listens on (a stale file, or a closed abstract name) one of kind
 /// `ConnectionRefused`; a full queue that stays full past `timeout` is
 /// [`Error::Timeout`]. Both error contexts name the address.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+///
+/// let addr = UnixAddr::Abstract(format!("shmsg-doc-unix-{}", std::process::id()).into_bytes());
+/// let listener = UnixListener::bind(&addr, SocketKind::Stream)?;
+/// let _client = unix::connect(&addr, SocketKind::Stream, Duration::from_secs(1))?;
+/// let _server = listener.accept()?;
+/// drop(listener);
+/// // No one listens any more: refused, at once.
+/// let refused = unix::connect(&addr, SocketKind::Stream, Duration::from_secs(1));
+/// assert!(matches!(refused, Err(shmsg::Error::Io { .. })));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn connect(addr: &UnixAddr, kind: SocketKind, timeout: Duration) -> Result<OwnedFd> {
     connect_until(addr, kind, Deadline::after(timeout))
 }
@@ -197,36 +250,15 @@ pub(crate) fn connect_until(
             Ok(()) => break,
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => return Err(Error::Timeout),
-            Err(Errno::NOENT) => {
-                return Err(Error::io(
-                    format!(
-                        "cannot connect to {}{addr}: no socket exists at this path",
-                        kind.scheme()
-                    ),
-                    Errno::NOENT,
-                ));
-            }
-            Err(Errno::CONNREFUSED) => {
-                return Err(Error::io(
-                    format!(
-                        "cannot connect to {}{addr}: no one listens there",
-                        kind.scheme()
-                    ),
-                    Errno::CONNREFUSED,
-                ));
-            }
-            Err(Errno::PROTOTYPE) => {
-                return Err(Error::io(
-                    format!(
-                        "cannot connect to {}{addr}: the socket there is not a {kind} socket",
-                        kind.scheme()
-                    ),
-                    Errno::PROTOTYPE,
-                ));
-            }
             Err(e) => {
+                let why = match e {
+                    Errno::NOENT => ": no socket exists at this path".to_owned(),
+                    Errno::CONNREFUSED => ": no one listens there".to_owned(),
+                    Errno::PROTOTYPE => format!(": the socket there is not a {kind} socket"),
+                    _ => String::new(),
+                };
                 return Err(Error::io(
-                    format!("cannot connect to {}{addr}", kind.scheme()),
+                    format!("cannot connect to {}{addr}{why}", kind.scheme()),
                     e,
                 ));
             }
@@ -248,6 +280,25 @@ struct OwnedPath {
 }
 
 /// A listening Unix socket that accepts many clients.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+///
+/// // A socket file, removed again when the listener is dropped.
+/// let path = std::env::temp_dir().join(format!("shmsg-doc-{}.sock", std::process::id()));
+/// let addr = UnixAddr::Path(path.clone());
+/// let listener = UnixListener::bind(&addr, SocketKind::Stream)?;
+/// let clients: Vec<_> = (0..3)
+///     .map(|_| unix::connect(&addr, SocketKind::Stream, Duration::from_secs(1)))
+///     .collect::<shmsg::Result<_>>()?;
+/// for _ in &clients {
+///     listener.accept_timeout(Duration::from_secs(1))?;
+/// }
+/// drop(listener);
+/// assert!(!path.exists());
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct UnixListener {
     fd: OwnedFd,
@@ -274,6 +325,16 @@ impl UnixListener {
     /// socket, the bind fails with an [`Error::Io`] of kind `AddrInUse`
     /// whose context names the path. An abstract name in use fails the same
     /// way. The listener removes the socket file it created on drop.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+    /// # let addr = UnixAddr::Abstract(format!("shmsg-doc-ul-{}-{}", std::process::id(), line!()).into_bytes());
+    /// # let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// // The name is taken while the listener lives.
+    /// assert!(matches!(UnixListener::bind(&addr, SocketKind::Seqpacket), Err(shmsg::Error::Io { .. })));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn bind(addr: &UnixAddr, kind: SocketKind) -> Result<Self> {
         let scheme = kind.scheme();
         let socket_addr = addr.to_socket_addr()?;
@@ -381,12 +442,31 @@ impl UnixListener {
 
     /// Accepts the next connection, blocking until one arrives; the new
     /// descriptor is close-on-exec and in blocking mode.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+    /// # let addr = UnixAddr::Abstract(format!("shmsg-doc-ul-{}-{}", std::process::id(), line!()).into_bytes());
+    /// # let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// let _client = unix::connect(&addr, SocketKind::Seqpacket, Duration::from_secs(1))?;
+    /// let _server = listener.accept()?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn accept(&self) -> Result<OwnedFd> {
         self.accept_until(Deadline::Never)
     }
 
     /// As [`UnixListener::accept`], waiting at most `timeout`;
     /// [`Error::Timeout`] if no client connects in time.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+    /// # let addr = UnixAddr::Abstract(format!("shmsg-doc-ul-{}-{}", std::process::id(), line!()).into_bytes());
+    /// # let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// assert!(matches!(listener.accept_timeout(Duration::from_millis(1)), Err(shmsg::Error::Timeout)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn accept_timeout(&self, timeout: Duration) -> Result<OwnedFd> {
         self.accept_until(Deadline::after(timeout))
     }
@@ -417,11 +497,29 @@ impl UnixListener {
     }
 
     /// The address this listener is bound to.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+    /// # let addr = UnixAddr::Abstract(format!("shmsg-doc-ul-{}-{}", std::process::id(), line!()).into_bytes());
+    /// # let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// assert_eq!(listener.addr(), &addr);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn addr(&self) -> &UnixAddr {
         &self.addr
     }
 
     /// The type of the sockets this listener accepts.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+    /// # let addr = UnixAddr::Abstract(format!("shmsg-doc-ul-{}-{}", std::process::id(), line!()).into_bytes());
+    /// # let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// assert_eq!(listener.kind(), SocketKind::Seqpacket);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn kind(&self) -> SocketKind {
         self.kind
     }

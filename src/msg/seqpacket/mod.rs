@@ -53,19 +53,11 @@
 //! into the caller's buffer; `try_` variants add `MSG_DONTWAIT` and make no
 //! other call, and timed variants `poll` only when the first attempt would
 //! block.
-//!
-//! (This file runs past 600 lines because it is one idea: the wire format,
-//! the size limits and the three handles that share them, most of it docs.)
 
-use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, MMsgHdr, RecvFlags, SendAncillaryBuffer, SendFlags, Shutdown, SocketFlags,
-    SocketType,
-};
+use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
 
 use super::frame::{HELLO_LEN, Hello};
 use super::unix::{self, SocketKind, UnixAddr};
@@ -73,21 +65,27 @@ use crate::channel::{Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::options::Deadline;
 
-/// Kind byte of a datagram that carries a message.
-const KIND_MESSAGE: u8 = 0;
-/// Kind byte of the hello datagram.
-const KIND_HELLO: u8 = 1;
-/// Bytes of the kind trailer on every datagram.
-const TRAILER_LEN: usize = 1;
-/// `unix_dgram_sendmsg` refuses datagrams longer than `sk_sndbuf - 32`.
-const SNDBUF_OVERHEAD: usize = 32;
-/// The longest datagram (payload and kind byte) we send or accept: above
-/// about 4 MiB the kernel cannot allocate a datagram's linear part.
-pub const MAX_DATAGRAM: usize = 4 << 20;
-/// Messages per `sendmmsg` (the kernel's cap on its vector, `UIO_MAXIOV`).
-const BATCH_MESSAGES: usize = 1024;
+mod wire;
+
+pub use wire::MAX_DATAGRAM;
+use wire::{
+    KIND_HELLO, KIND_MESSAGE, TRAILER_LEN, datagram_limit, recv_datagram, recv_message,
+    recv_timeout, send_batch, send_datagram, send_message, send_timeout,
+};
 
 /// A message channel over a connected `SOCK_SEQPACKET` socket.
+///
+/// ```
+/// use shmsg::msg::seqpacket::SeqpacketChannel;
+///
+/// let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+/// a.send(b"one datagram")?;
+/// a.send(b"")?; // an empty message is a message too
+/// let mut buf = Vec::new();
+/// assert_eq!(b.recv(&mut buf)?, 12);
+/// assert_eq!(b.recv(&mut buf)?, 0);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SeqpacketChannel {
     fd: OwnedFd,
@@ -98,266 +96,35 @@ pub struct SeqpacketChannel {
     send_limit: usize,
 }
 
-/// Raises `fd`'s send buffer toward a datagram of `want` payload bytes and
-/// returns the longest payload one datagram of ours can carry.
-fn datagram_limit(fd: BorrowedFd<'_>, want: usize) -> Result<usize> {
-    let cap = MAX_DATAGRAM - TRAILER_LEN;
-    let want = want.min(cap);
-    let limit = |sndbuf: usize| {
-        sndbuf
-            .saturating_sub(SNDBUF_OVERHEAD + TRAILER_LEN)
-            .min(cap)
-    };
-    let read = || {
-        rustix::net::sockopt::socket_send_buffer_size(fd)
-            .map_err(|e| Error::io("cannot read the socket's send buffer size", e))
-    };
-    let sndbuf = read()?;
-    if limit(sndbuf) >= want {
-        return Ok(limit(sndbuf));
-    }
-    // The kernel doubles the request (for its bookkeeping), capped at
-    // `net.core.wmem_max`: asking for one datagram's worth leaves room for
-    // two in flight.
-    let request = want + TRAILER_LEN + SNDBUF_OVERHEAD;
-    let set = |size: usize| {
-        rustix::net::sockopt::set_socket_send_buffer_size(fd, size)
-            .map_err(|e| Error::io("cannot raise the socket's send buffer size", e))
-    };
-    set(request)?;
-    let raised = read()?;
-    if raised < sndbuf {
-        // `wmem_max` below the default: the request lowered the buffer.
-        set(sndbuf / 2)?;
-        return Ok(limit(read()?));
-    }
-    Ok(limit(raised))
-}
-
-/// Maps a send error to the crate's error for a `len`-byte message.
-fn send_error(error: Errno, len: usize, send_limit: usize) -> Error {
-    match error {
-        Errno::PIPE | Errno::CONNRESET | Errno::CONNREFUSED | Errno::NOTCONN => Error::Disconnected,
-        Errno::MSGSIZE => Error::MessageTooLarge {
-            len,
-            max: send_limit,
-        },
-        Errno::NOBUFS | Errno::NOMEM => Error::io(
-            format!("the kernel cannot allocate a datagram of {len} bytes now"),
-            error,
-        ),
-        other => Error::io("cannot send on the seqpacket socket", other),
-    }
-}
-
-/// Waits for `fd` to be writable (`out`) or readable until `deadline`;
-/// `Ok(false)` if it passed (at once for [`Deadline::Now`]).
-fn wait_ready(fd: BorrowedFd<'_>, deadline: Deadline, out: bool) -> Result<bool> {
-    let timeout = match deadline.remaining() {
-        Some(Duration::ZERO) => return Ok(false),
-        left => left,
-    };
-    let ready = if out {
-        unix::poll_out(fd, timeout)
-    } else {
-        unix::poll_in(fd, timeout)
-    };
-    ready.map_err(|e| Error::io("cannot poll the seqpacket socket", e))
-}
-
-fn invalid_data(what: String) -> Error {
-    Error::io(
-        "the peer broke the seqpacket protocol",
-        io::Error::new(io::ErrorKind::InvalidData, what),
-    )
-}
-
-/// Datagrams up to this size (trailer included) are sent from one buffer.
-const SMALL_DATAGRAM: usize = 512;
-
-/// Sends `payload` with the `kind` trailer as one datagram (one
-/// `send` or `sendmsg`); [`Error::Full`] when it would wait past `deadline`.
-fn send_datagram(
-    fd: BorrowedFd<'_>,
-    payload: &[u8],
-    kind: u8,
-    send_limit: usize,
-    deadline: Deadline,
-) -> Result<()> {
-    let trailer = [kind];
-    let slices = [IoSlice::new(payload), IoSlice::new(&trailer)];
-    // A small datagram goes out from one contiguous buffer with `send`,
-    // which costs the kernel less than a two-slice `sendmsg`.
-    let mut small = [0u8; SMALL_DATAGRAM];
-    let contiguous = payload.len() < SMALL_DATAGRAM;
-    if contiguous {
-        small[..payload.len()].copy_from_slice(payload);
-        small[payload.len()] = kind;
-    }
-    let mut flags = SendFlags::NOSIGNAL;
-    if !matches!(deadline, Deadline::Never) {
-        flags |= SendFlags::DONTWAIT;
-    }
-    loop {
-        let sent = if contiguous {
-            rustix::net::send(fd, &small[..payload.len() + TRAILER_LEN], flags)
-        } else {
-            rustix::net::sendmsg(fd, &slices, &mut SendAncillaryBuffer::default(), flags)
-        };
-        match sent {
-            Ok(n) if n == payload.len() + TRAILER_LEN => return Ok(()),
-            Ok(n) => {
-                return Err(Error::io(
-                    format!(
-                        "the kernel took {n} of {} bytes of a datagram",
-                        payload.len() + TRAILER_LEN
-                    ),
-                    io::Error::from(io::ErrorKind::WriteZero),
-                ));
-            }
-            Err(Errno::INTR) => {}
-            // A non-blocking descriptor (given to `handshake`) or a
-            // deadline: wait for room.
-            Err(Errno::AGAIN) => {
-                if !wait_ready(fd, deadline, true)? {
-                    return Err(Error::Full);
-                }
-            }
-            Err(e) => return Err(send_error(e, payload.len(), send_limit)),
-        }
-    }
-}
-
-/// Sends one message, refusing it before any system call if it exceeds
-/// `send_limit`.
-fn send_message(
-    fd: BorrowedFd<'_>,
-    send_limit: usize,
-    message: &[u8],
-    deadline: Deadline,
-) -> Result<()> {
-    if message.len() > send_limit {
-        return Err(Error::MessageTooLarge {
-            len: message.len(),
-            max: send_limit,
-        });
-    }
-    send_datagram(fd, message, KIND_MESSAGE, send_limit, deadline)
-}
-
-/// Sends `messages` in order with `sendmmsg`, [`BATCH_MESSAGES`] per call.
-fn send_batch<M: AsRef<[u8]>>(fd: BorrowedFd<'_>, send_limit: usize, messages: &[M]) -> Result<()> {
-    if let Some(m) = messages.iter().find(|m| m.as_ref().len() > send_limit) {
-        return Err(Error::MessageTooLarge {
-            len: m.as_ref().len(),
-            max: send_limit,
-        });
-    }
-    let trailer = [KIND_MESSAGE];
-    for chunk in messages.chunks(BATCH_MESSAGES) {
-        let slices: Vec<[IoSlice<'_>; 2]> = chunk
-            .iter()
-            .map(|m| [IoSlice::new(m.as_ref()), IoSlice::new(&trailer)])
-            .collect();
-        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = chunk
-            .iter()
-            .map(|_| SendAncillaryBuffer::default())
-            .collect();
-        let mut headers: Vec<MMsgHdr<'_>> = slices
-            .iter()
-            .zip(controls.iter_mut())
-            .map(|(slices, control)| MMsgHdr::new(slices, control))
-            .collect();
-        let mut sent = 0;
-        while sent < headers.len() {
-            match rustix::net::sendmmsg(fd, &mut headers[sent..], SendFlags::NOSIGNAL) {
-                Ok(0) => {
-                    return Err(Error::io(
-                        "sendmmsg sent nothing",
-                        io::Error::from(io::ErrorKind::WriteZero),
-                    ));
-                }
-                Ok(n) => sent += n,
-                Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => {
-                    wait_ready(fd, Deadline::Never, true)?;
-                }
-                Err(e) => {
-                    let len = chunk.get(sent).map_or(0, |m| m.as_ref().len());
-                    return Err(send_error(e, len, send_limit));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Receives one message into `buf`, replacing its contents.
-fn recv_message(
-    fd: BorrowedFd<'_>,
-    max_message: usize,
-    buf: &mut Vec<u8>,
-    deadline: Deadline,
-) -> Result<usize> {
-    buf.clear();
-    if buf.capacity() < max_message + TRAILER_LEN {
-        buf.reserve_exact(max_message + TRAILER_LEN);
-    }
-    let len = recv_datagram(fd, buf, deadline)?;
-    if len > max_message + TRAILER_LEN {
-        buf.clear();
-        return Err(Error::MessageTooLarge {
-            len: len - TRAILER_LEN,
-            max: max_message,
-        });
-    }
-    let kind = buf.pop();
-    if kind != Some(KIND_MESSAGE) {
-        buf.clear();
-        return Err(invalid_data(match kind {
-            Some(KIND_HELLO) => "a second hello".to_owned(),
-            Some(kind) => format!("a datagram of unknown kind {kind}"),
-            None => "an empty datagram".to_owned(),
-        }));
-    }
-    Ok(len - TRAILER_LEN)
-}
-
-/// Receives one datagram into `buf`'s spare capacity (appending at most
-/// that much) and returns its real length, which is larger than what was
-/// stored if it did not fit. [`Error::Disconnected`] at end of stream,
-/// [`Error::Empty`] when it would wait past `deadline`.
-fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize> {
-    let mut flags = RecvFlags::TRUNC;
-    if !matches!(deadline, Deadline::Never) {
-        flags |= RecvFlags::DONTWAIT;
-    }
-    let mut reset = false;
-    loop {
-        match rustix::net::recv(fd, rustix::buffer::spare_capacity(buf), flags) {
-            Ok((_, 0)) => return Err(Error::Disconnected),
-            Ok((_, len)) => return Ok(len),
-            Err(Errno::INTR) => {}
-            // The peer closed with our datagrams unread: the kernel reports
-            // it once, ahead of the datagrams still queued for us. Deliver
-            // those, then end of stream.
-            Err(Errno::CONNRESET) if !reset => reset = true,
-            Err(Errno::CONNRESET) => return Err(Error::Disconnected),
-            Err(Errno::AGAIN) => {
-                if !wait_ready(fd, deadline, false)? {
-                    return Err(Error::Empty);
-                }
-            }
-            Err(e) => return Err(Error::io("cannot receive on the seqpacket socket", e)),
-        }
-    }
-}
-
 impl SeqpacketChannel {
     /// Exchanges hellos over the connected seqpacket socket `fd` and returns
     /// the channel. We accept messages of up to `max_message` bytes, capped
     /// by our datagram limit (see the module docs); [`Self::max_message`]
     /// says what was advertised. Waits at most `timeout` for the peer's hello.
+    ///
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use std::time::Duration;
+    /// use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// use shmsg::msg::unix::{self, SocketKind, UnixAddr, UnixListener};
+    ///
+    /// let addr = UnixAddr::Abstract(format!("shmsg-doc-sp-{}", std::process::id()).into_bytes());
+    /// let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// let client = std::thread::spawn({
+    ///     let addr = addr.clone();
+    ///     move || -> shmsg::Result<SeqpacketChannel> {
+    ///         let fd: OwnedFd = unix::connect(&addr, SocketKind::Seqpacket, Duration::from_secs(10))?;
+    ///         SeqpacketChannel::handshake(fd, 1024, Duration::from_secs(10))
+    ///     }
+    /// });
+    /// let mut server = SeqpacketChannel::handshake(listener.accept()?, 1024, Duration::from_secs(10))?;
+    /// let mut client = client.join().unwrap()?;
+    /// client.send(b"ok")?;
+    /// let mut buf = Vec::new();
+    /// server.recv(&mut buf)?;
+    /// assert_eq!(buf, b"ok");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn handshake(fd: OwnedFd, max_message: usize, timeout: Duration) -> Result<Self> {
         Self::handshake_until(fd, max_message, Deadline::after(timeout))
     }
@@ -396,6 +163,17 @@ impl SeqpacketChannel {
     /// Two connected channels (a `socketpair`), each accepting messages of
     /// up to `max_message` bytes (capped by the datagram limit): for tests,
     /// and for a parent and the child it spawns.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// b.send(b"back")?;
+    /// a.recv(&mut buf)?;
+    /// assert_eq!(buf, b"back");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn pair(max_message: usize) -> Result<(Self, Self)> {
         let (a, b) = rustix::net::socketpair(
             AddressFamily::UNIX,
@@ -417,6 +195,25 @@ impl SeqpacketChannel {
 
     /// Connects to a seqpacket listener at `addr` and exchanges hellos,
     /// waiting at most `timeout` in all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// use shmsg::msg::unix::{SocketKind, UnixAddr, UnixListener};
+    ///
+    /// let addr = UnixAddr::Abstract(format!("shmsg-doc-sp-connect-{}", std::process::id()).into_bytes());
+    /// let listener = UnixListener::bind(&addr, SocketKind::Seqpacket)?;
+    /// let server = std::thread::spawn(move || -> shmsg::Result<Vec<u8>> {
+    ///     let mut channel = SeqpacketChannel::handshake(listener.accept()?, 1024, Duration::from_secs(10))?;
+    ///     let mut buf = Vec::new();
+    ///     channel.recv(&mut buf)?;
+    ///     Ok(buf)
+    /// });
+    /// let mut client = SeqpacketChannel::connect(&addr, 1024, Duration::from_secs(10))?;
+    /// client.send(b"hi")?;
+    /// assert_eq!(server.join().unwrap()?, b"hi");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn connect(addr: &UnixAddr, max_message: usize, timeout: Duration) -> Result<Self> {
         let deadline = Deadline::after(timeout);
         let fd = unix::connect_until(addr, SocketKind::Seqpacket, deadline)?;
@@ -478,11 +275,27 @@ impl SeqpacketChannel {
 
     /// The largest message the peer accepts and our socket can carry: a
     /// longer one is refused with [`Error::MessageTooLarge`].
+    ///
+    /// ```
+    /// use shmsg::msg::seqpacket::SeqpacketChannel;
+    ///
+    /// let (a, b) = SeqpacketChannel::pair(1000)?;
+    /// assert_eq!(a.send_limit(), b.max_message());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_limit(&self) -> usize {
         self.send_limit
     }
 
     /// The largest message we accept (what our hello advertised).
+    ///
+    /// ```
+    /// use shmsg::msg::seqpacket::SeqpacketChannel;
+    ///
+    /// let (a, _b) = SeqpacketChannel::pair(1000)?;
+    /// assert_eq!(a.max_message(), 1000);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.max_message
     }
@@ -490,18 +303,51 @@ impl SeqpacketChannel {
     /// Sends one message (one `sendmsg`), blocking while the socket is full.
     /// [`Error::MessageTooLarge`] (nothing sent) if it exceeds
     /// [`Self::send_limit`]; [`Error::Disconnected`] if the peer is gone.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send(b"x")?;
+    /// assert!(matches!(a.send(&vec![0; (1 << 16) + 1]), Err(shmsg::Error::MessageTooLarge { .. })));
+    /// b.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
         send_message(self.fd.as_fd(), self.send_limit, message, Deadline::Never)
     }
 
     /// Sends one message if the socket has room now; [`Error::Full`]
     /// (nothing sent) if not.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// // Nobody reads: the socket fills up, and then nothing more is sent.
+    /// while a.try_send(&[0; 1000]).is_ok() {}
+    /// assert!(matches!(a.try_send(b"more"), Err(shmsg::Error::Full)));
+    /// # let _ = (b, buf);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         send_message(self.fd.as_fd(), self.send_limit, message, Deadline::Now)
     }
 
     /// As [`Self::send`], waiting at most `timeout` for room;
     /// [`Error::Timeout`] (nothing sent) if none frees.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send_timeout(b"y", Duration::from_secs(1))?;
+    /// b.recv(&mut buf)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
         send_timeout(self.fd.as_fd(), self.send_limit, message, timeout)
     }
@@ -511,6 +357,18 @@ impl SeqpacketChannel {
     /// socket is full. Nothing is sent if any message exceeds
     /// [`Self::send_limit`]. On another error (the peer gone), a prefix of
     /// the batch may have been sent.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send_batch(&[&b"1"[..], b"22", b"333"])?;
+    /// for len in 1..=3 {
+    ///     assert_eq!(b.recv(&mut buf)?, len);
+    /// }
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
         send_batch(self.fd.as_fd(), self.send_limit, messages)
     }
@@ -521,17 +379,50 @@ impl SeqpacketChannel {
     ///
     /// `buf` is grown once to [`Self::max_message`] + 1 bytes of capacity
     /// and reused; the kernel writes the message straight into it.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// a.send(b"bye")?;
+    /// drop(a);
+    /// assert_eq!(b.recv(&mut buf)?, 3);
+    /// assert!(matches!(b.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         recv_message(self.fd.as_fd(), self.max_message, buf, Deadline::Never)
     }
 
     /// Receives the next message if one has arrived; [`Error::Empty`] if not.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert!(matches!(b.try_recv(&mut buf), Err(shmsg::Error::Empty)));
+    /// a.send(b"z")?;
+    /// assert_eq!(b.try_recv(&mut buf)?, 1);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         recv_message(self.fd.as_fd(), self.max_message, buf, Deadline::Now)
     }
 
     /// As [`Self::recv`], waiting at most `timeout`; [`Error::Timeout`] if
     /// nothing arrives.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// assert!(matches!(b.recv_timeout(&mut buf, Duration::from_millis(1)), Err(shmsg::Error::Timeout)));
+    /// # let _ = a;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         recv_timeout(self.fd.as_fd(), self.max_message, buf, timeout)
     }
@@ -539,6 +430,22 @@ impl SeqpacketChannel {
     /// The two halves, to use from different threads: the descriptor is
     /// duplicated. Dropping the sender shuts the socket down for writing, so
     /// the peer sees [`Error::Disconnected`] even while our receiver lives.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// use shmsg::{Receiver, Sender};
+    /// let (mut tx, mut rx) = a.split()?;
+    /// let writer = std::thread::spawn(move || tx.send(b"from a thread"));
+    /// b.send(b"to the other")?;
+    /// rx.recv(&mut buf)?;
+    /// writer.join().unwrap()?;
+    /// b.recv(&mut buf)?;
+    /// assert_eq!(buf, b"from a thread");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn split(self) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
         let read = self
             .fd
@@ -557,31 +464,21 @@ impl SeqpacketChannel {
     }
 }
 
-fn send_timeout(
-    fd: BorrowedFd<'_>,
-    send_limit: usize,
-    message: &[u8],
-    timeout: Duration,
-) -> Result<()> {
-    send_message(fd, send_limit, message, Deadline::after(timeout)).map_err(|e| match e {
-        Error::Full => Error::Timeout,
-        other => other,
-    })
-}
-
-fn recv_timeout(
-    fd: BorrowedFd<'_>,
-    max_message: usize,
-    buf: &mut Vec<u8>,
-    timeout: Duration,
-) -> Result<usize> {
-    recv_message(fd, max_message, buf, Deadline::after(timeout)).map_err(|e| match e {
-        Error::Empty => Error::Timeout,
-        other => other,
-    })
-}
-
 /// The sending half of a [`SeqpacketChannel`], from [`SeqpacketChannel::split`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use shmsg::msg::seqpacket::SeqpacketChannel;
+/// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+/// # let mut buf: Vec<u8> = Vec::new();
+/// use shmsg::Sender;
+/// let (mut tx, _rx) = a.split()?;
+/// tx.send(b"half")?;
+/// drop(tx); // shuts down writing: the peer sees the end
+/// b.recv(&mut buf)?;
+/// assert!(matches!(b.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SeqpacketSender {
     fd: OwnedFd,
@@ -591,6 +488,18 @@ pub struct SeqpacketSender {
 impl SeqpacketSender {
     /// See [`SeqpacketChannel::send_limit`]. The sending methods are those
     /// of [`Sender`], with the semantics of [`SeqpacketChannel`]'s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// let limit = a.send_limit();
+    /// let (tx, _rx) = a.split()?;
+    /// assert_eq!(tx.send_limit(), limit);
+    /// # let _ = (b, buf);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_limit(&self) -> usize {
         self.send_limit
     }
@@ -630,6 +539,19 @@ impl Sender for SeqpacketSender {
 }
 
 /// The receiving half of a [`SeqpacketChannel`], from [`SeqpacketChannel::split`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use shmsg::msg::seqpacket::SeqpacketChannel;
+/// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+/// # let mut buf: Vec<u8> = Vec::new();
+/// use shmsg::Receiver;
+/// let (_tx, mut rx) = a.split()?;
+/// b.send(b"in")?;
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"in");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SeqpacketReceiver {
     fd: OwnedFd,
@@ -639,6 +561,17 @@ pub struct SeqpacketReceiver {
 impl SeqpacketReceiver {
     /// See [`SeqpacketChannel::max_message`]. The receiving methods are
     /// those of [`Receiver`], with the semantics of [`SeqpacketChannel`]'s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmsg::msg::seqpacket::SeqpacketChannel;
+    /// # let (mut a, mut b) = SeqpacketChannel::pair(1 << 16)?;
+    /// # let mut buf: Vec<u8> = Vec::new();
+    /// let (_tx, rx) = a.split()?;
+    /// assert_eq!(rx.max_message(), 1 << 16);
+    /// # let _ = (b, buf);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.max_message
     }
@@ -665,40 +598,9 @@ impl Receiver for SeqpacketReceiver {
     }
 }
 
-impl Sender for SeqpacketChannel {
-    // The sending side's maximum is what the peer accepts.
-    #[allow(clippy::misnamed_getters)]
-    fn max_message(&self) -> usize {
-        self.send_limit
-    }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        SeqpacketChannel::try_send(self, message)
-    }
-    fn send(&mut self, message: &[u8]) -> Result<()> {
-        SeqpacketChannel::send(self, message)
-    }
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        SeqpacketChannel::send_timeout(self, message, timeout)
-    }
-    fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
-        SeqpacketChannel::send_batch(self, messages)
-    }
-}
-
-impl Receiver for SeqpacketChannel {
-    fn max_message(&self) -> usize {
-        self.max_message
-    }
-    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        SeqpacketChannel::try_recv(self, buf)
-    }
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        SeqpacketChannel::recv(self, buf)
-    }
-    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        SeqpacketChannel::recv_timeout(self, buf, timeout)
-    }
-}
+// The sending side's maximum is what the peer accepts.
+sender_by_inherent_methods!(SeqpacketChannel, max_message: send_limit);
+receiver_by_inherent_methods!(SeqpacketChannel);
 
 impl AsFd for SeqpacketChannel {
     fn as_fd(&self) -> BorrowedFd<'_> {

@@ -29,10 +29,15 @@
 
 use crate::error::{Error, Result};
 
+mod hello;
+
+pub use hello::{HELLO_LEN, HELLO_MAGIC, Hello, PROTOCOL_VERSION, REFUSED_MAGIC};
+pub(crate) use hello::{check_magic_and_version, check_refusal};
+
 /// Bytes of a frame's length prefix.
 pub const HEADER_LEN: usize = 4;
 /// The maximum message size when a channel does not set one: 16 MiB.
-pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+pub use crate::options::DEFAULT_MAX_MESSAGE;
 /// The largest maximum message size a frame header can express.
 pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize;
 /// How much a [`Decoder`] reads ahead of the frame it is assembling.
@@ -40,6 +45,14 @@ pub const READ_CHUNK: usize = 64 << 10;
 
 /// The length prefix of a `len`-byte message, or [`Error::MessageTooLarge`]
 /// if it exceeds `max_message`.
+///
+/// ```
+/// use shmsg::msg::frame::header;
+///
+/// assert_eq!(header(5, 1024)?, [5, 0, 0, 0]);
+/// assert!(matches!(header(2000, 1024), Err(shmsg::Error::MessageTooLarge { len: 2000, max: 1024 })));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[inline]
 pub fn header(len: usize, max_message: usize) -> Result<[u8; HEADER_LEN]> {
     if len > max_message.min(MAX_MESSAGE_LIMIT) {
@@ -52,6 +65,16 @@ pub fn header(len: usize, max_message: usize) -> Result<[u8; HEADER_LEN]> {
 }
 
 /// Appends the frame of `payload` to `out`.
+///
+/// ```
+/// use shmsg::msg::frame::encode;
+///
+/// let mut wire = Vec::new();
+/// encode(b"hi", 1024, &mut wire)?;
+/// encode(b"", 1024, &mut wire)?;
+/// assert_eq!(wire, [2, 0, 0, 0, b'h', b'i', 0, 0, 0, 0]);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn encode(payload: &[u8], max_message: usize, out: &mut Vec<u8>) -> Result<()> {
     out.extend_from_slice(&header(payload.len(), max_message)?);
     out.extend_from_slice(payload);
@@ -59,6 +82,27 @@ pub fn encode(payload: &[u8], max_message: usize, out: &mut Vec<u8>) -> Result<(
 }
 
 /// Reassembles frames from the chunks of a byte stream.
+///
+/// ```
+/// use shmsg::msg::frame::{Decoder, encode};
+///
+/// let mut wire = Vec::new();
+/// for message in [&b"one"[..], b"two", b"three"] {
+///     encode(message, 1024, &mut wire)?;
+/// }
+/// let mut decoder = Decoder::new(1024)?;
+/// let mut got = Vec::new();
+/// // The bytes arrive in chunks that ignore frame boundaries.
+/// for chunk in wire.chunks(5) {
+///     decoder.push(chunk);
+///     while let Some(frame) = decoder.next_frame()? {
+///         got.push(frame.to_vec());
+///     }
+/// }
+/// assert_eq!(got, [&b"one"[..], b"two", b"three"]);
+/// decoder.finish()?; // no frame left half done
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Decoder {
     max_message: usize,
@@ -70,6 +114,14 @@ pub struct Decoder {
 
 impl Decoder {
     /// A decoder that accepts messages of up to `max_message` bytes.
+    ///
+    /// ```
+    /// use shmsg::msg::frame::{Decoder, MAX_MESSAGE_LIMIT};
+    ///
+    /// assert_eq!(Decoder::new(1024)?.max_message(), 1024);
+    /// assert!(Decoder::new(MAX_MESSAGE_LIMIT + 1).is_err());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn new(max_message: usize) -> Result<Decoder> {
         if max_message > MAX_MESSAGE_LIMIT {
             return Err(Error::InvalidConfig(format!(
@@ -85,16 +137,48 @@ impl Decoder {
     }
 
     /// The largest message this decoder accepts.
+    ///
+    /// ```
+    /// use shmsg::msg::frame::Decoder;
+    ///
+    /// assert_eq!(Decoder::new(64)?.max_message(), 64);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.max_message
     }
 
     /// Bytes received but not yet returned as frames.
+    ///
+    /// ```
+    /// # use shmsg::msg::frame::{Decoder, encode};
+    /// # let mut wire = Vec::new();
+    /// # encode(b"one", 1024, &mut wire)?;
+    /// # encode(b"two", 1024, &mut wire)?;
+    /// # let mut decoder = Decoder::new(1024)?;
+    /// decoder.push(&wire[..5]);
+    /// assert_eq!(decoder.buffered(), 5);
+    /// assert!(decoder.next_frame()?.is_none()); // 7 bytes make the first frame
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn buffered(&self) -> usize {
         self.end - self.start
     }
 
     /// Bytes the decoder holds allocated (for checking its memory bound).
+    ///
+    /// ```
+    /// # use shmsg::msg::frame::{Decoder, encode};
+    /// # let mut wire = Vec::new();
+    /// # encode(b"one", 1024, &mut wire)?;
+    /// # encode(b"two", 1024, &mut wire)?;
+    /// # let mut decoder = Decoder::new(1024)?;
+    /// use shmsg::msg::frame::READ_CHUNK;
+    /// decoder.push(&wire);
+    /// // A read's worth of room, not the frames' announced lengths.
+    /// assert!(decoder.capacity() >= READ_CHUNK && decoder.capacity() < 2 * READ_CHUNK);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.buf.len()
     }
@@ -117,6 +201,20 @@ impl Decoder {
     /// arrive rather than growing to the announced length at once. Call
     /// [`Decoder::next_frame`] until it returns `None` before reading
     /// again, so that the buffer holds at most one partial frame.
+    ///
+    /// ```
+    /// # use shmsg::msg::frame::{Decoder, encode};
+    /// # let mut wire = Vec::new();
+    /// # encode(b"one", 1024, &mut wire)?;
+    /// # encode(b"two", 1024, &mut wire)?;
+    /// # let mut decoder = Decoder::new(1024)?;
+    /// use std::io::Read;
+    /// let mut stream = &wire[..]; // stands for a socket
+    /// let n = stream.read(decoder.read_space()).unwrap();
+    /// decoder.commit(n);
+    /// assert_eq!(decoder.next_frame()?, Some(&b"one"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read_space(&mut self) -> &mut [u8] {
         if self.buf.len() - self.end < READ_CHUNK {
             let pending = self.buffered();
@@ -138,11 +236,37 @@ impl Decoder {
 
     /// Records that the last read put `n` bytes at the start of
     /// [`Decoder::read_space`]; `n` beyond that space is clamped.
+    ///
+    /// ```
+    /// # use shmsg::msg::frame::{Decoder, encode};
+    /// # let mut wire = Vec::new();
+    /// # encode(b"one", 1024, &mut wire)?;
+    /// # encode(b"two", 1024, &mut wire)?;
+    /// # let mut decoder = Decoder::new(1024)?;
+    /// let space = decoder.read_space();
+    /// space[..wire.len()].copy_from_slice(&wire);
+    /// decoder.commit(wire.len());
+    /// assert_eq!(decoder.buffered(), wire.len());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn commit(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());
     }
 
     /// Copies `bytes` in, as a read of them would.
+    ///
+    /// ```
+    /// # use shmsg::msg::frame::{Decoder, encode};
+    /// # let mut wire = Vec::new();
+    /// # encode(b"one", 1024, &mut wire)?;
+    /// # encode(b"two", 1024, &mut wire)?;
+    /// # let mut decoder = Decoder::new(1024)?;
+    /// decoder.push(&wire);
+    /// assert_eq!(decoder.next_frame()?, Some(&b"one"[..]));
+    /// assert_eq!(decoder.next_frame()?, Some(&b"two"[..]));
+    /// assert_eq!(decoder.next_frame()?, None);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn push(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let space = self.read_space();
@@ -156,6 +280,15 @@ impl Decoder {
     /// The next complete frame's payload, if one is buffered; an error if its
     /// header announces more than the maximum message size (the error
     /// repeats on every later call: the stream cannot be resynchronized).
+    ///
+    /// ```
+    /// use shmsg::msg::frame::Decoder;
+    ///
+    /// let mut decoder = Decoder::new(4)?;
+    /// decoder.push(&[9, 0, 0, 0]); // announces 9 bytes: more than the maximum
+    /// assert!(matches!(decoder.next_frame(), Err(shmsg::Error::MessageTooLarge { len: 9, max: 4 })));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>> {
         let Some(len) = self.front_len() else {
             return Ok(None);
@@ -187,6 +320,20 @@ impl Decoder {
     /// `out`, saving a copy of a large message, and grows `out` as the
     /// bytes arrive ([`payload_read_space`]): nothing is reserved here for
     /// the announced length.
+    ///
+    /// ```
+    /// use shmsg::msg::frame::{Decoder, encode};
+    ///
+    /// let mut wire = Vec::new();
+    /// encode(&[7; 1000], 1 << 20, &mut wire)?;
+    /// let mut decoder = Decoder::new(1 << 20)?;
+    /// decoder.push(&wire[..104]); // the header and 100 payload bytes
+    /// let mut payload = Vec::new();
+    /// assert_eq!(decoder.take_partial_frame(512, &mut payload), Some(1000));
+    /// assert_eq!(payload.len(), 100); // the caller reads the other 900 itself
+    /// assert_eq!(decoder.buffered(), 0);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn take_partial_frame(&mut self, min_len: usize, out: &mut Vec<u8>) -> Option<usize> {
         let len = self.front_len()?;
         if len < min_len || len > self.max_message || self.buffered() >= HEADER_LEN + len {
@@ -203,6 +350,18 @@ impl Decoder {
     /// At end of stream: `Ok` if every frame was complete, else
     /// [`Error::TruncatedFrame`] with the number of bytes missing (counting
     /// the payload once the header is complete).
+    ///
+    /// ```
+    /// # use shmsg::msg::frame::{Decoder, encode};
+    /// # let mut wire = Vec::new();
+    /// # encode(b"one", 1024, &mut wire)?;
+    /// # encode(b"two", 1024, &mut wire)?;
+    /// # let mut decoder = Decoder::new(1024)?;
+    /// decoder.push(&wire[..9]); // the first frame and 2 bytes of the next header
+    /// assert!(decoder.next_frame()?.is_some());
+    /// assert!(matches!(decoder.finish(), Err(shmsg::Error::TruncatedFrame { missing: 2 })));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn finish(&self) -> Result<()> {
         let pending = self.buffered();
         if pending == 0 {
@@ -223,97 +382,21 @@ impl Decoder {
 /// the rest of the payload: the allocation doubles with the bytes that
 /// arrive (O(log) reallocations for a whole frame), and a growth leaves it
 /// at most `min(len, 2 * payload.len() + READ_CHUNK)` bytes.
+///
+/// ```
+/// use shmsg::msg::frame::{READ_CHUNK, payload_read_space};
+///
+/// let mut payload = Vec::new();
+/// payload_read_space(&mut payload, 10 << 20);
+/// // Room for the next read, not for the whole 10 MiB announced.
+/// assert!(payload.capacity() >= READ_CHUNK && payload.capacity() < 10 << 20);
+///
+/// ```
 pub fn payload_read_space(payload: &mut Vec<u8>, len: usize) {
     let have = payload.len();
     let rest = len.saturating_sub(have);
     if payload.capacity() - have < rest.min(READ_CHUNK) {
         payload.reserve_exact(rest.min(have.max(READ_CHUNK)));
-    }
-}
-
-/// `b"shmsg\0mp"`: the first bytes a shmsg stream peer sends.
-pub const HELLO_MAGIC: [u8; 8] = *b"shmsg\0mp";
-/// `b"shmsg\0no"`: the first bytes of a listener's answer to a peer it
-/// refuses ([`Hello::refusal`]), in place of its hello.
-pub const REFUSED_MAGIC: [u8; 8] = *b"shmsg\0no";
-/// Version of the framing protocol; bump on any change.
-pub const PROTOCOL_VERSION: u32 = 1;
-/// Bytes of an encoded [`Hello`].
-pub const HELLO_LEN: usize = 20;
-
-/// The connect-time hello: who we are and the largest message we accept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hello {
-    /// The sender's protocol version.
-    pub version: u32,
-    /// The largest message the sender accepts; the other side must not send more.
-    pub max_message: u64,
-}
-
-impl Hello {
-    /// Our hello, for a channel that accepts messages of up to `max_message` bytes.
-    pub fn new(max_message: usize) -> Hello {
-        Hello {
-            version: PROTOCOL_VERSION,
-            max_message: max_message as u64,
-        }
-    }
-
-    /// The 20 bytes on the wire: magic, version (`u32` LE), maximum (`u64` LE).
-    pub fn encode(&self) -> [u8; HELLO_LEN] {
-        let mut bytes = [0u8; HELLO_LEN];
-        bytes[..8].copy_from_slice(&HELLO_MAGIC);
-        bytes[8..12].copy_from_slice(&self.version.to_le_bytes());
-        bytes[12..].copy_from_slice(&self.max_message.to_le_bytes());
-        bytes
-    }
-
-    /// What a listener sends instead of its hello to a peer whose
-    /// credentials it refuses: [`Hello::decode`] on the peer's side makes it
-    /// [`Error::PeerRefused`].
-    pub fn refusal() -> [u8; HELLO_LEN] {
-        let mut bytes = [0u8; HELLO_LEN];
-        bytes[..8].copy_from_slice(&REFUSED_MAGIC);
-        bytes[8..12].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-        bytes
-    }
-
-    /// Reads a peer's hello; [`Error::Handshake`] names the field that is
-    /// not ours (the magic, or the protocol version), and a listener's
-    /// [`Hello::refusal`] is [`Error::PeerRefused`] with this process's
-    /// credentials.
-    pub fn decode(bytes: &[u8; HELLO_LEN]) -> Result<Hello> {
-        let magic: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
-        if magic == REFUSED_MAGIC {
-            return Err(Error::PeerRefused(crate::peer::Credentials::own()));
-        }
-        if magic != HELLO_MAGIC {
-            return Err(Error::Handshake {
-                field: "magic",
-                expected: u64::from_le_bytes(HELLO_MAGIC),
-                found: u64::from_le_bytes(magic),
-            });
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != PROTOCOL_VERSION {
-            return Err(Error::Handshake {
-                field: "version",
-                expected: u64::from(PROTOCOL_VERSION),
-                found: u64::from(version),
-            });
-        }
-        Ok(Hello {
-            version,
-            max_message: u64::from_le_bytes(bytes[12..].try_into().expect("8 bytes")),
-        })
-    }
-
-    /// The largest message we may send to a peer that said `peer`: its
-    /// maximum, capped by what a frame header can express.
-    pub fn send_limit(peer: &Hello) -> usize {
-        usize::try_from(peer.max_message)
-            .unwrap_or(usize::MAX)
-            .min(MAX_MESSAGE_LIMIT)
     }
 }
 
