@@ -314,6 +314,8 @@ impl Region {
     /// If `offset` is not a multiple of 8 below [`DATA_OFFSET`]: a programming
     /// error, as the offsets are constants.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use shmsg::shm::Region;
     /// use shmsg::shm::layout::{self, offsets};
