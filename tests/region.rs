@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shmsg::shm::Region;
+use shmsg::shm::RegionOptions;
 use shmsg::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
 use shmsg::shm::region::{self, PREFIX, SHM_DIR};
 use shmsg::{Error, Role};
@@ -874,4 +875,182 @@ fn handles_of_another_ring_kind_are_refused() {
             ..
         })
     ));
+}
+
+/// The field of a [`Error::LayoutMismatch`], with what was expected and found.
+fn mismatch(result: Result<Region, Error>) -> (&'static str, u64, u64) {
+    match result {
+        Err(Error::LayoutMismatch {
+            field,
+            expected,
+            found,
+        }) => (field, expected, found),
+        other => panic!("expected a layout mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn options_create_what_they_describe() {
+    let g = geometry();
+    let name = unique("options-create");
+    let created = Region::options()
+        .geometry(g)
+        .kind(RingKind::Mpmc)
+        .create(&name)
+        .unwrap();
+    assert_eq!((created.geometry(), created.kind()), (g, RingKind::Mpmc));
+    assert_eq!(created.name(), Some(name.as_str()));
+    assert_eq!(created.path(), Some(shm_path(&name).as_path()));
+    assert_eq!(
+        created.header_word(offsets::RING_KIND),
+        RingKind::Mpmc as u64
+    );
+    // Nothing set: a single-producer ring of the default geometry.
+    let defaults = RegionOptions::new().anonymous().unwrap();
+    assert_eq!(
+        (defaults.geometry(), defaults.kind()),
+        (Geometry::default(), RingKind::Spsc)
+    );
+    assert_eq!(RegionOptions::default(), Region::options());
+    // The creator unlinks the file, as `Region::create`'s does.
+    drop(created);
+    assert!(!shm_path(&name).exists());
+}
+
+#[test]
+fn options_open_requires_what_is_set() {
+    let g = geometry();
+    let name = unique("options-open");
+    let _creator = Region::create_kind(&name, g, RingKind::Mpsc).unwrap();
+    // Nothing set: any valid region.
+    let any = Region::options().open(&name).unwrap();
+    assert_eq!((any.geometry(), any.kind()), (g, RingKind::Mpsc));
+    // Set and matching.
+    let exact = Region::options()
+        .geometry(g)
+        .kind(RingKind::Mpsc)
+        .open(&name)
+        .unwrap();
+    assert_eq!(exact.geometry(), g);
+    // Set and different: the field, what was wanted and what was found.
+    let spsc = RingKind::Spsc as u64;
+    let mpsc = RingKind::Mpsc as u64;
+    let open = |options: &RegionOptions| options.open(&name);
+    assert_eq!(
+        mismatch(open(Region::options().kind(RingKind::Spsc))),
+        ("ring_kind", spsc, mpsc)
+    );
+    assert_eq!(
+        mismatch(open(
+            Region::options().geometry(Geometry::new(8192, 100).unwrap())
+        )),
+        ("capacity", 8192, 4096)
+    );
+    assert_eq!(
+        mismatch(open(
+            Region::options().geometry(Geometry::new(4096, 50).unwrap())
+        )),
+        ("max_message", 50, 100)
+    );
+    // The kind is checked first, as a header's kind word is.
+    let both = Region::options()
+        .kind(RingKind::Mpmc)
+        .geometry(Geometry::new(8192, 100).unwrap())
+        .open(&name);
+    assert_eq!(mismatch(both).0, "ring_kind");
+    // `open_expect` is the geometry requirement alone.
+    assert!(Region::open_expect(&name, g).is_ok());
+}
+
+#[test]
+fn options_dir_moves_named_regions() {
+    let temp = TempDir::new("options-dir");
+    let name = unique("options-dir");
+    let mut options = Region::options();
+    options.dir(&temp.0).geometry(geometry());
+    let created = options.create(&name).unwrap();
+    let path = temp.0.join(format!("{PREFIX}{name}"));
+    assert_eq!(created.path(), Some(path.as_path()));
+    assert!(!shm_path(&name).exists());
+    // The same options value opens it (the geometry now a requirement), and
+    // so do the shortcut and a clone.
+    assert_eq!(options.open(&name).unwrap().path(), Some(path.as_path()));
+    assert!(Region::open_in(&temp.0, &name).is_ok());
+    assert!(options.clone().open(&name).is_ok());
+    // Not in /dev/shm.
+    let (kind, _) = io_kind(Region::options().open(&name));
+    assert_eq!(kind, io::ErrorKind::NotFound);
+    // Creating it twice is refused, as `create_in` refuses it.
+    let (kind, _) = io_kind(options.create(&name));
+    assert_eq!(kind, io::ErrorKind::AlreadyExists);
+    // Anonymous regions have no directory.
+    let anonymous = options.anonymous().unwrap();
+    assert_eq!((anonymous.path(), anonymous.geometry()), (None, geometry()));
+}
+
+#[test]
+fn options_keep_every_check_of_the_untrusted_file() {
+    let g = geometry();
+    // Names are checked whatever is set.
+    for result in [
+        Region::options().geometry(g).create("a/b"),
+        Region::options().kind(RingKind::Mpmc).open(".x"),
+    ] {
+        assert!(
+            matches!(result, Err(Error::InvalidName { .. })),
+            "{result:?}"
+        );
+    }
+    // A header that does not validate is refused before any requirement is
+    // looked at.
+    let mut image = valid_image(g);
+    put(&mut image, offsets::POINTER_WIDTH, 4);
+    let (name, _guard) = hand_written("options-garbage", &image);
+    let refused = Region::options()
+        .geometry(g)
+        .kind(RingKind::Spsc)
+        .open(&name);
+    assert_eq!(mismatch(refused).0, "pointer_width");
+    // An unsealed memfd is refused whatever is set.
+    let memfd = rustix::fs::memfd_create("plain", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::fs::ftruncate(&memfd, g.region_size() as u64).unwrap();
+    let refused = Region::options().geometry(g).from_fd(&memfd);
+    assert!(matches!(refused, Err(Error::Corrupt { .. })), "{refused:?}");
+}
+
+#[test]
+fn options_attach_anonymous_regions_with_requirements() {
+    let g = geometry();
+    let region = Region::options()
+        .geometry(g)
+        .kind(RingKind::Mpsc)
+        .anonymous()
+        .unwrap();
+    let attached = Region::options()
+        .geometry(g)
+        .kind(RingKind::Mpsc)
+        .from_fd(region.as_fd())
+        .unwrap();
+    assert!(attached.creator_alive());
+    assert_eq!(
+        mismatch(
+            Region::options()
+                .kind(RingKind::Mpmc)
+                .from_fd(region.as_fd())
+        ),
+        ("ring_kind", RingKind::Mpmc as u64, RingKind::Mpsc as u64)
+    );
+
+    // Over a socket, the same requirements.
+    let (here, there) = std::os::unix::net::UnixStream::pair().unwrap();
+    region.send_over(&here).unwrap();
+    let wanted = Geometry::new(8192, 100).unwrap();
+    let refused = Region::options().geometry(wanted).receive_from(&there);
+    assert_eq!(mismatch(refused), ("capacity", 8192, 4096));
+    region.send_over(&here).unwrap();
+    let received = Region::options()
+        .kind(RingKind::Mpsc)
+        .receive_from(&there)
+        .unwrap();
+    assert_eq!(received.geometry(), g);
 }

@@ -41,6 +41,16 @@ use std::mem::{offset_of, size_of};
 use crate::error::{Error, Result};
 
 /// `b"shmsg\0rg"` read as a little-endian `u64`.
+///
+/// ```
+/// use shmsg::shm::Region;
+/// use shmsg::shm::layout::{MAGIC, offsets};
+///
+/// assert_eq!(&MAGIC.to_le_bytes(), b"shmsg\0rg");
+/// let region = Region::options().anonymous()?;
+/// assert_eq!(region.header_word(offsets::MAGIC), MAGIC);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub const MAGIC: u64 = u64::from_le_bytes(*b"shmsg\0rg");
 /// Version of the region layout and ring protocol; bump on any change.
 ///
@@ -54,30 +64,105 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmsg\0rg");
 /// 4: each consumer slot on a line of its own, with the record its
 /// consumer holds (`claim`, `claim_len`), so that a dead consumer's record
 /// can be recovered; the data area moved from 2944 to 3840.
+///
+/// ```
+/// use shmsg::shm::Region;
+/// use shmsg::shm::layout::{ABI_VERSION, offsets};
+///
+/// let region = Region::options().anonymous()?;
+/// assert_eq!(region.header_word(offsets::ABI_VERSION), ABI_VERSION);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub const ABI_VERSION: u64 = 4;
 /// The most producers a multi-producer ring takes at once: one slot each.
+///
+/// ```
+/// use shmsg::shm::layout::{MAX_PRODUCERS, RingKind};
+///
+/// assert_eq!(RingKind::Mpsc.limits(), (MAX_PRODUCERS, 1));
+/// ```
 pub const MAX_PRODUCERS: usize = 16;
 /// The most consumers a [`RingKind::Mpmc`] ring takes at once.
+///
+/// ```
+/// use shmsg::shm::layout::{MAX_CONSUMERS, MAX_PRODUCERS, RingKind};
+///
+/// assert_eq!(RingKind::Mpmc.limits(), (MAX_PRODUCERS, MAX_CONSUMERS));
+/// ```
 pub const MAX_CONSUMERS: usize = 8;
 /// The padding unit between words written by different sides: two 64-byte
 /// lines, so that adjacent-line prefetch does not couple them.
+///
+/// ```
+/// use shmsg::shm::layout::{CACHE_LINE, DATA_OFFSET, offsets};
+///
+/// // Words written by different sides are a padding unit apart.
+/// assert_eq!(offsets::HEAD - offsets::TAIL, CACHE_LINE);
+/// assert_eq!(DATA_OFFSET % CACHE_LINE, 0);
+/// ```
 pub const CACHE_LINE: usize = 128;
 /// A fixed pattern stored in native byte order; it reads differently on a
 /// machine of the other endianness.
+///
+/// ```
+/// use shmsg::shm::layout::{ENDIAN_PROBE, Geometry, Identity, RingKind};
+///
+/// let words = Identity::for_geometry(RingKind::Spsc, Geometry::default());
+/// assert_eq!(words.endian, ENDIAN_PROBE);
+/// // As a machine of the other byte order would read it.
+/// assert_ne!(ENDIAN_PROBE.swap_bytes(), ENDIAN_PROBE);
+/// ```
 pub const ENDIAN_PROBE: u64 = 0x0102_0304_0506_0708;
 /// The smallest ring capacity, in bytes.
+///
+/// ```
+/// use shmsg::shm::layout::{Geometry, MIN_CAPACITY};
+///
+/// assert!(Geometry::new(MIN_CAPACITY, 8).is_ok());
+/// assert!(Geometry::new(MIN_CAPACITY / 2, 8).is_err());
+/// ```
 pub const MIN_CAPACITY: usize = 64;
 /// The largest ring capacity, in bytes (16 GiB): record-header tags are 32
 /// bits of `position / 8`, so headers one lap apart still carry different
 /// tags.
+///
+/// ```
+/// use shmsg::shm::layout::{Geometry, MAX_CAPACITY};
+///
+/// assert!(Geometry::new(MAX_CAPACITY, 1024).is_ok());
+/// assert!(Geometry::new(MAX_CAPACITY * 2, 1024).is_err());
+/// ```
 pub const MAX_CAPACITY: usize = 1 << 34;
 /// Size of a record header in the data area.
+///
+/// ```
+/// use shmsg::shm::layout::{RECORD_HEADER, record_size};
+///
+/// assert_eq!(record_size(0), RECORD_HEADER);
+/// ```
 pub const RECORD_HEADER: usize = 8;
 /// Record lengths are stored in 31 bits; this value is reserved for the
 /// wrap marker, so messages are shorter.
+///
+/// ```
+/// use shmsg::shm::layout::{Geometry, WRAP_LEN};
+///
+/// // No ring takes a message of the marker's length.
+/// assert!(Geometry::max_message_for(1 << 34) < WRAP_LEN as usize);
+/// ```
 pub const WRAP_LEN: u32 = 0x7FFF_FFFF;
 
 /// What kind of ring a region holds.
+///
+/// ```
+/// use shmsg::shm::Region;
+/// use shmsg::shm::layout::RingKind;
+///
+/// let region = Region::options().kind(RingKind::Mpmc).anonymous()?;
+/// assert_eq!(region.kind(), RingKind::Mpmc);
+/// assert_eq!(RingKind::Mpmc as u64, 3); // the header's `ring_kind` word
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum RingKind {
@@ -92,6 +177,13 @@ pub enum RingKind {
 
 impl RingKind {
     /// The kind whose number is `word`, if any.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::RingKind;
+    ///
+    /// assert_eq!(RingKind::from_word(2), Some(RingKind::Mpsc));
+    /// assert_eq!(RingKind::from_word(0), None);
+    /// ```
     pub fn from_word(word: u64) -> Option<RingKind> {
         match word {
             1 => Some(RingKind::Spsc),
@@ -102,6 +194,13 @@ impl RingKind {
     }
 
     /// How many producers and consumers may be attached at once.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::RingKind;
+    ///
+    /// assert_eq!(RingKind::Spsc.limits(), (1, 1));
+    /// assert_eq!(RingKind::Mpmc.limits(), (16, 8));
+    /// ```
     pub fn limits(self) -> (usize, usize) {
         match self {
             RingKind::Spsc => (1, 1),
@@ -113,6 +212,15 @@ impl RingKind {
 
 /// Fields written once by the creator. As a value, the words as read (once
 /// each) from a region, or as a creator writes them.
+///
+/// ```
+/// use shmsg::shm::layout::{ABI_VERSION, Geometry, Identity, RingKind};
+///
+/// let words = Identity::for_geometry(RingKind::Spsc, Geometry::default());
+/// assert_eq!(words.abi_version, ABI_VERSION);
+/// assert_eq!(words.capacity, 1 << 20);
+/// assert_eq!(words.creator_pid, u64::from(std::process::id()));
+/// ```
 #[repr(C, align(128))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
@@ -140,6 +248,15 @@ pub struct Identity {
 
 /// Who is attached. Each side writes its own two words, and only when it
 /// attaches or detaches.
+///
+/// ```
+/// use std::mem::{offset_of, size_of};
+///
+/// use shmsg::shm::layout::{Attachments, CACHE_LINE, Header, offsets};
+///
+/// assert_eq!(size_of::<Attachments>(), CACHE_LINE);
+/// assert_eq!(offset_of!(Header, attachments.producer_epoch), offsets::PRODUCER_EPOCH);
+/// ```
 #[repr(C, align(128))]
 pub struct Attachments {
     /// The producer's attachment epoch: 0 never attached, odd attached, even detached.
@@ -157,6 +274,15 @@ pub struct Attachments {
 /// 31..0 count the announced sleepers, bits 63..32 are the epoch, the 32-bit
 /// futex word that sleepers wait on and notifiers bump (see
 /// [`crate::shm::wait`]). Neither side writes them while a stream is busy.
+///
+/// ```
+/// use std::mem::offset_of;
+///
+/// use shmsg::shm::layout::{Header, Waiting, offsets};
+///
+/// assert_eq!(offset_of!(Header, waiting), 256);
+/// assert_eq!(offset_of!(Waiting, space_event), offsets::SPACE_EVENT - offsets::DATA_EVENT);
+/// ```
 #[repr(C, align(128))]
 pub struct Waiting {
     /// The consumer sleeps on it for records; the producer notifies.
@@ -166,6 +292,16 @@ pub struct Waiting {
 }
 
 /// A position written by one side on every operation, alone on its line.
+///
+/// ```
+/// use std::mem::size_of;
+///
+/// use shmsg::shm::layout::{CACHE_LINE, Position, offsets};
+///
+/// // Each position alone on its line.
+/// assert_eq!(size_of::<Position>(), CACHE_LINE);
+/// assert_eq!(offsets::HEAD - offsets::TAIL, size_of::<Position>());
+/// ```
 #[repr(C, align(128))]
 pub struct Position {
     /// `tail` for the producer, `head` for the consumer.
@@ -174,6 +310,18 @@ pub struct Position {
 
 /// What one producer of a multi-producer ring writes: alone on its line,
 /// since `claim` and `claim_len` are written on every send.
+///
+/// ```
+/// use std::mem::size_of;
+///
+/// use shmsg::shm::layout::{CACHE_LINE, MAX_PRODUCERS, ProducerSlot, offsets};
+///
+/// assert_eq!(size_of::<ProducerSlot>(), CACHE_LINE);
+/// assert_eq!(
+///     offsets::CONSUMER_SLOTS - offsets::PRODUCER_SLOTS,
+///     MAX_PRODUCERS * size_of::<ProducerSlot>()
+/// );
+/// ```
 #[repr(C, align(128))]
 pub struct ProducerSlot {
     /// The slot's attachment epoch: 0 never attached, odd attached, even detached.
@@ -189,6 +337,15 @@ pub struct ProducerSlot {
 /// One consumer of a multi-producer ring: alone on its line, since an
 /// [`RingKind::Mpmc`] consumer writes `claim` and `claim_len` on every
 /// receive.
+///
+/// ```
+/// use std::mem::size_of;
+///
+/// use shmsg::shm::layout::{CACHE_LINE, ConsumerSlot, DATA_OFFSET, MAX_CONSUMERS, offsets};
+///
+/// assert_eq!(size_of::<ConsumerSlot>(), CACHE_LINE);
+/// assert_eq!(offsets::CONSUMER_SLOTS + MAX_CONSUMERS * size_of::<ConsumerSlot>(), DATA_OFFSET);
+/// ```
 #[repr(C, align(128))]
 pub struct ConsumerSlot {
     /// As [`ProducerSlot::epoch`].
@@ -203,6 +360,15 @@ pub struct ConsumerSlot {
 }
 
 /// The region header.
+///
+/// ```
+/// use std::mem::size_of;
+///
+/// use shmsg::shm::layout::{DATA_OFFSET, Header};
+///
+/// assert_eq!(size_of::<Header>(), 3840);
+/// assert_eq!(size_of::<Header>(), DATA_OFFSET);
+/// ```
 #[repr(C)]
 pub struct Header {
     /// Written once by the creator.
@@ -224,10 +390,49 @@ pub struct Header {
 }
 
 /// Offset of the data area: the header, rounded to the padding unit.
+///
+/// ```
+/// use shmsg::shm::layout::{DATA_OFFSET, Geometry};
+///
+/// let g = Geometry::new(4096, 100)?;
+/// assert_eq!(g.region_size(), DATA_OFFSET + 4096);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub const DATA_OFFSET: usize = size_of::<Header>();
 const _: () = assert!(DATA_OFFSET.is_multiple_of(CACHE_LINE));
 
 /// Word offsets (in bytes from the region start) of the fields the code touches.
+///
+/// The diagram at the top of this module, checked:
+///
+/// ```
+/// use shmsg::shm::layout::{DATA_OFFSET, offsets};
+///
+/// let identity = [
+///     offsets::MAGIC,
+///     offsets::ABI_VERSION,
+///     offsets::RING_KIND,
+///     offsets::CAPACITY,
+///     offsets::MAX_MESSAGE,
+///     offsets::POINTER_WIDTH,
+///     offsets::ENDIAN,
+///     offsets::CACHE_LINE,
+///     offsets::DATA_OFFSET,
+///     offsets::CREATOR_PID,
+/// ];
+/// assert_eq!(identity, [0, 8, 16, 24, 32, 40, 48, 56, 64, 72]);
+/// let attachments = [
+///     offsets::PRODUCER_EPOCH,
+///     offsets::PRODUCER_PID,
+///     offsets::CONSUMER_EPOCH,
+///     offsets::CONSUMER_PID,
+/// ];
+/// assert_eq!(attachments, [128, 136, 144, 152]);
+/// assert_eq!([offsets::DATA_EVENT, offsets::SPACE_EVENT], [256, 264]);
+/// assert_eq!([offsets::TAIL, offsets::HEAD, offsets::READ_CURSOR], [384, 512, 640]);
+/// assert_eq!([offsets::PRODUCER_SLOTS, offsets::CONSUMER_SLOTS], [768, 2816]);
+/// assert_eq!(DATA_OFFSET, 3840);
+/// ```
 pub mod offsets {
     use super::*;
     /// [`Identity::magic`].
@@ -280,6 +485,20 @@ pub mod offsets {
     /// If `index` is not below [`MAX_PRODUCERS`] (producers) or
     /// [`MAX_CONSUMERS`] (consumers): the ring code passes constants and
     /// bounded indices, never values read from the region.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmsg::Role;
+    /// use shmsg::shm::layout::offsets;
+    /// use shmsg::sync::SlotWord;
+    ///
+    /// // Slot 1 of the producers starts one line after slot 0.
+    /// let epoch = offsets::slot(Role::Producer, 1, SlotWord::Epoch);
+    /// assert_eq!(epoch, offsets::PRODUCER_SLOTS + 128);
+    /// assert_eq!(offsets::slot(Role::Producer, 1, SlotWord::Claim), epoch + 16);
+    /// assert_eq!(offsets::slot(Role::Consumer, 0, SlotWord::Pid), offsets::CONSUMER_SLOTS + 8);
+    /// ```
     pub const fn slot(
         role: crate::error::Role,
         index: usize,
@@ -313,12 +532,26 @@ pub mod offsets {
 }
 
 /// Round `n` up to a multiple of 8.
+///
+/// ```
+/// use shmsg::shm::layout::round8;
+///
+/// assert_eq!([round8(0), round8(1), round8(8), round8(13)], [0, 8, 8, 16]);
+/// ```
 #[inline(always)]
 pub const fn round8(n: usize) -> usize {
     (n + 7) & !7
 }
 
 /// Bytes a record of `len` payload bytes occupies in the data area.
+///
+/// ```
+/// use shmsg::shm::layout::record_size;
+///
+/// // An 8-byte header, and the payload padded to 8 bytes.
+/// assert_eq!(record_size(5), 16);
+/// assert_eq!(record_size(16), 24);
+/// ```
 #[inline(always)]
 pub const fn record_size(len: usize) -> usize {
     RECORD_HEADER + round8(len)
@@ -331,6 +564,19 @@ pub const fn record_size(len: usize) -> usize {
 /// leaves a wrap marker and starts over at offset 0. For that to always make
 /// progress, a maximum-size record plus the next record's header word must fit
 /// in half the capacity: `record_size(max_message) + 8 <= capacity / 2`.
+///
+/// ```
+/// use shmsg::shm::Region;
+/// use shmsg::shm::layout::Geometry;
+///
+/// // 64 KiB of records, messages up to 1 KiB.
+/// let g = Geometry::new(1 << 16, 1024)?;
+/// let region = Region::anonymous(g)?;
+/// assert_eq!(region.geometry().max_message(), 1024);
+/// // A record and the next header must fit in half the ring.
+/// assert!(Geometry::new(1 << 16, 1 << 15).is_err());
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     capacity: usize,
@@ -340,6 +586,16 @@ pub struct Geometry {
 impl Geometry {
     /// A ring of `capacity` bytes (a power of two, 64 bytes to 16 GiB) taking
     /// messages of up to `max_message` bytes.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::shm::layout::Geometry;
+    ///
+    /// let g = Geometry::new(4096, 100)?;
+    /// assert_eq!((g.capacity(), g.max_message()), (4096, 100));
+    /// assert!(matches!(Geometry::new(4000, 100), Err(Error::InvalidConfig(_))));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn new(capacity: usize, max_message: usize) -> Result<Geometry> {
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
             return Err(Error::InvalidConfig(format!(
@@ -361,6 +617,17 @@ impl Geometry {
 
     /// The smallest ring that takes messages of up to `max_message` bytes,
     /// with room for at least `min_capacity` bytes of records.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::Geometry;
+    ///
+    /// let g = Geometry::for_max_message(1000, 0)?;
+    /// assert_eq!(g.capacity(), 2048);
+    /// assert!(g.max_message() >= 1000);
+    /// // At least `min_capacity` bytes of records.
+    /// assert_eq!(Geometry::for_max_message(1000, 1 << 20)?.capacity(), 1 << 20);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn for_max_message(max_message: usize, min_capacity: usize) -> Result<Geometry> {
         let need = (2 * (record_size(max_message.min(WRAP_LEN as usize)) + RECORD_HEADER))
             .max(min_capacity)
@@ -372,6 +639,13 @@ impl Geometry {
     }
 
     /// The largest message a ring of `capacity` bytes can take.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::Geometry;
+    ///
+    /// assert_eq!(Geometry::max_message_for(4096), 2032);
+    /// assert!(Geometry::new(4096, Geometry::max_message_for(4096)).is_ok());
+    /// ```
     pub const fn max_message_for(capacity: usize) -> usize {
         let half = capacity / 2;
         let limit = half.saturating_sub(2 * RECORD_HEADER);
@@ -383,16 +657,42 @@ impl Geometry {
     }
 
     /// Data area size in bytes.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::Geometry;
+    ///
+    /// assert_eq!(Geometry::new(4096, 100)?.capacity(), 4096);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Largest message in bytes.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::Geometry;
+    ///
+    /// assert_eq!(Geometry::new(4096, 100)?.max_message(), 100);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.max_message
     }
 
     /// Total size of a region holding this ring.
+    ///
+    /// ```
+    /// use shmsg::shm::Region;
+    /// use shmsg::shm::layout::{DATA_OFFSET, Geometry};
+    ///
+    /// let g = Geometry::new(4096, 100)?;
+    /// assert_eq!(g.region_size(), DATA_OFFSET + 4096);
+    /// let region = Region::anonymous(g)?;
+    /// let file_len = rustix::fs::fstat(region.as_fd()).unwrap().st_size;
+    /// assert_eq!(file_len as usize, g.region_size());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn region_size(&self) -> usize {
         DATA_OFFSET + self.capacity
     }
@@ -400,6 +700,13 @@ impl Geometry {
 
 impl Default for Geometry {
     /// 1 MiB of records, messages up to 64 KiB.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::Geometry;
+    ///
+    /// let g = Geometry::default();
+    /// assert_eq!((g.capacity(), g.max_message()), (1 << 20, 64 << 10));
+    /// ```
     fn default() -> Geometry {
         Geometry {
             capacity: 1 << 20,
@@ -410,6 +717,16 @@ impl Default for Geometry {
 
 impl Identity {
     /// The words a creator writes for `geometry`.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::{DATA_OFFSET, Geometry, Identity, MAGIC, RingKind};
+    ///
+    /// let words = Identity::for_geometry(RingKind::Mpsc, Geometry::new(4096, 100)?);
+    /// assert_eq!((words.magic, words.ring_kind), (MAGIC, RingKind::Mpsc as u64));
+    /// assert_eq!((words.capacity, words.max_message), (4096, 100));
+    /// assert_eq!(words.data_offset, DATA_OFFSET as u64);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn for_geometry(kind: RingKind, geometry: Geometry) -> Identity {
         Identity {
             magic: MAGIC,
@@ -428,6 +745,27 @@ impl Identity {
     /// Checks the words against this build and against the region's size in
     /// bytes, and returns the ring's geometry (`creator_pid` is informational
     /// and not checked). Pure: a property test feeds it arbitrary words.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::shm::layout::{Geometry, Identity, RingKind};
+    ///
+    /// let g = Geometry::new(4096, 100)?;
+    /// let len = g.region_size() as u64;
+    /// let words = Identity::for_geometry(RingKind::Spsc, g);
+    /// assert_eq!(words.validate(RingKind::Spsc, len)?, g);
+    /// // Another build's words, or another size, name the field that differs.
+    /// let other = Identity { pointer_width: 4, ..words };
+    /// let e = other.validate(RingKind::Spsc, len).unwrap_err();
+    /// assert!(matches!(e, Error::LayoutMismatch { field: "pointer_width", .. }));
+    /// let e = words.validate(RingKind::Spsc, len - 8).unwrap_err();
+    /// assert!(matches!(e, Error::LayoutMismatch { field: "region size", .. }));
+    /// // Not yet published by its creator.
+    /// let unpublished = Identity { abi_version: 0, ..words };
+    /// let e = unpublished.validate(RingKind::Spsc, len).unwrap_err();
+    /// assert!(matches!(e, Error::NotInitialized));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn validate(&self, kind: RingKind, region_len: u64) -> Result<Geometry> {
         let mismatch = |field, expected, found| Error::LayoutMismatch {
             field,
@@ -469,6 +807,17 @@ impl Identity {
 
     /// [`Identity::validate`] for a region of any known [`RingKind`]: returns
     /// the kind the region says it holds, and its geometry.
+    ///
+    /// ```
+    /// use shmsg::shm::layout::{Geometry, Identity, RingKind};
+    ///
+    /// let g = Geometry::default();
+    /// let words = Identity::for_geometry(RingKind::Mpmc, g);
+    /// assert_eq!(words.validate_any(g.region_size() as u64)?, (RingKind::Mpmc, g));
+    /// let unknown = Identity { ring_kind: 9, ..words };
+    /// assert!(unknown.validate_any(g.region_size() as u64).is_err());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn validate_any(&self, region_len: u64) -> Result<(RingKind, Geometry)> {
         // The kind word is checked only after the magic and version.
         let kind = RingKind::from_word(self.ring_kind).unwrap_or(RingKind::Spsc);
@@ -481,6 +830,24 @@ impl Identity {
     /// ordering)`: identity words, positions and attachments, then the ABI
     /// version last with `Release`, so that an opener that sees the version
     /// sees every other word.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use std::sync::Mutex;
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// use shmsg::shm::layout::{ABI_VERSION, Geometry, Identity, RingKind, offsets};
+    ///
+    /// let stores = Mutex::new(Vec::new());
+    /// Identity::publish(RingKind::Spsc, Geometry::default(), 0, |offset, value, order| {
+    ///     stores.lock().unwrap().push((offset, value, order));
+    /// });
+    /// let stores = stores.into_inner().unwrap();
+    /// // The version last, with `Release`.
+    /// assert_eq!(stores.last(), Some(&(offsets::ABI_VERSION, ABI_VERSION, Ordering::Release)));
+    /// let words: BTreeMap<_, _> = stores.iter().map(|&(o, v, _)| (o, v)).collect();
+    /// assert_eq!(words[&offsets::CAPACITY], 1 << 20);
+    /// ```
     pub fn publish(
         kind: RingKind,
         geometry: Geometry,
@@ -516,6 +883,17 @@ impl Identity {
     }
 
     /// Checks that a validated region has the geometry the opener asked for.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::shm::layout::{Geometry, Identity};
+    ///
+    /// let g = Geometry::new(4096, 100)?;
+    /// Identity::expect(g, g)?;
+    /// let e = Identity::expect(g, Geometry::new(8192, 100)?).unwrap_err();
+    /// assert!(matches!(e, Error::LayoutMismatch { field: "capacity", expected: 8192, found: 4096 }));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn expect(geometry: Geometry, wanted: Geometry) -> Result<()> {
         if geometry.capacity != wanted.capacity {
             return Err(Error::LayoutMismatch {

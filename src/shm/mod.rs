@@ -10,4 +10,4 @@ pub mod wait;
 pub mod watch;
 
 pub use layout::Geometry;
-pub use region::Region;
+pub use region::{Region, RegionOptions};
