@@ -518,8 +518,12 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
     type Word = ModelWord<A, T>;
     const FAULTS: Faults = F::FAULTS;
 
-    fn geometry(&self) -> Geometry {
-        self.memory.geometry
+    fn capacity(&self) -> usize {
+        self.memory.geometry.capacity()
+    }
+
+    fn max_message(&self) -> usize {
+        self.memory.geometry.max_message()
     }
 
     fn control(&self, which: Control) -> &Self::Word {

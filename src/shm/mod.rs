@@ -2,6 +2,7 @@
 //! attach, and the rings inside them.
 
 pub mod layout;
+mod mapped;
 pub mod mpmc;
 pub mod region;
 pub mod share;
@@ -10,4 +11,6 @@ pub mod wait;
 pub mod watch;
 
 pub use layout::Geometry;
+pub use mapped::Mapped;
+pub(crate) use mapped::Owner;
 pub use region::Region;

@@ -169,7 +169,8 @@ use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, recor
 use crate::shm::region::{Region, RoleLock};
 use crate::shm::wait::{self, Slept, Spin, Woke};
 use crate::shm::watch::{self, Watched};
-use crate::sync::{Backend, Control, Event, Mapped, Owner, SlotWord, Word};
+use crate::shm::{Mapped, Owner};
+use crate::sync::{Backend, Control, Event, SlotWord, Word};
 
 const COMMITTED: u64 = 1 << 31;
 const PAD: u64 = 1 << 30;
@@ -387,7 +388,7 @@ fn finish_release<B: Backend>(backend: &B, index: usize) -> Result<()> {
     if claim != head || len == 0 {
         return Ok(());
     }
-    let capacity = backend.geometry().capacity() as u64;
+    let capacity = backend.capacity() as u64;
     let offset = head & (capacity - 1);
     let tail = backend.control(Control::Tail).load(Acquire);
     if len < 8
@@ -503,7 +504,7 @@ impl<B: Backend> Producer<B> {
     }
 
     fn attach_in(backend: &B, index: usize, take_over: bool) -> Result<u64> {
-        check_geometry(backend.geometry())?;
+        check_geometry(Geometry::of(backend))?;
         if index >= MAX_PRODUCERS {
             return Err(Error::RoleTaken(Role::Producer));
         }
@@ -527,7 +528,7 @@ impl<B: Backend> Producer<B> {
     }
 
     fn build(backend: B, index: usize, epoch: u64) -> Self {
-        let geometry = backend.geometry();
+        let geometry = Geometry::of(&backend);
         let capacity = geometry.capacity() as u64;
         let head = backend.control(Control::Head).load(Acquire);
         Producer {
@@ -544,7 +545,7 @@ impl<B: Backend> Producer<B> {
 
     /// The ring's capacity and maximum message size.
     pub fn geometry(&self) -> Geometry {
-        self.backend.geometry()
+        Geometry::of(&self.backend)
     }
 
     /// The slot this producer holds (0 to [`MAX_PRODUCERS`] - 1).
@@ -855,7 +856,7 @@ impl<B: Backend> Consumer<B> {
     }
 
     fn attach_in(backend: &B, kind: RingKind, index: usize, take_over: bool) -> Result<(u64, u64)> {
-        check_geometry(backend.geometry())?;
+        check_geometry(Geometry::of(backend))?;
         if kind == RingKind::Spsc {
             return Err(Error::InvalidConfig(
                 "a single-producer ring has no multi-producer consumer".into(),
@@ -898,7 +899,7 @@ impl<B: Backend> Consumer<B> {
     }
 
     fn build(backend: B, kind: RingKind, index: usize, epoch: u64, head: u64) -> Self {
-        let geometry = backend.geometry();
+        let geometry = Geometry::of(&backend);
         Consumer {
             spin: Spin::new(backend.spin_limit()),
             backend,

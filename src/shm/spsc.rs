@@ -74,7 +74,7 @@
 //! shared tail word, then steps over the at most one record that was committed
 //! but whose tail store was lost.
 //!
-//! The same code runs in production ([`crate::sync::Mapped`]) and in the loom
+//! The same code runs in production ([`crate::shm::Mapped`]) and in the loom
 //! and shuttle models (`models/`), through the [`Backend`] seam.
 
 use std::sync::Arc;
@@ -87,7 +87,8 @@ use crate::shm::layout::{Geometry, RingKind, WRAP_LEN, record_size};
 use crate::shm::region::{Region, RoleLock};
 use crate::shm::wait::{self, Slept, Spin, Woke};
 use crate::shm::watch::{self, Watched};
-use crate::sync::{Backend, Control, Event, Mapped, Owner, Word};
+use crate::shm::{Mapped, Owner};
+use crate::sync::{Backend, Control, Event, Word};
 
 const COMMITTED: u64 = 1 << 31;
 const LEN_MASK: u64 = (1 << 31) - 1;
@@ -264,7 +265,7 @@ impl<B: Backend> Producer<B> {
     }
 
     fn attach_inner(backend: B, take_over: bool) -> Result<Self> {
-        let geometry = backend.geometry();
+        let geometry = Geometry::of(&backend);
         let capacity = geometry.capacity() as u64;
         // Own the role first: nobody else writes the ring while we recover.
         let epoch = attach_epoch(&backend, Role::Producer, take_over)?;
@@ -374,7 +375,7 @@ impl<B: Backend> Producer<B> {
 
     /// The ring's capacity and maximum message size.
     pub fn geometry(&self) -> Geometry {
-        self.backend.geometry()
+        Geometry::of(&self.backend)
     }
 
     /// Sends `message` if there is room now; [`Error::Full`] if not.
@@ -648,7 +649,7 @@ impl<B: Backend> Consumer<B> {
     }
 
     fn attach_inner(backend: B, take_over: bool) -> Result<Self> {
-        let geometry = backend.geometry();
+        let geometry = Geometry::of(&backend);
         // Own the role first, then read the head: the compare-and-swap
         // acquires the previous consumer's detach (its `Release` store comes
         // after its last head store), so this load sees where it stopped. A

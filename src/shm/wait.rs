@@ -91,7 +91,7 @@
 //! cleared count makes a notifier skip a wake-up; the sleeper then notices at
 //! the end of its slice): never a hang, a crash or a wrong message.
 //!
-//! The same code runs in production ([`crate::sync::Mapped`], a real futex)
+//! The same code runs in production ([`crate::shm::Mapped`], a real futex)
 //! and in the models (a model futex: a model checker's mutex and condition
 //! variable), through the [`Backend`] seam.
 
