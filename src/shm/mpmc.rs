@@ -1556,36 +1556,6 @@ impl Consumer<Mapped> {
     }
 }
 
-impl<B: Backend> crate::channel::Sender for Producer<B> {
-    fn max_message(&self) -> usize {
-        self.max_message
-    }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        Producer::try_send(self, message)
-    }
-    fn send(&mut self, message: &[u8]) -> Result<()> {
-        Producer::send(self, message)
-    }
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        Producer::send_timeout(self, message, timeout)
-    }
-}
-
-impl<B: Backend> crate::channel::Receiver for Consumer<B> {
-    fn max_message(&self) -> usize {
-        self.geometry.max_message()
-    }
-    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        Consumer::try_recv(self, buf)
-    }
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        Consumer::recv(self, buf)
-    }
-    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        Consumer::recv_timeout(self, buf, timeout)
-    }
-}
-
 impl<B: Backend> std::fmt::Debug for Producer<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("mpmc::Producer")
