@@ -540,6 +540,7 @@ pub(crate) fn empty(error: &Error) -> bool {
 #[inline]
 fn announce<B: Backend>(backend: &B, event: Event) -> Ticket {
     let seen = backend.event(event).fetch_add(SLEEPER, Relaxed);
+    // Seeded defect `no_waiter_fence`: left out.
     if !B::FAULTS.no_waiter_fence {
         backend.fence();
     }

@@ -152,6 +152,17 @@ pub enum Event {
 /// Deliberate protocol defects, used only by the models to show that they
 /// catch real bugs. Production backends leave [`Backend::FAULTS`] at
 /// [`Faults::NONE`]; every branch on a fault is resolved at compile time.
+///
+/// The protocols spell a seeded defect one of two ways:
+///
+/// * one that only weakens an ordering is the ordering argument
+///   `order(B::FAULTS.flag, Release)` ([`order`]): the production ordering
+///   is the one the reader sees, and `ci/mutate-orderings.sh` finds the
+///   site as it finds a literal one;
+/// * one that changes what the code does is an `if` on the flag, with a
+///   comment that begins `Seeded defect`: `if B::FAULTS.flag { .. }` holds
+///   the defect's code (an `else` the production code it replaces), and
+///   `if !B::FAULTS.flag { .. }` a production step the defect leaves out.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
@@ -200,6 +211,19 @@ pub struct Faults {
     /// Multi-producer ring: a consumer that takes over an `Mpsc` slot does
     /// not finish the release its dead predecessor was in the middle of.
     pub no_release_finish: bool,
+}
+
+/// The ordering of an atomic operation that a seeded defect weakens to
+/// `Relaxed`: `production` unless `seeded`, a flag of [`Backend::FAULTS`],
+/// is set. Written `order(B::FAULTS.flag, Release)` at every such site.
+#[doc(hidden)]
+#[inline(always)]
+pub const fn order(seeded: bool, production: Ordering) -> Ordering {
+    if seeded {
+        Ordering::Relaxed
+    } else {
+        production
+    }
 }
 
 impl Faults {

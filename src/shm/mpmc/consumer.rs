@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use super::{
-    Entry, LEN_MASK, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, encode_pad, order,
-    slot, slot_limit,
+    Entry, LEN_MASK, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, encode_pad, slot,
+    slot_limit,
 };
 use crate::error::{Error, Result, Role};
 use crate::options::Deadline;
@@ -15,7 +15,7 @@ use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, recor
 use crate::shm::record::word_at;
 use crate::shm::region::Region;
 use crate::shm::wait::{self, Slept, Spin, Woke};
-use crate::sync::{Backend, Control, Event, SlotWord, Word};
+use crate::sync::{Backend, Control, Event, SlotWord, Word, order};
 
 static ZEROS: [u8; 4096] = [0; 4096];
 
@@ -159,6 +159,7 @@ impl<B: Backend> Consumer<B> {
             }
         }
         let epoch = attach_slot(backend, Role::Consumer, index, take_over)?;
+        // Seeded defect `no_release_finish`: the release is not finished.
         if kind == RingKind::Mpsc
             && !B::FAULTS.no_release_finish
             && let Err(error) = finish_release(backend, index)
@@ -328,6 +329,7 @@ impl<B: Backend> Consumer<B> {
             word(SlotWord::ClaimLen).store(extent, Relaxed);
             word(SlotWord::Claim).store(start, Release);
         }
+        // Seeded defect `release_without_zeroing`: left out.
         if !B::FAULTS.release_without_zeroing {
             let offset = (start & self.mask) as usize;
             // SAFETY: the entry is ours until the head moves past it, and
@@ -346,6 +348,7 @@ impl<B: Backend> Consumer<B> {
         let Some((start, extent)) = self.pending else {
             return Ok(true);
         };
+        // Seeded defect `release_out_of_order`: no wait for the turn.
         if self.shared && !B::FAULTS.release_out_of_order {
             match self.wait_for_turn(start) {
                 Ok(()) => {}
@@ -384,6 +387,7 @@ impl<B: Backend> Consumer<B> {
                 continue;
             }
             let attached = epoch % 2 == 1;
+            // Seeded defect `recover_live_consumer`: no liveness test.
             if attached
                 && !B::FAULTS.recover_live_consumer
                 && self.backend.slot_alive(Role::Consumer, index)

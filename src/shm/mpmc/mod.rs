@@ -166,7 +166,7 @@ mod producer;
 pub use consumer::Consumer;
 pub use producer::Producer;
 
-use std::sync::atomic::Ordering::{self, AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crate::error::{Error, Result, Role};
 use crate::shm::Mapped;
@@ -241,11 +241,6 @@ pub fn decode(word: u64, position: u64, geometry: Geometry) -> Result<Entry> {
         return Err(Error::corrupt("record length", word));
     }
     Ok(Entry::Record(len))
-}
-
-#[inline(always)]
-pub(super) fn order(weakened: bool, order: Ordering) -> Ordering {
-    if weakened { Relaxed } else { order }
 }
 
 #[inline(always)]

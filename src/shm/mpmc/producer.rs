@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{self, Acquire, Relaxed, Release};
 
-use super::{
-    NO_CLAIM, attach_slot, check_geometry, detach_slot, encode_pad, encode_record, order, slot,
-};
+use super::{NO_CLAIM, attach_slot, check_geometry, detach_slot, encode_pad, encode_record, slot};
 use crate::error::{Error, Result, Role};
 use crate::options::Deadline;
 use crate::shm::Mapped;
@@ -14,7 +12,7 @@ use crate::shm::layout::{Geometry, MAX_PRODUCERS, record_size};
 use crate::shm::record::word_at;
 use crate::shm::region::Region;
 use crate::shm::wait::{self, Spin};
-use crate::sync::{Backend, Control, Event, SlotWord, Word};
+use crate::sync::{Backend, Control, Event, SlotWord, Word, order};
 
 /// The writing end of a multi-producer ring; one of up to
 /// [`MAX_PRODUCERS`].
@@ -130,6 +128,7 @@ impl<B: Backend> Producer<B> {
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         let claim = self.claim(message.len())?;
         let offset = (claim.start & self.mask) as usize + 8;
+        // Seeded defect `commit_before_payload`: the commit comes first.
         if B::FAULTS.commit_before_payload {
             self.commit(claim, message.len());
         }
@@ -264,7 +263,8 @@ impl<B: Backend> Producer<B> {
             slot_word(SlotWord::Claim).store(at, Relaxed);
             let next = at.wrapping_add(needed);
             if B::FAULTS.claim_without_cas {
-                // Seeded defect: a load and a store instead of one atomic step.
+                // Seeded defect `claim_without_cas`: a load and a store
+                // instead of one atomic step.
                 let seen = tail.load(Relaxed);
                 if seen == at {
                     tail.store(next, Release);
@@ -284,9 +284,13 @@ impl<B: Backend> Producer<B> {
     /// (module docs, steps 3 and 4).
     #[inline(always)]
     fn commit(&mut self, claim: Claim, len: usize) {
-        let early = B::FAULTS
-            .notify_before_publish
-            .then(|| wait::sleeper_announced(&self.backend, Event::Data));
+        // Seeded defect `notify_before_publish`: the look for a sleeper
+        // comes before the publish.
+        let early = if B::FAULTS.notify_before_publish {
+            Some(wait::sleeper_announced(&self.backend, Event::Data))
+        } else {
+            None
+        };
         let used = record_size(len) as u64;
         if used < claim.record {
             // An in-place message that came out shorter: pad the rest. The
@@ -316,10 +320,11 @@ impl<B: Backend> Producer<B> {
 
     /// After the record, the padding before the wrap, if any.
     #[inline(always)]
-    fn pad_wrap(&self, claim: Claim, order: Ordering) {
+    fn pad_wrap(&self, claim: Claim, ordering: Ordering) {
         if claim.wrapped() {
             let bytes = claim.start.wrapping_sub(claim.at);
-            word_at(&self.backend, self.mask, claim.at).store(encode_pad(claim.at, bytes), order);
+            word_at(&self.backend, self.mask, claim.at)
+                .store(encode_pad(claim.at, bytes), ordering);
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::shm::layout::{Geometry, record_size};
 use crate::shm::record::word_at;
 use crate::shm::region::Region;
 use crate::shm::wait::{self, Slept, Spin, Woke};
-use crate::sync::{Backend, Control, Event, Word};
+use crate::sync::{Backend, Control, Event, Word, order};
 
 /// The reading end of a single-producer ring.
 ///
@@ -124,14 +124,10 @@ impl<B: Backend> Consumer<B> {
     /// a wrap marker; `None` if nothing is committed.
     #[inline(always)]
     fn poll(&mut self) -> Result<Option<(u64, usize)>> {
-        let order = if B::FAULTS.relaxed_poll {
-            Relaxed
-        } else {
-            Acquire
-        };
+        let poll = order(B::FAULTS.relaxed_poll, Acquire);
         let mut position = self.head;
         let mut slot = decode_header(
-            word_at(&self.backend, self.mask, position).load(order),
+            word_at(&self.backend, self.mask, position).load(poll),
             position,
             self.geometry,
         )?;
@@ -165,6 +161,7 @@ impl<B: Backend> Consumer<B> {
         if !detached(&self.backend, Role::Producer) {
             return Error::Empty;
         }
+        // Seeded defect `no_drain_on_disconnect`: left out.
         if !B::FAULTS.no_drain_on_disconnect {
             match self.poll() {
                 Ok(None) => {}
@@ -180,12 +177,10 @@ impl<B: Backend> Consumer<B> {
     #[inline(always)]
     fn release(&mut self, start: u64, len: usize) {
         self.head = start.wrapping_add(record_size(len) as u64);
-        let order = if B::FAULTS.relaxed_release {
-            Relaxed
-        } else {
-            Release
-        };
-        self.backend.control(Control::Head).store(self.head, order);
+        let release = order(B::FAULTS.relaxed_release, Release);
+        self.backend
+            .control(Control::Head)
+            .store(self.head, release);
         // A producer asleep on a full ring may go on now.
         wait::notify(&self.backend, Event::Space);
     }

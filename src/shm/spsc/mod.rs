@@ -144,15 +144,6 @@ pub fn decode_header(word: u64, position: u64, geometry: Geometry) -> Result<Slo
     Ok(Slot::Record(len))
 }
 
-#[inline(always)]
-fn publish_order<B: Backend>() -> std::sync::atomic::Ordering {
-    if B::FAULTS.relaxed_publish {
-        Relaxed
-    } else {
-        Release
-    }
-}
-
 /// Moves an epoch word from even to odd. With `take_over`, an odd epoch (a
 /// holder that the caller knows to be dead) is replaced too.
 fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<u64> {
@@ -193,13 +184,15 @@ fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<
 pub fn detach_dead_consumer<B: Backend>(backend: &B) -> bool {
     let word = backend.control(Control::ConsumerEpoch);
     let epoch = word.load(Acquire);
+    // Seeded defect `detach_live_consumer`: no liveness test.
     if epoch.is_multiple_of(2)
         || (!B::FAULTS.detach_live_consumer && backend.peer_alive(Role::Consumer))
     {
         return false;
     }
     if B::FAULTS.detach_by_store {
-        // Seeded defect: a store, which can undo a takeover since the load.
+        // Seeded defect `detach_by_store`: a store, which can undo a
+        // takeover since the load.
         word.store(epoch.wrapping_add(1), Release);
     } else if word
         // `Relaxed` (no model tells it from `AcqRel`): what matters is its

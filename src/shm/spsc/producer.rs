@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use super::{Slot, attach_epoch, decode_header, encode_header, publish_order};
+use super::{Slot, attach_epoch, decode_header, encode_header};
 use crate::error::{Error, Result, Role};
 use crate::options::Deadline;
 use crate::shm::Mapped;
@@ -12,7 +12,7 @@ use crate::shm::layout::{Geometry, WRAP_LEN, record_size};
 use crate::shm::record::word_at;
 use crate::shm::region::Region;
 use crate::shm::wait::{self, Spin};
-use crate::sync::{Backend, Control, Event, Word};
+use crate::sync::{Backend, Control, Event, Word, order};
 
 /// The writing end of a single-producer ring.
 ///
@@ -99,16 +99,14 @@ impl<B: Backend> Producer<B> {
             return Err(Error::corrupt("tail", tail));
         }
         // Each step moves forward by at least 8 bytes, so a lap bounds the
-        // walk (none at all under the seeded defect).
+        // walk. Seeded defect `no_tail_recovery`: no walk at all.
         let steps = if B::FAULTS.no_tail_recovery {
             0
         } else {
             capacity / 8
         };
         for _ in 0..steps {
-            let word = backend
-                .data_word(((tail & mask) / 8) as usize)
-                .load(Acquire);
+            let word = word_at(backend, mask, tail).load(Acquire);
             match decode_header(word, tail, geometry) {
                 Ok(Slot::Record(len)) => tail = tail.wrapping_add(record_size(len) as u64),
                 Ok(Slot::Wrap) => tail = tail.wrapping_add(capacity - (tail & mask)),
@@ -177,6 +175,7 @@ impl<B: Backend> Producer<B> {
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         let reservation = self.reserve(message.len())?;
         let offset = (reservation.start & self.mask) as usize + 8;
+        // Seeded defect `commit_before_payload`: the commit comes first.
         if B::FAULTS.commit_before_payload {
             self.commit(reservation, message.len());
         }
@@ -264,7 +263,7 @@ impl<B: Backend> Producer<B> {
         }
         if let Some((start, header, wrap)) = first {
             // Every record's successor is the next record's header, except
-            // the last one's.
+            // the last one's. Seeded defect `skip_next_clear`: left out.
             if !B::FAULTS.skip_next_clear {
                 word_at(&self.backend, self.mask, self.tail).store(0, Relaxed);
             }
@@ -319,6 +318,7 @@ impl<B: Backend> Producer<B> {
         } else {
             (self.tail.wrapping_add(to_end), true, to_end + record + 8)
         };
+        // Seeded defect `full_check_off_by_one`: the next header forgotten.
         if B::FAULTS.full_check_off_by_one {
             needed -= 8;
         }
@@ -340,11 +340,15 @@ impl<B: Backend> Producer<B> {
     /// then wakes the consumer if it sleeps.
     #[inline(always)]
     fn commit(&mut self, reservation: Reservation, len: usize) {
-        // Seeded defect: the look for a sleeper comes before the publish.
-        let early = B::FAULTS
-            .notify_before_publish
-            .then(|| wait::sleeper_announced(&self.backend, Event::Data));
+        // Seeded defect `notify_before_publish`: the look for a sleeper
+        // comes before the publish.
+        let early = if B::FAULTS.notify_before_publish {
+            Some(wait::sleeper_announced(&self.backend, Event::Data))
+        } else {
+            None
+        };
         let next = reservation.start.wrapping_add(record_size(len) as u64);
+        // Seeded defect `skip_next_clear`: left out.
         if !B::FAULTS.skip_next_clear {
             word_at(&self.backend, self.mask, next).store(0, Relaxed);
         }
@@ -368,10 +372,10 @@ impl<B: Backend> Producer<B> {
     /// position, so the record must be complete before the marker appears.
     #[inline(always)]
     fn publish(&self, start: u64, header: u64, wrap: Option<u64>) {
-        word_at(&self.backend, self.mask, start).store(header, publish_order::<B>());
+        let publish = order(B::FAULTS.relaxed_publish, Release);
+        word_at(&self.backend, self.mask, start).store(header, publish);
         if let Some(at) = wrap {
-            word_at(&self.backend, self.mask, at)
-                .store(encode_header(at, WRAP_LEN), publish_order::<B>());
+            word_at(&self.backend, self.mask, at).store(encode_header(at, WRAP_LEN), publish);
         }
     }
 }
