@@ -627,7 +627,7 @@ impl<B: Backend + Clone> Consumer<B> {
 
 impl Consumer<Mapped> {
     /// Attaches a consumer to a multi-producer region, as
-    /// [`Producer::attach`].
+    /// [`Producer::attach`](super::Producer::attach).
     pub fn attach(region: &Arc<Region>) -> Result<Self> {
         let kind = attach::ring_kind(region, true)?;
         attach::to_slot(

@@ -27,7 +27,7 @@
 //! Positions, offsets and records are those of [`crate::shm::spsc`]: an
 //! 8-byte header, the payload padded to 8 bytes, never straddling the end
 //! of the data area. A header word (the tag and commit bit are those of
-//! every ring, [`crate::shm::record`]):
+//! every ring, `src/shm/record.rs`):
 //!
 //! ```text
 //! bit 63..32  tag = (position >> 3) as u32
@@ -120,7 +120,7 @@
 //! detached) and a pid; a producer slot also has the claim words. Attaching
 //! takes a free slot with a compare-and-swap on its epoch; when none is
 //! free the result is [`Error::RoleTaken`]. Across processes each slot also
-//! has a liveness lock ([`Region::lock_slot`]), so the slot of a dead
+//! has a liveness lock ([`crate::shm::Region::lock_slot`]), so the slot of a dead
 //! process can be taken over.
 //!
 //! The [`Control::ProducerEpoch`] and [`Control::ConsumerEpoch`] words count

@@ -369,7 +369,8 @@ impl<B: Backend + Clone> Producer<B> {
 
 impl Producer<Mapped> {
     /// Attaches a producer to a region created with
-    /// [`Region::create_kind`] for [`RingKind::Mpsc`] or [`RingKind::Mpmc`],
+    /// [`Region::create_kind`] for [`RingKind::Mpsc`](crate::shm::layout::RingKind::Mpsc) or
+    /// [`RingKind::Mpmc`](crate::shm::layout::RingKind::Mpmc),
     /// in a slot no live process holds (a dead process's slot is taken
     /// over). [`Error::RoleTaken`] if none is left;
     /// [`Error::LayoutMismatch`] for a single-producer region.

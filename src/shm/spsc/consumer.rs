@@ -199,7 +199,7 @@ impl<B: Backend> Drop for Consumer<B> {
 }
 
 impl Consumer<Mapped> {
-    /// Attaches as the consumer of a region's ring; as [`Producer::attach`].
+    /// Attaches as the consumer of a region's ring; as [`Producer::attach`](super::Producer::attach).
     pub fn attach(region: &Arc<Region>) -> Result<Self> {
         let memory = attach::to_role(region, Role::Consumer, super::watch_consumer)?;
         Consumer::with_backend_taking_over(memory)

@@ -12,7 +12,7 @@
 //!
 //! A committed header holds the record's length and a tag, the low 32 bits of
 //! `position / 8` (the tag and commit bit are those of every ring,
-//! [`crate::shm::record`]):
+//! `src/shm/record.rs`):
 //!
 //! ```text
 //! bit 63..32  tag = (position >> 3) as u32
