@@ -2,17 +2,26 @@
 # Ordering mutants: which atomic orderings can the loom models tell apart
 # from `Relaxed`? (DESIGN.md, "Measured teeth".) Run by name:
 #
-#   ci/mutate-orderings.sh                      # src/shm/spsc.rs src/shm/wait.rs
-#   ci/mutate-orderings.sh src/shm/spsc.rs      # one file
+#   ci/mutate-orderings.sh                      # the single-producer ring:
+#                                               # src/shm/spsc/*.rs, the
+#                                               # ring's part of src/shm/attach.rs
+#                                               # and src/shm/wait.rs
+#   ci/mutate-orderings.sh src/shm/spsc/producer.rs  # one file
 #   ci/mutate-orderings.sh --list [FILE...]     # only print the sites
+#
+# The protocol files, whose sites `--list` counts, are the default ones and
+# src/shm/mpmc/*.rs (run those with MUTATE_TESTS="loom_mpmc loom_faults");
+# src/shm/record.rs has none.
 #
 # For each FILE it finds every atomic operation whose ordering argument is
 # stronger than `Relaxed`: a literal `Acquire`, `Release`, `AcqRel` or
 # `SeqCst` argument of `.load`, `.store`, `.swap`, `.fetch_*` or
 # `.compare_exchange[_weak]` (each of a compare-and-swap's two orderings is
 # its own site), or a non-literal ordering argument that resolves to a
-# stronger one: a helper call such as `publish_order::<B>()` or
-# `order(weakened, Release)`, or a local bound by `let NAME = ...` to one.
+# stronger one: a call that names one among its arguments, as a seeded
+# defect's `order(B::FAULTS.flag, Release)` does (see `shmsg::sync::Faults`),
+# a helper function of the same file whose body names one, or a local bound
+# by `let NAME = ...` to one.
 # Skipped: `#[cfg(test)]` items, and the branch of an `if B::FAULTS.x`
 # (`if !B::FAULTS.x`: its `else`) that holds a seeded defect. Fences are
 # not sites (a `Relaxed` fence does not exist; the seeded `no_waiter_fence`
@@ -47,9 +56,12 @@
 # apply as usual; the defaults are the quick tier's bounds.
 #
 # Per file, tests that cannot run the mutated code are filtered out:
-# `src/shm/spsc.rs` skips loom_faults' `mpmc_*` scenario (the
-# multi-producer ring shares `wait.rs`, not `spsc.rs`). Only one cargo runs
-# at a time.
+# `src/shm/spsc/*.rs` skips loom_faults' `mpmc_*` scenario (the
+# multi-producer ring shares `wait.rs` and `attach.rs`, not `spsc/`). And
+# per file, sites the models cannot reach are not mutated (`--list` still
+# prints them): in `src/shm/attach.rs` only the epoch test both rings use
+# (`detached`) is, not the attachment to a region's ring, which runs over
+# a real mapping only. Only one cargo runs at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,7 +72,8 @@ if [[ "${1:-}" == "--list" ]]; then
 fi
 files=("$@")
 if ((${#files[@]} == 0)); then
-    files=(src/shm/spsc.rs src/shm/wait.rs)
+    files=(src/shm/spsc/mod.rs src/shm/spsc/producer.rs src/shm/spsc/consumer.rs
+        src/shm/attach.rs src/shm/wait.rs)
 fi
 read -r -a tests <<<"${MUTATE_TESTS:-loom_spsc loom_wait loom_faults}"
 read -r -a common_args <<<"${MUTATE_TEST_ARGS:---skip seeded_}"
@@ -72,7 +85,16 @@ only="${MUTATE_ONLY:-}"
 # Extra test-binary arguments for a file's mutants.
 file_args() {
     case "$1" in
-    */spsc.rs) echo "--skip mpmc" ;;
+    */spsc/*.rs | */spsc.rs) echo "--skip mpmc" ;;
+    *) echo "" ;;
+    esac
+}
+
+# A regex a site's operation must match to be mutated in this file (empty:
+# every site): the sites the models can reach.
+file_sites() {
+    case "$1" in
+    */shm/attach.rs) echo 'Control::epoch' ;;
     *) echo "" ;;
     esac
 }
@@ -321,9 +343,13 @@ for file in "${files[@]}"; do
     mapfile -t sites < <(scan "$file")
     echo "== $file: ${#sites[@]} sites"
     extra="$(file_args "$file")"
+    reachable="$(file_sites "$file")"
     for site in "${sites[@]}"; do
         IFS=$'\t' read -r line col len arg what <<<"$site"
         if [[ -n "$only" && ! "$file:$line" =~ $only ]]; then
+            continue
+        fi
+        if [[ -n "$reachable" && ! "$what" =~ $reachable ]]; then
             continue
         fi
         cp -p "$file" "$work/original"

@@ -123,10 +123,11 @@ use common::{NoFault, payload};
 use proptest::prelude::*;
 use proptest::strategy::{Union, ValueTree};
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+use shmsg::shm::Mapped;
 use shmsg::shm::layout::{MAX_CONSUMERS, MAX_PRODUCERS, RingKind, WRAP_LEN, round8};
 use shmsg::shm::wait::SLICE;
 use shmsg::shm::{Geometry, mpmc, spsc};
-use shmsg::sync::{Backend, Control, Event, Mapped, SlotWord, Word};
+use shmsg::sync::{Backend, Control, Event, SlotWord, Word};
 use shmsg::{Error, Role};
 
 /// How late a call may return past its deadline. The protocol promises at
@@ -223,7 +224,7 @@ impl<B: Backend> Hostile<B> {
     }
 
     fn check(&self, what: &str, offset: usize, len: usize) {
-        let capacity = self.inner.geometry().capacity();
+        let capacity = self.inner.capacity();
         assert!(
             offset.is_multiple_of(8) && offset.checked_add(len).is_some_and(|end| end <= capacity),
             "out of bounds: {what} of {len} bytes at offset {offset} of a {capacity}-byte data area"
@@ -235,8 +236,11 @@ impl<B: Backend> Hostile<B> {
 // checks only add panics before an access that would break it.
 unsafe impl<B: Backend> Backend for Hostile<B> {
     type Word = B::Word;
-    fn geometry(&self) -> Geometry {
-        self.inner.geometry()
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+    fn max_message(&self) -> usize {
+        self.inner.max_message()
     }
     fn control(&self, which: Control) -> &B::Word {
         self.alive_or_abandoned();
@@ -244,7 +248,7 @@ unsafe impl<B: Backend> Backend for Hostile<B> {
     }
     fn data_word(&self, index: usize) -> &B::Word {
         self.alive_or_abandoned();
-        let words = self.inner.geometry().capacity() / 8;
+        let words = self.inner.capacity() / 8;
         assert!(index < words, "out of bounds: data word {index} of {words}");
         self.inner.data_word(index)
     }
@@ -503,7 +507,7 @@ impl<B: Backend + Clone + 'static> Ring<B> {
     }
 
     fn geometry(&self) -> Geometry {
-        self.backend.geometry()
+        Geometry::of(&self.backend)
     }
 
     fn position(&self, base: Base) -> u64 {

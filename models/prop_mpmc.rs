@@ -1,5 +1,5 @@
 //! Property tests of the multi-producer rings on the production backend
-//! (`shmsg::sync::Mapped` over the heap, the same code as over a region).
+//! (`shmsg::shm::Mapped` over the heap, the same code as over a region).
 //!
 //! * `ring_matches_reference`: a state machine of operations by three
 //!   producer handles and (for `Mpmc`) two consumer handles: copying and
@@ -32,9 +32,10 @@ use std::time::Duration;
 use common::{FaultSet, NoFault, ReleaseWithoutZeroing, initial_position, payload};
 use proptest::prelude::*;
 use shmsg::shm::Geometry;
+use shmsg::shm::Mapped;
 use shmsg::shm::layout::{RingKind, record_size};
 use shmsg::shm::mpmc::{Consumer, Entry, Producer, decode};
-use shmsg::sync::{Backend, Control, Event, Faults, Mapped};
+use shmsg::sync::{Backend, Control, Event, Faults};
 use shmsg::{Error, Role};
 
 /// The production backend with a seeded defect `F`, and producer slots that
@@ -59,8 +60,11 @@ impl<F> Clone for Faulty<F> {
 unsafe impl<F: FaultSet> Backend for Faulty<F> {
     type Word = AtomicU64;
     const FAULTS: Faults = F::FAULTS;
-    fn geometry(&self) -> Geometry {
-        self.memory.geometry()
+    fn capacity(&self) -> usize {
+        self.memory.capacity()
+    }
+    fn max_message(&self) -> usize {
+        self.memory.max_message()
     }
     fn control(&self, which: Control) -> &AtomicU64 {
         self.memory.control(which)

@@ -1,5 +1,5 @@
 //! Property tests of the single-producer ring on the production backend
-//! (`shmsg::sync::Mapped` over the heap, the same code as over a region).
+//! (`shmsg::shm::Mapped` over the heap, the same code as over a region).
 //!
 //! * `ring_matches_reference`: a state machine of operations (copying and
 //!   in-place sends of arbitrary sizes, including too-large ones; copying and
@@ -28,9 +28,10 @@ use common::{FaultSet, FullCheckOffByOne, NoFault, SkipNextClear, initial_positi
 use proptest::prelude::*;
 use shmsg::Error;
 use shmsg::shm::Geometry;
+use shmsg::shm::Mapped;
 use shmsg::shm::layout::{Identity, RingKind, record_size};
 use shmsg::shm::spsc::{Consumer, Producer, Slot, decode_header, encode_header};
-use shmsg::sync::{Backend, Control, Event, Faults, Mapped};
+use shmsg::sync::{Backend, Control, Event, Faults};
 
 /// The production backend with a seeded defect compiled into the protocol
 /// (none for [`NoFault`]); every call is delegated to [`Mapped`].
@@ -46,8 +47,11 @@ impl<F> Clone for Faulty<F> {
 unsafe impl<F: FaultSet> Backend for Faulty<F> {
     type Word = AtomicU64;
     const FAULTS: Faults = F::FAULTS;
-    fn geometry(&self) -> Geometry {
-        self.0.geometry()
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+    fn max_message(&self) -> usize {
+        self.0.max_message()
     }
     fn control(&self, which: Control) -> &AtomicU64 {
         self.0.control(which)

@@ -1,10 +1,16 @@
-//! The model backend: the production ring protocol of `shmsg::shm::spsc`,
+//! The model backend: the production protocols of both rings, the
+//! single-producer one (`shmsg::shm::spsc`) and the multi-producer ones
+//! (`shmsg::shm::mpmc`), with the wait protocol and the watchdog's detach,
 //! instantiated over model-checker memory instead of a mapping.
 //!
-//! Memory is one array of 64-bit words, exactly as in a region: a word that
-//! holds a record header in one lap holds payload bytes in the next, so a
-//! stale payload word that the protocol fails to clear is seen by the
-//! consumer just as it would be in shared memory.
+//! Memory is laid out as the seam names it (`shmsg::sync::Control`): the
+//! single-producer ring's words (tail, head, the two epochs), the shared
+//! read cursor of an `Mpmc` ring, the four words of every producer and
+//! consumer slot of the multi-producer rings, the two event words, and the
+//! data area. The data area is one array of 64-bit words, exactly as in a
+//! region: a word that holds a record header in one lap holds payload bytes
+//! in the next, so a stale payload word that the protocol fails to clear is
+//! seen by the consumer just as it would be in shared memory.
 //!
 //! * Every word is a model atomic (loom's or shuttle's). Header loads and
 //!   stores go straight to it with the protocol's orderings. Payload bytes are
@@ -518,8 +524,12 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
     type Word = ModelWord<A, T>;
     const FAULTS: Faults = F::FAULTS;
 
-    fn geometry(&self) -> Geometry {
-        self.memory.geometry
+    fn capacity(&self) -> usize {
+        self.memory.geometry.capacity()
+    }
+
+    fn max_message(&self) -> usize {
+        self.memory.geometry.max_message()
     }
 
     fn control(&self, which: Control) -> &Self::Word {

@@ -39,6 +39,7 @@
 use std::mem::{offset_of, size_of};
 
 use crate::error::{Error, Result};
+use crate::sync::Backend;
 
 /// `b"shmsg\0rg"` read as a little-endian `u64`.
 ///
@@ -654,6 +655,18 @@ impl Geometry {
         } else {
             WRAP_LEN as usize - 1
         }
+    }
+
+    /// The geometry of the ring in `backend`, which the [`Backend`]
+    /// contract says is validated.
+    #[inline(always)]
+    pub fn of<B: Backend>(backend: &B) -> Geometry {
+        let geometry = Geometry {
+            capacity: backend.capacity(),
+            max_message: backend.max_message(),
+        };
+        debug_assert!(Geometry::new(geometry.capacity, geometry.max_message).is_ok());
+        geometry
     }
 
     /// Data area size in bytes.

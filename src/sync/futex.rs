@@ -32,7 +32,7 @@ fn high_half(word: &AtomicU64) -> &AtomicU32 {
 }
 
 /// Sleeps while bits 63..32 of `word` equal `expected`, at most `timeout`.
-pub(super) fn wait(word: &AtomicU64, expected: u32, timeout: Duration) {
+pub(crate) fn wait(word: &AtomicU64, expected: u32, timeout: Duration) {
     let timespec = futex::Timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: i64::from(timeout.subsec_nanos()),
@@ -53,7 +53,7 @@ pub(super) fn wait(word: &AtomicU64, expected: u32, timeout: Duration) {
 }
 
 /// Wakes every sleeper on `word`.
-pub(super) fn wake(word: &AtomicU64) {
+pub(crate) fn wake(word: &AtomicU64) {
     // The count of woken sleepers is of no use: a sleeper re-checks anyway.
     let _ = futex::wake(high_half(word), futex::Flags::empty(), i32::MAX as u32);
 }

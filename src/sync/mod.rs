@@ -15,27 +15,27 @@
 //!   that decides when to announce, fence, re-check, sleep and wake is in
 //!   [`crate::shm::wait`], written once against these.
 //!
-//! Production code uses [`Mapped`], which lays the words over a shared mapping
-//! (or over a heap allocation with the same layout) with
+//! Production code uses [`crate::shm::Mapped`], which lays the words over a
+//! shared mapping (or over a heap allocation with the same layout) with
 //! [`AtomicU64::from_ptr`] and copies payload bytes through raw pointers. The
 //! models in `models/` implement the same trait with loom and shuttle types
 //! and instantiate the very same protocol code: payload bytes go through
 //! `loom::cell::UnsafeCell` tracking, so two accesses to one word that the
 //! protocol fails to order are reported as a data race.
 //!
+//! This module is the bottom layer of the ring code: it knows nothing of the
+//! region layout ([`crate::shm::layout`]) or of the rings, and imports
+//! nothing from them. The seam speaks of words by name ([`Control`],
+//! [`Event`], data word indices) and of the ring's size by plain numbers.
+//!
 //! No `--cfg` flag is involved: the models are ordinary test targets.
 
-mod futex;
-mod mapped;
-
-pub use mapped::Mapped;
-pub(crate) use mapped::Owner;
+pub(crate) mod futex;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::Role;
-use crate::shm::layout::Geometry;
 
 /// A 64-bit atomic word, the unit the ring protocols synchronize on.
 ///
@@ -152,6 +152,17 @@ pub enum Event {
 /// Deliberate protocol defects, used only by the models to show that they
 /// catch real bugs. Production backends leave [`Backend::FAULTS`] at
 /// [`Faults::NONE`]; every branch on a fault is resolved at compile time.
+///
+/// The protocols spell a seeded defect one of two ways:
+///
+/// * one that only weakens an ordering is the ordering argument
+///   `order(B::FAULTS.flag, Release)` ([`order`]): the production ordering
+///   is the one the reader sees, and `ci/mutate-orderings.sh` finds the
+///   site as it finds a literal one;
+/// * one that changes what the code does is an `if` on the flag, with a
+///   comment that begins `Seeded defect`: `if B::FAULTS.flag { .. }` holds
+///   the defect's code (an `else` the production code it replaces), and
+///   `if !B::FAULTS.flag { .. }` a production step the defect leaves out.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
@@ -202,6 +213,19 @@ pub struct Faults {
     pub no_release_finish: bool,
 }
 
+/// The ordering of an atomic operation that a seeded defect weakens to
+/// `Relaxed`: `production` unless `seeded`, a flag of [`Backend::FAULTS`],
+/// is set. Written `order(B::FAULTS.flag, Release)` at every such site.
+#[doc(hidden)]
+#[inline(always)]
+pub const fn order(seeded: bool, production: Ordering) -> Ordering {
+    if seeded {
+        Ordering::Relaxed
+    } else {
+        production
+    }
+}
+
 impl Faults {
     /// No fault: the protocol as designed.
     pub const NONE: Faults = Faults {
@@ -231,13 +255,14 @@ impl Faults {
 /// # Safety
 ///
 /// Implementors guarantee that
-/// * `data_word(i)` is valid for every `i < geometry().capacity() / 8`, and
-///   that the payload methods are valid for every byte range inside
-///   `0..geometry().capacity()`;
+/// * `data_word(i)` is valid for every `i < capacity() / 8`, and that the
+///   payload methods are valid for every byte range inside `0..capacity()`;
 /// * `data_word(i)` and bytes `8 * i .. 8 * i + 8` of the payload methods are
 ///   the same memory, so that a header written as a word is overwritten by a
 ///   later payload and vice versa;
-/// * `geometry()` returns the same validated value for the backend's lifetime.
+/// * `capacity()` and `max_message()` return the same values for the
+///   backend's lifetime, and together they pass the validation of a ring's
+///   geometry ([`crate::shm::layout::Geometry::new`]).
 pub unsafe trait Backend: Send {
     /// The atomic word type.
     type Word: Word;
@@ -246,8 +271,12 @@ pub unsafe trait Backend: Send {
     #[doc(hidden)]
     const FAULTS: Faults = Faults::NONE;
 
-    /// The ring's capacity and maximum message size, validated.
-    fn geometry(&self) -> Geometry;
+    /// The size of the data area in bytes (the ring's capacity), a power
+    /// of two.
+    fn capacity(&self) -> usize;
+
+    /// The largest message the ring carries, in bytes.
+    fn max_message(&self) -> usize;
 
     /// One of the control words.
     fn control(&self, which: Control) -> &Self::Word;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use super::{Backend, Control, Event, futex};
 use crate::error::{Result, Role};
 use crate::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
+use crate::sync::{Backend, Control, Event, futex};
 
 /// What keeps a [`Mapped`] ring's memory alive, and knows whether the process
 /// attached as a role is alive.
@@ -148,8 +148,13 @@ unsafe impl Backend for Mapped {
     type Word = AtomicU64;
 
     #[inline(always)]
-    fn geometry(&self) -> Geometry {
-        self.geometry
+    fn capacity(&self) -> usize {
+        self.geometry.capacity()
+    }
+
+    #[inline(always)]
+    fn max_message(&self) -> usize {
+        self.geometry.max_message()
     }
 
     #[inline(always)]

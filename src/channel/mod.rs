@@ -1,10 +1,42 @@
 //! The one interface both models implement.
 //!
 //! A [`Sender`] sends messages and a [`Receiver`] receives them, whatever
-//! carries them: the shared-memory ring ([`crate::shm::spsc`]), a Unix
-//! stream or seqpacket socket, a pipe or TCP ([`crate::msg`]). An application
-//! written against these traits switches models by changing the endpoint
-//! string it gives [`crate::connect`] or [`crate::listen`].
+//! carries them: a shared-memory ring, single-producer ([`crate::shm::spsc`])
+//! or multi-producer ([`crate::shm::mpmc`]), or a Unix stream or seqpacket
+//! socket, a pipe or TCP ([`crate::msg`]). An application written against
+//! these traits switches models by changing the endpoint string it gives
+//! [`crate::connect`] or [`crate::listen`]. A [`Channel`] holds one of each,
+//! the two directions to one peer.
+//!
+//! The rings' adapters to these traits are in one place (`rings.rs`): each
+//! method forwards to the ring handle's method of the same name. So a ring
+//! made between threads is a [`Sender`] and a [`Receiver`] as it is:
+//!
+//! ```
+//! use shmsg::channel::{Receiver, Sender};
+//! use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};
+//!
+//! /// Sends three numbered messages, whatever carries them.
+//! fn count(tx: &mut dyn Sender) -> shmsg::Result<()> {
+//!     for i in 0..3u8 {
+//!         tx.send(&[i])?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let (mut tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+//! count(&mut tx)?;
+//! let (mut mtx, mut mrx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpmc)?;
+//! count(&mut mtx)?;
+//! let mut buf = Vec::new();
+//! for rx in [&mut rx as &mut dyn Receiver, &mut mrx] {
+//!     for i in 0..3u8 {
+//!         rx.recv(&mut buf)?;
+//!         assert_eq!(buf, [i]);
+//!     }
+//! }
+//! # Ok::<(), shmsg::Error>(())
+//! ```
 //!
 //! The observable behaviour is the same in both models (one property test,
 //! `tests/same_behaviour.rs`, runs unchanged over all of them):
@@ -36,30 +68,125 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::shm::spsc::{Consumer, Producer};
-use crate::sync::Backend;
+
+mod rings;
 
 /// The sending half of a channel.
+///
+/// The examples send into a single-producer ring between threads
+/// ([`crate::shm::spsc::channel`]); every transport behaves alike.
+///
+/// ```
+/// use shmsg::channel::{Receiver, Sender};
+/// use shmsg::shm::{Geometry, spsc};
+///
+/// let (tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+/// let mut tx: Box<dyn Sender + Send> = Box::new(tx);
+/// tx.send(b"hello")?;
+/// let mut buf = Vec::new();
+/// assert_eq!(rx.recv(&mut buf)?, 5);
+/// assert_eq!(buf, b"hello");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub trait Sender {
     /// The largest message this sender can send (the smaller of this side's
     /// setting and what the peer accepts).
+    ///
+    /// ```
+    /// use shmsg::channel::Sender;
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, _rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// assert_eq!(Sender::max_message(&tx), 64);
+    /// assert!(matches!(
+    ///     Sender::send(&mut tx, &[0; 65]),
+    ///     Err(shmsg::Error::MessageTooLarge { len: 65, max: 64 })
+    /// ));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn max_message(&self) -> usize;
 
     /// Sends `message` if there is room now; [`Error::Full`] if not, with
     /// nothing sent.
+    ///
+    /// ```
+    /// use shmsg::channel::Sender;
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, _rx) = spsc::channel(Geometry::new(64, 16)?)?;
+    /// // Nobody receives: the ring fills up, and `try_send` says so.
+    /// let full = loop {
+    ///     if let Err(error) = Sender::try_send(&mut tx, b"0123456789") {
+    ///         break error;
+    ///     }
+    /// };
+    /// assert!(matches!(full, shmsg::Error::Full));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn try_send(&mut self, message: &[u8]) -> Result<()>;
 
     /// Sends `message`, waiting for room as long as it takes.
+    ///
+    /// ```
+    /// use shmsg::channel::{Receiver, Sender};
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::new(64, 16)?)?;
+    /// // Far more than the ring holds: `send` waits for the receiver.
+    /// let sender = std::thread::spawn(move || {
+    ///     (0..100u32).try_for_each(|i| Sender::send(&mut tx, &i.to_le_bytes()))
+    /// });
+    /// let mut buf = Vec::new();
+    /// for i in 0..100u32 {
+    ///     Receiver::recv(&mut rx, &mut buf)?;
+    ///     assert_eq!(buf, i.to_le_bytes());
+    /// }
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn send(&mut self, message: &[u8]) -> Result<()>;
 
     /// Sends `message`, waiting for room at most `timeout`; [`Error::Timeout`]
     /// with nothing sent if there was none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmsg::channel::Sender;
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, _rx) = spsc::channel(Geometry::new(64, 16)?)?;
+    /// let wait = Duration::from_millis(10);
+    /// let timed_out = loop {
+    ///     if let Err(error) = Sender::send_timeout(&mut tx, b"0123456789", wait) {
+    ///         break error;
+    ///     }
+    /// };
+    /// assert!(matches!(timed_out, shmsg::Error::Timeout));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()>;
 
     /// Sends every message of `messages` in order, waiting for room as long
     /// as it takes, with as few system calls (message passing) or shared
     /// stores (shared memory) as the model allows. If one message is too
     /// large, none of them is sent.
+    ///
+    /// ```
+    /// use shmsg::channel::{Receiver, Sender};
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// Sender::send_batch(&mut tx, &[b"one", b"two"])?;
+    /// // A message too large refuses the whole batch.
+    /// assert!(Sender::send_batch(&mut tx, &[b"three", &[0; 65]]).is_err());
+    /// let mut buf = Vec::new();
+    /// Receiver::recv(&mut rx, &mut buf)?;
+    /// assert_eq!(buf, b"one");
+    /// Receiver::recv(&mut rx, &mut buf)?;
+    /// assert_eq!(buf, b"two");
+    /// assert!(matches!(Receiver::try_recv(&mut rx, &mut buf), Err(shmsg::Error::Empty)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
         check_batch(messages, self.max_message())?;
         messages.iter().try_for_each(|message| self.send(message))
@@ -67,6 +194,16 @@ pub trait Sender {
 
     /// Finishes any message the kernel accepted only partly. A no-op for
     /// shared memory, where a send is all or nothing.
+    ///
+    /// ```
+    /// use shmsg::channel::Sender;
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, _rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// Sender::send(&mut tx, b"whole")?;
+    /// Sender::flush(&mut tx)?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }
@@ -77,25 +214,109 @@ pub trait Sender {
     /// cannot: a kernel link (the bytes may sit in either side's buffers),
     /// or a ring that several producers share. After a receiver died,
     /// these are the messages it never received.
+    ///
+    /// ```
+    /// use shmsg::channel::{Receiver, Sender};
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// Sender::send_batch(&mut tx, &[b"one", b"two"])?;
+    /// Receiver::recv(&mut rx, &mut Vec::new())?;
+    /// assert_eq!(Sender::unreleased(&tx), Some(1));
+    ///
+    /// let (shared, _rx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpsc)?;
+    /// assert_eq!(Sender::unreleased(&shared), None);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn unreleased(&self) -> Option<u64> {
         None
     }
 }
 
 /// The receiving half of a channel.
+///
+/// The examples receive from a multi-consumer ring between threads
+/// ([`crate::shm::mpmc::channel`]); every transport behaves alike.
+///
+/// ```
+/// use shmsg::channel::{Receiver, Sender};
+/// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+///
+/// let (mut tx, rx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpmc)?;
+/// let mut rx: Box<dyn Receiver + Send> = Box::new(rx);
+/// tx.send(b"hello")?;
+/// let mut buf = Vec::new();
+/// assert_eq!(rx.recv(&mut buf)?, 5);
+/// assert_eq!(buf, b"hello");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub trait Receiver {
     /// The largest message this receiver accepts.
+    ///
+    /// ```
+    /// use shmsg::channel::Receiver;
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let (_tx, rx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpmc)?;
+    /// assert_eq!(Receiver::max_message(&rx), 64);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn max_message(&self) -> usize;
 
     /// Receives the next message into `buf` (replacing its contents) if one
     /// is waiting; returns its length, or [`Error::Empty`].
+    ///
+    /// ```
+    /// use shmsg::channel::{Receiver, Sender};
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let (mut tx, mut rx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpmc)?;
+    /// let mut buf = Vec::new();
+    /// assert!(matches!(Receiver::try_recv(&mut rx, &mut buf), Err(shmsg::Error::Empty)));
+    /// Sender::send(&mut tx, b"now")?;
+    /// assert_eq!(Receiver::try_recv(&mut rx, &mut buf)?, 3);
+    /// // Once every sender is gone and the ring is drained: `Disconnected`.
+    /// drop(tx);
+    /// assert!(matches!(
+    ///     Receiver::try_recv(&mut rx, &mut buf),
+    ///     Err(shmsg::Error::Disconnected)
+    /// ));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
 
     /// Receives the next message into `buf`, waiting as long as it takes.
+    ///
+    /// ```
+    /// use shmsg::channel::{Receiver, Sender};
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let (mut tx, mut rx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpmc)?;
+    /// let sender = std::thread::spawn(move || Sender::send(&mut tx, b"later"));
+    /// let mut buf = Vec::new();
+    /// Receiver::recv(&mut rx, &mut buf)?;
+    /// assert_eq!(buf, b"later");
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
 
     /// Receives the next message into `buf`, waiting at most `timeout`;
     /// [`Error::Timeout`] if none came.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmsg::channel::Receiver;
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let (_tx, mut rx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpmc)?;
+    /// let mut buf = Vec::new();
+    /// assert!(matches!(
+    ///     Receiver::recv_timeout(&mut rx, &mut buf, Duration::from_millis(10)),
+    ///     Err(shmsg::Error::Timeout)
+    /// ));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize>;
 }
 
@@ -152,6 +373,29 @@ impl<R: Receiver + ?Sized> Receiver for Box<R> {
 /// Over a socket or a pair of pipes the two halves share one connection;
 /// over shared memory they are two rings, one per direction. Split it to
 /// send and receive from different threads.
+///
+/// A channel is itself a [`Sender`] (through [`Channel::tx`]) and a
+/// [`Receiver`] (through [`Channel::rx`]). Two rings between threads make
+/// a pair of channels, as [`crate::connect`] and a listener would:
+///
+/// ```
+/// use shmsg::{Channel, Receiver, Sender};
+/// use shmsg::shm::{Geometry, spsc};
+///
+/// let (a_to_b, from_a) = spsc::channel(Geometry::new(1024, 64)?)?;
+/// let (b_to_a, from_b) = spsc::channel(Geometry::new(1024, 64)?)?;
+/// let mut a = Channel::new(a_to_b, from_b);
+/// let mut b = Channel::new(b_to_a, from_a);
+///
+/// a.send(b"ping")?;
+/// let mut buf = Vec::new();
+/// b.recv(&mut buf)?;
+/// assert_eq!(buf, b"ping");
+/// b.send(b"pong")?;
+/// a.recv(&mut buf)?;
+/// assert_eq!(buf, b"pong");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub struct Channel {
     /// Sends to the peer.
     pub tx: Box<dyn Sender + Send>,
@@ -165,6 +409,20 @@ pub struct Channel {
 
 impl Channel {
     /// A channel from its two halves.
+    ///
+    /// ```
+    /// use shmsg::{Channel, Receiver, Sender};
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// // A channel that talks to itself: its sender feeds its receiver.
+    /// let (tx, rx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpsc)?;
+    /// let mut echo = Channel::new(tx, rx);
+    /// echo.send(b"me")?;
+    /// let mut buf = Vec::new();
+    /// echo.recv(&mut buf)?;
+    /// assert_eq!(buf, b"me");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn new(tx: impl Sender + Send + 'static, rx: impl Receiver + Send + 'static) -> Channel {
         Channel {
             tx: Box::new(tx),
@@ -178,6 +436,15 @@ impl Channel {
     /// (`unix:`, `seqpacket:`, `shm:`, `mpsc:`): as the kernel recorded it
     /// at connect time (see [`crate::peer`]). `None` for TCP, pipes and
     /// channels made with [`Channel::new`].
+    ///
+    /// ```
+    /// use shmsg::Channel;
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (tx, rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// assert!(Channel::new(tx, rx).peer().is_none());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn peer(&self) -> Option<crate::peer::Credentials> {
         self.peer
     }
@@ -197,16 +464,39 @@ impl Channel {
     /// peer sends nothing on it after the handshake, so any readiness is
     /// the end. `false` for channels without one.
     pub(crate) fn peer_left(&self) -> bool {
-        use std::os::fd::AsFd;
-        self.link.as_ref().is_some_and(|link| {
-            matches!(
-                crate::msg::unix::poll_in(link.as_fd(), Some(std::time::Duration::ZERO)),
-                Ok(true)
-            )
-        })
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let Some(link) = &self.link else {
+            return false;
+        };
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        loop {
+            let mut fds = [PollFd::new(link, PollFlags::IN)];
+            match poll(&mut fds, Some(&now)) {
+                Ok(ready) => return ready > 0,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     /// The two halves, to move to different threads.
+    ///
+    /// ```
+    /// use shmsg::Channel;
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (tx, rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// let (mut tx, mut rx) = Channel::new(tx, rx).split();
+    /// let sender = std::thread::spawn(move || tx.send(b"across"));
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"across");
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn split(self) -> (Box<dyn Sender + Send>, Box<dyn Receiver + Send>) {
         (self.tx, self.rx)
     }
@@ -261,43 +551,6 @@ impl Receiver for Channel {
     }
 }
 
-impl<B: Backend + Send> Sender for Producer<B> {
-    fn max_message(&self) -> usize {
-        self.geometry().max_message()
-    }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        Producer::try_send(self, message)
-    }
-    fn send(&mut self, message: &[u8]) -> Result<()> {
-        Producer::send(self, message)
-    }
-    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        Producer::send_timeout(self, message, timeout)
-    }
-    fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
-        check_batch(messages, self.geometry().max_message())?;
-        Producer::send_batch(self, messages)
-    }
-    fn unreleased(&self) -> Option<u64> {
-        Producer::unreleased(self).ok()
-    }
-}
-
-impl<B: Backend + Send> Receiver for Consumer<B> {
-    fn max_message(&self) -> usize {
-        self.geometry().max_message()
-    }
-    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        Consumer::try_recv(self, buf)
-    }
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        Consumer::recv(self, buf)
-    }
-    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        Consumer::recv_timeout(self, buf, timeout)
-    }
-}
-
 /// Mutual exclusion for [`SharedSender`]: the seam through which the models
 /// run it with a model checker's mutex.
 pub trait Lock<T> {
@@ -329,6 +582,32 @@ impl<T> Lock<T> for std::sync::Mutex<T> {
 /// between. The lock covers the whole send, including the rest of a frame a
 /// previous send left (see [`Sender::flush`]). `models/frames.rs` checks
 /// this with loom and shuttle.
+///
+/// ```
+/// use shmsg::channel::{Receiver, Sender, SharedSender};
+/// use shmsg::shm::{Geometry, spsc};
+///
+/// let (tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+/// let shared: SharedSender<_> = SharedSender::new(tx);
+/// let threads: Vec<_> = (0..2u8)
+///     .map(|id| {
+///         let mut tx = shared.clone();
+///         std::thread::spawn(move || tx.send(&[id]))
+///     })
+///     .collect();
+/// for thread in threads {
+///     thread.join().unwrap()?;
+/// }
+/// let mut got = Vec::new();
+/// for _ in 0..2 {
+///     let mut buf = Vec::new();
+///     rx.recv(&mut buf)?;
+///     got.push(buf[0]);
+/// }
+/// got.sort();
+/// assert_eq!(got, [0, 1]);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub struct SharedSender<S, L = std::sync::Mutex<S>> {
     inner: std::sync::Arc<L>,
     _sender: std::marker::PhantomData<fn() -> S>,

@@ -1,0 +1,649 @@
+//! The reading end of a multi-producer ring (the protocol: [`super`]).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+use super::{
+    Entry, LEN_MASK, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, encode_pad, slot,
+    slot_limit,
+};
+use crate::error::{Error, Result, Role};
+use crate::options::Deadline;
+use crate::shm::Mapped;
+use crate::shm::attach::{self, detached};
+use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, record_size};
+use crate::shm::record::word_at;
+use crate::shm::region::Region;
+use crate::shm::wait::{self, Slept, Spin, Woke};
+use crate::sync::{Backend, Control, Event, SlotWord, Word, order};
+
+static ZEROS: [u8; 4096] = [0; 4096];
+
+/// Zeroes `len` bytes (a multiple of 8) of the data area from `offset`.
+///
+/// # Safety
+///
+/// The caller has exclusive use of the range, as for [`Backend::write`].
+unsafe fn zero<B: Backend>(backend: &B, offset: usize, len: usize) {
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(ZEROS.len());
+        // SAFETY: a sub-range of the caller's exclusive, in-bounds range;
+        // `offset + done` stays a multiple of 8.
+        unsafe { backend.write(offset + done, &ZEROS[..n]) };
+        done += n;
+    }
+}
+
+/// Commits padding `pad` in a dead producer's claim at `word`, unless the
+/// producer committed there after all: between a recoverer's look at the
+/// empty header and this store, the producer may have committed its record
+/// and only then died (`shuttle_faults` found a store overwriting such a
+/// record). A compare-and-swap from empty never overwrites a commit.
+fn pad_if_empty<W: Word>(word: &W, pad: u64) {
+    let _ = word.compare_exchange(0, pad, Release, Relaxed);
+}
+
+/// `Mpsc`: finishes the release a consumer of slot `index` died in the
+/// middle of, for the consumer taking the slot: if the slot's claim is the
+/// head, its record was read and was being zeroed (payload, then header)
+/// when its consumer died. Delivering it again could give torn bytes, and
+/// leaving it would show a zero header at the head (the ring would stall),
+/// so it is zeroed and the head moved past it: the message counts as
+/// received by the dead consumer, as one whose head store had landed.
+fn finish_release<B: Backend>(backend: &B, index: usize) -> Result<()> {
+    let head = backend.control(Control::Head).load(Acquire);
+    let claim = slot(backend, Role::Consumer, index, SlotWord::Claim).load(Acquire);
+    let len = slot(backend, Role::Consumer, index, SlotWord::ClaimLen).load(Acquire);
+    // A slot never used has a zero length; any other claim is a finished
+    // release, behind the head.
+    if claim != head || len == 0 {
+        return Ok(());
+    }
+    let capacity = backend.capacity() as u64;
+    let offset = head & (capacity - 1);
+    let tail = backend.control(Control::Tail).load(Acquire);
+    if len < 8
+        || !len.is_multiple_of(8)
+        || !head.is_multiple_of(8)
+        || len > tail.wrapping_sub(head)
+        || offset + len > capacity
+    {
+        return Err(Error::corrupt("an interrupted release's length", len));
+    }
+    // SAFETY: the record lies inside the data area (checked above) and is
+    // ours: we hold the only consumer slot, and producers write it only
+    // after the head moves past it.
+    unsafe { zero(backend, offset as usize + 8, len as usize - 8) };
+    backend.data_word((offset / 8) as usize).store(0, Relaxed);
+    backend
+        .control(Control::Head)
+        .store(head.wrapping_add(len), Release);
+    wait::notify(backend, Event::Space);
+    Ok(())
+}
+
+/// The reading end of a multi-producer ring: the one consumer of an
+/// [`RingKind::Mpsc`] ring, or one of up to [`MAX_CONSUMERS`] of an
+/// [`RingKind::Mpmc`] ring.
+pub struct Consumer<B: Backend = Mapped> {
+    backend: B,
+    index: usize,
+    epoch: u64,
+    /// Whether consumers share the read cursor (`Mpmc`).
+    shared: bool,
+    /// `Mpsc`: the position of the next entry (private cursor).
+    head: u64,
+    mask: u64,
+    geometry: Geometry,
+    spin: Spin,
+    /// `Mpmc`: an entry this consumer has consumed and zeroed, whose hand
+    /// back waits for the consumers before it (start, extent). It is
+    /// finished by the next call, within that call's deadline.
+    pending: Option<(u64, u64)>,
+    /// The deadline of the call in progress, for the hand-back wait.
+    deadline: Deadline,
+}
+
+impl<B: Backend> Consumer<B> {
+    /// Attaches a consumer to the ring of `kind` ([`RingKind::Mpsc`] or
+    /// [`RingKind::Mpmc`]) in `backend`, in the first free slot.
+    /// [`Error::RoleTaken`] if all are taken (one for `Mpsc`).
+    pub fn with_backend(backend: B, kind: RingKind) -> Result<Self> {
+        for index in 0..slot_limit(kind, Role::Consumer) {
+            match Self::attach_in(&backend, kind, index, false) {
+                Ok((epoch, head)) => return Ok(Self::build(backend, kind, index, epoch, head)),
+                Err(Error::RoleTaken(_)) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(Error::RoleTaken(Role::Consumer))
+    }
+
+    /// Attaches in slot `index`, as [`Producer::with_backend_in_slot`].
+    #[doc(hidden)]
+    pub fn with_backend_in_slot(
+        backend: B,
+        kind: RingKind,
+        index: usize,
+        take_over: bool,
+    ) -> Result<Self> {
+        let (epoch, head) = Self::attach_in(&backend, kind, index, take_over)?;
+        Ok(Self::build(backend, kind, index, epoch, head))
+    }
+
+    fn attach_in(backend: &B, kind: RingKind, index: usize, take_over: bool) -> Result<(u64, u64)> {
+        check_geometry(Geometry::of(backend))?;
+        if kind == RingKind::Spsc {
+            return Err(Error::InvalidConfig(
+                "a single-producer ring has no multi-producer consumer".into(),
+            ));
+        }
+        if index >= slot_limit(kind, Role::Consumer) {
+            return Err(Error::RoleTaken(Role::Consumer));
+        }
+        if kind == RingKind::Mpmc {
+            // A record a gone consumer of this slot held and nobody has
+            // recovered yet stays claimed through the slot until it is
+            // (a consumer waiting for its hand-back turn recovers it).
+            // (A slot never attached, epoch 0, has made no claim.)
+            let head = backend.control(Control::Head).load(Acquire);
+            let claim = slot(backend, Role::Consumer, index, SlotWord::Claim).load(Acquire);
+            let cursor = backend.control(Control::ReadCursor).load(Acquire);
+            let epoch = slot(backend, Role::Consumer, index, SlotWord::Epoch).load(Acquire);
+            if epoch != 0
+                && claim != NO_CLAIM
+                && claim.wrapping_sub(head) < cursor.wrapping_sub(head)
+            {
+                return Err(Error::RoleTaken(Role::Consumer));
+            }
+        }
+        let epoch = attach_slot(backend, Role::Consumer, index, take_over)?;
+        // Seeded defect `no_release_finish`: the release is not finished.
+        if kind == RingKind::Mpsc
+            && !B::FAULTS.no_release_finish
+            && let Err(error) = finish_release(backend, index)
+        {
+            detach_slot(backend, Role::Consumer, index, epoch);
+            return Err(error);
+        }
+        slot(backend, Role::Consumer, index, SlotWord::Claim).store(NO_CLAIM, Relaxed);
+        let head = backend.control(Control::Head).load(Acquire);
+        if !head.is_multiple_of(8) {
+            detach_slot(backend, Role::Consumer, index, epoch);
+            return Err(Error::corrupt("head", head));
+        }
+        Ok((epoch, head))
+    }
+
+    fn build(backend: B, kind: RingKind, index: usize, epoch: u64, head: u64) -> Self {
+        let geometry = Geometry::of(&backend);
+        Consumer {
+            spin: Spin::new(backend.spin_limit()),
+            backend,
+            index,
+            epoch,
+            shared: kind == RingKind::Mpmc,
+            head,
+            mask: geometry.capacity() as u64 - 1,
+            geometry,
+            pending: None,
+            deadline: Deadline::Now,
+        }
+    }
+
+    /// The ring's capacity and maximum message size.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    wait::receive_methods!();
+
+    /// Reads the next message in place: `read` gets the payload bytes inside
+    /// the ring, and the record is handed back when it returns (in an
+    /// `Mpmc` ring, once the records before it are handed back too).
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.deadline = Deadline::Now;
+        self.recv_with_once(&mut Some(read))
+    }
+
+    #[inline(always)]
+    fn recv_with_once<R>(&mut self, read: &mut Option<impl FnOnce(&[u8]) -> R>) -> Result<R> {
+        let (start, len) = match self.take()? {
+            Some(found) => found,
+            None => {
+                if !detached(&self.backend, Role::Producer) {
+                    return Err(Error::Empty);
+                }
+                // Every commit happens-before the last detach: one more look.
+                match self.take()? {
+                    Some(found) => found,
+                    None => return Err(Error::Disconnected),
+                }
+            }
+        };
+        let read = read.take().expect("an in-place receive reads once");
+        let offset = (start & self.mask) as usize + 8;
+        // SAFETY: `take` validated that the committed record lies inside the
+        // data area and made it ours (private head, or a won claim on the
+        // read cursor); nobody writes it until we hand it back below.
+        let result = unsafe { self.backend.read_in_place(offset, len, read) };
+        // The message is ours and read: it is delivered even if its hand
+        // back must wait past this call's deadline (it stays pending).
+        self.hand_back(start, record_size(len) as u64)?;
+        Ok(result)
+    }
+
+    /// Finds the next committed message and makes it ours, handing back any
+    /// padding on the way; `None` if nothing is committed.
+    #[inline(always)]
+    fn take(&mut self) -> Result<Option<(u64, usize)>> {
+        // One entry at a time: a hand-back still waiting for the consumers
+        // before it is finished first (within the call's deadline), else
+        // the call would block.
+        if self.pending.is_some() && !self.settle()? {
+            return Err(Error::Empty);
+        }
+        let poll = order(B::FAULTS.relaxed_poll, Acquire);
+        // Each round moves past at least 8 bytes of padding, or retries
+        // after another consumer moved the cursor: bounded by a lap.
+        for _ in 0..=self.geometry.capacity() / 8 {
+            let at = if self.shared {
+                self.backend.control(Control::ReadCursor).load(Acquire)
+            } else {
+                self.head
+            };
+            if !at.is_multiple_of(8) {
+                return Err(Error::corrupt("read cursor", at));
+            }
+            let word = word_at(&self.backend, self.mask, at).load(poll);
+            let entry = match decode(word, at, self.geometry) {
+                Ok(entry) => entry,
+                // Stale if another consumer moved the cursor meanwhile.
+                Err(_) if self.shared && self.cursor_moved(at) => continue,
+                Err(error) => return Err(error),
+            };
+            if entry == Entry::Empty {
+                // A stale cursor reads as empty too: another consumer may
+                // have moved it past a record it has since zeroed. A plain
+                // load may return an old cursor; a read-modify-write reads
+                // its latest value, so "empty" is confirmed there (and a
+                // consumer never reports `Disconnected`, or sleeps, on a
+                // stale look; the loom model `loom_faults` found this).
+                if self.shared
+                    && self
+                        .backend
+                        .control(Control::ReadCursor)
+                        .fetch_add(0, AcqRel)
+                        != at
+                {
+                    continue;
+                }
+                return Ok(None);
+            }
+            let end = at.wrapping_add(entry.extent());
+            if self.shared {
+                // The entry we are claiming, for a consumer recovering it
+                // should we die holding it; the `Release` of the claim below
+                // publishes it with the new cursor.
+                let word = |word| slot(&self.backend, Role::Consumer, self.index, word);
+                word(SlotWord::ClaimLen).store(entry.extent(), Relaxed);
+                word(SlotWord::Claim).store(at, Relaxed);
+                let cursor = self.backend.control(Control::ReadCursor);
+                if cursor.compare_exchange(at, end, AcqRel, Relaxed).is_err() {
+                    word(SlotWord::Claim).store(NO_CLAIM, Relaxed);
+                    continue;
+                }
+            } else {
+                self.head = end;
+            }
+            match entry {
+                Entry::Record(len) => return Ok(Some((at, len))),
+                _ => {
+                    if !self.hand_back(at, entry.extent())? {
+                        return Err(Error::Empty);
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn cursor_moved(&self, at: u64) -> bool {
+        self.backend.control(Control::ReadCursor).load(Acquire) != at
+    }
+
+    /// Zeroes the entry at `start` and hands it back: moves the head past
+    /// it, after the entries before it (`Mpmc`), and wakes producers waiting
+    /// for space. Returns whether the hand-back is done; if the consumers
+    /// before it have not handed theirs back by the call's deadline, it
+    /// stays pending ([`Consumer::settle`]).
+    #[inline(always)]
+    fn hand_back(&mut self, start: u64, extent: u64) -> Result<bool> {
+        if !self.shared {
+            // `Mpsc`: the release under way, for a consumer that takes over
+            // should we die before the head moves (an `Mpmc` consumer's
+            // claim already says so).
+            let word = |word| slot(&self.backend, Role::Consumer, self.index, word);
+            word(SlotWord::ClaimLen).store(extent, Relaxed);
+            word(SlotWord::Claim).store(start, Release);
+        }
+        // Seeded defect `release_without_zeroing`: left out.
+        if !B::FAULTS.release_without_zeroing {
+            let offset = (start & self.mask) as usize;
+            // SAFETY: the entry is ours until the head moves past it, and
+            // lies inside the data area (`decode` checked it).
+            unsafe { zero(&self.backend, offset + 8, extent as usize - 8) };
+            word_at(&self.backend, self.mask, start).store(0, Relaxed);
+        }
+        self.pending = Some((start, extent));
+        self.settle()
+    }
+
+    /// Finishes the pending hand-back, if any: waits (until the call's
+    /// deadline) for the head to reach it, then stores the head past it.
+    /// Returns whether nothing is pending any more.
+    fn settle(&mut self) -> Result<bool> {
+        let Some((start, extent)) = self.pending else {
+            return Ok(true);
+        };
+        // Seeded defect `release_out_of_order`: no wait for the turn.
+        if self.shared && !B::FAULTS.release_out_of_order {
+            match self.wait_for_turn(start) {
+                Ok(()) => {}
+                Err(Error::Timeout) => return Ok(false),
+                Err(error) => return Err(error),
+            }
+        }
+        self.pending = None;
+        let release = order(B::FAULTS.relaxed_release, Release);
+        self.backend
+            .control(Control::Head)
+            .store(start.wrapping_add(extent), release);
+        if self.shared {
+            // Handed back: nothing left to recover for us (a claim left
+            // behind the head would never match it again anyway).
+            slot(&self.backend, Role::Consumer, self.index, SlotWord::Claim)
+                .store(NO_CLAIM, Relaxed);
+        }
+        wait::notify(&self.backend, Event::Space);
+        Ok(true)
+    }
+
+    /// `Mpmc`: if the entry at the head is held by consumers that are all
+    /// gone (dead, or detached without handing it back), hands it back for
+    /// them: one consumer, elected by a compare-and-swap that clears the
+    /// holder's claim, zeroes it and moves the head past it. The entry is
+    /// not delivered again (module docs). Returns whether it recovered one.
+    fn recover_abandoned(&mut self) -> Result<bool> {
+        let head = self.backend.control(Control::Head).load(Acquire);
+        let mut holder: Option<(usize, u64)> = None;
+        for index in 0..MAX_CONSUMERS {
+            let word = |word| slot(&self.backend, Role::Consumer, index, word);
+            let epoch = word(SlotWord::Epoch).load(Acquire);
+            // A slot never attached (epoch 0) has made no claim.
+            if index == self.index || epoch == 0 || word(SlotWord::Claim).load(Acquire) != head {
+                continue;
+            }
+            let attached = epoch % 2 == 1;
+            // Seeded defect `recover_live_consumer`: no liveness test.
+            if attached
+                && !B::FAULTS.recover_live_consumer
+                && self.backend.slot_alive(Role::Consumer, index)
+            {
+                return Ok(false);
+            }
+            let len = word(SlotWord::ClaimLen).load(Acquire);
+            if len == 0 {
+                // Never claimed anything (it died before its first claim).
+                continue;
+            }
+            match holder {
+                // A claim that lost its compare-and-swap and was not cleared
+                // (its consumer died in between) may disagree: leave it.
+                Some((_, other)) if other != len => return Ok(false),
+                _ => holder = Some((index, len)),
+            }
+        }
+        let Some((index, len)) = holder else {
+            return Ok(false);
+        };
+        let cursor = self.backend.control(Control::ReadCursor).load(Acquire);
+        let offset = head & self.mask;
+        if len < 8
+            || !len.is_multiple_of(8)
+            || !head.is_multiple_of(8)
+            || len > cursor.wrapping_sub(head)
+            || offset + len > self.geometry.capacity() as u64
+        {
+            return Err(Error::corrupt("a gone consumer's claim length", len));
+        }
+        let claim = slot(&self.backend, Role::Consumer, index, SlotWord::Claim);
+        if claim
+            .compare_exchange(head, NO_CLAIM, AcqRel, Relaxed)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        // SAFETY: the entry lies inside the data area (checked above) and is
+        // ours now: its holder is gone, the compare-and-swap made us the
+        // only recoverer, and nobody writes it until the head moves past it.
+        unsafe { zero(&self.backend, offset as usize + 8, len as usize - 8) };
+        word_at(&self.backend, self.mask, head).store(0, Relaxed);
+        self.backend
+            .control(Control::Head)
+            .store(head.wrapping_add(len), Release);
+        wait::notify(&self.backend, Event::Space);
+        Ok(true)
+    }
+
+    /// `Mpmc`: waits until the consumers before us have handed back
+    /// everything before `start`, in the one wait loop on [`Event::Space`]
+    /// (which every hand-back notifies), until the call's deadline:
+    /// [`Error::Timeout`] then. A consumer before us that stalls delays our
+    /// hand-back, never our call past its deadline; after each sleep slice,
+    /// a record held by a consumer that is gone is recovered
+    /// ([`Consumer::recover_abandoned`]).
+    fn wait_for_turn(&mut self, start: u64) -> Result<()> {
+        if self.turn_arrived(start)? {
+            return Ok(());
+        }
+        // Past the deadline (or none to wait for): no spin either, since
+        // the caller's own wait loop polls this again and again.
+        if self.deadline == Deadline::Now || self.deadline.passed() {
+            return Err(Error::Timeout);
+        }
+        let deadline = self.deadline;
+        wait::block(
+            self,
+            Event::Space,
+            Role::Consumer,
+            deadline,
+            wait::empty,
+            |c| match c.turn_arrived(start)? {
+                true => Ok(()),
+                false => Err(Error::Empty),
+            },
+            // A sleep slice without our turn: the consumer before us may be
+            // gone; if so, hand its entry back for it, then look again.
+            |c, _| {
+                c.recover_abandoned()?;
+                Ok(Woke::Again)
+            },
+        )
+    }
+
+    /// Whether the head has reached `start`; [`Error::Corrupt`] if the
+    /// head (read from the region) is not within a ring before it.
+    fn turn_arrived(&self, start: u64) -> Result<bool> {
+        let now = self.backend.control(Control::Head).load(Acquire);
+        if start.wrapping_sub(now) > self.geometry.capacity() as u64 {
+            return Err(Error::corrupt("head", now));
+        }
+        Ok(now == start)
+    }
+
+    /// Runs `attempt` in the one wait loop of [`crate::shm::wait`] until it stops
+    /// reporting [`Error::Empty`], waiting on [`Event::Data`]; after each
+    /// sleep, recovers a dead producer's claim that blocks the ring.
+    fn blocking<T>(
+        &mut self,
+        deadline: Deadline,
+        attempt: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        self.deadline = deadline;
+        wait::block(
+            self,
+            Event::Data,
+            Role::Producer,
+            deadline,
+            wait::empty,
+            attempt,
+            |c, slept| {
+                let recovered = c.recover_dead_claim()?;
+                Ok(match slept {
+                    Slept::Again => Woke::Again,
+                    // Every producer is dead: recover their holes one by
+                    // one, deliver what they committed, then the stream is
+                    // over.
+                    Slept::PeerDead if recovered => Woke::Again,
+                    Slept::PeerDead => Woke::LastTry(Error::Disconnected),
+                })
+            },
+        )
+    }
+
+    /// If the next entry is a claim of a dead producer, commits padding over
+    /// it (module docs). Returns whether it did.
+    fn recover_dead_claim(&mut self) -> Result<bool> {
+        let at = if self.shared {
+            self.backend.control(Control::ReadCursor).load(Acquire)
+        } else {
+            self.head
+        };
+        let tail = self.backend.control(Control::Tail).load(Acquire);
+        if tail == at
+            || !at.is_multiple_of(8)
+            || word_at(&self.backend, self.mask, at).load(Acquire) != 0
+        {
+            return Ok(false);
+        }
+        let mut owner: Option<(usize, u64)> = None;
+        for index in 0..MAX_PRODUCERS {
+            let word = |word| slot(&self.backend, Role::Producer, index, word);
+            if word(SlotWord::Epoch).load(Acquire) % 2 == 0
+                || word(SlotWord::Claim).load(Acquire) != at
+            {
+                continue;
+            }
+            if self.backend.slot_alive(Role::Producer, index) {
+                return Ok(false);
+            }
+            let len = word(SlotWord::ClaimLen).load(Acquire);
+            if len == 0 {
+                // Never claimed anything: it died between taking the slot
+                // and its first claim (a fresh region's words are zero).
+                continue;
+            }
+            match owner {
+                Some((_, other)) if other != len => {
+                    return Err(Error::corrupt("dead claims disagree on their length", len));
+                }
+                _ => owner = Some((index, len)),
+            }
+        }
+        let Some((index, len)) = owner else {
+            return Ok(false);
+        };
+        let capacity = self.geometry.capacity() as u64;
+        if len == 0 || !len.is_multiple_of(8) || len > tail.wrapping_sub(at) || len > capacity {
+            return Err(Error::corrupt("dead claim length", len));
+        }
+        // Only the consumer that clears the claim recovers it.
+        let claim = slot(&self.backend, Role::Producer, index, SlotWord::Claim);
+        if claim
+            .compare_exchange(at, NO_CLAIM, AcqRel, Relaxed)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        let to_end = capacity - (at & self.mask);
+        if len > to_end {
+            let start = at.wrapping_add(to_end);
+            let rest = len - to_end;
+            if rest > LEN_MASK || rest > capacity / 2 {
+                return Err(Error::corrupt("dead claim length", len));
+            }
+            // The record after the wrap may have been committed before the
+            // producer died; then only the padding before it is missing.
+            pad_if_empty(
+                word_at(&self.backend, self.mask, start),
+                encode_pad(start, rest),
+            );
+            pad_if_empty(
+                word_at(&self.backend, self.mask, at),
+                encode_pad(at, to_end),
+            );
+        } else {
+            if len > LEN_MASK {
+                return Err(Error::corrupt("dead claim length", len));
+            }
+            pad_if_empty(word_at(&self.backend, self.mask, at), encode_pad(at, len));
+        }
+        Ok(true)
+    }
+}
+
+wait::waiter!(Consumer);
+
+impl<B: Backend> Drop for Consumer<B> {
+    fn drop(&mut self) {
+        // A hand-back still waiting for the consumers before it gets one
+        // more sleep slice (not while a panic unwinds: no wait then); past
+        // that its entry stays claimed, as a dead consumer's would, and the
+        // others recover it (module docs).
+        if self.pending.is_some() && !std::thread::panicking() {
+            self.deadline = Deadline::after(wait::SLICE);
+            let _ = self.settle();
+        }
+        detach_slot(&self.backend, Role::Consumer, self.index, self.epoch);
+        wait::notify(&self.backend, Event::Space);
+    }
+}
+
+impl<B: Backend + Clone> Consumer<B> {
+    /// Attaches another consumer to the same ring (in this process):
+    /// [`Error::RoleTaken`] for an `Mpsc` ring, whose one consumer is this one.
+    pub fn another(&self) -> Result<Self> {
+        let kind = if self.shared {
+            RingKind::Mpmc
+        } else {
+            RingKind::Mpsc
+        };
+        Consumer::with_backend(self.backend.clone(), kind)
+    }
+}
+
+impl Consumer<Mapped> {
+    /// Attaches a consumer to a multi-producer region, as
+    /// [`Producer::attach`](super::Producer::attach).
+    pub fn attach(region: &Arc<Region>) -> Result<Self> {
+        let kind = attach::ring_kind(region, true)?;
+        attach::to_slot(
+            region,
+            Role::Consumer,
+            super::watch_consumers,
+            |memory, index| Consumer::with_backend_in_slot(memory, kind, index, true),
+        )
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Consumer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("mpmc::Consumer")
+            .field("slot", &self.index)
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}

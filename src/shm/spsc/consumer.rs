@@ -1,0 +1,215 @@
+//! The reading end of a single-producer ring (the protocol: [`super`]).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use super::{Slot, attach_epoch, decode_header};
+use crate::error::{Error, Result, Role};
+use crate::options::Deadline;
+use crate::shm::Mapped;
+use crate::shm::attach::{self, detached};
+use crate::shm::layout::{Geometry, record_size};
+use crate::shm::record::word_at;
+use crate::shm::region::Region;
+use crate::shm::wait::{self, Slept, Spin, Woke};
+use crate::sync::{Backend, Control, Event, Word, order};
+
+/// The reading end of a single-producer ring.
+///
+/// At most one `Consumer` is attached to a ring at a time, across all
+/// processes.
+pub struct Consumer<B: Backend = Mapped> {
+    backend: B,
+    /// Position of the next record (private cursor).
+    head: u64,
+    mask: u64,
+    geometry: Geometry,
+    epoch: u64,
+    spin: Spin,
+}
+
+impl<B: Backend> Consumer<B> {
+    /// Attaches as the consumer of the ring in `backend`.
+    pub fn with_backend(backend: B) -> Result<Self> {
+        Self::attach_inner(backend, false)
+    }
+
+    /// As [`Producer::with_backend_taking_over`].
+    #[doc(hidden)]
+    pub fn with_backend_taking_over(backend: B) -> Result<Self> {
+        Self::attach_inner(backend, true)
+    }
+
+    fn attach_inner(backend: B, take_over: bool) -> Result<Self> {
+        let geometry = Geometry::of(&backend);
+        // Own the role first, then read the head: the compare-and-swap
+        // acquires the previous consumer's detach (its `Release` store comes
+        // after its last head store), so this load sees where it stopped. A
+        // head read before the attach could be older, and the messages in
+        // between would be delivered twice (found by the ordering sweep).
+        let epoch = attach_epoch(&backend, Role::Consumer, take_over)?;
+        let head = backend.control(Control::Head).load(Acquire);
+        if !head.is_multiple_of(8) {
+            backend
+                .control(Control::ConsumerEpoch)
+                .store(epoch.wrapping_add(1), Release);
+            return Err(Error::corrupt("head", head));
+        }
+        let spin = Spin::new(backend.spin_limit());
+        Ok(Consumer {
+            spin,
+            backend,
+            head,
+            mask: geometry.capacity() as u64 - 1,
+            geometry,
+            epoch,
+        })
+    }
+
+    /// The ring's capacity and maximum message size.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    wait::receive_methods!();
+
+    /// Reads the next message in place: `read` gets the payload bytes inside
+    /// the ring, and the record is released when it returns.
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.recv_with_once(&mut Some(read))
+    }
+
+    /// One attempt of an in-place receive; `read` is taken only once a record
+    /// is there, so a blocking caller can retry with it.
+    #[inline(always)]
+    fn recv_with_once<R>(&mut self, read: &mut Option<impl FnOnce(&[u8]) -> R>) -> Result<R> {
+        let (start, len) = match self.poll()? {
+            Some(found) => found,
+            None => return Err(self.empty_or_disconnected()),
+        };
+        let read = read.take().expect("an in-place receive reads once");
+        let offset = (start & self.mask) as usize + 8;
+        // SAFETY: `poll` validated that the committed record lies inside the
+        // data area; it stays ours until the head store below.
+        let result = unsafe { self.backend.read_in_place(offset, len, read) };
+        self.release(start, len);
+        Ok(result)
+    }
+
+    /// Runs `attempt` in the one wait loop ([`wait::block`]) until it stops
+    /// reporting [`Error::Empty`], waiting on [`Event::Data`].
+    fn blocking<T>(
+        &mut self,
+        deadline: Deadline,
+        attempt: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        wait::block(
+            self,
+            Event::Data,
+            Role::Producer,
+            deadline,
+            wait::empty,
+            attempt,
+            |_, slept| match slept {
+                Slept::Again => Ok(Woke::Again),
+                // Everything the dead producer committed is visible now: one
+                // more attempt delivers it, then the stream is over.
+                Slept::PeerDead => Ok(Woke::LastTry(Error::Disconnected)),
+            },
+        )
+    }
+
+    /// The position and length of the next committed record, stepping over
+    /// a wrap marker; `None` if nothing is committed.
+    #[inline(always)]
+    fn poll(&mut self) -> Result<Option<(u64, usize)>> {
+        let poll = order(B::FAULTS.relaxed_poll, Acquire);
+        let mut position = self.head;
+        let mut slot = decode_header(
+            word_at(&self.backend, self.mask, position).load(poll),
+            position,
+            self.geometry,
+        )?;
+        if slot == Slot::Wrap {
+            position = position.wrapping_add(self.mask + 1 - (position & self.mask));
+            // `Relaxed` (no model tells it from `Acquire`): the marker
+            // load above acquired the marker, which the producer
+            // stores with `Release` after this record's payload and header
+            // (`Producer::publish`), so both happen-before this load: it
+            // reads this header (or a later value), and the payload copy
+            // is ordered after the writes.
+            let word = word_at(&self.backend, self.mask, position).load(Relaxed);
+            slot = decode_header(word, position, self.geometry)?;
+            // Only the producer's own wrap is followed; a second one is corrupt.
+            if slot == Slot::Wrap {
+                return Err(Error::corrupt("wrap marker after wrap marker", word));
+            }
+            // Skip the marker for good even if the record is not visible yet.
+            self.head = position;
+        }
+        match slot {
+            Slot::Record(len) => Ok(Some((position, len))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Empty, or disconnected if the producer has detached and a last poll
+    /// still finds nothing.
+    #[cold]
+    fn empty_or_disconnected(&mut self) -> Error {
+        if !detached(&self.backend, Role::Producer) {
+            return Error::Empty;
+        }
+        // Seeded defect `no_drain_on_disconnect`: left out.
+        if !B::FAULTS.no_drain_on_disconnect {
+            match self.poll() {
+                Ok(None) => {}
+                // A message arrived before the detach; the caller polls again.
+                Ok(Some(_)) => return Error::Empty,
+                Err(error) => return error,
+            }
+        }
+        Error::Disconnected
+    }
+
+    /// Hands the record at `start` back to the producer.
+    #[inline(always)]
+    fn release(&mut self, start: u64, len: usize) {
+        self.head = start.wrapping_add(record_size(len) as u64);
+        let release = order(B::FAULTS.relaxed_release, Release);
+        self.backend
+            .control(Control::Head)
+            .store(self.head, release);
+        // A producer asleep on a full ring may go on now.
+        wait::notify(&self.backend, Event::Space);
+    }
+}
+
+wait::waiter!(Consumer);
+
+impl<B: Backend> Drop for Consumer<B> {
+    fn drop(&mut self) {
+        self.backend
+            .control(Control::ConsumerEpoch)
+            .store(self.epoch.wrapping_add(1), Release);
+        // A producer asleep on a full ring learns of it now.
+        wait::notify(&self.backend, Event::Space);
+    }
+}
+
+impl Consumer<Mapped> {
+    /// Attaches as the consumer of a region's ring; as [`Producer::attach`](super::Producer::attach).
+    pub fn attach(region: &Arc<Region>) -> Result<Self> {
+        let memory = attach::to_role(region, Role::Consumer, super::watch_consumer)?;
+        Consumer::with_backend_taking_over(memory)
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Consumer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
