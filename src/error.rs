@@ -196,7 +196,7 @@ pub enum Error {
     /// [`crate::peer::Allow`]). A listener's `accept` reports the peer it
     /// refused and stays usable; a client's `connect` reports itself.
     #[error("the listener refused {0}: only the users it allows may connect (Options::allow)")]
-    PeerRefused(crate::peer::Credentials),
+    PeerRefused(crate::credentials::Credentials),
     /// A client found the Unix socket it connected to held by a process
     /// that its [`crate::peer::Allow`] policy does not accept (an abstract
     /// name belongs to whoever binds it first): nothing was sent.
@@ -204,7 +204,7 @@ pub enum Error {
         "the listener there is {0}, which this client does not accept (Options::allow): \
          nothing was sent"
     )]
-    ListenerNotAllowed(crate::peer::Credentials),
+    ListenerNotAllowed(crate::credentials::Credentials),
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {

@@ -241,6 +241,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod channel;
+mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod msg;
