@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use shmsg::msg::seqpacket::SeqpacketChannel;
 use shmsg::msg::stream::StreamChannel;
 use shmsg::{Channel, Receiver, Sender};
+use shmsg_bench_support as support;
+use support::stats::Spread;
 
 const SAMPLES: usize = 7;
 /// Round trips per ping-pong sample; `SHMSG_BENCH_ROUND_TRIPS` overrides it
@@ -124,13 +126,8 @@ fn channel_pair(kind: Kind) -> (Channel, Channel) {
 /// The first two CPUs this process may run on, if it may run on two.
 /// Read once, before any thread is pinned.
 fn cpu_pair() -> Option<[usize; 2]> {
-    use rustix::thread::{CpuSet, sched_getaffinity};
     static PAIR: std::sync::OnceLock<Option<[usize; 2]>> = std::sync::OnceLock::new();
-    *PAIR.get_or_init(|| {
-        let allowed = sched_getaffinity(None).ok()?;
-        let mut cpus = (0..CpuSet::MAX_CPU).filter(|&cpu| allowed.is_set(cpu));
-        Some([cpus.next()?, cpus.next()?])
-    })
+    *PAIR.get_or_init(support::cpu::cpu_pair)
 }
 
 /// Pins the calling thread to the `side`th CPU of [`cpu_pair`]; best
@@ -142,12 +139,7 @@ fn cpu_pair() -> Option<[usize; 2]> {
 /// virtual machine (tens of microseconds, varying from run to run), which
 /// leaves the library's own cost in plain view.
 fn pin(side: usize) {
-    use rustix::thread::{CpuSet, sched_setaffinity};
-    if let Some(cpus) = cpu_pair() {
-        let mut set = CpuSet::new();
-        set.set(cpus[side]);
-        let _ = sched_setaffinity(None, &set);
-    }
+    support::cpu::pin(cpu_pair().map(|cpus| cpus[side]));
 }
 
 fn write_all(fd: &OwnedFd, mut bytes: &[u8]) {
@@ -301,15 +293,9 @@ fn shmsg_stream_large() -> f64 {
     (LARGE as u64 * LARGE_MESSAGES) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn spread(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(0.0, f64::max);
-    (min, max)
+/// The median, smallest and largest of `values`.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    Spread::of(values).map_or((f64::NAN, f64::NAN, f64::NAN), |s| (s.median, s.min, s.max))
 }
 
 /// Alternates samples of `ours` and `raw`; prints medians and their ratio.
@@ -319,8 +305,7 @@ fn compare(name: &str, unit: &str, scale: f64, ours: &dyn Fn() -> f64, raw: &dyn
         a.push(ours() * scale);
         b.push(raw() * scale);
     }
-    let (ma, mb) = (median(a.clone()), median(b.clone()));
-    let ((a0, a1), (b0, b1)) = (spread(&a), spread(&b));
+    let ((ma, a0, a1), (mb, b0, b1)) = (spread(&a), spread(&b));
     println!(
         "{name:<26} shmsg {ma:>10.2} {unit} [{a0:.2}..{a1:.2}]   raw {mb:>10.2} {unit} [{b0:.2}..{b1:.2}]   shmsg/raw {:.3}",
         ma / mb
@@ -329,11 +314,8 @@ fn compare(name: &str, unit: &str, scale: f64, ours: &dyn Fn() -> f64, raw: &dyn
 
 fn single(name: &str, unit: &str, scale: f64, f: &dyn Fn() -> f64) {
     let values: Vec<f64> = (0..SAMPLES).map(|_| f() * scale).collect();
-    let (lo, hi) = spread(&values);
-    println!(
-        "{name:<26} shmsg {:>10.2} {unit} [{lo:.2}..{hi:.2}]",
-        median(values)
-    );
+    let (median, lo, hi) = spread(&values);
+    println!("{name:<26} shmsg {median:>10.2} {unit} [{lo:.2}..{hi:.2}]");
 }
 
 fn main() {

@@ -4,7 +4,7 @@
 //!   (shared-memory ring, Unix stream and seqpacket sockets, pipes, TCP
 //!   loopback; 8 B to 1 MiB), prints the classic comparison table with the
 //!   measured figures, and writes JSON, CSV and an SVG plot (see
-//!   `shmsg/compare.rs`);
+//!   `compare.rs`);
 //! * `shmsg send ENDPOINT` / `shmsg recv ENDPOINT`: messages from stdin to
 //!   stdout between two terminals, over any endpoint string (`recv
 //!   mpsc:NAME` takes any number of senders);
@@ -29,31 +29,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use shmsg::Error;
 
-// The modules live in src/bin/shmsg/ (a crate root's modules would
-// otherwise be looked up beside it, in src/bin/).
-#[path = "shmsg/bench.rs"]
 mod bench;
-#[path = "shmsg/compare.rs"]
 mod compare;
-#[path = "shmsg/completions.rs"]
 mod completions;
-#[path = "shmsg/demo.rs"]
 mod demo;
-#[path = "shmsg/everyday.rs"]
 mod everyday;
-#[path = "shmsg/export.rs"]
 mod export;
-#[path = "shmsg/inspect.rs"]
 mod inspect;
-#[path = "shmsg/measure.rs"]
 mod measure;
-#[path = "shmsg/pair.rs"]
 mod pair;
-#[path = "shmsg/plot.rs"]
 mod plot;
-#[path = "shmsg/report.rs"]
 mod report;
-#[path = "shmsg/signals.rs"]
 mod signals;
 
 /// The exit codes, as `--help` prints them (see the module docs).

@@ -22,7 +22,11 @@ use std::time::{Duration, Instant};
 use shmsg::channel::{Receiver, Sender};
 use shmsg::{Channel, Error, Options};
 
-use super::measure::{SyscallCounter, Usage, pin, quantile, timer_cost_ns};
+use shmsg_bench_support::cpu::pin;
+use shmsg_bench_support::message::{check, fill};
+use shmsg_bench_support::stats::quantile;
+
+use super::measure::{SyscallCounter, Usage, timer_cost_ns};
 use crate::Failure;
 
 /// What one side of a pair does.
@@ -69,28 +73,6 @@ pub struct BenchArgs {
     /// Count system calls in the window (perf tracepoint counter).
     #[arg(long)]
     pub count_syscalls: bool,
-}
-
-/// Writes every byte of message `seq`: the sequence number (as much of it as
-/// fits), then the low byte of `seq` repeated.
-#[inline]
-pub fn fill(seq: u64, buf: &mut [u8]) {
-    buf.fill(seq as u8);
-    let head = buf.len().min(8);
-    buf[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
-}
-
-/// Reads every byte of `buf` and checks that it is message `seq` of `size`
-/// bytes, as [`fill`] writes it.
-#[inline]
-pub fn check(seq: u64, buf: &[u8], size: usize) -> bool {
-    if buf.len() != size {
-        return false;
-    }
-    let head = size.min(8);
-    let pattern = seq as u8;
-    let diff = buf[head..].iter().fold(0u8, |acc, &b| acc | (b ^ pattern));
-    diff == 0 && buf[..head] == seq.to_le_bytes()[..head]
 }
 
 /// The counters of this side's window.
@@ -479,22 +461,6 @@ impl PeerReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fill_and_check_every_byte() {
-        for size in [1, 7, 8, 9, 100, 4096] {
-            let mut buf = vec![0; size];
-            fill(300, &mut buf);
-            assert!(check(300, &buf, size));
-            assert!(!check(301, &buf, size));
-            assert!(!check(300, &buf[..size - 1], size));
-            for i in 0..size {
-                let mut torn = buf.clone();
-                torn[i] ^= 0x40;
-                assert!(!check(300, &torn, size), "byte {i} of {size}");
-            }
-        }
-    }
 
     #[test]
     fn reports_round_trip() {

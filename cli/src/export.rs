@@ -2,7 +2,8 @@
 //! measured is `null` in JSON, with its reason beside it, and "not measured"
 //! in CSV.
 
-use super::measure::Spread;
+use shmsg_bench_support::stats::Spread;
+
 use super::report::{Figure, Kernel, Report, classic_rows};
 
 /// A tiny JSON writer: values are built as text, escaped and validated here.

@@ -24,7 +24,7 @@
 //! ring, capacity, fill level and who is attached (each producer and
 //! consumer slot of a multi-producer ring), and whether those processes
 //! are alive; `--json` prints the same as one JSON object (see
-//! `shmsg/inspect.rs`). `shm:` and `mpsc:` endpoints have no such file:
+//! `inspect.rs`). `shm:` and `mpsc:` endpoints have no such file:
 //! their rings are memfds handed over a socket. `shmsg clean` lists named
 //! regions no live process uses; `shmsg clean --yes` removes them.
 

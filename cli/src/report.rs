@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::measure::{Machine, Spread};
+use shmsg_bench_support::stats::Spread;
+
+use super::measure::Machine;
 
 /// A measured value, or why there is none.
 pub type Figure<T = f64> = Result<T, String>;

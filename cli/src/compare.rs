@@ -63,7 +63,10 @@ use std::time::{Duration, Instant};
 use shmsg::Error;
 
 use super::export;
-use super::measure::{self, Machine, Spread, SyscallCounter};
+use shmsg_bench_support::cpu::allowed_cpus;
+use shmsg_bench_support::stats::Spread;
+
+use super::measure::{self, Machine, SyscallCounter};
 use super::pair;
 use super::plot;
 use super::report::{
@@ -345,7 +348,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 /// Runs `shmsg compare`.
 pub fn run(args: CompareArgs) -> Result<(), Failure> {
     let started = Instant::now();
-    let settings = resolve(&args, &measure::allowed_cpus()).map_err(Failure::Usage)?;
+    let settings = resolve(&args, &allowed_cpus()).map_err(Failure::Usage)?;
     if args.plan {
         println!("{}", settings_json(&settings));
         return Ok(());
