@@ -27,7 +27,7 @@ use shmsg_bench_support::message::{check, fill};
 use shmsg_bench_support::stats::quantile;
 
 use super::measure::{SyscallCounter, Usage, timer_cost_ns};
-use crate::Failure;
+use crate::failure::Failure;
 
 /// What one side of a pair does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

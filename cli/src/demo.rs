@@ -17,7 +17,7 @@ use shmsg::shm::spsc::{Consumer, Producer};
 use shmsg::shm::{Geometry, Region};
 use shmsg::workload::Workload;
 
-use crate::Failure;
+use crate::failure::Failure;
 use shmsg_bench_support::cpu::{cpu_pair, pin};
 use shmsg_bench_support::message::{check, fill};
 use shmsg_bench_support::reference::cacheline_round_trips;

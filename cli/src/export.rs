@@ -4,7 +4,8 @@
 
 use shmsg_bench_support::stats::Spread;
 
-use super::report::{Figure, Kernel, Report, classic_rows};
+use super::report::classic_rows;
+use super::types::{Figure, Kernel, Report};
 
 /// A tiny JSON writer: values are built as text, escaped and validated here.
 pub mod json {

@@ -21,13 +21,13 @@
 //! # Exit codes
 //!
 //! [`EXIT_CODES`] is the one list: `shmsg --help` prints it, the README
-//! quotes it (`tests/cli.rs` checks that they agree), [`exit_code`] and
+//! quotes it (`tests/cli.rs` checks that they agree), [`exit_code`](failure::exit_code) and
 //! `main` follow it, and `tests/cli.rs` makes every code happen.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shmsg::Error;
+use failure::{Failure, exit_code};
 
 mod bench;
 mod compare;
@@ -35,12 +35,15 @@ mod completions;
 mod demo;
 mod everyday;
 mod export;
+mod failure;
 mod inspect;
 mod measure;
 mod pair;
 mod plot;
 mod report;
 mod signals;
+mod types;
+mod units;
 
 /// The exit codes, as `--help` prints them (see the module docs).
 const EXIT_CODES: &str = "\
@@ -145,45 +148,6 @@ enum PeerCmd {
     Ring(demo::PeerRole),
     /// One side of a `shmsg compare` measurement.
     Bench(bench::BenchArgs),
-}
-
-/// Why a command failed; decides the message and the exit code.
-enum Failure {
-    /// An error from the library.
-    Shmsg(Error),
-    /// An error from the library, and what the user can do about it.
-    Hint {
-        /// The error.
-        error: Error,
-        /// What to do.
-        hint: String,
-    },
-    /// A received message was not the one sent.
-    Verify(String),
-    /// The command line is wrong, and how.
-    Usage(String),
-    /// The input on stdin is malformed (a length-prefixed frame cut short),
-    /// and how.
-    Input(String),
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Failure {
-        Failure::Shmsg(error)
-    }
-}
-
-/// The exit code of a library error, as [`EXIT_CODES`] lists them.
-fn exit_code(error: &Error) -> u8 {
-    match error {
-        Error::Disconnected => 3,
-        Error::RoleTaken(_) => 4,
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => 4,
-        Error::LayoutMismatch { .. } | Error::NotInitialized => 5,
-        Error::InvalidEndpoint { .. } | Error::InvalidName { .. } | Error::InvalidConfig(_) => 2,
-        Error::Timeout => 7,
-        _ => 1,
-    }
 }
 
 fn main() -> ExitCode {
