@@ -43,7 +43,7 @@
 //! * `compare.json`: schema `shmsg-compare/1`: `machine` {cpu, cores,
 //!   kernel}, `settings`, `timer_ns`, `syscall_method` ({measured} or
 //!   {not_measured}), `references` {cacheline_round_trip_ns {median, min,
-//!   max}, memcpy [{size, bytes_per_s}]}, `classic` [rows], and `results`:
+//!   max}, memcpy [{size, bytes_per_s}]}, `classic` \[rows\], and `results`:
 //!   one object per transport and size with `pingpong` {round_trip_ns,
 //!   p99_ns, p999_ns, batch, samples, syscalls, voluntary_switches,
 //!   kernel_share, not_measured} and `stream` {messages_per_s, bytes_per_s,

@@ -173,7 +173,7 @@ pub fn timer_cost_ns() -> f64 {
     median(&costs)
 }
 
-/// Two cores bouncing one cache line (see [`reference`]): a thread pinned
+/// Two cores bouncing one cache line (see [`reference`](mod@reference)): a thread pinned
 /// to `cpus.0` against one pinned to `cpus.1`. Returns nanoseconds per round
 /// trip, timed over `duration` after a warm-up of a tenth of it.
 pub fn cacheline_round_trip(cpus: (Option<usize>, Option<usize>), duration: Duration) -> f64 {

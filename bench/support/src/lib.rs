@@ -3,7 +3,7 @@
 //!
 //! * [`stats`]: median, spread and quantiles of repeated measurements;
 //! * [`cpu`]: the CPUs this process may run on, and pinning to one;
-//! * [`reference`]: one cache line bouncing between two cores, the physical
+//! * [`reference`](mod@reference): one cache line bouncing between two cores, the physical
 //!   floor under any shared-memory round trip;
 //! * [`message`]: writing every byte of a message and reading every byte
 //!   back, so that no measurement skips producing or consuming the data.
