@@ -29,6 +29,7 @@ use shmsg::msg::seqpacket::SeqpacketChannel;
 use shmsg::msg::stream::StreamChannel;
 use shmsg::{Channel, Receiver, Sender};
 use shmsg_bench_support as support;
+use support::message::sum_words;
 use support::stats::Spread;
 
 const SAMPLES: usize = 7;
@@ -157,17 +158,6 @@ fn read_exact(fd: &OwnedFd, mut buf: &mut [u8]) {
     }
 }
 
-fn sum(bytes: &[u8]) -> u64 {
-    bytes
-        .chunks(8)
-        .map(|c| {
-            let mut word = [0u8; 8];
-            word[..c.len()].copy_from_slice(c);
-            u64::from_le_bytes(word)
-        })
-        .fold(0, u64::wrapping_add)
-}
-
 /// Seconds per round trip, raw.
 fn raw_pingpong(kind: Kind) -> f64 {
     let ((ar, aw), (br, bw)) = raw_pair(kind);
@@ -184,7 +174,7 @@ fn raw_pingpong(kind: Kind) -> f64 {
     for i in 0..round_trips() {
         write_all(&aw, &i.to_le_bytes());
         read_exact(&ar, &mut buf);
-        black_box(sum(&buf));
+        black_box(sum_words(&buf));
     }
     let elapsed = start.elapsed();
     echo.join().expect("echo");
@@ -207,26 +197,32 @@ fn shmsg_pingpong(kind: Kind) -> f64 {
     for i in 0..round_trips() {
         a.send(&i.to_le_bytes()).expect("send");
         a.recv(&mut buf).expect("recv");
-        black_box(sum(&buf));
+        black_box(sum_words(&buf));
     }
     let elapsed = start.elapsed();
     echo.join().expect("echo");
     elapsed.as_secs_f64() / round_trips() as f64
 }
 
-/// Messages per second of 64-byte messages, shmsg, single sends or batches.
-fn shmsg_stream_small(batch: usize) -> f64 {
-    let (mut a, mut b) = channel_pair(Kind::Unix);
-    let reader = std::thread::spawn(move || {
+/// A thread on the second CPU that receives `count` messages from `b` and
+/// reads every byte.
+fn shmsg_reader(mut b: Channel, count: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
         pin(1);
         let mut buf = Vec::new();
         let mut total = 0u64;
-        for _ in 0..SMALL_MESSAGES {
+        for _ in 0..count {
             b.recv(&mut buf).expect("recv");
-            total = total.wrapping_add(sum(&buf));
+            total = total.wrapping_add(sum_words(&buf));
         }
         black_box(total);
-    });
+    })
+}
+
+/// Messages per second of 64-byte messages, shmsg, single sends or batches.
+fn shmsg_stream_small(batch: usize) -> f64 {
+    let (mut a, b) = channel_pair(Kind::Unix);
+    let reader = shmsg_reader(b, SMALL_MESSAGES);
     let start = Instant::now();
     let mut messages = vec![[0u8; 64]; batch];
     let mut seq = 0u64;
@@ -256,7 +252,7 @@ fn raw_stream_large() -> f64 {
         let mut total = 0u64;
         for _ in 0..LARGE_MESSAGES {
             read_exact(&br, &mut buf);
-            total = total.wrapping_add(sum(&buf));
+            total = total.wrapping_add(sum_words(&buf));
         }
         black_box(total);
     });
@@ -272,17 +268,8 @@ fn raw_stream_large() -> f64 {
 
 /// Bytes per second of 1 MiB messages over a Unix socketpair, shmsg.
 fn shmsg_stream_large() -> f64 {
-    let (mut a, mut b) = channel_pair(Kind::Unix);
-    let reader = std::thread::spawn(move || {
-        pin(1);
-        let mut buf = Vec::new();
-        let mut total = 0u64;
-        for _ in 0..LARGE_MESSAGES {
-            b.recv(&mut buf).expect("recv");
-            total = total.wrapping_add(sum(&buf));
-        }
-        black_box(total);
-    });
+    let (mut a, b) = channel_pair(Kind::Unix);
+    let reader = shmsg_reader(b, LARGE_MESSAGES);
     let mut message = vec![0u8; LARGE];
     let start = Instant::now();
     for i in 0..LARGE_MESSAGES {

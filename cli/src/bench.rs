@@ -89,6 +89,51 @@ struct Mark {
     at: Instant,
 }
 
+/// The window of a side that answers (echo, recv): it begins at the first
+/// poll after `warmup` has passed since the first one. The clock is read
+/// only at polls, and only before the window begins.
+struct Window<'a> {
+    counters: &'a Counters,
+    warmup: Duration,
+    first: Option<Instant>,
+    /// The counters and the message count where the window began.
+    begun: Option<(Mark, u64)>,
+}
+
+impl<'a> Window<'a> {
+    fn new(counters: &'a Counters, warmup: Duration) -> Window<'a> {
+        Window {
+            counters,
+            warmup,
+            first: None,
+            begun: None,
+        }
+    }
+
+    /// After message `seq`: begins the window if the warm-up is over.
+    fn poll(&mut self, seq: u64) {
+        if self.begun.is_some() {
+            return;
+        }
+        match self.first {
+            None => self.first = Some(Instant::now()),
+            Some(at) if at.elapsed() >= self.warmup => {
+                self.begun = Some((self.counters.begin(), seq));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// What the window measured, ending after `seq` messages (nothing if it
+    /// never began).
+    fn end(self, seq: u64) -> Measured {
+        match self.begun {
+            Some((mark, start)) => self.counters.end(mark, 0, seq - start),
+            None => Measured::default(),
+        }
+    }
+}
+
 /// What one side measured in its window.
 #[derive(Debug, Default)]
 struct Measured {
@@ -276,8 +321,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         BenchRole::Echo => {
             let mut buf = Vec::with_capacity(size);
             let mut seq = 0u64;
-            let mut first: Option<Instant> = None;
-            let mut window: Option<(Mark, u64)> = None;
+            let mut window = Window::new(&counters, warmup);
             loop {
                 let len = channel.recv(&mut buf)?;
                 if len == 0 {
@@ -288,20 +332,11 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 }
                 channel.send(&buf)?;
                 seq += 1;
-                if window.is_none() && seq % 16 == 1 {
-                    match first {
-                        None => first = Some(Instant::now()),
-                        Some(at) if at.elapsed() >= warmup => {
-                            window = Some((counters.begin(), seq))
-                        }
-                        Some(_) => {}
-                    }
+                if seq % 16 == 1 {
+                    window.poll(seq);
                 }
             }
-            match window {
-                Some((mark, start)) => counters.end(mark, 0, seq - start),
-                None => Measured::default(),
-            }
+            window.end(seq)
         }
         BenchRole::Send => {
             let stride = stride(size);
@@ -338,8 +373,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             let stride = stride(size);
             let mut buf = Vec::with_capacity(size);
             let mut seq = 0u64;
-            let mut first: Option<Instant> = None;
-            let mut window: Option<(Mark, u64)> = None;
+            let mut window = Window::new(&counters, warmup);
             loop {
                 let len = channel.recv(&mut buf)?;
                 if len == 0 {
@@ -349,21 +383,11 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                     return Err(mismatch(seq, len, size));
                 }
                 seq += 1;
-                // The clock is read only before the window begins.
-                if window.is_none() && (seq == 1 || seq.is_multiple_of(stride)) {
-                    match first {
-                        None => first = Some(Instant::now()),
-                        Some(at) if at.elapsed() >= warmup => {
-                            window = Some((counters.begin(), seq))
-                        }
-                        Some(_) => {}
-                    }
+                if seq == 1 || seq.is_multiple_of(stride) {
+                    window.poll(seq);
                 }
             }
-            match window {
-                Some((mark, start)) => counters.end(mark, 0, seq - start),
-                None => Measured::default(),
-            }
+            window.end(seq)
         }
     };
     let _ = writeln!(report, "messages {}", measured.messages);

@@ -182,31 +182,6 @@ pub fn resolve(args: &CompareArgs, allowed_cpus: &[usize]) -> Result<Settings, S
     })
 }
 
-/// The settings as JSON (for `--plan`).
-pub fn settings_json(s: &Settings) -> String {
-    use super::export::json;
-    let names: Vec<String> = s
-        .transports
-        .iter()
-        .map(|t| json::string(t.name()))
-        .collect();
-    let sizes: Vec<String> = s.sizes.iter().map(|v| v.to_string()).collect();
-    json::object(&[
-        ("transports", format!("[{}]", names.join(", "))),
-        ("sizes", format!("[{}]", sizes.join(", "))),
-        ("runs", s.runs.to_string()),
-        ("duration_ms", s.duration.as_millis().to_string()),
-        ("warmup_ms", s.warmup.as_millis().to_string()),
-        (
-            "pinned_cpus",
-            s.pinned
-                .map_or("null".into(), |(a, b)| format!("[{a}, {b}]")),
-        ),
-        ("count_syscalls", s.count_syscalls.to_string()),
-        ("quick", s.quick.to_string()),
-    ])
-}
-
 /// The progress line on stderr: redrawn in place on a terminal, one line
 /// per step otherwise.
 struct Progress {
@@ -265,7 +240,7 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let settings = resolve(&args, &allowed_cpus()).map_err(Failure::Usage)?;
     if args.plan {
-        println!("{}", settings_json(&settings));
+        println!("{}", export::settings_json(&settings));
         return Ok(());
     }
     std::fs::create_dir_all(&args.out).map_err(io(format!(

@@ -24,14 +24,9 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An endpoint name of this process (each test uses its own `tag`).
 fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "atk-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("atk-{}-{tag}", std::process::id())
 }
 
 /// Fixed finding (the CLI face of `mpsc_short_lived_clients_do_not_stall_the_listener`).
