@@ -29,7 +29,7 @@ impl From<Error> for Failure {
     }
 }
 
-/// The exit code of a library error, as `EXIT_CODES` (in `main.rs`) lists
+/// The exit code of a library error, as `EXIT_CODES` (in `lib.rs`) lists
 /// them.
 pub fn exit_code(error: &Error) -> u8 {
     match error {
