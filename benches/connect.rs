@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use shmsg::endpoint::{DEFAULT_CAPACITY, DEFAULT_SHM_MAX_MESSAGE};
 use shmsg::shm::{Geometry, Region};
 use shmsg::{Channel, Listener};
+use shmsg_bench_support::stats::quantile;
 
 const WARMUP: usize = 20;
 /// Connections measured per kind; `SHMSG_BENCH_CONNECTIONS` overrides it.
@@ -134,7 +135,7 @@ struct Summary {
 
 fn summarize(samples: &mut [Duration]) -> Summary {
     samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| quantile(samples, q).expect("samples");
     Summary {
         median: at(0.5),
         p90: at(0.9),

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use shmsg::shm::layout::RingKind;
 use shmsg::shm::{Geometry, mpmc, spsc};
 use shmsg::{Error, Receiver, Sender};
+use shmsg_bench_support::stats::median;
 
 const SAMPLES: usize = 7;
 const STREAM: u64 = 500_000;
@@ -32,11 +33,6 @@ const ROUND_TRIPS: u64 = 20_000;
 
 fn geometry() -> Geometry {
     Geometry::new(1 << 16, 1024).unwrap()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Streams `count` messages from `tx` to `rx`; returns the time per message.
@@ -158,7 +154,7 @@ fn main() {
             let (tx, rx) = mpsc_pair();
             b.push(stream(tx, rx, STREAM).as_nanos() as f64);
         }
-        let (a, b) = (median(a), median(b));
+        let (a, b) = (median(&a), median(&b));
         println!(
             "stream/64B: spsc {a:.1} ns/msg, mpsc (1 producer) {b:.1} ns/msg; throughput ratio mpsc/spsc {:.2} (target >= 0.6)",
             a / b
@@ -170,7 +166,7 @@ fn main() {
             a.push(pingpong(spsc_pair(), spsc_pair(), ROUND_TRIPS).as_nanos() as f64);
             b.push(pingpong(mpsc_pair(), mpsc_pair(), ROUND_TRIPS).as_nanos() as f64);
         }
-        let (a, b) = (median(a), median(b));
+        let (a, b) = (median(&a), median(&b));
         println!(
             "pingpong/8B: spsc {a:.0} ns/round trip, mpsc {b:.0} ns; ratio mpsc/spsc {:.2} (target <= 1.3)",
             b / a
@@ -184,8 +180,16 @@ fn main() {
     if wanted("scaling") {
         println!("scaling ({cores} cores): producers | Mpsc msgs/s | Mpmc (2 consumers) msgs/s");
         for producers in 1..=max {
-            let one = median((0..3).map(|_| scaling(producers, 1, STREAM)).collect());
-            let two = median((0..3).map(|_| scaling(producers, 2, STREAM)).collect());
+            let one = median(
+                &(0..3)
+                    .map(|_| scaling(producers, 1, STREAM))
+                    .collect::<Vec<_>>(),
+            );
+            let two = median(
+                &(0..3)
+                    .map(|_| scaling(producers, 2, STREAM))
+                    .collect::<Vec<_>>(),
+            );
             println!(
                 "scaling/{producers}: {producers} | {:.2e} | {:.2e}",
                 one, two

@@ -46,32 +46,16 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use shmsg::Error;
 use shmsg::shm::Geometry;
 use shmsg::shm::spsc::{Consumer, Producer, channel};
+use shmsg_bench_support::cpu::{cpu_pair, pin};
+use shmsg_bench_support::message::sum_words;
 
 const SMALL: usize = 64;
 const LARGE: usize = 1 << 20;
 /// The ring for 1 MiB messages: 8 MiB of records.
 const LARGE_CAPACITY: usize = 8 << 20;
-
-/// The first two CPUs this process may run on, if it may run on two.
-fn cpu_pair() -> Option<[usize; 2]> {
-    let allowed = sched_getaffinity(None).ok()?;
-    let mut cpus = (0..CpuSet::MAX_CPU).filter(|&cpu| allowed.is_set(cpu));
-    Some([cpus.next()?, cpus.next()?])
-}
-
-/// Pins the calling thread to `cpu`; best effort (the benchmark still runs
-/// unpinned if the kernel refuses).
-fn pin_current_thread(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        let mut set = CpuSet::new();
-        set.set(cpu);
-        let _ = sched_setaffinity(None, &set);
-    }
-}
 
 /// Runs `untimed` and `timed` on two new threads, pinned to two CPUs when
 /// possible, released together by a spin gate. Returns how long `timed` took
@@ -87,12 +71,12 @@ fn run_pair(untimed: impl FnOnce() + Send, timed: impl FnOnce() + Send) -> Durat
     };
     std::thread::scope(|s| {
         s.spawn(|| {
-            pin_current_thread(cpus.map(|c| c[0]));
+            pin(cpus.map(|c| c[0]));
             gate();
             untimed();
         });
         let timed_thread = s.spawn(|| {
-            pin_current_thread(cpus.map(|c| c[1]));
+            pin(cpus.map(|c| c[1]));
             gate();
             let start = Instant::now();
             timed();
@@ -100,19 +84,6 @@ fn run_pair(untimed: impl FnOnce() + Send, timed: impl FnOnce() + Send) -> Durat
         });
         timed_thread.join().expect("timed thread panicked")
     })
-}
-
-/// Reads every byte of `bytes`: their sum as native-endian 64-bit words.
-#[inline(always)]
-fn checksum(bytes: &[u8]) -> u64 {
-    let mut words = bytes.chunks_exact(8);
-    let mut sum = words.by_ref().fold(0u64, |sum, word| {
-        sum.wrapping_add(u64::from_ne_bytes(word.try_into().expect("8 bytes")))
-    });
-    for &byte in words.remainder() {
-        sum = sum.wrapping_add(u64::from(byte));
-    }
-    sum
 }
 
 /// `try_send` until there is room.
@@ -160,7 +131,7 @@ fn stream_copy(
             let mut sum = 0u64;
             for _ in 0..iters {
                 consumer.recv(&mut buf).expect("recv");
-                sum = sum.wrapping_add(checksum(&buf));
+                sum = sum.wrapping_add(sum_words(&buf));
             }
             black_box(sum);
         },
@@ -189,7 +160,7 @@ fn stream_in_place(
         || {
             let mut sum = 0u64;
             for _ in 0..iters {
-                let part = consumer.recv_with(checksum).expect("recv_with");
+                let part = consumer.recv_with(sum_words).expect("recv_with");
                 sum = sum.wrapping_add(part);
             }
             black_box(sum);
@@ -246,7 +217,7 @@ fn pingpong(c: &mut Criterion) {
                             message.fill(i as u8);
                             spin_send(&mut there_tx, &message);
                             spin_recv(&mut back_rx, &mut buf);
-                            sum = sum.wrapping_add(checksum(&buf));
+                            sum = sum.wrapping_add(sum_words(&buf));
                         }
                         black_box(sum);
                     },

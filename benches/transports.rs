@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 use shmsg::msg::seqpacket::SeqpacketChannel;
 use shmsg::msg::stream::StreamChannel;
 use shmsg::{Channel, Receiver, Sender};
+use shmsg_bench_support as support;
+use support::message::sum_words;
+use support::stats::Spread;
 
 const SAMPLES: usize = 7;
 /// Round trips per ping-pong sample; `SHMSG_BENCH_ROUND_TRIPS` overrides it
@@ -124,13 +127,8 @@ fn channel_pair(kind: Kind) -> (Channel, Channel) {
 /// The first two CPUs this process may run on, if it may run on two.
 /// Read once, before any thread is pinned.
 fn cpu_pair() -> Option<[usize; 2]> {
-    use rustix::thread::{CpuSet, sched_getaffinity};
     static PAIR: std::sync::OnceLock<Option<[usize; 2]>> = std::sync::OnceLock::new();
-    *PAIR.get_or_init(|| {
-        let allowed = sched_getaffinity(None).ok()?;
-        let mut cpus = (0..CpuSet::MAX_CPU).filter(|&cpu| allowed.is_set(cpu));
-        Some([cpus.next()?, cpus.next()?])
-    })
+    *PAIR.get_or_init(support::cpu::cpu_pair)
 }
 
 /// Pins the calling thread to the `side`th CPU of [`cpu_pair`]; best
@@ -142,12 +140,7 @@ fn cpu_pair() -> Option<[usize; 2]> {
 /// virtual machine (tens of microseconds, varying from run to run), which
 /// leaves the library's own cost in plain view.
 fn pin(side: usize) {
-    use rustix::thread::{CpuSet, sched_setaffinity};
-    if let Some(cpus) = cpu_pair() {
-        let mut set = CpuSet::new();
-        set.set(cpus[side]);
-        let _ = sched_setaffinity(None, &set);
-    }
+    support::cpu::pin(cpu_pair().map(|cpus| cpus[side]));
 }
 
 fn write_all(fd: &OwnedFd, mut bytes: &[u8]) {
@@ -163,17 +156,6 @@ fn read_exact(fd: &OwnedFd, mut buf: &mut [u8]) {
         assert!(n > 0, "end of stream");
         buf = &mut buf[n..];
     }
-}
-
-fn sum(bytes: &[u8]) -> u64 {
-    bytes
-        .chunks(8)
-        .map(|c| {
-            let mut word = [0u8; 8];
-            word[..c.len()].copy_from_slice(c);
-            u64::from_le_bytes(word)
-        })
-        .fold(0, u64::wrapping_add)
 }
 
 /// Seconds per round trip, raw.
@@ -192,7 +174,7 @@ fn raw_pingpong(kind: Kind) -> f64 {
     for i in 0..round_trips() {
         write_all(&aw, &i.to_le_bytes());
         read_exact(&ar, &mut buf);
-        black_box(sum(&buf));
+        black_box(sum_words(&buf));
     }
     let elapsed = start.elapsed();
     echo.join().expect("echo");
@@ -215,26 +197,32 @@ fn shmsg_pingpong(kind: Kind) -> f64 {
     for i in 0..round_trips() {
         a.send(&i.to_le_bytes()).expect("send");
         a.recv(&mut buf).expect("recv");
-        black_box(sum(&buf));
+        black_box(sum_words(&buf));
     }
     let elapsed = start.elapsed();
     echo.join().expect("echo");
     elapsed.as_secs_f64() / round_trips() as f64
 }
 
-/// Messages per second of 64-byte messages, shmsg, single sends or batches.
-fn shmsg_stream_small(batch: usize) -> f64 {
-    let (mut a, mut b) = channel_pair(Kind::Unix);
-    let reader = std::thread::spawn(move || {
+/// A thread on the second CPU that receives `count` messages from `b` and
+/// reads every byte.
+fn shmsg_reader(mut b: Channel, count: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
         pin(1);
         let mut buf = Vec::new();
         let mut total = 0u64;
-        for _ in 0..SMALL_MESSAGES {
+        for _ in 0..count {
             b.recv(&mut buf).expect("recv");
-            total = total.wrapping_add(sum(&buf));
+            total = total.wrapping_add(sum_words(&buf));
         }
         black_box(total);
-    });
+    })
+}
+
+/// Messages per second of 64-byte messages, shmsg, single sends or batches.
+fn shmsg_stream_small(batch: usize) -> f64 {
+    let (mut a, b) = channel_pair(Kind::Unix);
+    let reader = shmsg_reader(b, SMALL_MESSAGES);
     let start = Instant::now();
     let mut messages = vec![[0u8; 64]; batch];
     let mut seq = 0u64;
@@ -264,7 +252,7 @@ fn raw_stream_large() -> f64 {
         let mut total = 0u64;
         for _ in 0..LARGE_MESSAGES {
             read_exact(&br, &mut buf);
-            total = total.wrapping_add(sum(&buf));
+            total = total.wrapping_add(sum_words(&buf));
         }
         black_box(total);
     });
@@ -280,17 +268,8 @@ fn raw_stream_large() -> f64 {
 
 /// Bytes per second of 1 MiB messages over a Unix socketpair, shmsg.
 fn shmsg_stream_large() -> f64 {
-    let (mut a, mut b) = channel_pair(Kind::Unix);
-    let reader = std::thread::spawn(move || {
-        pin(1);
-        let mut buf = Vec::new();
-        let mut total = 0u64;
-        for _ in 0..LARGE_MESSAGES {
-            b.recv(&mut buf).expect("recv");
-            total = total.wrapping_add(sum(&buf));
-        }
-        black_box(total);
-    });
+    let (mut a, b) = channel_pair(Kind::Unix);
+    let reader = shmsg_reader(b, LARGE_MESSAGES);
     let mut message = vec![0u8; LARGE];
     let start = Instant::now();
     for i in 0..LARGE_MESSAGES {
@@ -301,15 +280,9 @@ fn shmsg_stream_large() -> f64 {
     (LARGE as u64 * LARGE_MESSAGES) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn spread(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(0.0, f64::max);
-    (min, max)
+/// The median, smallest and largest of `values`.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    Spread::of(values).map_or((f64::NAN, f64::NAN, f64::NAN), |s| (s.median, s.min, s.max))
 }
 
 /// Alternates samples of `ours` and `raw`; prints medians and their ratio.
@@ -319,8 +292,7 @@ fn compare(name: &str, unit: &str, scale: f64, ours: &dyn Fn() -> f64, raw: &dyn
         a.push(ours() * scale);
         b.push(raw() * scale);
     }
-    let (ma, mb) = (median(a.clone()), median(b.clone()));
-    let ((a0, a1), (b0, b1)) = (spread(&a), spread(&b));
+    let ((ma, a0, a1), (mb, b0, b1)) = (spread(&a), spread(&b));
     println!(
         "{name:<26} shmsg {ma:>10.2} {unit} [{a0:.2}..{a1:.2}]   raw {mb:>10.2} {unit} [{b0:.2}..{b1:.2}]   shmsg/raw {:.3}",
         ma / mb
@@ -329,11 +301,8 @@ fn compare(name: &str, unit: &str, scale: f64, ours: &dyn Fn() -> f64, raw: &dyn
 
 fn single(name: &str, unit: &str, scale: f64, f: &dyn Fn() -> f64) {
     let values: Vec<f64> = (0..SAMPLES).map(|_| f() * scale).collect();
-    let (lo, hi) = spread(&values);
-    println!(
-        "{name:<26} shmsg {:>10.2} {unit} [{lo:.2}..{hi:.2}]",
-        median(values)
-    );
+    let (median, lo, hi) = spread(&values);
+    println!("{name:<26} shmsg {median:>10.2} {unit} [{lo:.2}..{hi:.2}]");
 }
 
 fn main() {

@@ -31,30 +31,15 @@ use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 use std::time::{Duration, Instant};
 
 use rustix::thread::futex;
-use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use shmsg::shm::layout::offsets;
 use shmsg::shm::spsc::{Consumer, Producer};
 use shmsg::shm::wait::sleepers;
 use shmsg::shm::{Geometry, Region};
+use shmsg_bench_support::cpu::{cpu_pair, pin};
+use shmsg_bench_support::stats;
 
 /// How long A lets B settle into `FUTEX_WAIT` after B announced itself.
 const SETTLE: Duration = Duration::from_micros(200);
-
-/// The first two CPUs this process may run on, if it may run on two.
-fn cpu_pair() -> Option<[usize; 2]> {
-    let allowed = sched_getaffinity(None).ok()?;
-    let mut cpus = (0..CpuSet::MAX_CPU).filter(|&cpu| allowed.is_set(cpu));
-    Some([cpus.next()?, cpus.next()?])
-}
-
-/// Pins the calling thread to `cpu`; best effort.
-fn pin(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        let mut set = CpuSet::new();
-        set.set(cpu);
-        let _ = sched_setaffinity(None, &set);
-    }
-}
 
 /// `n` round trips through two rings to a receiver that is asleep each time.
 fn ring(n: usize, cpus: Option<[usize; 2]>) -> Vec<Duration> {
@@ -178,11 +163,6 @@ fn raw(n: usize, cpus: Option<[usize; 2]>, park: bool) -> Vec<Duration> {
     })
 }
 
-/// The `q` quantile of sorted `times`.
-fn quantile(times: &[Duration], q: f64) -> Duration {
-    times[((times.len() - 1) as f64 * q).round() as usize]
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; without it (`cargo test --benches`)
     // this is a smoke run.
@@ -216,13 +196,14 @@ fn main() {
     let mut medians = [Duration::ZERO; 3];
     for (i, times) in results.iter_mut().enumerate() {
         times.sort();
-        medians[i] = quantile(times, 0.5);
+        let quantile = |q| stats::quantile(times, q).unwrap_or_default();
+        medians[i] = quantile(0.5);
         println!(
             "{:<16} {:>10.1?} {:>10.1?} {:>10.1?}",
             names[i],
             medians[i],
-            quantile(times, 0.1),
-            quantile(times, 0.9)
+            quantile(0.1),
+            quantile(0.9)
         );
     }
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The quick tier: formatting, lints, docs, and every test and model at the
 # bounds that fit in a few minutes on a 2-core machine. README's test command.
+# Cargo runs on the workspace's default members: the library, the `shmsg`
+# command (cli/) and bench/support; bench/peers (which builds iceoryx2) is
+# left out.
 #
 # Every step runs even when an earlier one failed, so that one run reports
 # every failure; the script exits non-zero if any step failed, and prints
@@ -22,6 +25,9 @@ step() {
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+# The command's modules are private to its crate (cli/): check their docs too.
+step "cargo doc (shmsg-cli, private items)" env RUSTDOCFLAGS="-D warnings" \
+    cargo rustdoc --locked -p shmsg-cli --lib -- --document-private-items
 step "cargo test" cargo test --locked --no-fail-fast
 # ci/explore.sh prints a seeded bug's failing interleaving as protocol
 # events: a data race for a header published `Relaxed`, a deadlock for a

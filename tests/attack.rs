@@ -10,7 +10,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,7 @@ use shmsg::shm::{Geometry, Region};
 use shmsg::{Allow, Error, Options};
 
 mod common;
-use common::raw::{
-    listen_abstract, raw_connect, rdv, recv_with_fds, send_with_fds, socket_name, try_connect,
-};
+use common::raw::{listen_abstract, raw_connect, rdv, recv_with_fds, send_with_fds, socket_name};
 
 /// (what, first datagram, with 100 fds, second datagram, second with fds)
 type GarbageCase = (&'static str, Vec<u8>, bool, Option<Vec<u8>>, bool);
@@ -1194,112 +1191,4 @@ fn allow_listed_lets_in_exactly_the_listed() {
             assert!(matches!(accepted, Err(Error::PeerRefused(p)) if p.uid == NOBODY));
         }
     }
-}
-
-// ----------------------------------------------------------------------- CLI
-
-/// Fixed finding (the CLI face of `mpsc_short_lived_clients_do_not_stall_the_listener`).
-/// `shmsg recv mpsc:NAME` takes "any number of senders at once", but with
-/// one sender connected throughout, the 18th short-lived `shmsg send`
-/// cannot connect.
-#[test]
-fn cli_recv_mpsc_serves_many_short_senders() {
-    let _serial = serial();
-    let exe = env!("CARGO_BIN_EXE_shmsg");
-    let endpoint = format!("mpsc:{}", unique("cli"));
-    let mut recv = Command::new(exe)
-        .args(["recv", &endpoint])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let spawn_send = |stdin: Stdio| {
-        Command::new(exe)
-            .args(["send", &endpoint, "--timeout", "3s"])
-            .stdin(stdin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    // Wait for the listener.
-    let deadline = Instant::now() + PATIENCE;
-    while try_connect(&socket_name(&endpoint), SocketType::SEQPACKET).is_none() {
-        assert!(Instant::now() < deadline, "shmsg recv did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut long = spawn_send(Stdio::piped());
-    long.stdin.as_mut().unwrap().write_all(b"long\n").unwrap();
-    let mut failed = None;
-    for i in 0..20 {
-        let mut short = spawn_send(Stdio::piped());
-        short
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("short {i}\n").as_bytes())
-            .unwrap();
-        let out = short.wait_with_output().unwrap();
-        if !out.status.success() {
-            failed = Some((i, String::from_utf8_lossy(&out.stderr).into_owned()));
-            break;
-        }
-    }
-    drop(long.stdin.take());
-    let _ = long.wait();
-    let _ = recv.kill();
-    let _ = recv.wait();
-    let mut printed = String::new();
-    recv.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut printed)
-        .unwrap();
-    if let Some((i, stderr)) = failed {
-        panic!(
-            "short sender {i} failed: {stderr}\nprinted {} lines",
-            printed.lines().count()
-        );
-    }
-}
-
-/// Handled: `shmsg recv shm:NAME` is not held up by silent, garbage and
-/// unacknowledging clients before the real sender.
-#[test]
-fn cli_recv_shm_ignores_bad_clients() {
-    let _serial = serial();
-    let exe = env!("CARGO_BIN_EXE_shmsg");
-    let endpoint = format!("shm:{}", unique("clishm"));
-    let recv = Command::new(exe)
-        .args(["recv", &endpoint, "--count", "1", "--timeout", "20s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let name = socket_name(&endpoint);
-    let silent = loop {
-        if let Some(fd) = try_connect(&name, SocketType::SEQPACKET) {
-            break fd;
-        }
-        assert!(Instant::now() < deadline, "shmsg recv did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let garbage = raw_connect(&name, SocketType::SEQPACKET);
-    rustix::net::send(&garbage, &[0xEE; 24], SendFlags::NOSIGNAL).unwrap();
-    let noack = raw_connect(&name, SocketType::SEQPACKET);
-    rustix::net::send(&noack, &rdv(1, u64::MAX), SendFlags::NOSIGNAL).unwrap();
-    let mut send = Command::new(exe)
-        .args(["send", &endpoint, "--timeout", "5s"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    send.stdin.take().unwrap().write_all(b"through\n").unwrap();
-    assert!(send.wait().unwrap().success());
-    let out = recv.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(out.stdout, b"through\n");
-    drop((silent, garbage, noack));
 }

@@ -4,7 +4,7 @@
 //!   (shared-memory ring, Unix stream and seqpacket sockets, pipes, TCP
 //!   loopback; 8 B to 1 MiB), prints the classic comparison table with the
 //!   measured figures, and writes JSON, CSV and an SVG plot (see
-//!   `shmsg/compare.rs`);
+//!   `compare.rs`);
 //! * `shmsg send ENDPOINT` / `shmsg recv ENDPOINT`: messages from stdin to
 //!   stdout between two terminals, over any endpoint string (`recv
 //!   mpsc:NAME` takes any number of senders);
@@ -18,46 +18,39 @@
 //! * `shmsg peer …` (hidden): the worker processes of `compare`, `demo` and
 //!   the cross-process tests.
 //!
+//! The binary (`src/main.rs`) calls [`main`]; the commands live in this
+//! library so that `cargo doc` documents them (the binary is named `shmsg`,
+//! like the library it drives).
+//!
 //! # Exit codes
 //!
 //! [`EXIT_CODES`] is the one list: `shmsg --help` prints it, the README
-//! quotes it (`tests/cli.rs` checks that they agree), [`exit_code`] and
+//! quotes it (`tests/cli.rs` checks that they agree), `failure::exit_code` and
 //! `main` follow it, and `tests/cli.rs` makes every code happen.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shmsg::Error;
+use failure::{Failure, exit_code};
 
-// The modules live in src/bin/shmsg/ (a crate root's modules would
-// otherwise be looked up beside it, in src/bin/).
-#[path = "shmsg/bench.rs"]
 mod bench;
-#[path = "shmsg/compare.rs"]
 mod compare;
-#[path = "shmsg/completions.rs"]
 mod completions;
-#[path = "shmsg/demo.rs"]
 mod demo;
-#[path = "shmsg/everyday.rs"]
 mod everyday;
-#[path = "shmsg/export.rs"]
 mod export;
-#[path = "shmsg/inspect.rs"]
+mod failure;
 mod inspect;
-#[path = "shmsg/measure.rs"]
 mod measure;
-#[path = "shmsg/pair.rs"]
 mod pair;
-#[path = "shmsg/plot.rs"]
 mod plot;
-#[path = "shmsg/report.rs"]
 mod report;
-#[path = "shmsg/signals.rs"]
 mod signals;
+mod types;
+mod units;
 
 /// The exit codes, as `--help` prints them (see the module docs).
-const EXIT_CODES: &str = "\
+pub const EXIT_CODES: &str = "\
 Exit codes:
   0      success
   1      any other error (I/O, a corrupt region, a peer refused, ...)
@@ -161,46 +154,9 @@ enum PeerCmd {
     Bench(bench::BenchArgs),
 }
 
-/// Why a command failed; decides the message and the exit code.
-enum Failure {
-    /// An error from the library.
-    Shmsg(Error),
-    /// An error from the library, and what the user can do about it.
-    Hint {
-        /// The error.
-        error: Error,
-        /// What to do.
-        hint: String,
-    },
-    /// A received message was not the one sent.
-    Verify(String),
-    /// The command line is wrong, and how.
-    Usage(String),
-    /// The input on stdin is malformed (a length-prefixed frame cut short),
-    /// and how.
-    Input(String),
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Failure {
-        Failure::Shmsg(error)
-    }
-}
-
-/// The exit code of a library error, as [`EXIT_CODES`] lists them.
-fn exit_code(error: &Error) -> u8 {
-    match error {
-        Error::Disconnected => 3,
-        Error::RoleTaken(_) => 4,
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => 4,
-        Error::LayoutMismatch { .. } | Error::NotInitialized => 5,
-        Error::InvalidEndpoint { .. } | Error::InvalidName { .. } | Error::InvalidConfig(_) => 2,
-        Error::Timeout => 7,
-        _ => 1,
-    }
-}
-
-fn main() -> ExitCode {
+/// Runs the `shmsg` command on this process's arguments: what the binary's
+/// `main` does.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     signals::install();
     let result = match cli.command {

@@ -43,7 +43,7 @@
 //! * `compare.json`: schema `shmsg-compare/1`: `machine` {cpu, cores,
 //!   kernel}, `settings`, `timer_ns`, `syscall_method` ({measured} or
 //!   {not_measured}), `references` {cacheline_round_trip_ns {median, min,
-//!   max}, memcpy [{size, bytes_per_s}]}, `classic` [rows], and `results`:
+//!   max}, memcpy [{size, bytes_per_s}]}, `classic` \[rows\], and `results`:
 //!   one object per transport and size with `pingpong` {round_trip_ns,
 //!   p99_ns, p999_ns, batch, samples, syscalls, voluntary_switches,
 //!   kernel_share, not_measured} and `stream` {messages_per_s, bytes_per_s,
@@ -57,22 +57,21 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use shmsg::Error;
 
-use super::export;
-use super::measure::{self, Machine, Spread, SyscallCounter};
-use super::pair;
-use super::plot;
-use super::report::{
-    self, Cell, Figure, Kernel, PingPong, Report, Settings, Stream, Transport, size_name,
-};
-use crate::Failure;
+use shmsg_bench_support::cpu::allowed_cpus;
+use shmsg_bench_support::stats::Spread;
 
-/// The largest message size `compare` accepts.
-pub const MAX_SIZE: usize = 16 << 20;
+use super::measure::{self, Machine, SyscallCounter};
+use super::pair::{self, Context};
+use super::types::{
+    Cell, Figure, Kernel, PingPong, Report, RunFigures, Settings, Stream, Transport, Workload,
+};
+use super::units::{parse_duration, parse_size, size_name};
+use super::{export, plot, report};
+use crate::failure::Failure;
 
 /// `shmsg compare` flags.
 #[derive(clap::Args, Debug, Default)]
@@ -118,54 +117,6 @@ pub struct CompareArgs {
     /// Print the settings these flags resolve to, as JSON, and exit.
     #[arg(long, hide = true)]
     pub plan: bool,
-}
-
-/// Parses "8", "4K", "4KiB", "1M", "1MiB" (binary units) into bytes.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (write e.g. 64, 4K or 1M)"))?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (use K or M)")),
-    };
-    let size = number
-        .checked_mul(scale)
-        .filter(|s| (1..=MAX_SIZE).contains(s))
-        .ok_or_else(|| format!("{text:?} is out of range: sizes go from 1 B to 16M"))?;
-    Ok(size)
-}
-
-/// Parses "200ms", "1s", "1.5s", "500us" into a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (write e.g. 200ms or 1s)"))?;
-    let seconds = match unit.trim() {
-        "s" => number,
-        "ms" => number / 1e3,
-        "us" => number / 1e6,
-        "" => return Err(format!("{text:?} needs a unit: s, ms or us")),
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (use s, ms or us)"
-            ));
-        }
-    };
-    if !(0.0..=600.0).contains(&seconds) {
-        return Err(format!("{text:?} is out of range (0 to 600 s)"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// The settings the flags resolve to, or what is wrong with them.
@@ -231,64 +182,6 @@ pub fn resolve(args: &CompareArgs, allowed_cpus: &[usize]) -> Result<Settings, S
     })
 }
 
-/// The settings as JSON (for `--plan`).
-pub fn settings_json(s: &Settings) -> String {
-    use super::export::json;
-    let names: Vec<String> = s
-        .transports
-        .iter()
-        .map(|t| json::string(t.name()))
-        .collect();
-    let sizes: Vec<String> = s.sizes.iter().map(|v| v.to_string()).collect();
-    json::object(&[
-        ("transports", format!("[{}]", names.join(", "))),
-        ("sizes", format!("[{}]", sizes.join(", "))),
-        ("runs", s.runs.to_string()),
-        ("duration_ms", s.duration.as_millis().to_string()),
-        ("warmup_ms", s.warmup.as_millis().to_string()),
-        (
-            "pinned_cpus",
-            s.pinned
-                .map_or("null".into(), |(a, b)| format!("[{a}, {b}]")),
-        ),
-        ("count_syscalls", s.count_syscalls.to_string()),
-        ("quick", s.quick.to_string()),
-    ])
-}
-
-/// The two workloads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Workload {
-    PingPong,
-    Stream,
-}
-
-/// What one run of one workload gave.
-#[derive(Clone, Debug)]
-pub(crate) struct RunFigures {
-    /// Round trip median (ns) or messages per second.
-    pub(crate) main: f64,
-    /// Ping-pong only: 99th and 99.9th percentile (ns), batch, samples.
-    pub(crate) tail: Option<(f64, f64, u64, u64)>,
-    /// Messages or round trips timed.
-    pub(crate) messages: u64,
-    pub(crate) syscalls: Option<Result<f64, String>>,
-    pub(crate) voluntary: f64,
-    /// CPU time of both processes in the window: (kernel, total) in ns.
-    pub(crate) cpu_ns: (u64, u64),
-}
-
-/// State shared by the measurements of one comparison.
-pub(crate) struct Context {
-    pub(crate) settings: Settings,
-    pub(crate) exe: PathBuf,
-    pub(crate) scratch: PathBuf,
-    pub(crate) next: AtomicU64,
-    /// Removes the scratch directory when the comparison ends, also by
-    /// Ctrl-C, SIGTERM or SIGHUP.
-    _remove_scratch: crate::signals::RemoveGuard,
-}
-
 /// The progress line on stderr: redrawn in place on a terminal, one line
 /// per step otherwise.
 struct Progress {
@@ -345,9 +238,9 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 /// Runs `shmsg compare`.
 pub fn run(args: CompareArgs) -> Result<(), Failure> {
     let started = Instant::now();
-    let settings = resolve(&args, &measure::allowed_cpus()).map_err(Failure::Usage)?;
+    let settings = resolve(&args, &allowed_cpus()).map_err(Failure::Usage)?;
     if args.plan {
-        println!("{}", settings_json(&settings));
+        println!("{}", export::settings_json(&settings));
         return Ok(());
     }
     std::fs::create_dir_all(&args.out).map_err(io(format!(
@@ -360,13 +253,7 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
         "cannot create the scratch directory {} (set TMPDIR to a writable directory)",
         scratch.display()
     )))?;
-    let context = Context {
-        settings: settings.clone(),
-        exe,
-        _remove_scratch: crate::signals::remove_on_signal(scratch.clone()),
-        scratch,
-        next: AtomicU64::new(0),
-    };
+    let context = Context::new(settings.clone(), exe, scratch);
     let syscall_method = if settings.count_syscalls {
         SyscallCounter::open().map(|_| {
             "counted by a perf counter on the tracepoint raw_syscalls:sys_enter, in a separate \
@@ -638,26 +525,6 @@ mod tests {
     }
 
     use super::*;
-
-    #[test]
-    fn sizes_and_durations_parse() {
-        assert_eq!(parse_size("8"), Ok(8));
-        assert_eq!(parse_size("4K"), Ok(4096));
-        assert_eq!(parse_size("4KiB"), Ok(4096));
-        assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert_eq!(parse_size("16M"), Ok(16 << 20));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("17M").is_err());
-        assert!(parse_size("4G").is_err());
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("99999999999999999999999K").is_err());
-        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
-        assert!(parse_duration("200").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("1h").is_err());
-    }
 
     #[test]
     fn defaults_quick_and_overrides() {

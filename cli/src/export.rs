@@ -2,8 +2,10 @@
 //! measured is `null` in JSON, with its reason beside it, and "not measured"
 //! in CSV.
 
-use super::measure::Spread;
-use super::report::{Figure, Kernel, Report, classic_rows};
+use shmsg_bench_support::stats::Spread;
+
+use super::report::classic_rows;
+use super::types::{Figure, Kernel, Report, Settings};
 
 /// A tiny JSON writer: values are built as text, escaped and validated here.
 pub mod json {
@@ -116,27 +118,20 @@ fn kernel_json(
     });
 }
 
-/// The report as JSON (schema [`JSON_SCHEMA`], described in the module
-/// docs of `compare`). A figure that was not measured is `null`, and its
-/// reason is under the object's `not_measured` key.
-pub fn to_json(report: &Report) -> String {
-    let s = &report.settings;
-    let machine = json::object(&[
-        ("cpu", json::string(&report.machine.cpu)),
-        ("cores", json::number(report.machine.cores as f64)),
-        ("kernel", json::string(&report.machine.kernel)),
-    ]);
-    let pinned = match s.pinned {
-        Some((a, b)) => format!("[{a}, {b}]"),
-        None => "null".into(),
-    };
+/// The settings as JSON: `settings` in the report, and what `compare
+/// --plan` prints.
+pub fn settings_json(s: &Settings) -> String {
     let names: Vec<String> = s
         .transports
         .iter()
         .map(|t| json::string(t.name()))
         .collect();
     let sizes: Vec<String> = s.sizes.iter().map(|v| v.to_string()).collect();
-    let settings = json::object(&[
+    let pinned = match s.pinned {
+        Some((a, b)) => format!("[{a}, {b}]"),
+        None => "null".into(),
+    };
+    json::object(&[
         ("transports", format!("[{}]", names.join(", "))),
         ("sizes", format!("[{}]", sizes.join(", "))),
         ("runs", s.runs.to_string()),
@@ -145,7 +140,19 @@ pub fn to_json(report: &Report) -> String {
         ("pinned_cpus", pinned),
         ("count_syscalls", s.count_syscalls.to_string()),
         ("quick", s.quick.to_string()),
+    ])
+}
+
+/// The report as JSON (schema [`JSON_SCHEMA`], described in the module
+/// docs of `compare`). A figure that was not measured is `null`, and its
+/// reason is under the object's `not_measured` key.
+pub fn to_json(report: &Report) -> String {
+    let machine = json::object(&[
+        ("cpu", json::string(&report.machine.cpu)),
+        ("cores", json::number(report.machine.cores as f64)),
+        ("kernel", json::string(&report.machine.kernel)),
     ]);
+    let settings = settings_json(&report.settings);
     let memcpy: Vec<String> = report
         .memcpy
         .iter()

@@ -2,16 +2,19 @@
 //! clock's own cost, the kernel's counters (system calls through a perf
 //! tracepoint counter, context switches and CPU time through `getrusage`),
 //! the physical references (one cache line bouncing between two cores, a
-//! single-core `memcpy`), CPU pinning, statistics, and the machine's
-//! description.
+//! single-core `memcpy`), and the machine's description. CPU pinning,
+//! statistics and the cache line itself come from `shmsg-bench-support`,
+//! shared with the benchmarks.
 //!
 //! Nothing here guesses: a counter the kernel does not give is reported as
 //! not measured, with the reason.
 
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use shmsg_bench_support::cpu::pin;
+use shmsg_bench_support::reference;
+use shmsg_bench_support::stats::median;
 
 /// CPU time and context switches of this process so far (`getrusage`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -158,7 +161,7 @@ impl SyscallCounter {
 /// Nanoseconds one `Instant::now()` costs, the median of a few batches.
 pub fn timer_cost_ns() -> f64 {
     const CALLS: u32 = 20_000;
-    let mut costs: Vec<f64> = (0..7)
+    let costs: Vec<f64> = (0..7)
         .map(|_| {
             let start = Instant::now();
             for _ in 0..CALLS {
@@ -167,81 +170,19 @@ pub fn timer_cost_ns() -> f64 {
             start.elapsed().as_nanos() as f64 / f64::from(CALLS)
         })
         .collect();
-    costs.sort_by(f64::total_cmp);
-    costs[costs.len() / 2]
+    median(&costs)
 }
 
-/// Pins the calling thread to `cpu`, if given; best effort (pinning improves
-/// the measurement, running unpinned is still correct).
-pub fn pin(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        let mut set = rustix::thread::CpuSet::new();
-        set.set(cpu);
-        let _ = rustix::thread::sched_setaffinity(None, &set);
-    }
-}
-
-/// The CPUs this process may run on.
-pub fn allowed_cpus() -> Vec<usize> {
-    match rustix::thread::sched_getaffinity(None) {
-        Ok(set) => (0..rustix::thread::CpuSet::MAX_CPU)
-            .filter(|&cpu| set.is_set(cpu))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Two cores bouncing one cache line: each thread waits for the other's
-/// store and answers it. Returns nanoseconds per round trip, timed over
-/// `duration` after a warm-up of a tenth of it.
+/// Two cores bouncing one cache line (see [`reference`](mod@reference)): a thread pinned
+/// to `cpus.0` against one pinned to `cpus.1`. Returns nanoseconds per round
+/// trip, timed over `duration` after a warm-up of a tenth of it.
 pub fn cacheline_round_trip(cpus: (Option<usize>, Option<usize>), duration: Duration) -> f64 {
-    const STOP: u64 = u64::MAX;
-    let line = Arc::new(crossbeam_utils::CachePadded::new(AtomicU64::new(0)));
-    let other = Arc::clone(&line);
-    let echo = std::thread::spawn(move || {
-        pin(cpus.1);
-        let mut expect = 1;
-        loop {
-            let value = other.load(Ordering::Acquire);
-            if value == STOP {
-                return;
-            }
-            if value == expect {
-                other.store(value + 1, Ordering::Release);
-                expect += 2;
-            }
-            std::hint::spin_loop();
-        }
-    });
-    let ping = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         pin(cpus.0);
-        let mut value = 0;
-        let mut trip = |count: u64| {
-            let start = Instant::now();
-            for _ in 0..count {
-                line.store(value + 1, Ordering::Release);
-                while line.load(Ordering::Acquire) != value + 2 {
-                    std::hint::spin_loop();
-                }
-                value += 2;
-            }
-            start.elapsed()
-        };
-        // Calibrate and warm up, then time about `duration`.
-        let mut count = 1000;
-        let mut took = trip(count);
-        while took < duration / 10 {
-            count *= 2;
-            took = trip(count);
-        }
-        let timed = ((count as f64) * duration.as_secs_f64() / took.as_secs_f64()).max(1.0) as u64;
-        let elapsed = trip(timed);
-        line.store(STOP, Ordering::Release);
-        elapsed.as_nanos() as f64 / timed as f64
-    });
-    let result = ping.join().unwrap_or(f64::NAN);
-    let _ = echo.join();
-    result
+        reference::cacheline_round_trip_for(cpus.1, duration)
+    })
+    .join()
+    .unwrap_or(f64::NAN)
 }
 
 /// A single core copying `size`-byte blocks from one buffer to another
@@ -295,48 +236,6 @@ pub fn memcpy_rate(cpu: Option<usize>, size: usize, duration: Duration) -> f64 {
     .unwrap_or(f64::NAN)
 }
 
-/// The median and the range of a set of repeated measurements.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Spread {
-    /// The median.
-    pub median: f64,
-    /// The smallest value.
-    pub min: f64,
-    /// The largest value.
-    pub max: f64,
-}
-
-impl Spread {
-    /// The spread of `values`, or `None` if there are none (or only NaNs).
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        let mut values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        if values.is_empty() {
-            return None;
-        }
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        let median = if n % 2 == 1 {
-            values[n / 2]
-        } else {
-            (values[n / 2 - 1] + values[n / 2]) / 2.0
-        };
-        Some(Spread {
-            median,
-            min: values[0],
-            max: values[n - 1],
-        })
-    }
-}
-
-/// The value at quantile `q` (0 ..= 1) of sorted `values` (nearest rank).
-pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
 /// The machine a comparison ran on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Machine {
@@ -381,20 +280,6 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spread_and_quantiles() {
-        let s = Spread::of(&[3.0, 1.0, 2.0, f64::NAN]).unwrap();
-        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
-        assert_eq!(Spread::of(&[1.0, 4.0]).unwrap().median, 2.5);
-        assert!(Spread::of(&[]).is_none());
-        let v: Vec<u64> = (1..=1000).collect();
-        assert_eq!(quantile(&v, 0.5), Some(500));
-        assert_eq!(quantile(&v, 0.99), Some(990));
-        assert_eq!(quantile(&v, 0.999), Some(999));
-        assert_eq!(quantile(&v, 1.0), Some(1000));
-        assert_eq!(quantile(&[], 0.5), None);
-    }
 
     #[test]
     fn usage_and_counter_move_forward() {

@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::{Report, Transport, bytes_rate_name, size_name, time_name};
+use super::types::{Report, Transport};
+use super::units::{bytes_rate_name, size_name, time_name};
 
 const WIDTH: f64 = 1000.0;
 const HEIGHT: f64 = 560.0;
@@ -220,7 +221,7 @@ pub fn svg(report: &Report) -> String {
             s.duration.as_millis()
         ),
     );
-    let series = |value: &dyn Fn(&super::report::Cell) -> Option<f64>| -> Vec<Series> {
+    let series = |value: &dyn Fn(&super::types::Cell) -> Option<f64>| -> Vec<Series> {
         s.transports
             .iter()
             .map(|&t| Series {

@@ -17,6 +17,8 @@ use shmsg::shm::region::{PREFIX, SHM_DIR};
 use shmsg::shm::spsc::Producer;
 use shmsg::shm::{Geometry, Region};
 
+// The integration tests' shared helpers, beside the library's tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 /// How long a test waits for a child before it gives up on it.
@@ -462,7 +464,7 @@ fn help_exit_codes() -> String {
 fn the_readme_and_help_agree_on_exit_codes() {
     let codes = help_exit_codes();
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     assert!(
         readme.contains(&codes),
         "README.md does not quote `shmsg --help`'s exit codes:\n{codes}"
@@ -479,7 +481,7 @@ fn the_readme_and_help_agree_on_exit_codes() {
 #[test]
 fn the_readme_names_every_command_and_flag() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let help = shmsg().arg("--help").output().unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     let commands: Vec<&str> = help

@@ -22,8 +22,12 @@ use std::time::{Duration, Instant};
 use shmsg::channel::{Receiver, Sender};
 use shmsg::{Channel, Error, Options};
 
-use super::measure::{SyscallCounter, Usage, pin, quantile, timer_cost_ns};
-use crate::Failure;
+use shmsg_bench_support::cpu::pin;
+use shmsg_bench_support::message::{check, fill};
+use shmsg_bench_support::stats::quantile;
+
+use super::measure::{SyscallCounter, Usage, timer_cost_ns};
+use crate::failure::Failure;
 
 /// What one side of a pair does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -71,28 +75,6 @@ pub struct BenchArgs {
     pub count_syscalls: bool,
 }
 
-/// Writes every byte of message `seq`: the sequence number (as much of it as
-/// fits), then the low byte of `seq` repeated.
-#[inline]
-pub fn fill(seq: u64, buf: &mut [u8]) {
-    buf.fill(seq as u8);
-    let head = buf.len().min(8);
-    buf[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
-}
-
-/// Reads every byte of `buf` and checks that it is message `seq` of `size`
-/// bytes, as [`fill`] writes it.
-#[inline]
-pub fn check(seq: u64, buf: &[u8], size: usize) -> bool {
-    if buf.len() != size {
-        return false;
-    }
-    let head = size.min(8);
-    let pattern = seq as u8;
-    let diff = buf[head..].iter().fold(0u8, |acc, &b| acc | (b ^ pattern));
-    diff == 0 && buf[..head] == seq.to_le_bytes()[..head]
-}
-
 /// The counters of this side's window.
 struct Counters {
     syscalls: Option<Result<SyscallCounter, String>>,
@@ -105,6 +87,51 @@ struct Mark {
     calls: Option<u64>,
     usage: Usage,
     at: Instant,
+}
+
+/// The window of a side that answers (echo, recv): it begins at the first
+/// poll after `warmup` has passed since the first one. The clock is read
+/// only at polls, and only before the window begins.
+struct Window<'a> {
+    counters: &'a Counters,
+    warmup: Duration,
+    first: Option<Instant>,
+    /// The counters and the message count where the window began.
+    begun: Option<(Mark, u64)>,
+}
+
+impl<'a> Window<'a> {
+    fn new(counters: &'a Counters, warmup: Duration) -> Window<'a> {
+        Window {
+            counters,
+            warmup,
+            first: None,
+            begun: None,
+        }
+    }
+
+    /// After message `seq`: begins the window if the warm-up is over.
+    fn poll(&mut self, seq: u64) {
+        if self.begun.is_some() {
+            return;
+        }
+        match self.first {
+            None => self.first = Some(Instant::now()),
+            Some(at) if at.elapsed() >= self.warmup => {
+                self.begun = Some((self.counters.begin(), seq));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// What the window measured, ending after `seq` messages (nothing if it
+    /// never began).
+    fn end(self, seq: u64) -> Measured {
+        match self.begun {
+            Some((mark, start)) => self.counters.end(mark, 0, seq - start),
+            None => Measured::default(),
+        }
+    }
 }
 
 /// What one side measured in its window.
@@ -294,8 +321,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         BenchRole::Echo => {
             let mut buf = Vec::with_capacity(size);
             let mut seq = 0u64;
-            let mut first: Option<Instant> = None;
-            let mut window: Option<(Mark, u64)> = None;
+            let mut window = Window::new(&counters, warmup);
             loop {
                 let len = channel.recv(&mut buf)?;
                 if len == 0 {
@@ -306,20 +332,11 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 }
                 channel.send(&buf)?;
                 seq += 1;
-                if window.is_none() && seq % 16 == 1 {
-                    match first {
-                        None => first = Some(Instant::now()),
-                        Some(at) if at.elapsed() >= warmup => {
-                            window = Some((counters.begin(), seq))
-                        }
-                        Some(_) => {}
-                    }
+                if seq % 16 == 1 {
+                    window.poll(seq);
                 }
             }
-            match window {
-                Some((mark, start)) => counters.end(mark, 0, seq - start),
-                None => Measured::default(),
-            }
+            window.end(seq)
         }
         BenchRole::Send => {
             let stride = stride(size);
@@ -356,8 +373,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             let stride = stride(size);
             let mut buf = Vec::with_capacity(size);
             let mut seq = 0u64;
-            let mut first: Option<Instant> = None;
-            let mut window: Option<(Mark, u64)> = None;
+            let mut window = Window::new(&counters, warmup);
             loop {
                 let len = channel.recv(&mut buf)?;
                 if len == 0 {
@@ -367,21 +383,11 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                     return Err(mismatch(seq, len, size));
                 }
                 seq += 1;
-                // The clock is read only before the window begins.
-                if window.is_none() && (seq == 1 || seq.is_multiple_of(stride)) {
-                    match first {
-                        None => first = Some(Instant::now()),
-                        Some(at) if at.elapsed() >= warmup => {
-                            window = Some((counters.begin(), seq))
-                        }
-                        Some(_) => {}
-                    }
+                if seq == 1 || seq.is_multiple_of(stride) {
+                    window.poll(seq);
                 }
             }
-            match window {
-                Some((mark, start)) => counters.end(mark, 0, seq - start),
-                None => Measured::default(),
-            }
+            window.end(seq)
         }
     };
     let _ = writeln!(report, "messages {}", measured.messages);
@@ -479,22 +485,6 @@ impl PeerReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fill_and_check_every_byte() {
-        for size in [1, 7, 8, 9, 100, 4096] {
-            let mut buf = vec![0; size];
-            fill(300, &mut buf);
-            assert!(check(300, &buf, size));
-            assert!(!check(301, &buf, size));
-            assert!(!check(300, &buf[..size - 1], size));
-            for i in 0..size {
-                let mut torn = buf.clone();
-                torn[i] ^= 0x40;
-                assert!(!check(300, &torn, size), "byte {i} of {size}");
-            }
-        }
-    }
 
     #[test]
     fn reports_round_trip() {

@@ -9,7 +9,6 @@
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
@@ -18,8 +17,11 @@ use shmsg::shm::spsc::{Consumer, Producer};
 use shmsg::shm::{Geometry, Region};
 use shmsg::workload::Workload;
 
-use super::measure::pin;
-use crate::Failure;
+use crate::failure::Failure;
+use shmsg_bench_support::cpu::{cpu_pair, pin};
+use shmsg_bench_support::message::{check, fill};
+use shmsg_bench_support::reference::cacheline_round_trips;
+use shmsg_bench_support::stats::{Spread, median};
 
 /// How a streaming producer hands messages to the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -159,14 +161,14 @@ pub fn peer(role: PeerRole) -> Result<(), Failure> {
                 SendMode::Copy => {
                     let mut message = vec![0u8; size];
                     for seq in 0..count {
-                        fill_fixed(seq, &mut message);
+                        fill(seq, &mut message);
                         producer.send(&message)?;
                     }
                 }
                 SendMode::InPlace => {
                     for seq in 0..count {
                         producer.send_with(size, |buf| {
-                            fill_fixed(seq, buf);
+                            fill(seq, buf);
                             buf.len()
                         })?;
                     }
@@ -177,7 +179,7 @@ pub fn peer(role: PeerRole) -> Result<(), Failure> {
                     while seq < count {
                         let n = (count - seq).min(BATCH as u64) as usize;
                         for (i, message) in batch[..n].iter_mut().enumerate() {
-                            fill_fixed(seq + i as u64, message);
+                            fill(seq + i as u64, message);
                         }
                         producer.send_batch(&batch[..n])?;
                         seq += n as u64;
@@ -205,29 +207,6 @@ pub fn peer(role: PeerRole) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-/// Writes every byte of a fixed-size message: the sequence number, then a
-/// byte pattern.
-#[inline]
-fn fill_fixed(seq: u64, buf: &mut [u8]) {
-    buf.fill(seq as u8);
-    if buf.len() >= 8 {
-        buf[..8].copy_from_slice(&seq.to_le_bytes());
-    }
-}
-
-/// Reads every byte of a fixed-size message and checks its sequence number.
-#[inline]
-fn check_fixed(seq: u64, buf: &[u8]) -> bool {
-    let sum = buf.iter().fold(0u8, |acc, &b| acc ^ b);
-    std::hint::black_box(sum);
-    buf.len() < 8 || buf[..8] == seq.to_le_bytes()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
 }
 
 fn spawn_peer(args: &[String]) -> Result<std::process::Child, Failure> {
@@ -274,16 +253,7 @@ fn pinning(here: Option<usize>, there: Option<usize>) -> String {
 
 fn cpus() -> (Option<usize>, Option<usize>) {
     static CPUS: std::sync::OnceLock<(Option<usize>, Option<usize>)> = std::sync::OnceLock::new();
-    *CPUS.get_or_init(|| {
-        let Ok(allowed) = rustix::thread::sched_getaffinity(None) else {
-            return (None, None);
-        };
-        let mut usable = (0..rustix::thread::CpuSet::MAX_CPU).filter(|&cpu| allowed.is_set(cpu));
-        match (usable.next(), usable.next()) {
-            (Some(a), Some(b)) => (Some(a), Some(b)),
-            _ => (None, None),
-        }
-    })
+    *CPUS.get_or_init(|| cpu_pair().map_or((None, None), |[a, b]| (Some(a), Some(b))))
 }
 
 /// Streams `count` messages of `size` bytes from a child process; returns
@@ -312,16 +282,16 @@ fn stream_once(count: u64, size: usize, mode: SendMode) -> Result<f64, Failure> 
     ])?;
     // The clock starts at the first message, so process start-up is excluded.
     let mut child = child;
-    let mut ok = first_message(&mut consumer, &mut child, |buf| check_fixed(0, buf))?;
+    let mut ok = first_message(&mut consumer, &mut child, |buf| check(0, buf, size))?;
     let start = Instant::now();
     for seq in 1..count {
-        ok &= consumer.recv_with(|buf| check_fixed(seq, buf))?;
+        ok &= consumer.recv_with(|buf| check(seq, buf, size))?;
     }
     let elapsed = start.elapsed();
     wait_peer(child)?;
     if !ok {
         return Err(Failure::Verify(
-            "a streamed message had the wrong sequence number".into(),
+            "a streamed message was not the one sent".into(),
         ));
     }
     Ok((count - 1) as f64 / elapsed.as_secs_f64())
@@ -375,51 +345,24 @@ fn pingpong_once(count: u64, size: usize) -> Result<f64, Failure> {
     let mut message = vec![0u8; size];
     let mut reply = Vec::with_capacity(size);
     let mut child = child;
-    fill_fixed(0, &mut message);
+    fill(0, &mut message);
     producer.send(&message)?;
-    first_message(&mut consumer, &mut child, |buf| check_fixed(0, buf))?;
+    first_message(&mut consumer, &mut child, |buf| check(0, buf, size))?;
     let mut start = Instant::now();
     for seq in 1..count + warm_up {
         if seq == warm_up {
             start = Instant::now();
         }
-        fill_fixed(seq, &mut message);
+        fill(seq, &mut message);
         producer.send(&message)?;
         consumer.recv(&mut reply)?;
-        if !check_fixed(seq, &reply) {
+        if !check(seq, &reply, size) {
             return Err(Failure::Verify(format!("echo {seq} came back wrong")));
         }
     }
     let elapsed = start.elapsed();
     wait_peer(child)?;
     Ok(elapsed.as_nanos() as f64 / count as f64)
-}
-
-/// Two threads on two cores bouncing one cache line: nanoseconds per round trip.
-fn cacheline_once(count: u64) -> f64 {
-    let line = Arc::new(crossbeam_utils::CachePadded::new(AtomicU64::new(0)));
-    let (here, there) = cpus();
-    let other = Arc::clone(&line);
-    let echo = std::thread::spawn(move || {
-        pin(there);
-        for i in 0..count {
-            while other.load(Ordering::Acquire) != 2 * i + 1 {
-                std::hint::spin_loop();
-            }
-            other.store(2 * i + 2, Ordering::Release);
-        }
-    });
-    pin(here);
-    let start = Instant::now();
-    for i in 0..count {
-        line.store(2 * i + 1, Ordering::Release);
-        while line.load(Ordering::Acquire) != 2 * i + 2 {
-            std::hint::spin_loop();
-        }
-    }
-    let elapsed = start.elapsed();
-    echo.join().expect("the echo thread does not panic");
-    elapsed.as_nanos() as f64 / count as f64
 }
 
 /// Runs `shmsg demo`.
@@ -448,12 +391,14 @@ pub fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result
             rates.push(stream_once(messages, size, mode)?);
         }
         trips.push(pingpong_once(round_trips, 8)?);
-        lines.push(cacheline_once(round_trips));
+        // Two threads on two cores bouncing one cache line.
+        let (here, there) = cpus();
+        pin(here);
+        lines.push(cacheline_round_trips(there, 0, round_trips));
     }
-    let spread = |v: &[f64], scale: f64| {
-        let min = v.iter().cloned().fold(f64::INFINITY, f64::min) / scale;
-        let max = v.iter().cloned().fold(0.0, f64::max) / scale;
-        format!("{min:.1} .. {max:.1}")
+    let spread = |v: &[f64], scale: f64| match Spread::of(v) {
+        Some(s) => format!("{:.1} .. {:.1}", s.min / scale, s.max / scale),
+        None => String::new(),
     };
     let row = |what: String, median: String, spread: String| {
         println!("{what:<46} {median:>14} {spread:>18}");
@@ -461,7 +406,7 @@ pub fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result
     println!();
     row("measurement".into(), "median".into(), "min .. max".into());
     for (rates, &(_, how)) in rates.iter().zip(&modes) {
-        let rate = median(rates.clone());
+        let rate = median(rates);
         row(
             format!("stream {size}-byte messages, {how}"),
             format!("{:.1} M msg/s", rate / 1e6),
@@ -473,8 +418,8 @@ pub fn demo(messages: u64, size: usize, round_trips: u64, runs: usize) -> Result
             String::new(),
         );
     }
-    let trip = median(trips.clone());
-    let line = median(lines.clone());
+    let trip = median(&trips);
+    let line = median(&lines);
     row(
         "ping-pong round trip, 8-byte messages".into(),
         format!("{trip:.0} ns"),

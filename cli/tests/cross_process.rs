@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// The integration tests' shared helpers, beside the library's tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::patch;

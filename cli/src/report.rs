@@ -1,5 +1,7 @@
-//! The results of `shmsg compare` and their renderings: the classic
-//! comparison table, the detailed tables, JSON and CSV.
+//! The results of `shmsg compare` as text: the preamble (machine, method,
+//! references), the classic comparison table and the detailed tables.
+//! (`export.rs` writes them as JSON and CSV, `plot.rs` as SVG; the types
+//! are in `types.rs`.)
 //!
 //! A figure is `Ok(value)` or `Err(why it was not measured)`; every
 //! rendering shows the reason (tables, JSON) or "not measured" (CSV), never
@@ -7,246 +9,8 @@
 
 use std::fmt::Write as _;
 
-use super::measure::{Machine, Spread};
-
-/// A measured value, or why there is none.
-pub type Figure<T = f64> = Result<T, String>;
-
-/// A transport `shmsg compare` measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
-pub enum Transport {
-    /// The shared-memory ring (`shm:NAME`).
-    Shm,
-    /// The multi-producer shared-memory ring, one producer (`mpsc:NAME`).
-    Mpsc,
-    /// A Unix stream socket (`unix:@NAME`).
-    Unix,
-    /// A Unix seqpacket socket (`seqpacket:@NAME`).
-    Seqpacket,
-    /// A pair of pipes (`pipe`).
-    Pipe,
-    /// TCP over loopback (`tcp:127.0.0.1:0`).
-    Tcp,
-}
-
-impl Transport {
-    /// Every transport, in table order.
-    pub const ALL: [Transport; 6] = [
-        Transport::Shm,
-        Transport::Mpsc,
-        Transport::Unix,
-        Transport::Seqpacket,
-        Transport::Pipe,
-        Transport::Tcp,
-    ];
-
-    /// The short name used in flags, tables and files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Shm => "shm",
-            Transport::Mpsc => "mpsc",
-            Transport::Unix => "unix",
-            Transport::Seqpacket => "seqpacket",
-            Transport::Pipe => "pipe",
-            Transport::Tcp => "tcp",
-        }
-    }
-
-    /// What it is, in words.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Transport::Shm => "shared-memory ring",
-            Transport::Mpsc => "multi-producer shared-memory ring",
-            Transport::Unix => "Unix stream socket",
-            Transport::Seqpacket => "Unix seqpacket socket",
-            Transport::Pipe => "pair of pipes",
-            Transport::Tcp => "TCP over loopback",
-        }
-    }
-
-    /// Whether it belongs to the shared memory model (else message passing).
-    pub fn shared_memory(self) -> bool {
-        matches!(self, Transport::Shm | Transport::Mpsc)
-    }
-
-    /// "shared memory" or "message passing".
-    pub fn model(self) -> &'static str {
-        if self.shared_memory() {
-            "shared memory"
-        } else {
-            "message passing"
-        }
-    }
-}
-
-/// What the kernel did per message (streaming) or per round trip (ping-pong).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Kernel {
-    /// System calls, both processes together.
-    pub syscalls: Figure,
-    /// Voluntary context switches (a process blocked), both together.
-    pub voluntary_switches: Figure,
-    /// The share of both processes' CPU time spent in the kernel, 0 ..= 1.
-    pub kernel_share: Figure,
-}
-
-impl Kernel {
-    /// Nothing measured, for `why`.
-    #[cfg(test)]
-    pub fn missing(why: &str) -> Kernel {
-        Kernel {
-            syscalls: Err(why.into()),
-            voluntary_switches: Err(why.into()),
-            kernel_share: Err(why.into()),
-        }
-    }
-}
-
-/// Ping-pong figures of one transport at one size, over all runs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PingPong {
-    /// Round trip in nanoseconds: the spread of the runs' medians.
-    pub round_trip_ns: Figure<Spread>,
-    /// The 99th percentile, median over runs.
-    pub p99_ns: Figure,
-    /// The 99.9th percentile, median over runs.
-    pub p999_ns: Figure,
-    /// Round trips per clock reading (1: each round trip timed alone).
-    pub batch: u64,
-    /// Round trips timed, all runs together.
-    pub samples: u64,
-    /// Kernel work per round trip.
-    pub kernel: Kernel,
-}
-
-/// Streaming figures of one transport at one size, over all runs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stream {
-    /// Messages per second: the spread of the runs.
-    pub messages_per_s: Figure<Spread>,
-    /// Messages timed, all runs together.
-    pub messages: u64,
-    /// Kernel work per message.
-    pub kernel: Kernel,
-}
-
-/// Everything measured for one transport at one message size.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Cell {
-    /// The transport.
-    pub transport: Transport,
-    /// Bytes per message.
-    pub size: usize,
-    /// Ping-pong figures.
-    pub ping: PingPong,
-    /// Streaming figures.
-    pub stream: Stream,
-}
-
-/// How the comparison was run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Settings {
-    /// Transports measured.
-    pub transports: Vec<Transport>,
-    /// Message sizes in bytes, ascending.
-    pub sizes: Vec<usize>,
-    /// Repetitions of each measurement.
-    pub runs: usize,
-    /// Timed window of each run.
-    pub duration: std::time::Duration,
-    /// Untimed warm-up before each window.
-    pub warmup: std::time::Duration,
-    /// The CPUs the two processes of a pair are pinned to, if pinned.
-    pub pinned: Option<(usize, usize)>,
-    /// Whether system calls are counted (a separate, untimed pass).
-    pub count_syscalls: bool,
-    /// Whether this is `--quick`.
-    pub quick: bool,
-}
-
-/// One comparison: settings, machine, references and cells.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Report {
-    /// How it was run.
-    pub settings: Settings,
-    /// Where.
-    pub machine: Machine,
-    /// Nanoseconds one clock reading costs.
-    pub timer_ns: f64,
-    /// How system calls were counted, or why they were not.
-    pub syscall_method: Figure<String>,
-    /// Two cores bouncing one cache line: round trip in nanoseconds.
-    pub cacheline_ns: Figure<Spread>,
-    /// Single-core memcpy of blocks of each size: bytes per second.
-    pub memcpy: Vec<(usize, Figure<Spread>)>,
-    /// One per transport and size, in settings order.
-    pub cells: Vec<Cell>,
-    /// Wall time of the whole comparison, in seconds.
-    pub wall_s: f64,
-}
-
-impl Report {
-    /// The memcpy reference at `size`.
-    pub fn memcpy_at(&self, size: usize) -> Figure<Spread> {
-        self.memcpy.iter().find(|(s, _)| *s == size).map_or_else(
-            || Err("not measured at this size".into()),
-            |(_, m)| m.clone(),
-        )
-    }
-}
-
-/// "8 B", "4 KiB", "1 MiB", "1536 B".
-pub fn size_name(size: usize) -> String {
-    if size >= 1 << 20 && size.is_multiple_of(1 << 20) {
-        format!("{} MiB", size >> 20)
-    } else if size >= 1 << 10 && size.is_multiple_of(1 << 10) {
-        format!("{} KiB", size >> 10)
-    } else {
-        format!("{size} B")
-    }
-}
-
-/// A duration in nanoseconds with a sensible unit: "220 ns", "9.8 us".
-pub fn time_name(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.1} us", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.1} ms", ns / 1e6)
-    } else {
-        format!("{:.2} s", ns / 1e9)
-    }
-}
-
-/// A value scaled to an SI prefix: (number, prefix), e.g. ("35.0", "M").
-fn si(value: f64) -> (String, &'static str) {
-    if value >= 1e9 {
-        (format!("{:.2}", value / 1e9), "G")
-    } else if value >= 1e6 {
-        (format!("{:.1}", value / 1e6), "M")
-    } else if value >= 1e3 {
-        (format!("{:.0}", value / 1e3), "k")
-    } else {
-        (format!("{value:.0}"), "")
-    }
-}
-
-/// "35.0 M msg/s".
-pub fn rate_name(per_s: f64) -> String {
-    let (number, prefix) = si(per_s);
-    if prefix.is_empty() {
-        format!("{number} msg/s")
-    } else {
-        format!("{number} {prefix} msg/s")
-    }
-}
-
-/// "2.21 GB/s" (decimal units).
-pub fn bytes_rate_name(bytes_per_s: f64) -> String {
-    let (number, prefix) = si(bytes_per_s);
-    format!("{number} {prefix}B/s")
-}
+use super::types::{Cell, Figure, Report};
+use super::units::{bytes_rate_name, rate_name, size_name, time_name};
 
 /// A figure for a table: its rendering, or "not measured".
 fn shown<T>(figure: &Figure<T>, show: impl Fn(&T) -> String) -> String {
@@ -715,8 +479,12 @@ pub fn preamble(report: &Report) -> String {
 pub(crate) mod tests {
     use std::time::Duration;
 
+    use shmsg_bench_support::stats::Spread;
+
     use super::*;
     use crate::export::{CSV_COLUMNS, json, to_csv, to_json};
+    use crate::measure::Machine;
+    use crate::types::{Kernel, PingPong, Settings, Stream, Transport};
 
     fn spread(v: f64) -> Spread {
         Spread {

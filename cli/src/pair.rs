@@ -4,14 +4,39 @@
 //! waited for with a deadline, and their reports read back.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::bench::{BenchRole, PeerReport};
-use super::compare::{Context, RunFigures, Workload};
-use super::report::Transport;
+use super::types::{RunFigures, Settings, Transport, Workload};
+
+/// State shared by the measurements of one comparison.
+pub(crate) struct Context {
+    pub(crate) settings: Settings,
+    pub(crate) exe: PathBuf,
+    pub(crate) scratch: PathBuf,
+    pub(crate) next: AtomicU64,
+    /// Removes the scratch directory when the comparison ends, also by
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    _remove_scratch: crate::signals::RemoveGuard,
+}
+
+impl Context {
+    /// The context of a comparison with `settings`, spawning `exe`, its
+    /// files in `scratch` (removed when the context is dropped, also by
+    /// Ctrl-C, SIGTERM or SIGHUP).
+    pub(crate) fn new(settings: Settings, exe: PathBuf, scratch: PathBuf) -> Context {
+        Context {
+            settings,
+            exe,
+            _remove_scratch: crate::signals::remove_on_signal(scratch.clone()),
+            scratch,
+            next: AtomicU64::new(0),
+        }
+    }
+}
 
 /// Per-message kernel figures of a pair: each side's count over its own
 /// messages, added; and the pair's CPU time (kernel, total).

@@ -1,0 +1,216 @@
+//! The types the `shmsg compare` modules share: what is measured
+//! ([`Transport`], [`Workload`]), what one run gives ([`RunFigures`]), and
+//! the results ([`Report`] and its parts), which `report.rs` renders as
+//! tables, `export.rs` as JSON and CSV, and `plot.rs` as SVG.
+
+use shmsg_bench_support::stats::Spread;
+
+use super::measure::Machine;
+
+/// A measured value, or why there is none.
+pub type Figure<T = f64> = Result<T, String>;
+
+/// A transport `shmsg compare` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Transport {
+    /// The shared-memory ring (`shm:NAME`).
+    Shm,
+    /// The multi-producer shared-memory ring, one producer (`mpsc:NAME`).
+    Mpsc,
+    /// A Unix stream socket (`unix:@NAME`).
+    Unix,
+    /// A Unix seqpacket socket (`seqpacket:@NAME`).
+    Seqpacket,
+    /// A pair of pipes (`pipe`).
+    Pipe,
+    /// TCP over loopback (`tcp:127.0.0.1:0`).
+    Tcp,
+}
+
+impl Transport {
+    /// Every transport, in table order.
+    pub const ALL: [Transport; 6] = [
+        Transport::Shm,
+        Transport::Mpsc,
+        Transport::Unix,
+        Transport::Seqpacket,
+        Transport::Pipe,
+        Transport::Tcp,
+    ];
+
+    /// The short name used in flags, tables and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Shm => "shm",
+            Transport::Mpsc => "mpsc",
+            Transport::Unix => "unix",
+            Transport::Seqpacket => "seqpacket",
+            Transport::Pipe => "pipe",
+            Transport::Tcp => "tcp",
+        }
+    }
+
+    /// What it is, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Transport::Shm => "shared-memory ring",
+            Transport::Mpsc => "multi-producer shared-memory ring",
+            Transport::Unix => "Unix stream socket",
+            Transport::Seqpacket => "Unix seqpacket socket",
+            Transport::Pipe => "pair of pipes",
+            Transport::Tcp => "TCP over loopback",
+        }
+    }
+
+    /// Whether it belongs to the shared memory model (else message passing).
+    pub fn shared_memory(self) -> bool {
+        matches!(self, Transport::Shm | Transport::Mpsc)
+    }
+
+    /// "shared memory" or "message passing".
+    pub fn model(self) -> &'static str {
+        if self.shared_memory() {
+            "shared memory"
+        } else {
+            "message passing"
+        }
+    }
+}
+
+/// What the kernel did per message (streaming) or per round trip (ping-pong).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// System calls, both processes together.
+    pub syscalls: Figure,
+    /// Voluntary context switches (a process blocked), both together.
+    pub voluntary_switches: Figure,
+    /// The share of both processes' CPU time spent in the kernel, 0 ..= 1.
+    pub kernel_share: Figure,
+}
+
+impl Kernel {
+    /// Nothing measured, for `why`.
+    #[cfg(test)]
+    pub fn missing(why: &str) -> Kernel {
+        Kernel {
+            syscalls: Err(why.into()),
+            voluntary_switches: Err(why.into()),
+            kernel_share: Err(why.into()),
+        }
+    }
+}
+
+/// Ping-pong figures of one transport at one size, over all runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PingPong {
+    /// Round trip in nanoseconds: the spread of the runs' medians.
+    pub round_trip_ns: Figure<Spread>,
+    /// The 99th percentile, median over runs.
+    pub p99_ns: Figure,
+    /// The 99.9th percentile, median over runs.
+    pub p999_ns: Figure,
+    /// Round trips per clock reading (1: each round trip timed alone).
+    pub batch: u64,
+    /// Round trips timed, all runs together.
+    pub samples: u64,
+    /// Kernel work per round trip.
+    pub kernel: Kernel,
+}
+
+/// Streaming figures of one transport at one size, over all runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stream {
+    /// Messages per second: the spread of the runs.
+    pub messages_per_s: Figure<Spread>,
+    /// Messages timed, all runs together.
+    pub messages: u64,
+    /// Kernel work per message.
+    pub kernel: Kernel,
+}
+
+/// Everything measured for one transport at one message size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// The transport.
+    pub transport: Transport,
+    /// Bytes per message.
+    pub size: usize,
+    /// Ping-pong figures.
+    pub ping: PingPong,
+    /// Streaming figures.
+    pub stream: Stream,
+}
+
+/// How the comparison was run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Transports measured.
+    pub transports: Vec<Transport>,
+    /// Message sizes in bytes, ascending.
+    pub sizes: Vec<usize>,
+    /// Repetitions of each measurement.
+    pub runs: usize,
+    /// Timed window of each run.
+    pub duration: std::time::Duration,
+    /// Untimed warm-up before each window.
+    pub warmup: std::time::Duration,
+    /// The CPUs the two processes of a pair are pinned to, if pinned.
+    pub pinned: Option<(usize, usize)>,
+    /// Whether system calls are counted (a separate, untimed pass).
+    pub count_syscalls: bool,
+    /// Whether this is `--quick`.
+    pub quick: bool,
+}
+
+/// One comparison: settings, machine, references and cells.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// How it was run.
+    pub settings: Settings,
+    /// Where.
+    pub machine: Machine,
+    /// Nanoseconds one clock reading costs.
+    pub timer_ns: f64,
+    /// How system calls were counted, or why they were not.
+    pub syscall_method: Figure<String>,
+    /// Two cores bouncing one cache line: round trip in nanoseconds.
+    pub cacheline_ns: Figure<Spread>,
+    /// Single-core memcpy of blocks of each size: bytes per second.
+    pub memcpy: Vec<(usize, Figure<Spread>)>,
+    /// One per transport and size, in settings order.
+    pub cells: Vec<Cell>,
+    /// Wall time of the whole comparison, in seconds.
+    pub wall_s: f64,
+}
+
+impl Report {
+    /// The memcpy reference at `size`.
+    pub fn memcpy_at(&self, size: usize) -> Figure<Spread> {
+        self.memcpy.iter().find(|(s, _)| *s == size).map_or_else(
+            || Err("not measured at this size".into()),
+            |(_, m)| m.clone(),
+        )
+    }
+}
+
+/// The two workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Workload {
+    PingPong,
+    Stream,
+}
+
+/// What one run of one workload gave.
+#[derive(Clone, Debug)]
+pub(crate) struct RunFigures {
+    /// Round trip median (ns) or messages per second.
+    pub(crate) main: f64,
+    /// Ping-pong only: 99th and 99.9th percentile (ns), batch, samples.
+    pub(crate) tail: Option<(f64, f64, u64, u64)>,
+    /// Messages or round trips timed.
+    pub(crate) messages: u64,
+    pub(crate) syscalls: Option<Result<f64, String>>,
+    pub(crate) voluntary: f64,
+    /// CPU time of both processes in the window: (kernel, total) in ns.
+    pub(crate) cpu_ns: (u64, u64),
+}
