@@ -466,7 +466,7 @@ fn mpsc_drop_with_a_full_queue_does_not_hang() {
 
 /// Fixed finding (stall). An `mpsc:` listener answers clients from a thread that
 /// puts every finished channel into a queue of 16 for `accept`, and stops
-/// answering while it is full (`src/endpoint/mod.rs` `Background::start`).
+/// answering while it is full (`src/endpoint/listener.rs` `Background::start`).
 /// The documented use is an application that accepted once and then only
 /// receives; but channels of clients that are long gone stay queued, so
 /// the 18th client over the listener's life (one client opening 17
@@ -1016,7 +1016,7 @@ fn a_listener_gone_after_answering_is_disconnected() {
 /// Fixed finding (low). A client's `Options::max_message` ("the largest message
 /// this side accepts") is sent in the hello, but the reply ring the
 /// listener returns is accepted whatever its maximum
-/// (`src/endpoint/mod.rs` `connect_rings`): a listener can deliver
+/// (`src/endpoint/connect.rs` `connect_rings`): a listener can deliver
 /// messages larger than the client accepts.
 #[test]
 fn clients_keep_their_max_message() {

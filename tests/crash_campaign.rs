@@ -34,7 +34,7 @@
 //! holder's death may not be noticed yet).
 //!
 //! An Mpmc consumer that dies holding a record has it handed back for it
-//! by the others, not delivered again (documented in `src/shm/mpmc.rs`):
+//! by the others, not delivered again (documented in `src/shm/mpmc/mod.rs`):
 //! at most one missing message per Mpmc consumer kill is counted as
 //! *dropped with its consumer*, any other as a gap. A ring that stops
 //! moving is a *stall*, a failure (its messages still in the ring count as

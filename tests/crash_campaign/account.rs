@@ -56,7 +56,7 @@ pub struct Tally {
     pub hangs: u64,
     /// Mpmc: messages lost with a killed consumer that held them (its
     /// record is handed back for it, not delivered again: documented in
-    /// src/shm/mpmc.rs); at most one per Mpmc consumer kill, beyond that
+    /// src/shm/mpmc/mod.rs); at most one per Mpmc consumer kill, beyond that
     /// they are gaps.
     pub dropped_with_consumer: u64,
     /// Rings that stopped moving for any other reason (a defect), and the

@@ -97,7 +97,7 @@ pub fn print_summary(
         row("hangs (slow calls too) *", &|h| h.hangs);
     }
     out += "(* fails the campaign. An Mpmc consumer that dies holding a record has it handed back \
-            for it by the other consumers, not delivered again (documented in src/shm/mpmc.rs): at \
+            for it by the other consumers, not delivered again (documented in src/shm/mpmc/mod.rs): at \
             most one such message per Mpmc consumer kill is counted as dropped with its consumer.)";
     println!("{out}");
 }
