@@ -10,6 +10,8 @@
 //!   front, byte for byte; `Empty`, `Disconnected`, `MessageTooLarge` must
 //!   occur exactly when the reference says; `Full` is allowed only when an
 //!   independent bound says the ring may be full (never when it is empty).
+//!   After every operation the producer's `unreleased` count is the
+//!   reference's length.
 //! * Pure parts: header decoding and region-header validation accept or
 //!   reject arbitrary words without panicking.
 //!
@@ -321,6 +323,11 @@ fn run<F: FaultSet>(geometry: Geometry, initial: u64, ops: Vec<Op>) -> Result<()
                     reference.consumer = Side::Attached;
                 }
             }
+        }
+        // The producer's count of records the consumer has not released
+        // (what `shmsg send` reports on exit) is the reference's length.
+        if let Some(p) = &producer {
+            prop_assert_eq!(p.unreleased()?, reference.pending.len() as u64);
         }
     }
     // Drain: everything still pending arrives, in order.
