@@ -478,6 +478,41 @@ mod tests {
         assert_eq!(d.next_frame().unwrap().map(<[u8]>::len), Some(LEN));
     }
 
+    /// `take_partial_frame` takes only an announced, incomplete frame of at
+    /// least `min_len` bytes within the maximum; anything else stays in the
+    /// decoder for `next_frame` to return or refuse.
+    #[test]
+    fn a_partial_frame_is_taken_only_when_long_incomplete_and_allowed() {
+        let mut out = vec![9];
+        // Shorter than `min_len`: left for the decoder.
+        let mut d = Decoder::new(1024).unwrap();
+        d.push(&100u32.to_le_bytes());
+        d.push(&[1, 2]);
+        assert_eq!(d.take_partial_frame(101, &mut out), None);
+        assert_eq!((d.buffered(), &out[..]), (HEADER_LEN + 2, &[9][..]));
+        assert_eq!(d.take_partial_frame(100, &mut out), Some(100));
+        assert_eq!((d.buffered(), &out[..]), (0, &[1, 2][..]));
+        // Over the maximum: refused by `next_frame`, never taken.
+        let mut d = Decoder::new(64).unwrap();
+        d.push(&65u32.to_le_bytes());
+        d.push(&[1]);
+        assert_eq!(d.take_partial_frame(0, &mut out), None);
+        assert!(matches!(
+            d.next_frame(),
+            Err(Error::MessageTooLarge { len: 65, max: 64 })
+        ));
+        // Complete: `next_frame` returns it in place.
+        let mut d = Decoder::new(64).unwrap();
+        d.push(&2u32.to_le_bytes());
+        d.push(&[5, 6]);
+        assert_eq!(d.take_partial_frame(0, &mut out), None);
+        assert_eq!(d.next_frame().unwrap(), Some(&[5, 6][..]));
+        // Header incomplete: nothing announced yet.
+        let mut d = Decoder::new(64).unwrap();
+        d.push(&[2, 0]);
+        assert_eq!(d.take_partial_frame(0, &mut out), None);
+    }
+
     /// `take_partial_frame` reserves nothing for the announced length, and
     /// `payload_read_space` grows the payload by doubling, never past it.
     #[test]
