@@ -57,7 +57,8 @@
 #
 # Per file, tests that cannot run the mutated code are filtered out:
 # `src/shm/spsc/*.rs` skips loom_faults' `mpmc_*` scenario (the
-# multi-producer ring shares `wait.rs` and `attach.rs`, not `spsc/`). And
+# multi-producer ring shares `wait.rs` and `attach.rs`, not `spsc/`), and
+# `src/shm/mpmc/*.rs` its `spsc_*` scenarios. And
 # per file, sites the models cannot reach are not mutated (`--list` still
 # prints them): in `src/shm/attach.rs` only the epoch test both rings use
 # (`detached`) is, not the attachment to a region's ring, which runs over
@@ -86,6 +87,7 @@ only="${MUTATE_ONLY:-}"
 file_args() {
     case "$1" in
     */spsc/*.rs | */spsc.rs) echo "--skip mpmc" ;;
+    */mpmc/*.rs) echo "--skip spsc_" ;;
     *) echo "" ;;
     esac
 }
