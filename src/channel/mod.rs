@@ -553,6 +553,15 @@ impl Receiver for Channel {
 
 /// Mutual exclusion for [`SharedSender`]: the seam through which the models
 /// run it with a model checker's mutex.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use shmsg::channel::Lock;
+///
+/// let counter: Mutex<u32> = Lock::new(0);
+/// counter.with(|n| *n += 1);
+/// assert_eq!(counter.with(|n| *n), 1);
+/// ```
 pub trait Lock<T> {
     /// A lock around `value`.
     fn new(value: T) -> Self;
@@ -615,6 +624,19 @@ pub struct SharedSender<S, L = std::sync::Mutex<S>> {
 
 impl<S: Sender, L: Lock<S>> SharedSender<S, L> {
     /// Shares `sender`.
+    ///
+    /// ```
+    /// use shmsg::channel::{Sender, SharedSender};
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (tx, mut rx) = spsc::channel(Geometry::default())?;
+    /// let shared: SharedSender<_> = SharedSender::new(tx);
+    /// shared.clone().send(b"through the lock")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"through the lock");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn new(sender: S) -> Self {
         SharedSender {
             inner: std::sync::Arc::new(L::new(sender)),

@@ -31,6 +31,23 @@ pub(crate) trait Owner: Send + Sync + 'static {
 /// No Rust reference to a byte slice of the shared memory is ever created,
 /// except the ones lent to the closures of the in-place operations (see
 /// [`Backend::write_in_place`] for the safety argument).
+///
+/// Rings take it as their [`Backend`]; the seam's words can be read through
+/// it too:
+///
+/// ```
+/// use std::sync::atomic::Ordering::Acquire;
+/// use shmsg::shm::{Geometry, Mapped, spsc};
+/// use shmsg::sync::{Backend, Control, Word};
+///
+/// let memory = Mapped::heap(Geometry::default(), 0)?;
+/// let mut tx = spsc::Producer::with_backend(memory.clone())?;
+/// tx.send(b"hello")?;
+/// // One record: an 8-byte header and 5 bytes padded to 8.
+/// assert_eq!(memory.control(Control::Tail).load(Acquire), 16);
+/// assert_eq!(memory.capacity(), Geometry::default().capacity());
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Mapped {
     owner: Arc<dyn Owner>,
@@ -90,6 +107,24 @@ impl Mapped {
     /// A ring in this process's heap, with the same layout as a region, for
     /// threads. `initial_position` (a multiple of 8) is where the head and
     /// tail start: tests start near `u64::MAX` to cover counter wrap-around.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, Mapped, spsc};
+    ///
+    /// // Positions start 64 bytes short of wrapping around `u64::MAX`.
+    /// let memory = Mapped::heap(Geometry::new(1024, 64)?, 0u64.wrapping_sub(64))?;
+    /// let mut tx = spsc::Producer::with_backend(memory.clone())?;
+    /// let mut rx = spsc::Consumer::with_backend(memory)?;
+    /// let mut buf = Vec::new();
+    /// for i in 0..100u8 {
+    ///     tx.send(&[i; 9])?;
+    ///     rx.recv(&mut buf)?;
+    ///     assert_eq!(buf, [i; 9]);
+    /// }
+    /// // Positions are multiples of 8.
+    /// assert!(Mapped::heap(Geometry::default(), 4).is_err());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn heap(geometry: Geometry, initial_position: u64) -> Result<Mapped> {
         if !initial_position.is_multiple_of(8) {
             return Err(crate::Error::InvalidConfig(format!(

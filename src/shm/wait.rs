@@ -105,14 +105,36 @@ use crate::sync::{Backend, Control, Event, Word};
 /// The production spin limit: the most polls a wait spends spinning before
 /// it sleeps (with a spin hint per poll, tens of microseconds: about what a
 /// futex sleep and wake-up cost).
+///
+/// ```
+/// use shmsg::shm::wait::{MAX_SPIN, MIN_SPIN, SHORT_SLEEP, SLICE};
+/// // A handle's spin budget adapts between these two.
+/// assert!(MIN_SPIN < MAX_SPIN);
+/// // A sleeper checks its deadline and its peer at least every slice.
+/// assert!(SHORT_SLEEP < SLICE);
+/// ```
 pub const MAX_SPIN: u32 = 1 << 12;
 /// The smallest spin budget a production handle adapts down to.
+///
+/// ```
+/// assert!(shmsg::shm::wait::MIN_SPIN >= 1);
+/// ```
 pub const MIN_SPIN: u32 = 64;
 /// The longest a sleeper sleeps before it checks its deadline and the peer's
 /// liveness again.
+///
+/// ```
+/// // A timed wait returns by its deadline plus at most one slice.
+/// assert_eq!(shmsg::shm::wait::SLICE, std::time::Duration::from_millis(20));
+/// ```
 pub const SLICE: Duration = Duration::from_millis(20);
 /// A sleep that ends this soon suggests that a longer spin would have caught
 /// the event (see the module docs).
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(shmsg::shm::wait::SHORT_SLEEP, Duration::from_micros(50));
+/// ```
 pub const SHORT_SLEEP: Duration = Duration::from_micros(50);
 
 /// One announced sleeper, in bits 31..0 of an event word.
@@ -122,12 +144,29 @@ const SLEEPER_MASK: u64 = 0xFFFF_FFFF;
 const EPOCH: u64 = 1 << 32;
 
 /// The epoch (the futex half) of an event word.
+///
+/// ```
+/// use shmsg::shm::wait::{epoch, sleepers};
+///
+/// let word = (7u64 << 32) | 2; // epoch 7, two sleepers announced
+/// assert_eq!(epoch(word), 7);
+/// assert_eq!(sleepers(word), 2);
+/// // A wake-up bumps the epoch and leaves the sleepers' count alone.
+/// assert_eq!(epoch(word + (1 << 32)), 8);
+/// ```
 #[inline(always)]
 pub fn epoch(word: u64) -> u32 {
     (word >> 32) as u32
 }
 
 /// The number of announced sleepers in an event word.
+///
+/// ```
+/// use shmsg::shm::wait::sleepers;
+///
+/// assert_eq!(sleepers(0), 0); // nobody sleeps: a notifier makes no system call
+/// assert_eq!(sleepers((3u64 << 32) | 1), 1);
+/// ```
 #[inline(always)]
 pub fn sleepers(word: u64) -> u32 {
     (word & SLEEPER_MASK) as u32
@@ -329,24 +368,33 @@ pub(crate) use waiter;
 /// rings: expanded inside `impl<B: Backend> Consumer<B>`, over the
 /// consumer's own `try_recv_with` (one attempt now), `recv_with_once` (one
 /// attempt of a blocking call) and `blocking` (the wait loop around it).
+/// `$channel` makes the ring of each method's example (1024 bytes, messages
+/// up to 64), whose ends it names `tx` and `rx`; the rest of each example is
+/// in `src/shm/wait/<method>.md`.
 macro_rules! receive_methods {
-    () => {
+    ($channel:literal) => {
         /// Receives the next message into `buf` (replacing its contents) if
         /// one is waiting, and returns its length. [`Error::Empty`] if none
         /// is; [`Error::Disconnected`] if none is and the producers (every
         /// one of them) have detached.
+        ///
+        #[doc = concat!("```\n# use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};\nlet (mut tx, mut rx) = ", $channel, "?;\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/shm/wait/try_recv.md")), "```")]
         #[inline]
         pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
             self.try_recv_with($crate::shm::wait::copy_into(buf))
         }
 
         /// Receives the next message, waiting while the ring is empty.
+        ///
+        #[doc = concat!("```\n# use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};\nlet (mut tx, mut rx) = ", $channel, "?;\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/shm/wait/recv.md")), "```")]
         pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
             self.recv_with($crate::shm::wait::copy_into(buf))
         }
 
         /// Receives the next message, waiting at most `timeout` (plus at
         /// most one sleep slice), whatever the other processes do.
+        ///
+        #[doc = concat!("```\n# use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};\nlet (mut tx, mut rx) = ", $channel, "?;\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/shm/wait/recv_timeout.md")), "```")]
         pub fn recv_timeout(
             &mut self,
             buf: &mut Vec<u8>,
@@ -356,6 +404,8 @@ macro_rules! receive_methods {
         }
 
         /// [`Consumer::try_recv_with`], waiting while the ring is empty.
+        ///
+        #[doc = concat!("```\n# use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};\nlet (mut tx, mut rx) = ", $channel, "?;\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/shm/wait/recv_with.md")), "```")]
         pub fn recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
             let mut read = Some(read);
             self.blocking($crate::options::Deadline::Never, |c| {
@@ -364,6 +414,8 @@ macro_rules! receive_methods {
         }
 
         /// [`Consumer::recv_with`] with a timeout.
+        ///
+        #[doc = concat!("```\n# use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};\nlet (mut tx, mut rx) = ", $channel, "?;\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/shm/wait/recv_with_timeout.md")), "```")]
         pub fn recv_with_timeout<R>(
             &mut self,
             timeout: std::time::Duration,
@@ -381,15 +433,20 @@ pub(crate) use receive_methods;
 /// The blocking send methods of a ring producer, written once for both
 /// rings: expanded inside `impl<B: Backend> Producer<B>`, over the
 /// producer's own `try_send`, `send_with_once` (one attempt of an in-place
-/// send) and `blocking` (the wait loop).
+/// send) and `blocking` (the wait loop). `$channel` as for
+/// `receive_methods`.
 macro_rules! send_methods {
-    () => {
+    ($channel:literal) => {
         /// Sends `message`, waiting while the ring is full.
+        ///
+        #[doc = concat!("```\n# use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};\nlet (mut tx, mut rx) = ", $channel, "?;\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/shm/wait/send.md")), "```")]
         pub fn send(&mut self, message: &[u8]) -> Result<()> {
             self.blocking($crate::options::Deadline::Never, |p| p.try_send(message))
         }
 
         /// Sends `message`, waiting at most `timeout` while the ring is full.
+        ///
+        #[doc = concat!("```\n# use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};\nlet (mut tx, mut rx) = ", $channel, "?;\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/shm/wait/send_timeout.md")), "```")]
         pub fn send_timeout(&mut self, message: &[u8], timeout: std::time::Duration) -> Result<()> {
             self.blocking($crate::options::Deadline::after(timeout), |p| {
                 p.try_send(message)
@@ -397,6 +454,8 @@ macro_rules! send_methods {
         }
 
         /// [`Producer::try_send_with`], waiting while the ring is full.
+        ///
+        #[doc = concat!("```\n# use shmsg::shm::{Geometry, layout::RingKind, mpmc, spsc};\nlet (mut tx, mut rx) = ", $channel, "?;\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/shm/wait/send_with.md")), "```")]
         pub fn send_with(
             &mut self,
             max_len: usize,

@@ -32,6 +32,13 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 /// How often the watchdog looks.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// // A sender learns of a dead receiver within a period or two.
+/// assert_eq!(shmsg::shm::watch::PERIOD, Duration::from_millis(25));
+/// ```
 pub const PERIOD: Duration = Duration::from_millis(25);
 
 /// Something the watchdog looks at every [`PERIOD`].

@@ -41,6 +41,31 @@ use crate::error::Role;
 ///
 /// Implemented for [`AtomicU64`] here, and for loom's and shuttle's atomics
 /// (through newtypes) in the models.
+///
+/// Protocol code is generic over it:
+///
+/// ```
+/// use std::sync::atomic::AtomicU64;
+/// use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+/// use shmsg::sync::Word;
+///
+/// /// Claims `len` bytes at the tail, as a multi-producer ring does.
+/// fn claim<W: Word>(tail: &W, len: u64) -> u64 {
+///     let mut current = tail.load(Relaxed);
+///     loop {
+///         match tail.compare_exchange(current, current + len, AcqRel, Relaxed) {
+///             Ok(start) => return start,
+///             Err(seen) => current = seen,
+///         }
+///     }
+/// }
+/// let tail = AtomicU64::new(0);
+/// assert_eq!(claim(&tail, 16), 0);
+/// assert_eq!(claim(&tail, 24), 16);
+/// assert_eq!(Word::fetch_add(&tail, 8, AcqRel), 40);
+/// Word::store(&tail, 0, Relaxed);
+/// assert_eq!(Word::load(&tail, Acquire), 0);
+/// ```
 pub trait Word: Send + Sync {
     /// Atomic load.
     fn load(&self, order: Ordering) -> u64;
@@ -84,6 +109,22 @@ impl Word for AtomicU64 {
 }
 
 /// The control words of a ring, each owned (written) by one side.
+///
+/// ```
+/// use std::sync::atomic::Ordering::Acquire;
+/// use shmsg::Role;
+/// use shmsg::shm::{Geometry, Mapped, spsc};
+/// use shmsg::sync::{Backend, Control, Word};
+///
+/// let memory = Mapped::heap(Geometry::default(), 0)?;
+/// let epoch = |role| memory.control(Control::epoch(role)).load(Acquire);
+/// assert_eq!(epoch(Role::Producer), 0); // never attached
+/// let tx = spsc::Producer::with_backend(memory.clone())?;
+/// assert_eq!(epoch(Role::Producer), 1); // attached
+/// drop(tx);
+/// assert_eq!(epoch(Role::Producer), 2); // detached
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
     /// Position one past the last committed record; written by the producer.
@@ -114,6 +155,20 @@ pub enum Control {
 /// The words of an attachment slot of a multi-producer ring (see
 /// [`crate::shm::layout::ProducerSlot`] and
 /// [`crate::shm::layout::ConsumerSlot`]).
+///
+/// ```
+/// use std::sync::atomic::Ordering::Acquire;
+/// use shmsg::Role;
+/// use shmsg::shm::{Geometry, Mapped, mpmc};
+/// use shmsg::sync::{Backend, Control, SlotWord, Word};
+///
+/// let memory = Mapped::heap(Geometry::default(), 0)?;
+/// let tx = mpmc::Producer::with_backend(memory.clone())?;
+/// let word = SlotWord::Epoch;
+/// let slot = Control::Slot { role: Role::Producer, index: tx.slot(), word };
+/// assert_eq!(memory.control(slot).load(Acquire) % 2, 1); // attached
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotWord {
     /// 0 never attached, odd attached, even detached.
@@ -129,6 +184,14 @@ pub enum SlotWord {
 
 impl Control {
     /// The epoch word of `role`.
+    ///
+    /// ```
+    /// use shmsg::Role;
+    /// use shmsg::sync::Control;
+    ///
+    /// assert_eq!(Control::epoch(Role::Producer), Control::ProducerEpoch);
+    /// assert_eq!(Control::epoch(Role::Consumer), Control::ConsumerEpoch);
+    /// ```
     pub fn epoch(role: Role) -> Control {
         match role {
             Role::Producer => Control::ProducerEpoch,
@@ -139,6 +202,19 @@ impl Control {
 
 /// The two events a ring's sides sleep on, each an eventcount word in the
 /// region (see [`crate::shm::wait`]).
+///
+/// ```
+/// use std::sync::atomic::Ordering::Relaxed;
+/// use shmsg::shm::{Geometry, Mapped, wait};
+/// use shmsg::sync::{Backend, Event, Word};
+///
+/// let memory = Mapped::heap(Geometry::default(), 0)?;
+/// for event in [Event::Data, Event::Space] {
+///     // Nobody sleeps: a notifier makes no system call.
+///     assert_eq!(wait::sleepers(memory.event(event).load(Relaxed)), 0);
+/// }
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// Records to read: the consumer waits; the producer notifies after it
@@ -163,6 +239,15 @@ pub enum Event {
 ///   comment that begins `Seeded defect`: `if B::FAULTS.flag { .. }` holds
 ///   the defect's code (an `else` the production code it replaces), and
 ///   `if !B::FAULTS.flag { .. }` a production step the defect leaves out.
+///
+/// ```
+/// use shmsg::shm::Mapped;
+/// use shmsg::sync::{Backend, Faults};
+///
+/// assert_eq!(<Mapped as Backend>::FAULTS, Faults::NONE);
+/// let seeded = Faults { relaxed_publish: true, ..Faults::NONE };
+/// assert_ne!(seeded, Faults::NONE);
+/// ```
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
@@ -216,6 +301,14 @@ pub struct Faults {
 /// The ordering of an atomic operation that a seeded defect weakens to
 /// `Relaxed`: `production` unless `seeded`, a flag of [`Backend::FAULTS`],
 /// is set. Written `order(B::FAULTS.flag, Release)` at every such site.
+///
+/// ```
+/// use std::sync::atomic::Ordering::{Relaxed, Release};
+/// use shmsg::sync::order;
+///
+/// assert_eq!(order(false, Release), Release);
+/// assert_eq!(order(true, Release), Relaxed);
+/// ```
 #[doc(hidden)]
 #[inline(always)]
 pub const fn order(seeded: bool, production: Ordering) -> Ordering {
@@ -228,6 +321,12 @@ pub const fn order(seeded: bool, production: Ordering) -> Ordering {
 
 impl Faults {
     /// No fault: the protocol as designed.
+    ///
+    /// ```
+    /// use shmsg::sync::Faults;
+    ///
+    /// assert_eq!(Faults::NONE, Faults::default());
+    /// ```
     pub const NONE: Faults = Faults {
         relaxed_publish: false,
         relaxed_poll: false,

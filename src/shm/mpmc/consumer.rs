@@ -86,6 +86,15 @@ fn finish_release<B: Backend>(backend: &B, index: usize) -> Result<()> {
 /// The reading end of a multi-producer ring: the one consumer of an
 /// [`RingKind::Mpsc`] ring, or one of up to [`MAX_CONSUMERS`] of an
 /// [`RingKind::Mpmc`] ring.
+///
+/// ```
+/// # use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+/// let (mut tx, mut a) = mpmc::channel(Geometry::default(), RingKind::Mpmc)?;
+/// let mut b = a.another()?;
+/// tx.send(b"1")?; // goes to exactly one consumer
+/// assert!(a.try_recv(&mut Vec::new()).is_ok() && b.try_recv(&mut Vec::new()).is_err());
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub struct Consumer<B: Backend = Mapped> {
     backend: B,
     index: usize,
@@ -109,6 +118,15 @@ impl<B: Backend> Consumer<B> {
     /// Attaches a consumer to the ring of `kind` ([`RingKind::Mpsc`] or
     /// [`RingKind::Mpmc`]) in `backend`, in the first free slot.
     /// [`Error::RoleTaken`] if all are taken (one for `Mpsc`).
+    ///
+    /// ```
+    /// # use shmsg::shm::{Geometry, Mapped, layout::RingKind, mpmc};
+    /// let memory = Mapped::heap(Geometry::default(), 0)?;
+    /// let _rx = mpmc::Consumer::with_backend(memory.clone(), RingKind::Mpsc)?;
+    /// let second = mpmc::Consumer::with_backend(memory, RingKind::Mpsc);
+    /// assert!(matches!(second, Err(shmsg::Error::RoleTaken(_)))); // one for `Mpsc`
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn with_backend(backend: B, kind: RingKind) -> Result<Self> {
         for index in 0..slot_limit(kind, Role::Consumer) {
             match Self::attach_in(&backend, kind, index, false) {
@@ -193,15 +211,30 @@ impl<B: Backend> Consumer<B> {
     }
 
     /// The ring's capacity and maximum message size.
+    ///
+    /// ```
+    /// # use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    /// let (_tx, rx) = mpmc::channel(Geometry::new(2048, 100)?, RingKind::Mpsc)?;
+    /// assert_eq!(rx.geometry().max_message(), 100);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn geometry(&self) -> Geometry {
         self.geometry
     }
 
-    wait::receive_methods!();
+    wait::receive_methods!("mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpsc)");
 
     /// Reads the next message in place: `read` gets the payload bytes inside
     /// the ring, and the record is handed back when it returns (in an
     /// `Mpmc` ring, once the records before it are handed back too).
+    ///
+    /// ```
+    /// # use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    /// let (mut tx, mut rx) = mpmc::channel(Geometry::default(), RingKind::Mpmc)?;
+    /// tx.send(&[1, 2, 3])?;
+    /// assert_eq!(rx.try_recv_with(|payload| payload.iter().sum::<u8>())?, 6);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[inline]
     pub fn try_recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.deadline = Deadline::Now;
@@ -615,6 +648,14 @@ impl<B: Backend> Drop for Consumer<B> {
 impl<B: Backend + Clone> Consumer<B> {
     /// Attaches another consumer to the same ring (in this process):
     /// [`Error::RoleTaken`] for an `Mpsc` ring, whose one consumer is this one.
+    ///
+    /// ```
+    /// # use shmsg::shm::{Geometry, layout::RingKind::{Mpmc, Mpsc}, mpmc};
+    /// let _second = mpmc::channel(Geometry::default(), Mpmc)?.1.another()?;
+    /// let (_tx, rx) = mpmc::channel(Geometry::default(), Mpsc)?;
+    /// assert!(matches!(rx.another(), Err(shmsg::Error::RoleTaken(_))));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn another(&self) -> Result<Self> {
         let kind = if self.shared {
             RingKind::Mpmc
@@ -628,6 +669,16 @@ impl<B: Backend + Clone> Consumer<B> {
 impl Consumer<Mapped> {
     /// Attaches a consumer to a multi-producer region, as
     /// [`Producer::attach`](super::Producer::attach).
+    ///
+    /// ```
+    /// # use shmsg::shm::{Region, layout::RingKind, mpmc};
+    /// let region = std::sync::Arc::new(Region::options().kind(RingKind::Mpmc).anonymous()?);
+    /// let (mut a, mut b) = (mpmc::Consumer::attach(&region)?, mpmc::Consumer::attach(&region)?);
+    /// mpmc::Producer::attach(&region)?.send(b"one")?;
+    /// assert_eq!(a.recv(&mut Vec::new())?, 3);
+    /// assert!(b.try_recv(&mut Vec::new()).is_err());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn attach(region: &Arc<Region>) -> Result<Self> {
         let kind = attach::ring_kind(region, true)?;
         attach::to_slot(

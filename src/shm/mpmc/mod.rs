@@ -183,21 +183,59 @@ pub(super) const NO_CLAIM: u64 = u64::MAX;
 
 /// One more than the largest message a multi-producer ring carries: record
 /// lengths have 30 bits.
+///
+/// ```
+/// use shmsg::shm::mpmc;
+///
+/// // A record's length field has 30 bits.
+/// assert!(mpmc::MAX_MESSAGE < 1 << 30);
+/// let largest = mpmc::encode_record(0, mpmc::MAX_MESSAGE - 1);
+/// assert_eq!(largest & ((1 << 30) - 1), mpmc::MAX_MESSAGE as u64 - 1);
+/// ```
 pub const MAX_MESSAGE: usize = (1 << 30) - 16;
 
 /// The header word of a message of `len` bytes at `position`.
+///
+/// ```
+/// use shmsg::shm::{Geometry, mpmc::{self, Entry}};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// let word = mpmc::encode_record(64, 10);
+/// assert_eq!(mpmc::decode(word, 64, geometry)?, Entry::Record(10));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[inline(always)]
 pub fn encode_record(position: u64, len: usize) -> u64 {
     committed_at(position) | len as u64
 }
 
 /// The header word of padding that covers `bytes` bytes from `position`.
+///
+/// ```
+/// use shmsg::shm::{Geometry, mpmc::{self, Entry}};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// // The last 24 bytes of the data area, before a record that wraps.
+/// let word = mpmc::encode_pad(1000, 24);
+/// assert_eq!(mpmc::decode(word, 1000, geometry)?, Entry::Pad(24));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[inline(always)]
 pub fn encode_pad(position: u64, bytes: u64) -> u64 {
     committed_at(position) | PAD | bytes
 }
 
 /// What a header word says about the entry at a position.
+///
+/// ```
+/// use shmsg::shm::{Geometry, mpmc::{self, Entry}};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// assert_eq!(mpmc::decode(0, 8, geometry)?, Entry::Empty);
+/// assert_eq!(mpmc::decode(mpmc::encode_pad(8, 16), 8, geometry)?, Entry::Pad(16));
+/// assert_eq!(mpmc::decode(mpmc::encode_record(8, 3), 8, geometry)?, Entry::Record(3));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
     /// Nothing committed there yet.
@@ -221,6 +259,21 @@ impl Entry {
 
 /// Decodes the header word `word` read at `position` of a ring of
 /// `geometry`. Pure; any word is either a valid entry or [`Error::Corrupt`].
+///
+/// ```
+/// use shmsg::Error;
+/// use shmsg::shm::{Geometry, mpmc::{self, Entry}};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// let word = mpmc::encode_record(128, 64);
+/// assert_eq!(mpmc::decode(word, 128, geometry)?, Entry::Record(64));
+/// // The tag names another position: a stale or forged word.
+/// assert!(matches!(mpmc::decode(word, 136, geometry), Err(Error::Corrupt { .. })));
+/// // Padding past the end of the data area.
+/// let word = mpmc::encode_pad(1008, 32);
+/// assert!(matches!(mpmc::decode(word, 1008, geometry), Err(Error::Corrupt { .. })));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[inline(always)]
 pub fn decode(word: u64, position: u64, geometry: Geometry) -> Result<Entry> {
     if word == 0 {
@@ -347,6 +400,16 @@ pub(super) fn check_geometry(geometry: Geometry) -> Result<()> {
 /// stored (then counts one fewer, as `Drop` does), and fails if the slot
 /// was freed or taken over since the load. Producers are never detached
 /// so: a dead producer's claim must stay recoverable through its slot.
+///
+/// ```
+/// use shmsg::shm::{Geometry, Mapped, layout::RingKind, mpmc};
+///
+/// let memory = Mapped::heap(Geometry::default(), 0)?;
+/// let _rx = mpmc::Consumer::with_backend(memory.clone(), RingKind::Mpmc)?;
+/// // Consumers in this process are alive: none is detached.
+/// assert_eq!(mpmc::detach_dead_consumers(&memory, RingKind::Mpmc), 0);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[doc(hidden)]
 pub fn detach_dead_consumers<B: Backend>(backend: &B, kind: RingKind) -> usize {
     let mut detached = 0;
@@ -379,6 +442,33 @@ fn watch_consumers(memory: &Mapped, kind: RingKind) {
 /// A multi-producer ring between threads of this process, over a heap
 /// allocation with the layout of a region: one producer and one consumer;
 /// [`Producer::another`] and [`Consumer::another`] attach more.
+///
+/// ```
+/// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+///
+/// let (tx, mut rx) = mpmc::channel(Geometry::default(), RingKind::Mpsc)?;
+/// let senders: Vec<_> = (0..4u8)
+///     .map(|id| {
+///         let mut tx = tx.another()?;
+///         Ok(std::thread::spawn(move || tx.send(&[id; 3])))
+///     })
+///     .collect::<shmsg::Result<_>>()?;
+/// drop(tx);
+/// let mut seen = Vec::new();
+/// let mut buf = Vec::new();
+/// // Every message arrives whole; the ring reports `Disconnected` once
+/// // every producer has gone and everything is received.
+/// while rx.recv(&mut buf).is_ok() {
+///     assert_eq!(buf, [buf[0]; 3]);
+///     seen.push(buf[0]);
+/// }
+/// for sender in senders {
+///     sender.join().unwrap()?;
+/// }
+/// seen.sort();
+/// assert_eq!(seen, [0, 1, 2, 3]);
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn channel(geometry: Geometry, kind: RingKind) -> Result<(Producer, Consumer)> {
     let memory = Mapped::heap(geometry, 0)?;
     Ok((

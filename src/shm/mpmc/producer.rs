@@ -19,6 +19,23 @@ use crate::sync::{Backend, Control, Event, SlotWord, Word, order};
 ///
 /// Dropping it detaches; once every producer has detached, the consumers
 /// get [`Error::Disconnected`] after the last message.
+///
+/// ```
+/// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+///
+/// let (mut first, mut rx) = mpmc::channel(Geometry::default(), RingKind::Mpsc)?;
+/// let mut second = first.another()?;
+/// first.send(b"from the first")?;
+/// second.send(b"from the second")?;
+/// drop((first, second));
+/// let mut buf = Vec::new();
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"from the first");
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"from the second");
+/// assert!(matches!(rx.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub struct Producer<B: Backend = Mapped> {
     backend: B,
     index: usize,
@@ -53,6 +70,21 @@ impl<B: Backend> Producer<B> {
     /// slot. [`Error::RoleTaken`] if all [`MAX_PRODUCERS`] are taken;
     /// [`Error::InvalidConfig`] if the ring's maximum message is too large
     /// for this kind of ring.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, Mapped, layout::RingKind, mpmc};
+    ///
+    /// let memory = Mapped::heap(Geometry::default(), 0)?;
+    /// let mut a = mpmc::Producer::with_backend(memory.clone())?;
+    /// let b = mpmc::Producer::with_backend(memory.clone())?;
+    /// assert_eq!((a.slot(), b.slot()), (0, 1));
+    /// let mut rx = mpmc::Consumer::with_backend(memory, RingKind::Mpsc)?;
+    /// a.send(b"hi")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"hi");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn with_backend(backend: B) -> Result<Self> {
         for index in 0..MAX_PRODUCERS {
             match Self::attach_in(&backend, index, false) {
@@ -67,6 +99,16 @@ impl<B: Backend> Producer<B> {
     /// Attaches in slot `index`; with `take_over`, a slot whose epoch says
     /// attached is taken too (the caller knows its holder is dead), unless
     /// that holder's last claim may still be pending.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, Mapped, mpmc};
+    ///
+    /// let memory = Mapped::heap(Geometry::default(), 0)?;
+    /// let tx = mpmc::Producer::with_backend_in_slot(memory.clone(), 3, false)?;
+    /// assert_eq!(tx.slot(), 3);
+    /// assert!(mpmc::Producer::with_backend_in_slot(memory, 3, false).is_err());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[doc(hidden)]
     pub fn with_backend_in_slot(backend: B, index: usize, take_over: bool) -> Result<Self> {
         let epoch = Self::attach_in(&backend, index, take_over)?;
@@ -114,16 +156,49 @@ impl<B: Backend> Producer<B> {
     }
 
     /// The ring's capacity and maximum message size.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let geometry = Geometry::new(4096, 256)?;
+    /// let (tx, _rx) = mpmc::channel(geometry, RingKind::Mpmc)?;
+    /// assert_eq!(tx.geometry(), geometry);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn geometry(&self) -> Geometry {
         Geometry::of(&self.backend)
     }
 
     /// The slot this producer holds (0 to [`MAX_PRODUCERS`] - 1).
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, layout::{MAX_PRODUCERS, RingKind}, mpmc};
+    ///
+    /// let (tx, _rx) = mpmc::channel(Geometry::default(), RingKind::Mpsc)?;
+    /// let more = (1..MAX_PRODUCERS).map(|_| tx.another()).collect::<shmsg::Result<Vec<_>>>()?;
+    /// assert_eq!(more.last().unwrap().slot(), MAX_PRODUCERS - 1);
+    /// // Every slot is taken.
+    /// assert!(matches!(tx.another(), Err(shmsg::Error::RoleTaken(_))));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn slot(&self) -> usize {
         self.index
     }
 
     /// Sends `message` if there is room now; [`Error::Full`] if not.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let (mut tx, mut rx) = mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpsc)?;
+    /// while tx.try_send(&[7; 8]).is_ok() {}
+    /// assert!(matches!(tx.try_send(&[7; 8]), Err(Error::Full)));
+    /// assert!(matches!(tx.try_send(&[0; 65]), Err(Error::MessageTooLarge { .. })));
+    /// rx.recv(&mut Vec::new())?; // makes room
+    /// tx.try_send(&[7; 8])?;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[inline]
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         let claim = self.claim(message.len())?;
@@ -142,7 +217,7 @@ impl<B: Backend> Producer<B> {
         Ok(())
     }
 
-    wait::send_methods!();
+    wait::send_methods!("mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpmc)");
 
     /// Writes a message of at most `max_len` bytes in place: `fill` gets the
     /// record's payload bytes (their previous contents are unspecified) and
@@ -151,6 +226,25 @@ impl<B: Backend> Producer<B> {
     /// If `fill` returns more than `max_len`, or panics, the claimed bytes
     /// are committed as padding (consumers skip them) and nothing is sent;
     /// the result is [`Error::MessageTooLarge`] (or the panic goes on).
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let (mut tx, mut rx) = mpmc::channel(Geometry::default(), RingKind::Mpsc)?;
+    /// // Claims 64 bytes, uses 5: the rest becomes padding.
+    /// let written = tx.try_send_with(64, |payload| {
+    ///     payload[..5].copy_from_slice(b"short");
+    ///     5
+    /// })?;
+    /// assert_eq!(written, 5);
+    /// tx.send(b"next")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"short");
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"next");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[inline]
     pub fn try_send_with(
         &mut self,
@@ -188,6 +282,16 @@ impl<B: Backend> Producer<B> {
     /// Test support: claims room for `len` bytes, scribbles on it, and
     /// vanishes without committing or detaching, as a process killed in the
     /// middle of a send would.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let (tx, mut rx) = mpmc::channel(Geometry::default(), RingKind::Mpsc)?;
+    /// tx.abandon_claim(16)?;
+    /// // The claim is never committed: its header reads empty.
+    /// assert!(matches!(rx.try_recv(&mut Vec::new()), Err(shmsg::Error::Empty)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[doc(hidden)]
     pub fn abandon_claim(mut self, len: usize) -> Result<()> {
         let claim = self.claim(len)?;
@@ -362,6 +466,19 @@ wait::waiter!(Producer);
 
 impl<B: Backend + Clone> Producer<B> {
     /// Attaches another producer to the same ring (in this process).
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, layout::RingKind, mpmc};
+    ///
+    /// let (tx, mut rx) = mpmc::channel(Geometry::default(), RingKind::Mpsc)?;
+    /// let mut other = tx.another()?;
+    /// assert_ne!(other.slot(), tx.slot());
+    /// std::thread::spawn(move || other.send(b"from a thread")).join().unwrap()?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"from a thread");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn another(&self) -> Result<Self> {
         Producer::with_backend(self.backend.clone())
     }
@@ -374,6 +491,27 @@ impl Producer<Mapped> {
     /// in a slot no live process holds (a dead process's slot is taken
     /// over). [`Error::RoleTaken`] if none is left;
     /// [`Error::LayoutMismatch`] for a single-producer region.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use shmsg::shm::{Region, layout::RingKind, mpmc};
+    ///
+    /// let region = Arc::new(Region::options().kind(RingKind::Mpsc).anonymous()?);
+    /// let mut a = mpmc::Producer::attach(&region)?;
+    /// let mut b = mpmc::Producer::attach(&region)?;
+    /// let mut rx = mpmc::Consumer::attach(&region)?;
+    /// a.send(b"a")?;
+    /// b.send(b"b")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"a");
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"b");
+    /// // A single-producer region is not for this ring.
+    /// let spsc_region = Arc::new(Region::options().anonymous()?);
+    /// assert!(mpmc::Producer::attach(&spsc_region).is_err());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn attach(region: &Arc<Region>) -> Result<Self> {
         attach::to_slot(
             region,

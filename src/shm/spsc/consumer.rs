@@ -18,6 +18,18 @@ use crate::sync::{Backend, Control, Event, Word, order};
 ///
 /// At most one `Consumer` is attached to a ring at a time, across all
 /// processes.
+///
+/// ```
+/// use shmsg::shm::{Geometry, spsc};
+///
+/// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+/// let mut buf = Vec::new();
+/// assert!(matches!(rx.try_recv(&mut buf), Err(shmsg::Error::Empty)));
+/// tx.send(b"hello")?;
+/// assert_eq!(rx.recv(&mut buf)?, 5);
+/// assert_eq!(buf, b"hello");
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub struct Consumer<B: Backend = Mapped> {
     backend: B,
     /// Position of the next record (private cursor).
@@ -30,11 +42,40 @@ pub struct Consumer<B: Backend = Mapped> {
 
 impl<B: Backend> Consumer<B> {
     /// Attaches as the consumer of the ring in `backend`.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::shm::{Geometry, Mapped, spsc};
+    ///
+    /// let memory = Mapped::heap(Geometry::default(), 0)?;
+    /// let mut rx = spsc::Consumer::with_backend(memory.clone())?;
+    /// assert!(matches!(spsc::Consumer::with_backend(memory.clone()), Err(Error::RoleTaken(_))));
+    /// let mut tx = spsc::Producer::with_backend(memory)?;
+    /// tx.send(b"pong")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"pong");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn with_backend(backend: B) -> Result<Self> {
         Self::attach_inner(backend, false)
     }
 
     /// As [`Producer::with_backend_taking_over`].
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, Mapped, spsc};
+    ///
+    /// let memory = Mapped::heap(Geometry::default(), 0)?;
+    /// let mut tx = spsc::Producer::with_backend(memory.clone())?;
+    /// std::mem::forget(spsc::Consumer::with_backend(memory.clone())?); // "dies"
+    /// tx.send(b"kept")?;
+    /// let mut rx = spsc::Consumer::with_backend_taking_over(memory)?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"kept");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[doc(hidden)]
     pub fn with_backend_taking_over(backend: B) -> Result<Self> {
         Self::attach_inner(backend, true)
@@ -67,14 +108,35 @@ impl<B: Backend> Consumer<B> {
     }
 
     /// The ring's capacity and maximum message size.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (_tx, rx) = spsc::channel(Geometry::new(2048, 512)?)?;
+    /// assert_eq!(rx.geometry().capacity(), 2048);
+    /// assert_eq!(rx.geometry().max_message(), 512);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn geometry(&self) -> Geometry {
         self.geometry
     }
 
-    wait::receive_methods!();
+    wait::receive_methods!("spsc::channel(Geometry::new(1024, 64)?)");
 
     /// Reads the next message in place: `read` gets the payload bytes inside
     /// the ring, and the record is released when it returns.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+    /// tx.send(b"3 words here")?;
+    /// // Parse without copying the payload out of the ring.
+    /// let words = rx.try_recv_with(|payload| payload.split(|&b| b == b' ').count())?;
+    /// assert_eq!(words, 3);
+    /// assert!(matches!(rx.try_recv_with(|p| p.len()), Err(shmsg::Error::Empty)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[inline]
     pub fn try_recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.recv_with_once(&mut Some(read))
@@ -200,6 +262,22 @@ impl<B: Backend> Drop for Consumer<B> {
 
 impl Consumer<Mapped> {
     /// Attaches as the consumer of a region's ring; as [`Producer::attach`](super::Producer::attach).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use shmsg::shm::{Geometry, Region, spsc};
+    ///
+    /// let region = Arc::new(Region::anonymous(Geometry::default())?);
+    /// let mut rx = spsc::Consumer::attach(&region)?;
+    /// let mut tx = spsc::Producer::attach(&region)?;
+    /// tx.send(b"42")?;
+    /// drop(tx);
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"42");
+    /// assert!(matches!(rx.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn attach(region: &Arc<Region>) -> Result<Self> {
         let memory = attach::to_role(region, Role::Consumer, super::watch_consumer)?;
         Consumer::with_backend_taking_over(memory)

@@ -102,12 +102,35 @@ use crate::sync::{Backend, Control, Event, Word};
 const LEN_MASK: u64 = (1 << 31) - 1;
 
 /// The header word of a record of `len` bytes at `position`.
+///
+/// ```
+/// use shmsg::shm::{Geometry, spsc::{self, Slot}};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// let word = spsc::encode_header(16, 5);
+/// assert_eq!(word >> 32, 16 / 8); // the tag: the position in words
+/// assert_eq!(spsc::decode_header(word, 16, geometry)?, Slot::Record(5));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[inline(always)]
 pub fn encode_header(position: u64, len: u32) -> u64 {
     committed_at(position) | u64::from(len)
 }
 
 /// What a header word says about the record at `position`.
+///
+/// ```
+/// use shmsg::shm::layout::WRAP_LEN;
+/// use shmsg::shm::{Geometry, spsc::{self, Slot}};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// assert_eq!(spsc::decode_header(0, 40, geometry)?, Slot::Empty);
+/// let marker = spsc::encode_header(1000, WRAP_LEN);
+/// assert_eq!(spsc::decode_header(marker, 1000, geometry)?, Slot::Wrap);
+/// let record = spsc::encode_header(40, 64);
+/// assert_eq!(spsc::decode_header(record, 40, geometry)?, Slot::Record(64));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
     /// Nothing committed there yet.
@@ -120,6 +143,21 @@ pub enum Slot {
 
 /// Decodes the header word `word` read at `position` of a ring of `geometry`.
 /// Pure; any word is either a valid slot or [`Error::Corrupt`].
+///
+/// ```
+/// use shmsg::Error;
+/// use shmsg::shm::{Geometry, spsc::{self, Slot}};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// let word = spsc::encode_header(80, 12);
+/// assert_eq!(spsc::decode_header(word, 80, geometry)?, Slot::Record(12));
+/// // Read at another position, the tag does not match.
+/// assert!(matches!(spsc::decode_header(word, 88, geometry), Err(Error::Corrupt { .. })));
+/// // Longer than the ring's largest message.
+/// let word = spsc::encode_header(80, 65);
+/// assert!(matches!(spsc::decode_header(word, 80, geometry), Err(Error::Corrupt { .. })));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[inline(always)]
 pub fn decode_header(word: u64, position: u64, geometry: Geometry) -> Result<Slot> {
     if word == 0 {
@@ -180,6 +218,16 @@ fn attach_epoch<B: Backend>(backend: &B, role: Role, take_over: bool) -> Result<
 /// The compare-and-swap stores exactly what the consumer's `Drop` would
 /// have stored, and fails if the consumer detached or was taken over
 /// (its epoch moved) since the load.
+///
+/// ```
+/// use shmsg::shm::{Geometry, Mapped, spsc};
+///
+/// let memory = Mapped::heap(Geometry::default(), 0)?;
+/// let _rx = spsc::Consumer::with_backend(memory.clone())?;
+/// // A consumer in this process is alive: it stays attached.
+/// assert!(!spsc::detach_dead_consumer(&memory));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 #[doc(hidden)]
 pub fn detach_dead_consumer<B: Backend>(backend: &B) -> bool {
     let word = backend.control(Control::ConsumerEpoch);
@@ -219,6 +267,27 @@ fn watch_consumer(memory: &Mapped, _kind: RingKind) {
 
 /// A ring between threads of this process: a producer and a consumer over a
 /// heap allocation with the same layout and protocol as a shared region.
+///
+/// ```
+/// use shmsg::shm::{Geometry, spsc};
+///
+/// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+/// let sender = std::thread::spawn(move || -> shmsg::Result<()> {
+///     for i in 0..100u32 {
+///         tx.send(&i.to_le_bytes())?;
+///     }
+///     Ok(())
+/// });
+/// let mut buf = Vec::new();
+/// for i in 0..100u32 {
+///     rx.recv(&mut buf)?;
+///     assert_eq!(buf, i.to_le_bytes());
+/// }
+/// sender.join().unwrap()?;
+/// // The producer is gone and everything it sent was received.
+/// assert!(matches!(rx.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub fn channel(geometry: Geometry) -> Result<(Producer, Consumer)> {
     let memory = Mapped::heap(geometry, 0)?;
     Ok((

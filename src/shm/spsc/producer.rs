@@ -19,6 +19,22 @@ use crate::sync::{Backend, Control, Event, Word, order};
 /// At most one `Producer` is attached to a ring at a time, across all
 /// processes. Dropping it detaches: the consumer gets
 /// [`Error::Disconnected`] once it has received everything sent.
+///
+/// ```
+/// use shmsg::shm::{Geometry, spsc};
+///
+/// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+/// tx.send(b"first")?;
+/// tx.try_send(b"second")?;
+/// drop(tx);
+/// let mut buf = Vec::new();
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"first");
+/// rx.recv(&mut buf)?;
+/// assert_eq!(buf, b"second");
+/// assert!(matches!(rx.recv(&mut buf), Err(shmsg::Error::Disconnected)));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
 pub struct Producer<B: Backend = Mapped> {
     backend: B,
     /// Position where the next record goes (private cursor).
@@ -46,6 +62,22 @@ impl<B: Backend> Producer<B> {
     ///
     /// Fails with [`Error::RoleTaken`] if a producer is attached, and with
     /// [`Error::Corrupt`] if the shared positions are impossible.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::shm::{Geometry, Mapped, spsc};
+    ///
+    /// let memory = Mapped::heap(Geometry::default(), 0)?;
+    /// let mut tx = spsc::Producer::with_backend(memory.clone())?;
+    /// let mut rx = spsc::Consumer::with_backend(memory.clone())?;
+    /// // One producer at a time.
+    /// assert!(matches!(spsc::Producer::with_backend(memory), Err(Error::RoleTaken(_))));
+    /// tx.send(b"ping")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"ping");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn with_backend(backend: B) -> Result<Self> {
         Self::attach_inner(backend, false)
     }
@@ -53,6 +85,26 @@ impl<B: Backend> Producer<B> {
     /// Attaches as the producer even if the epoch says one is attached. The
     /// caller knows by other means (a lock the kernel released) that the
     /// previous producer is dead.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::shm::{Geometry, Mapped, spsc};
+    ///
+    /// let memory = Mapped::heap(Geometry::default(), 0)?;
+    /// let mut rx = spsc::Consumer::with_backend(memory.clone())?;
+    /// let mut dead = spsc::Producer::with_backend(memory.clone())?;
+    /// dead.send(b"before")?;
+    /// std::mem::forget(dead); // as if its process died: still attached
+    /// assert!(matches!(spsc::Producer::with_backend(memory.clone()), Err(Error::RoleTaken(_))));
+    /// let mut tx = spsc::Producer::with_backend_taking_over(memory)?;
+    /// tx.send(b"after")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"before");
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"after");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[doc(hidden)]
     pub fn with_backend_taking_over(backend: B) -> Result<Self> {
         Self::attach_inner(backend, true)
@@ -166,11 +218,39 @@ impl<B: Backend> Producer<B> {
     }
 
     /// The ring's capacity and maximum message size.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let geometry = Geometry::new(4096, 100)?;
+    /// let (tx, _rx) = spsc::channel(geometry)?;
+    /// assert_eq!(tx.geometry(), geometry);
+    /// assert_eq!(tx.geometry().max_message(), 100);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn geometry(&self) -> Geometry {
         Geometry::of(&self.backend)
     }
 
     /// Sends `message` if there is room now; [`Error::Full`] if not.
+    ///
+    /// ```
+    /// use shmsg::Error;
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// let mut sent = 0;
+    /// while tx.try_send(&[7; 8]).is_ok() {
+    ///     sent += 1;
+    /// }
+    /// assert!(matches!(tx.try_send(&[7; 8]), Err(Error::Full)));
+    /// assert!(matches!(tx.try_send(&[0; 65]), Err(Error::MessageTooLarge { .. })));
+    /// // Receiving one message makes room for another.
+    /// rx.recv(&mut Vec::new())?;
+    /// tx.try_send(&[7; 8])?;
+    /// assert_eq!(tx.unreleased()?, sent);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[inline]
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         let reservation = self.reserve(message.len())?;
@@ -188,7 +268,7 @@ impl<B: Backend> Producer<B> {
         Ok(())
     }
 
-    wait::send_methods!();
+    wait::send_methods!("spsc::channel(Geometry::new(1024, 64)?)");
 
     /// Writes a message of at most `max_len` bytes in place: `fill` gets the
     /// record's payload bytes (their previous contents are unspecified) and
@@ -196,6 +276,22 @@ impl<B: Backend> Producer<B> {
     ///
     /// If `fill` returns more than `max_len`, nothing is sent and the result
     /// is [`Error::MessageTooLarge`].
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+    /// let written = tx.try_send_with(64, |payload| {
+    ///     let text = b"formatted in place";
+    ///     payload[..text.len()].copy_from_slice(text);
+    ///     text.len()
+    /// })?;
+    /// assert_eq!(written, 18);
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"formatted in place");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     #[inline]
     pub fn try_send_with(
         &mut self,
@@ -233,6 +329,21 @@ impl<B: Backend> Producer<B> {
     /// the first is committed as it is written, and the first, which the
     /// consumer is polling, last. So the tail is stored once, and the
     /// consumer finds the whole batch ready.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// assert_eq!(tx.try_send_batch(&["one", "two", "three"])?, 3);
+    /// // Only what fits now is sent: 100 records of 16 bytes do not.
+    /// let many = vec![[1u8; 8]; 100];
+    /// let sent = tx.try_send_batch(&many)?;
+    /// assert!(0 < sent && sent < 100);
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"one");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn try_send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<usize> {
         // The first record's header (and wrap marker), held back until the rest is written.
         let mut first: Option<(u64, u64, Option<u64>)> = None;
@@ -277,6 +388,26 @@ impl<B: Backend> Producer<B> {
     }
 
     /// Sends all of `messages`, in order, waiting while the ring is full.
+    ///
+    /// ```
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::new(1024, 64)?)?;
+    /// let messages: Vec<[u8; 8]> = (0..1000u64).map(u64::to_le_bytes).collect();
+    /// let reader = std::thread::spawn(move || -> shmsg::Result<u64> {
+    ///     let mut buf = Vec::new();
+    ///     let mut sum = 0;
+    ///     for _ in 0..1000 {
+    ///         rx.recv(&mut buf)?;
+    ///         sum += u64::from_le_bytes(buf[..].try_into().unwrap());
+    ///     }
+    ///     Ok(sum)
+    /// });
+    /// // Far more than the ring holds: the call waits for the reader.
+    /// tx.send_batch(&messages)?;
+    /// assert_eq!(reader.join().unwrap()?, 999 * 1000 / 2);
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn send_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<()> {
         let mut rest = messages;
         while !rest.is_empty() {
@@ -398,6 +529,23 @@ impl Producer<Mapped> {
     /// Attaches as the producer of a region's ring. Fails with
     /// [`Error::RoleTaken`] while another live process (or another handle in
     /// this one) is its producer; a producer that died is taken over.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use shmsg::shm::{Geometry, Region, spsc};
+    ///
+    /// // An anonymous region; a named one (`Region::create`) is attached
+    /// // the same way from another process.
+    /// let region = Arc::new(Region::anonymous(Geometry::default())?);
+    /// let mut tx = spsc::Producer::attach(&region)?;
+    /// assert!(matches!(spsc::Producer::attach(&region), Err(shmsg::Error::RoleTaken(_))));
+    /// let mut rx = spsc::Consumer::attach(&region)?;
+    /// tx.send(b"over shared memory")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"over shared memory");
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
     pub fn attach(region: &Arc<Region>) -> Result<Self> {
         let memory = attach::to_role(region, Role::Producer, super::watch_consumer)?;
         Producer::with_backend_taking_over(memory)
