@@ -69,7 +69,7 @@ echo "== ordering mutants: the single-producer ring, attach.rs, wait.rs"
 quick_bounds env MUTATE_LOG_DIR=target/mutants/spsc ci/mutate-orderings.sh
 echo "== ordering mutants: the multi-producer rings"
 quick_bounds env MUTATE_LOG_DIR=target/mutants/mpmc MUTATE_TESTS="loom_mpmc loom_wait loom_faults" \
-    ci/mutate-orderings.sh src/shm/mpmc/*.rs
+    ci/mutate-orderings.sh src/shm/mpmc/*.rs src/shm/mpmc/*/*.rs
 # cargo-mutants' logic mutants of src/shm and the frame codec against the
 # models and property tests: one in MUTANTS_SAMPLE (10 by default, about an
 # hour and a half; MUTANTS_SAMPLE=1 runs all of them, about 15 hours).

@@ -3,19 +3,18 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
-use super::{
-    Entry, LEN_MASK, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, encode_pad, slot,
-    slot_limit,
-};
+use super::{Entry, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, slot, slot_limit};
 use crate::error::{Error, Result, Role};
 use crate::options::Deadline;
 use crate::shm::Mapped;
 use crate::shm::attach::{self, detached};
-use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, record_size};
+use crate::shm::layout::{Geometry, RingKind, record_size};
 use crate::shm::record::word_at;
 use crate::shm::region::Region;
 use crate::shm::wait::{self, Slept, Spin, Woke};
 use crate::sync::{Backend, Control, Event, SlotWord, Word, order};
+
+mod recover;
 
 static ZEROS: [u8; 4096] = [0; 4096];
 
@@ -33,15 +32,6 @@ unsafe fn zero<B: Backend>(backend: &B, offset: usize, len: usize) {
         unsafe { backend.write(offset + done, &ZEROS[..n]) };
         done += n;
     }
-}
-
-/// Commits padding `pad` in a dead producer's claim at `word`, unless the
-/// producer committed there after all: between a recoverer's look at the
-/// empty header and this store, the producer may have committed its record
-/// and only then died (`shuttle_faults` found a store overwriting such a
-/// record). A compare-and-swap from empty never overwrites a commit.
-fn pad_if_empty<W: Word>(word: &W, pad: u64) {
-    let _ = word.compare_exchange(0, pad, Release, Relaxed);
 }
 
 /// `Mpsc`: finishes the release a consumer of slot `index` died in the
@@ -84,7 +74,7 @@ fn finish_release<B: Backend>(backend: &B, index: usize) -> Result<()> {
 }
 
 /// The reading end of a multi-producer ring: the one consumer of an
-/// [`RingKind::Mpsc`] ring, or one of up to [`MAX_CONSUMERS`] of an
+/// [`RingKind::Mpsc`] ring, or one of up to [`MAX_CONSUMERS`](crate::shm::layout::MAX_CONSUMERS) of an
 /// [`RingKind::Mpmc`] ring.
 ///
 /// ```
@@ -404,73 +394,6 @@ impl<B: Backend> Consumer<B> {
         Ok(true)
     }
 
-    /// `Mpmc`: if the entry at the head is held by consumers that are all
-    /// gone (dead, or detached without handing it back), hands it back for
-    /// them: one consumer, elected by a compare-and-swap that clears the
-    /// holder's claim, zeroes it and moves the head past it. The entry is
-    /// not delivered again (module docs). Returns whether it recovered one.
-    fn recover_abandoned(&mut self) -> Result<bool> {
-        let head = self.backend.control(Control::Head).load(Acquire);
-        let mut holder: Option<(usize, u64)> = None;
-        for index in 0..MAX_CONSUMERS {
-            let word = |word| slot(&self.backend, Role::Consumer, index, word);
-            let epoch = word(SlotWord::Epoch).load(Acquire);
-            // A slot never attached (epoch 0) has made no claim.
-            if index == self.index || epoch == 0 || word(SlotWord::Claim).load(Acquire) != head {
-                continue;
-            }
-            let attached = epoch % 2 == 1;
-            // Seeded defect `recover_live_consumer`: no liveness test.
-            if attached
-                && !B::FAULTS.recover_live_consumer
-                && self.backend.slot_alive(Role::Consumer, index)
-            {
-                return Ok(false);
-            }
-            let len = word(SlotWord::ClaimLen).load(Acquire);
-            if len == 0 {
-                // Never claimed anything (it died before its first claim).
-                continue;
-            }
-            match holder {
-                // A claim that lost its compare-and-swap and was not cleared
-                // (its consumer died in between) may disagree: leave it.
-                Some((_, other)) if other != len => return Ok(false),
-                _ => holder = Some((index, len)),
-            }
-        }
-        let Some((index, len)) = holder else {
-            return Ok(false);
-        };
-        let cursor = self.backend.control(Control::ReadCursor).load(Acquire);
-        let offset = head & self.mask;
-        if len < 8
-            || !len.is_multiple_of(8)
-            || !head.is_multiple_of(8)
-            || len > cursor.wrapping_sub(head)
-            || offset + len > self.geometry.capacity() as u64
-        {
-            return Err(Error::corrupt("a gone consumer's claim length", len));
-        }
-        let claim = slot(&self.backend, Role::Consumer, index, SlotWord::Claim);
-        if claim
-            .compare_exchange(head, NO_CLAIM, AcqRel, Relaxed)
-            .is_err()
-        {
-            return Ok(false);
-        }
-        // SAFETY: the entry lies inside the data area (checked above) and is
-        // ours now: its holder is gone, the compare-and-swap made us the
-        // only recoverer, and nobody writes it until the head moves past it.
-        unsafe { zero(&self.backend, offset as usize + 8, len as usize - 8) };
-        word_at(&self.backend, self.mask, head).store(0, Relaxed);
-        self.backend
-            .control(Control::Head)
-            .store(head.wrapping_add(len), Release);
-        wait::notify(&self.backend, Event::Space);
-        Ok(true)
-    }
-
     /// `Mpmc`: waits until the consumers before us have handed back
     /// everything before `start`, in the one wait loop on [`Event::Space`]
     /// (which every hand-back notifies), until the call's deadline:
@@ -545,86 +468,6 @@ impl<B: Backend> Consumer<B> {
                 })
             },
         )
-    }
-
-    /// If the next entry is a claim of a dead producer, commits padding over
-    /// it (module docs). Returns whether it did.
-    fn recover_dead_claim(&mut self) -> Result<bool> {
-        let at = if self.shared {
-            self.backend.control(Control::ReadCursor).load(Acquire)
-        } else {
-            self.head
-        };
-        let tail = self.backend.control(Control::Tail).load(Acquire);
-        if tail == at
-            || !at.is_multiple_of(8)
-            || word_at(&self.backend, self.mask, at).load(Acquire) != 0
-        {
-            return Ok(false);
-        }
-        let mut owner: Option<(usize, u64)> = None;
-        for index in 0..MAX_PRODUCERS {
-            let word = |word| slot(&self.backend, Role::Producer, index, word);
-            if word(SlotWord::Epoch).load(Acquire) % 2 == 0
-                || word(SlotWord::Claim).load(Acquire) != at
-            {
-                continue;
-            }
-            if self.backend.slot_alive(Role::Producer, index) {
-                return Ok(false);
-            }
-            let len = word(SlotWord::ClaimLen).load(Acquire);
-            if len == 0 {
-                // Never claimed anything: it died between taking the slot
-                // and its first claim (a fresh region's words are zero).
-                continue;
-            }
-            match owner {
-                Some((_, other)) if other != len => {
-                    return Err(Error::corrupt("dead claims disagree on their length", len));
-                }
-                _ => owner = Some((index, len)),
-            }
-        }
-        let Some((index, len)) = owner else {
-            return Ok(false);
-        };
-        let capacity = self.geometry.capacity() as u64;
-        if len == 0 || !len.is_multiple_of(8) || len > tail.wrapping_sub(at) || len > capacity {
-            return Err(Error::corrupt("dead claim length", len));
-        }
-        // Only the consumer that clears the claim recovers it.
-        let claim = slot(&self.backend, Role::Producer, index, SlotWord::Claim);
-        if claim
-            .compare_exchange(at, NO_CLAIM, AcqRel, Relaxed)
-            .is_err()
-        {
-            return Ok(false);
-        }
-        let to_end = capacity - (at & self.mask);
-        if len > to_end {
-            let start = at.wrapping_add(to_end);
-            let rest = len - to_end;
-            if rest > LEN_MASK || rest > capacity / 2 {
-                return Err(Error::corrupt("dead claim length", len));
-            }
-            // The record after the wrap may have been committed before the
-            // producer died; then only the padding before it is missing.
-            pad_if_empty(
-                word_at(&self.backend, self.mask, start),
-                encode_pad(start, rest),
-            );
-            pad_if_empty(
-                word_at(&self.backend, self.mask, at),
-                encode_pad(at, to_end),
-            );
-        } else {
-            if len > LEN_MASK {
-                return Err(Error::corrupt("dead claim length", len));
-            }
-            pad_if_empty(word_at(&self.backend, self.mask, at), encode_pad(at, len));
-        }
-        Ok(true)
     }
 }
 
