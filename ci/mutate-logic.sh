@@ -19,10 +19,12 @@
 #   unviable   the mutant does not compile (not counted).
 # Kill rate = (caught + timeout) / (caught + timeout + missed).
 #
-# A group is the protocol files and the tests that exercise them. The
-# models are run at the quick tier's bounds; loom_faults (four minutes a
-# run) is left out of the per-mutant tests, shuttle_faults covers its
-# scenarios at random.
+# A group is the protocol files and the tests that exercise them: the
+# models at the quick tier's bounds, and the few fast tests that run what
+# the models cannot (attaching to a region, the watchdog, processes that
+# die: `region`, `faults`, 20 s). loom_faults (four minutes a run) is left
+# out of the per-mutant tests; shuttle_faults covers its scenarios at
+# random.
 #
 # Environment:
 #   MUTANTS_SAMPLE=N  test one mutant in N of each group (cargo-mutants'
@@ -39,8 +41,8 @@ CARGO_MUTANTS_VERSION=27.1.0
 # name | files (globs, space separated) | cargo test arguments
 groups=(
     "frame|src/msg/frame.rs src/msg/frame/**|--lib --test prop_frame --test frames --test stream"
-    "spsc|src/shm/spsc.rs src/shm/spsc/** src/shm/wait.rs src/shm/watch.rs src/shm/record.rs src/shm/attach.rs|--lib --test loom_spsc --test loom_wait --test shuttle_spsc --test shuttle_faults --test prop_spsc --test prop_hostile"
-    "mpmc|src/shm/mpmc.rs src/shm/mpmc/**|--lib --test loom_mpmc --test shuttle_mpmc --test prop_mpmc --test prop_hostile"
+    "spsc|src/shm/spsc.rs src/shm/spsc/** src/shm/wait.rs src/shm/watch.rs src/shm/record.rs src/shm/attach.rs|--lib --test loom_spsc --test loom_wait --test shuttle_spsc --test shuttle_faults --test prop_spsc --test prop_hostile --test region --test faults"
+    "mpmc|src/shm/mpmc.rs src/shm/mpmc/**|--lib --test loom_mpmc --test shuttle_mpmc --test prop_mpmc --test prop_hostile --test faults"
     "region|src/shm/region.rs src/shm/region/** src/shm/share.rs src/shm/layout.rs src/shm/layout/** src/shm/mapped.rs|--lib --test region --test prop_hostile --test prop_spsc"
 )
 
