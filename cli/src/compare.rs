@@ -18,8 +18,11 @@
 //!   counter on the tracepoint `raw_syscalls:sys_enter` in a separate,
 //!   untimed pass (the counter slows system calls a little); voluntary
 //!   context switches and the share of CPU time spent in the kernel, from
-//!   `getrusage` inside each process's timed window. Where the kernel does
-//!   not let the counter open, the figure is "not measured", with the reason;
+//!   `getrusage` inside each process's timed window. As root on a machine
+//!   where tracefs is not mounted, a child mounts it in a mount namespace
+//!   of its own to read the tracepoint's id (nothing stays mounted). Where
+//!   the kernel does not let the counter open, the figure is "not
+//!   measured", with the reason;
 //! * **references**, in the same run: two threads on the two CPUs bouncing
 //!   one cache line (the round-trip limit of any shared-memory protocol) and
 //!   a single-core `memcpy` of blocks of each size (the bandwidth limit of a
@@ -51,7 +54,8 @@
 //!   figure that was not measured is `null`, and `not_measured` maps its
 //!   name to the reason;
 //! * `compare.csv`: one row per transport and size, the columns of
-//!   `export::CSV_COLUMNS`, "not measured" in a cell without a figure;
+//!   `export::CSV_COLUMNS`: a cell without a figure is empty, and the last
+//!   column, `not_measured`, names it with the reason;
 //! * `compare.svg`: round trip and throughput against message size, one
 //!   line per transport, log-log, with the references and the machine.
 

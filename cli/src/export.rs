@@ -272,7 +272,7 @@ pub fn to_json(report: &Report) -> String {
 }
 
 /// The CSV header: one row per transport and size.
-pub const CSV_COLUMNS: [&str; 21] = [
+pub const CSV_COLUMNS: [&str; 22] = [
     "transport",
     "model",
     "size_bytes",
@@ -294,55 +294,78 @@ pub const CSV_COLUMNS: [&str; 21] = [
     "stream_voluntary_switches_per_msg",
     "stream_kernel_share",
     "cacheline_rtt_ns",
+    "not_measured",
 ];
 
 /// The report as CSV: [`CSV_COLUMNS`], numbers in plain units (ns, 1/s,
-/// bytes/s, shares 0..1), "not measured" where a figure is missing.
+/// bytes/s, shares 0..1). A figure that was not measured leaves its cell
+/// empty, so every numeric column parses as numbers; the last column,
+/// `not_measured`, names each empty cell with its reason (`column: reason`,
+/// separated by `; `, quoted as CSV quotes a field).
 pub fn to_csv(report: &Report) -> String {
-    const NM: &str = "not measured";
     let num = |v: f64| json::number(v);
-    let fig = |f: &Figure| f.as_ref().map_or(NM.to_string(), |v| num(*v));
-    let cacheline = report.cacheline_ns.as_ref().ok().map(|c| c.median);
+    let cacheline = report.cacheline_ns.as_ref().map(|c| c.median);
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
     for cell in &report.cells {
         let p = &cell.ping;
         let s = &cell.stream;
         let size = cell.size as f64;
-        let rtt = p.round_trip_ns.as_ref().ok();
-        let rate = s.messages_per_s.as_ref().ok();
-        let memcpy = report.memcpy_at(cell.size).ok().map(|m| m.median);
-        let row = [
+        let rtt = p.round_trip_ns.as_ref();
+        let rate = s.messages_per_s.as_ref();
+        let memcpy = report.memcpy_at(cell.size).map(|m| m.median);
+        let ratio = |a: Result<f64, &String>, b: Result<f64, &String>| match (a, b) {
+            (Ok(a), Ok(b)) => Ok(a / b),
+            (Err(why), _) | (_, Err(why)) => Err(why.clone()),
+        };
+        let figures: [Figure; 18] = [
+            rtt.map(|r| r.median).map_err(Clone::clone),
+            p.p99_ns.clone(),
+            p.p999_ns.clone(),
+            rtt.map(|r| r.min).map_err(Clone::clone),
+            rtt.map(|r| r.max).map_err(Clone::clone),
+            ratio(rtt.map(|r| r.median), cacheline),
+            p.kernel.syscalls.clone(),
+            p.kernel.voluntary_switches.clone(),
+            p.kernel.kernel_share.clone(),
+            rate.map(|r| r.median).map_err(Clone::clone),
+            rate.map(|r| r.median * size).map_err(Clone::clone),
+            rate.map(|r| r.min * size).map_err(Clone::clone),
+            rate.map(|r| r.max * size).map_err(Clone::clone),
+            ratio(rate.map(|r| r.median * size), memcpy.as_ref().copied()),
+            s.kernel.syscalls.clone(),
+            s.kernel.voluntary_switches.clone(),
+            s.kernel.kernel_share.clone(),
+            cacheline.map_err(Clone::clone),
+        ];
+        let mut row = vec![
             cell.transport.name().to_string(),
             cell.transport.model().to_string(),
             cell.size.to_string(),
-            rtt.map_or(NM.into(), |r| num(r.median)),
-            fig(&p.p99_ns),
-            fig(&p.p999_ns),
-            rtt.map_or(NM.into(), |r| num(r.min)),
-            rtt.map_or(NM.into(), |r| num(r.max)),
-            match (rtt, cacheline) {
-                (Some(r), Some(c)) => num(r.median / c),
-                _ => NM.into(),
-            },
-            fig(&p.kernel.syscalls),
-            fig(&p.kernel.voluntary_switches),
-            fig(&p.kernel.kernel_share),
-            rate.map_or(NM.into(), |r| num(r.median)),
-            rate.map_or(NM.into(), |r| num(r.median * size)),
-            rate.map_or(NM.into(), |r| num(r.min * size)),
-            rate.map_or(NM.into(), |r| num(r.max * size)),
-            match (rate, memcpy) {
-                (Some(r), Some(m)) => num(r.median * size / m),
-                _ => NM.into(),
-            },
-            fig(&s.kernel.syscalls),
-            fig(&s.kernel.voluntary_switches),
-            fig(&s.kernel.kernel_share),
-            cacheline.map_or(NM.into(), num),
         ];
+        let mut reasons = Vec::new();
+        for (figure, column) in figures.iter().zip(&CSV_COLUMNS[3..]) {
+            match figure {
+                Ok(value) => row.push(num(*value)),
+                Err(why) => {
+                    row.push(String::new());
+                    reasons.push(format!("{column}: {why}"));
+                }
+            }
+        }
+        row.push(csv_field(&reasons.join("; ")));
         out.push_str(&row.join(","));
         out.push('\n');
     }
     out
+}
+
+/// `text` as one CSV field: quoted (quotes doubled) when it holds a comma,
+/// a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }

@@ -69,6 +69,111 @@ const SYS_ENTER_ID: [&str; 2] = [
     "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id",
 ];
 
+/// The environment variable through which `compare` hands the tracepoint id
+/// it found to the peers it spawns, so that they need not look again.
+pub const SYS_ENTER_ID_ENV: &str = "SHMSG_SYS_ENTER_ID";
+
+/// The id of the tracepoint `raw_syscalls:sys_enter`, found once per
+/// process: from [`SYS_ENTER_ID_ENV`], else from tracefs where it is
+/// mounted, else (as root, where tracefs is not mounted: a fresh machine)
+/// from a child process that mounts tracefs in a mount namespace of its own
+/// ([`read_sys_enter_id_privately`]): nothing is mounted outside that
+/// child, which exits at once. Otherwise the reason, with the command that
+/// makes it work.
+pub fn sys_enter_id() -> Result<u64, String> {
+    static ID: std::sync::OnceLock<Result<u64, String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        if let Ok(id) = std::env::var(SYS_ENTER_ID_ENV) {
+            return parse_id(&id);
+        }
+        if let Some(id) = read_sys_enter_id() {
+            return parse_id(&id);
+        }
+        if !rustix::process::geteuid().is_root() {
+            return Err(
+                "tracefs is not mounted, and only root can mount it: run compare as \
+                 root, or mount it once with `sudo mount -t tracefs nodev /sys/kernel/tracing` \
+                 and lower /proc/sys/kernel/perf_event_paranoid to -1"
+                    .into(),
+            );
+        }
+        read_sys_enter_id_privately()
+    })
+    .clone()
+}
+
+/// The tracepoint id as tracefs shows it to this process, if it does.
+pub fn read_sys_enter_id() -> Option<String> {
+    SYS_ENTER_ID
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+}
+
+fn parse_id(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("tracepoint id {:?} is not a number", text.trim()))
+}
+
+/// Runs `shmsg peer sys-enter-id` in a mount namespace of its own, where
+/// tracefs is mounted on `/sys/kernel/tracing` (mounts made private first,
+/// so that nothing propagates back), and reads the id it prints.
+fn read_sys_enter_id_privately() -> Result<u64, String> {
+    use std::os::unix::process::CommandExt;
+
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this executable to mount tracefs privately: {e}"))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["peer", "sys-enter-id"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the hook runs in the forked child before `exec` and makes only
+    // raw system calls (`unshare`, `mount`) on constant C strings, and
+    // builds an `io::Error` from an errno, which does not allocate: nothing
+    // that the fork of a multi-threaded process makes unsafe.
+    unsafe {
+        command.pre_exec(|| {
+            let fail = || Err(std::io::Error::last_os_error());
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return fail();
+            }
+            let none = std::ptr::null();
+            if libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail();
+            }
+            if libc::mount(
+                c"tracefs".as_ptr(),
+                c"/sys/kernel/tracing".as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail();
+            }
+            Ok(())
+        })
+    };
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot mount tracefs in a private mount namespace (as root): {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "tracefs, mounted in a private mount namespace, shows no raw_syscalls:sys_enter              tracepoint ({})",
+            output.status
+        ));
+    }
+    parse_id(&String::from_utf8_lossy(&output.stdout))
+}
+
 /// `struct perf_event_attr` as of `PERF_ATTR_SIZE_VER0` (64 bytes); the
 /// kernel treats the fields it added later as zero.
 #[repr(C)]
@@ -102,16 +207,7 @@ pub struct SyscallCounter {
 impl SyscallCounter {
     /// Opens the counter for the calling thread, or says why it cannot.
     pub fn open() -> Result<SyscallCounter, String> {
-        let id = SYS_ENTER_ID
-            .iter()
-            .find_map(|path| std::fs::read_to_string(path).ok())
-            .ok_or_else(|| {
-                "tracefs is not readable (mount it on /sys/kernel/tracing, as root)".to_string()
-            })?;
-        let id: u64 = id
-            .trim()
-            .parse()
-            .map_err(|_| format!("tracepoint id {:?} is not a number", id.trim()))?;
+        let id = sys_enter_id()?;
         let attr = PerfEventAttr {
             kind: PERF_TYPE_TRACEPOINT,
             size: size_of::<PerfEventAttr>() as u32,

@@ -77,6 +77,11 @@ pub(crate) fn measure_pair(
     let command =
         |role: BenchRole, endpoint: &str, listen: bool, cpu: Option<usize>, side: &str| {
             let mut command = Command::new(&context.exe);
+            if s.count_syscalls
+                && let Ok(id) = crate::measure::sys_enter_id()
+            {
+                command.env(crate::measure::SYS_ENTER_ID_ENV, id.to_string());
+            }
             command
                 .args(["peer", "bench", "--role"])
                 .arg(match role {
