@@ -30,6 +30,9 @@
 #   MUTANTS_SAMPLE=N  test one mutant in N of each group (cargo-mutants'
 #                     round-robin shard 0/N: the same mutants every run)
 #   MUTANTS_OUT       where the results go (default target/mutants-logic)
+#   MUTANTS_RE=REGEX  only the mutants whose name matches (cargo-mutants
+#                     --re), e.g. to run a table's survivors again after
+#                     adding a test
 #   MUTANTS_IN_PLACE=1  mutate this tree instead of a copy (faster: reuses
 #                     target/; do not edit the tree while it runs)
 # cargo-mutants is installed into ~/.cargo/bin when it is missing.
@@ -89,6 +92,9 @@ for group in "${groups[@]}"; do
     if [[ "${MUTANTS_IN_PLACE:-0}" == 1 ]]; then
         place=(--in-place)
     fi
+    if [[ -n "${MUTANTS_RE:-}" ]]; then
+        place+=(--re "$MUTANTS_RE")
+    fi
     echo "== $name: $files (sample 1 in $sample), tests: $tests"
     start=$SECONDS
     # Exit status 2 means "some mutants were missed": the table says which.
@@ -116,7 +122,7 @@ done
 ((list_only)) && exit 0
 
 {
-    echo "Logic mutants (cargo-mutants $CARGO_MUTANTS_VERSION, sample 1 in $sample, at $(git rev-parse --short HEAD)):"
+    echo "Logic mutants (cargo-mutants $CARGO_MUTANTS_VERSION, sample 1 in $sample${MUTANTS_RE:+, names matching $MUTANTS_RE}, at $(git rev-parse --short HEAD)):"
     echo
     echo "| group | tested | caught | timeout | missed | unviable | killed | time |"
     echo "|---|---|---|---|---|---|---|---|"
