@@ -16,6 +16,8 @@
 //!   a claim (before and after a wrap, with the record after the wrap
 //!   committed or not) do not wedge the consumer: it pads their claims and
 //!   delivers everything else, in order.
+//! * `a_panicking_fill_leaves_padding`: an in-place send whose closure
+//!   panics commits its claim as padding, which consumers skip.
 //! * Pure: header decoding accepts or refuses any word without panicking.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256; deep tier 4096).
@@ -420,5 +422,33 @@ fn dead_producer_claims_are_skipped() {
             consumer.recv_timeout(&mut buf, Duration::from_secs(5)),
             Err(Error::Disconnected)
         ));
+    }
+}
+
+/// A producer whose in-place fill panics leaves padding, not a hole: both
+/// kinds' consumers skip it and receive what the producers send next, and
+/// another producer's message sent meanwhile is not held up.
+#[test]
+fn a_panicking_fill_leaves_padding() {
+    for kind in [RingKind::Mpsc, RingKind::Mpmc] {
+        let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+        let mut consumer = Consumer::with_backend(memory.clone(), kind).unwrap();
+        let mut a = Producer::with_backend(memory.clone()).unwrap();
+        let mut b = Producer::with_backend(memory.clone()).unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            a.try_send_with(32, |payload| {
+                payload[..4].copy_from_slice(b"torn");
+                b.send(b"meanwhile").unwrap();
+                panic!("the fill fails");
+            })
+        }));
+        assert!(panicked.is_err());
+        a.send(b"after").unwrap();
+        let mut buf = Vec::new();
+        for expected in [&b"meanwhile"[..], b"after"] {
+            consumer.try_recv(&mut buf).unwrap();
+            assert_eq!(buf, expected, "{kind:?}");
+        }
+        assert!(matches!(consumer.try_recv(&mut buf), Err(Error::Empty)));
     }
 }
