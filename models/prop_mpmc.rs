@@ -16,6 +16,9 @@
 //!   a claim (before and after a wrap, with the record after the wrap
 //!   committed or not) do not wedge the consumer: it pads their claims and
 //!   delivers everything else, in order.
+//! * `a_dead_producers_slot_is_taken_over_once_its_claim_is_settled`:
+//!   taking over a dead producer's slot waits for its claim to be
+//!   committed or padded.
 //! * `a_panicking_fill_leaves_padding`: an in-place send whose closure
 //!   panics commits its claim as padding, which consumers skip.
 //! * Pure: header decoding accepts or refuses any word without panicking.
@@ -451,4 +454,60 @@ fn a_panicking_fill_leaves_padding() {
         }
         assert!(matches!(consumer.try_recv(&mut buf), Err(Error::Empty)));
     }
+}
+
+/// A producer's slot can be taken over once its last claim is settled: at
+/// once when it detached, or died after committing (its record consumed),
+/// and only after a consumer pads the claim when it died in the middle of
+/// it.
+#[test]
+fn a_dead_producers_slot_is_taken_over_once_its_claim_is_settled() {
+    let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+    let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
+    let mut alive = Producer::with_backend(memory.clone()).unwrap();
+    let mut buf = Vec::new();
+
+    // Detached cleanly: its slot is free, its record still unread.
+    let mut left = Producer::with_backend(memory.clone()).unwrap();
+    let slot = left.slot();
+    left.send(b"goodbye").unwrap();
+    drop(left);
+    let mut successor = Producer::with_backend_in_slot(memory.clone(), slot, true).unwrap();
+    successor.send(b"successor").unwrap();
+    drop(successor);
+    for expected in [&b"goodbye"[..], b"successor"] {
+        consumer.try_recv(&mut buf).unwrap();
+        assert_eq!(buf, expected);
+    }
+
+    // Died after committing: its record is consumed, its slot is free.
+    let mut doomed = Producer::with_backend(memory.clone()).unwrap();
+    let slot = doomed.slot();
+    doomed.send(b"last words").unwrap();
+    memory.dead.lock().unwrap().push(slot);
+    std::mem::forget(doomed);
+    consumer.try_recv(&mut buf).unwrap();
+    assert_eq!(buf, b"last words");
+    let mut heir = Producer::with_backend_in_slot(memory.clone(), slot, true).unwrap();
+    memory.dead.lock().unwrap().retain(|&dead| dead != slot);
+    heir.send(b"heir").unwrap();
+    consumer.try_recv(&mut buf).unwrap();
+    assert_eq!(buf, b"heir");
+
+    // Died in the middle of a claim: the slot is refused while the claim
+    // is a hole, and free once the consumer has padded it.
+    let doomed = Producer::with_backend(memory.clone()).unwrap();
+    let slot = doomed.slot();
+    memory.dead.lock().unwrap().push(slot);
+    doomed.abandon_claim(16).unwrap();
+    assert!(matches!(
+        Producer::with_backend_in_slot(memory.clone(), slot, true),
+        Err(Error::RoleTaken(Role::Producer))
+    ));
+    alive.send(b"after").unwrap();
+    consumer
+        .recv_timeout(&mut buf, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(buf, b"after");
+    Producer::with_backend_in_slot(memory.clone(), slot, true).unwrap();
 }
