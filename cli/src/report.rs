@@ -614,8 +614,21 @@ pub(crate) mod tests {
                 .starts_with("not measured: perf_event_open failed")
         );
         assert!(rows[1].verdict.starts_with("not measured"));
+        // CSV: the cell is empty and the last column says why.
         let csv = to_csv(&report);
-        assert!(csv.contains("not measured"));
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+        let column = header
+            .iter()
+            .position(|c| *c == "stream_syscalls_per_msg")
+            .unwrap();
+        assert_eq!(row[column], "");
+        assert!(
+            row.last()
+                .unwrap()
+                .contains("stream_syscalls_per_msg: perf_event_open failed"),
+            "{row:?}"
+        );
         let json = to_json(&report);
         assert!(json.contains("\"syscalls\": null"));
         assert!(json.contains("\"not_measured\": {\"syscalls\": \"perf_event_open failed\""));
