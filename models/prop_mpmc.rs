@@ -19,6 +19,8 @@
 //! * `a_dead_producers_slot_is_taken_over_once_its_claim_is_settled`:
 //!   taking over a dead producer's slot waits for its claim to be
 //!   committed or padded.
+//! * `a_release_cut_short_is_finished_by_the_next_consumer`: an `Mpsc`
+//!   consumer that takes over a slot finishes its dead holder's release.
 //! * `a_panicking_fill_leaves_padding`: an in-place send whose closure
 //!   panics commits its claim as padding, which consumers skip.
 //! * Pure: header decoding accepts or refuses any word without panicking.
@@ -510,4 +512,42 @@ fn a_dead_producers_slot_is_taken_over_once_its_claim_is_settled() {
         .unwrap();
     assert_eq!(buf, b"after");
     Producer::with_backend_in_slot(memory.clone(), slot, true).unwrap();
+}
+
+/// An `Mpsc` consumer that died in the middle of a release (its slot's
+/// claim at the head, as its hand-back writes it before zeroing the
+/// record): the consumer that takes the slot over finishes the release. The
+/// record counts as received, every byte of it is zeroed (a later lap must
+/// read an empty header there, not the old bytes), and an empty message (a
+/// record of one word) is finished too.
+#[test]
+fn a_release_cut_short_is_finished_by_the_next_consumer() {
+    use shmsg::sync::SlotWord;
+    use std::sync::atomic::Ordering::SeqCst;
+    for len in [0usize, 8, 24] {
+        let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let dead = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
+        producer.send(&vec![0xAB; len]).unwrap();
+        producer.send(b"next").unwrap();
+        let record = record_size(len) as u64;
+        let word = |word| {
+            memory.control(Control::Slot {
+                role: Role::Consumer,
+                index: 0,
+                word,
+            })
+        };
+        word(SlotWord::ClaimLen).store(record, SeqCst);
+        word(SlotWord::Claim).store(0, SeqCst);
+        std::mem::forget(dead);
+        let mut heir =
+            Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpsc, 0, true).unwrap();
+        let mut buf = Vec::new();
+        heir.try_recv(&mut buf).unwrap();
+        assert_eq!(buf, b"next", "payload of {len} bytes");
+        for index in 0..record as usize / 8 {
+            assert_eq!(memory.data_word(index).load(SeqCst), 0, "word {index}");
+        }
+    }
 }
