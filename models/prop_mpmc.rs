@@ -518,14 +518,21 @@ fn a_dead_producers_slot_is_taken_over_once_its_claim_is_settled() {
 /// claim at the head, as its hand-back writes it before zeroing the
 /// record): the consumer that takes the slot over finishes the release. The
 /// record counts as received, every byte of it is zeroed (a later lap must
-/// read an empty header there, not the old bytes), and an empty message (a
-/// record of one word) is finished too.
+/// read an empty header there, not the old bytes), wherever it lies (the
+/// start of the data area, its middle, a lap past `u64::MAX`), and an empty
+/// message (a record of one word) is finished too.
 #[test]
 fn a_release_cut_short_is_finished_by_the_next_consumer() {
     use shmsg::sync::SlotWord;
     use std::sync::atomic::Ordering::SeqCst;
-    for len in [0usize, 8, 24] {
-        let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+    for (start, len) in [
+        (0u64, 0usize),
+        (0, 8),
+        (0, 24),
+        (512, 24),
+        (u64::MAX - 511, 8),
+    ] {
+        let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), start);
         let mut producer = Producer::with_backend(memory.clone()).unwrap();
         let dead = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
         producer.send(&vec![0xAB; len]).unwrap();
@@ -539,14 +546,15 @@ fn a_release_cut_short_is_finished_by_the_next_consumer() {
             })
         };
         word(SlotWord::ClaimLen).store(record, SeqCst);
-        word(SlotWord::Claim).store(0, SeqCst);
+        word(SlotWord::Claim).store(start, SeqCst);
         std::mem::forget(dead);
         let mut heir =
             Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpsc, 0, true).unwrap();
         let mut buf = Vec::new();
         heir.try_recv(&mut buf).unwrap();
-        assert_eq!(buf, b"next", "payload of {len} bytes");
-        for index in 0..record as usize / 8 {
+        assert_eq!(buf, b"next", "payload of {len} bytes at {start}");
+        let first = (start % 1024) as usize / 8;
+        for index in first..first + record as usize / 8 {
             assert_eq!(memory.data_word(index).load(SeqCst), 0, "word {index}");
         }
     }
