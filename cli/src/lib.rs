@@ -152,9 +152,6 @@ enum PeerCmd {
     Ring(demo::PeerRole),
     /// One side of a `shmsg compare` measurement.
     Bench(bench::BenchArgs),
-    /// Prints the id of the tracepoint `raw_syscalls:sys_enter` as tracefs
-    /// shows it (run in a private mount namespace by `measure`).
-    SysEnterId,
 }
 
 /// Runs the `shmsg` command on this process's arguments: what the binary's
@@ -185,17 +182,6 @@ pub fn main() -> ExitCode {
         Cmd::Peer {
             role: PeerCmd::Bench(args),
         } => bench::run(args),
-        Cmd::Peer {
-            role: PeerCmd::SysEnterId,
-        } => match measure::read_sys_enter_id() {
-            Some(id) => {
-                print!("{id}");
-                Ok(())
-            }
-            None => Err(Failure::Input(
-                "tracefs shows no raw_syscalls:sys_enter".into(),
-            )),
-        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,7 +76,7 @@ pub const SYS_ENTER_ID_ENV: &str = "SHMSG_SYS_ENTER_ID";
 /// The id of the tracepoint `raw_syscalls:sys_enter`, found once per
 /// process: from [`SYS_ENTER_ID_ENV`], else from tracefs where it is
 /// mounted, else (as root, where tracefs is not mounted: a fresh machine)
-/// from a child process that mounts tracefs in a mount namespace of its own
+/// from a forked child that mounts tracefs in a mount namespace of its own
 /// ([`read_sys_enter_id_privately`]): nothing is mounted outside that
 /// child, which exits at once. Otherwise the reason, with the command that
 /// makes it work.
@@ -103,7 +103,7 @@ pub fn sys_enter_id() -> Result<u64, String> {
 }
 
 /// The tracepoint id as tracefs shows it to this process, if it does.
-pub fn read_sys_enter_id() -> Option<String> {
+fn read_sys_enter_id() -> Option<String> {
     SYS_ENTER_ID
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok())
@@ -115,63 +115,117 @@ fn parse_id(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("tracepoint id {:?} is not a number", text.trim()))
 }
 
-/// Runs `shmsg peer sys-enter-id` in a mount namespace of its own, where
-/// tracefs is mounted on `/sys/kernel/tracing` (mounts made private first,
-/// so that nothing propagates back), and reads the id it prints.
+/// Reads the tracepoint id in a child process with a mount namespace of its
+/// own, where tracefs is mounted on `/sys/kernel/tracing` (mounts made
+/// private first, so that nothing propagates back). The child makes raw
+/// system calls only and writes the id, or `!` and the errno of the step
+/// that failed, into a pipe.
 fn read_sys_enter_id_privately() -> Result<u64, String> {
-    use std::os::unix::process::CommandExt;
-
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find this executable to mount tracefs privately: {e}"))?;
-    let mut command = std::process::Command::new(exe);
-    command
-        .args(["peer", "sys-enter-id"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: the hook runs in the forked child before `exec` and makes only
-    // raw system calls (`unshare`, `mount`) on constant C strings, and
-    // builds an `io::Error` from an errno, which does not allocate: nothing
-    // that the fork of a multi-threaded process makes unsafe.
-    unsafe {
-        command.pre_exec(|| {
-            let fail = || Err(std::io::Error::last_os_error());
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return fail();
-            }
-            let none = std::ptr::null();
-            if libc::mount(
-                none,
-                c"/".as_ptr(),
-                none,
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-            {
-                return fail();
-            }
-            if libc::mount(
-                c"tracefs".as_ptr(),
-                c"/sys/kernel/tracing".as_ptr(),
-                c"tracefs".as_ptr(),
-                0,
-                std::ptr::null(),
-            ) != 0
-            {
-                return fail();
-            }
-            Ok(())
-        })
-    };
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot mount tracefs in a private mount namespace (as root): {e}"))?;
-    if !output.status.success() {
+    const STEPS: [&str; 5] = [
+        "unshare(CLONE_NEWNS)",
+        "making the mounts private",
+        "mounting tracefs",
+        "opening the tracepoint id",
+        "reading the tracepoint id",
+    ];
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| format!("cannot make a pipe to read the tracepoint id: {e}"))?;
+    // SAFETY: between `fork` and `_exit` the child makes only raw system
+    // calls (async-signal-safe) on constant C strings, a stack buffer and a
+    // descriptor it owns: nothing that the fork of a multi-threaded process
+    // makes unsafe. The parent only waits for it.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
         return Err(format!(
-            "tracefs, mounted in a private mount namespace, shows no raw_syscalls:sys_enter              tracepoint ({})",
-            output.status
+            "cannot fork to mount tracefs privately: {}",
+            std::io::Error::last_os_error()
         ));
     }
-    parse_id(&String::from_utf8_lossy(&output.stdout))
+    if pid == 0 {
+        // SAFETY: see above; every call's pointers are valid for the call.
+        unsafe { sys_enter_id_child(std::os::fd::AsRawFd::as_raw_fd(&writer)) }
+    }
+    drop(writer);
+    let mut text = Vec::new();
+    let read = std::io::Read::read_to_end(&mut std::fs::File::from(reader), &mut text);
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid `int`.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
+    read.map_err(|e| format!("cannot read the tracepoint id from the child: {e}"))?;
+    match text.as_slice() {
+        [b'!', step, errno @ ..] if errno.len() == 4 => {
+            let errno = i32::from_ne_bytes(errno.try_into().expect("four bytes"));
+            let step = STEPS.get(usize::from(*step)).unwrap_or(&"a step");
+            Err(format!(
+                "cannot mount tracefs in a private mount namespace (as root): {step}: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ))
+        }
+        _ => parse_id(&String::from_utf8_lossy(&text)),
+    }
+}
+
+/// The child of [`read_sys_enter_id_privately`]: never returns.
+///
+/// # Safety
+///
+/// Called only in a freshly forked child, with `out` the pipe's write end.
+unsafe fn sys_enter_id_child(out: libc::c_int) -> ! {
+    let fail = |step: u8| -> ! {
+        let mut message = [0u8; 6];
+        message[0] = b'!';
+        message[1] = step;
+        // SAFETY: `__errno_location` is this thread's errno.
+        message[2..].copy_from_slice(&unsafe { *libc::__errno_location() }.to_ne_bytes());
+        // SAFETY: a valid buffer of its length, a descriptor we own.
+        unsafe {
+            libc::write(out, message.as_ptr().cast(), message.len());
+            libc::_exit(1)
+        }
+    };
+    let null = std::ptr::null();
+    // SAFETY: constant NUL-terminated strings and null pointers where
+    // `mount` takes none; `buf` is a valid stack buffer of its length.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            fail(0);
+        }
+        if libc::mount(
+            null,
+            c"/".as_ptr(),
+            null,
+            libc::MS_REC | libc::MS_PRIVATE,
+            null.cast(),
+        ) != 0
+        {
+            fail(1);
+        }
+        let tracefs = c"tracefs".as_ptr();
+        if libc::mount(
+            tracefs,
+            c"/sys/kernel/tracing".as_ptr(),
+            tracefs,
+            0,
+            null.cast(),
+        ) != 0
+        {
+            fail(2);
+        }
+        let path = c"/sys/kernel/tracing/events/raw_syscalls/sys_enter/id";
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            fail(3);
+        }
+        let mut buf = [0u8; 32];
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        if n <= 0 {
+            fail(4);
+        }
+        libc::write(out, buf.as_ptr().cast(), n as usize);
+        libc::_exit(0)
+    }
 }
 
 /// `struct perf_event_attr` as of `PERF_ATTR_SIZE_VER0` (64 bytes); the
