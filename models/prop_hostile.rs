@@ -301,6 +301,12 @@ unsafe impl<B: Backend> Backend for Hostile<B> {
     fn futex_wake(&self, which: Event) {
         self.inner.futex_wake(which)
     }
+    fn signal(&self, which: Event, count: u32) {
+        self.inner.signal(which, count)
+    }
+    fn descriptor(&self, which: Event) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.inner.descriptor(which)
+    }
     fn peer_alive(&self, role: Role) -> bool {
         (0..self.alive.slots(role).len()).any(|index| self.alive.held(role, index))
     }

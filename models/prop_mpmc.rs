@@ -118,6 +118,12 @@ unsafe impl<F: FaultSet> Backend for Faulty<F> {
     fn futex_wake(&self, which: Event) {
         self.memory.futex_wake(which)
     }
+    fn signal(&self, which: Event, count: u32) {
+        self.memory.signal(which, count)
+    }
+    fn descriptor(&self, which: Event) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.memory.descriptor(which)
+    }
     fn peer_alive(&self, role: Role) -> bool {
         match role {
             Role::Producer => (0..shmsg::shm::layout::MAX_PRODUCERS).any(|index| {

@@ -100,6 +100,12 @@ unsafe impl<F: FaultSet> Backend for Faulty<F> {
     fn futex_wake(&self, which: Event) {
         self.0.futex_wake(which)
     }
+    fn signal(&self, which: Event, count: u32) {
+        self.0.signal(which, count)
+    }
+    fn descriptor(&self, which: Event) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.0.descriptor(which)
+    }
     fn peer_alive(&self, role: shmsg::Role) -> bool {
         self.0.peer_alive(role)
     }

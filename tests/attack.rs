@@ -17,6 +17,7 @@ use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFla
 use shmsg::channel::{Receiver, Sender};
 use shmsg::shm::layout::RingKind;
 use shmsg::shm::{Geometry, Region};
+use shmsg::sync::Event;
 use shmsg::{Allow, Error, Options};
 
 mod common;
@@ -122,10 +123,10 @@ fn a_hello_cannot_make_the_listener_allocate_more_than_its_rings() {
                 &0u32.to_le_bytes(),
                 "{endpoint}: answer OK"
             );
-            assert_eq!(fds.len(), 2);
+            assert_eq!(fds.len(), 6, "two rings, each a memfd and two eventfds");
             let requests = file_size(&fds[0]);
-            let replies = file_size(&fds[1]);
-            let allocated = rustix::fs::fstat(&fds[1]).unwrap().st_blocks as u64 * 512;
+            let replies = file_size(&fds[3]);
+            let allocated = rustix::fs::fstat(&fds[3]).unwrap().st_blocks as u64 * 512;
             sizes.push((wanted, requests, replies, allocated));
         }
         let _ = accepting.join().unwrap();
@@ -156,7 +157,7 @@ fn unacknowledged_hellos_leave_no_descriptors() {
             let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
             rustix::net::send(&socket, &rdv(kind, 0), SendFlags::NOSIGNAL).unwrap();
             let (_, fds) = recv_with_fds(&socket, PATIENCE).expect("an answer");
-            assert_eq!(fds.len(), 2);
+            assert_eq!(fds.len(), 6, "two rings, each a memfd and two eventfds");
             drop(fds);
             sockets.push(socket);
         }
@@ -319,7 +320,7 @@ fn an_early_ack_is_not_accepted() {
     let server = listener.accept_timeout(Duration::from_millis(500));
     assert!(matches!(server, Err(Error::Timeout)), "{server:?}");
     let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
-    assert_eq!(fds.len(), 2);
+    assert_eq!(fds.len(), 6, "two rings, each a memfd and two eventfds");
 }
 
 /// Fixed finding (stall, "die → Disconnected"). A client that acknowledges
@@ -340,7 +341,7 @@ fn a_client_gone_before_attaching_is_never_accepted() {
         (listener, channel)
     });
     let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
-    assert_eq!(fds.len(), 2);
+    assert_eq!(fds.len(), 6, "two rings, each a memfd and two eventfds");
     drop(fds);
     rustix::net::send(&socket, &rdv(0, 0), SendFlags::NOSIGNAL).unwrap();
     drop(socket);
@@ -412,7 +413,7 @@ fn listener_drop_mid_handshake() {
             ));
         }
         let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
-        assert_eq!(fds.len(), 2);
+        assert_eq!(fds.len(), 6, "two rings, each a memfd and two eventfds");
         let silent = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
         let start = Instant::now();
         drop(listener);
@@ -449,7 +450,7 @@ fn mpsc_drop_with_a_full_queue_does_not_hang() {
     let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
     rustix::net::send(&socket, &rdv(2, 0), SendFlags::NOSIGNAL).unwrap();
     let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
-    assert_eq!(fds.len(), 2);
+    assert_eq!(fds.len(), 6, "two rings, each a memfd and two eventfds");
     rustix::net::send(&socket, &rdv(0, 0), SendFlags::NOSIGNAL).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -558,7 +559,7 @@ fn one_client_cannot_take_the_mpsc_consumer() {
     let socket = raw_connect(&socket_name(&endpoint), SocketType::SEQPACKET);
     rustix::net::send(&socket, &rdv(2, 0), SendFlags::NOSIGNAL).unwrap();
     let (_, fds) = recv_with_fds(&socket, PATIENCE).unwrap();
-    assert_eq!(fds.len(), 2);
+    assert_eq!(fds.len(), 6, "two rings, each a memfd and two eventfds");
     // Past the hello deadline: the listener dropped the pending channel.
     std::thread::sleep(Duration::from_millis(800));
     let shared = Arc::new(Region::from_fd(&fds[0]).unwrap());
@@ -885,9 +886,25 @@ fn ok_answer() -> Vec<u8> {
     rdv(0, 0).to_vec()
 }
 
-fn ring_fd(kind: RingKind, geometry: Geometry) -> OwnedFd {
-    let region = Region::anonymous_kind(geometry, kind).unwrap();
-    region.as_fd().try_clone_to_owned().unwrap()
+/// What a listener sends for a fresh ring of `kind`: its memfd and its two
+/// eventfds.
+fn ring_fds(kind: RingKind, geometry: Geometry) -> Vec<OwnedFd> {
+    region_fds(&Region::anonymous_kind(geometry, kind).unwrap())
+}
+
+/// The descriptors of several rings, in order.
+fn joined<const N: usize>(rings: [Vec<OwnedFd>; N]) -> Vec<OwnedFd> {
+    rings.into_iter().flatten().collect()
+}
+
+/// What a listener sends for `region`.
+fn region_fds(region: &Region) -> Vec<OwnedFd> {
+    let signals = region.signals().unwrap().try_clone().unwrap();
+    vec![
+        region.as_fd().try_clone_to_owned().unwrap(),
+        signals.fd(Event::Data).try_clone_to_owned().unwrap(),
+        signals.fd(Event::Space).try_clone_to_owned().unwrap(),
+    ]
 }
 
 /// Handled: a fake listener that answers with the wrong kind of ring, too
@@ -914,29 +931,65 @@ fn clients_survive_lying_listeners() {
             (
                 "rings of the other kind",
                 Some(ok_answer()),
-                vec![ring_fd(other, g), ring_fd(RingKind::Spsc, g)],
+                joined([ring_fds(other, g), ring_fds(RingKind::Spsc, g)]),
                 Then::AwaitAck,
             ),
             (
                 "an mpsc reply ring",
                 Some(ok_answer()),
-                vec![ring_fd(own, g), ring_fd(RingKind::Mpsc, g)],
+                joined([ring_fds(own, g), ring_fds(RingKind::Mpsc, g)]),
                 Then::AwaitAck,
             ),
             (
-                "three descriptors",
+                "three rings",
+                Some(ok_answer()),
+                joined([
+                    ring_fds(own, g),
+                    ring_fds(RingKind::Spsc, g),
+                    ring_fds(RingKind::Spsc, g),
+                ]),
+                Then::AwaitAck,
+            ),
+            (
+                "two memfds only",
                 Some(ok_answer()),
                 vec![
-                    ring_fd(own, g),
-                    ring_fd(RingKind::Spsc, g),
-                    ring_fd(RingKind::Spsc, g),
+                    ring_fds(own, g).swap_remove(0),
+                    ring_fds(RingKind::Spsc, g).swap_remove(0),
                 ],
+                Then::AwaitAck,
+            ),
+            (
+                "a socket where an eventfd belongs",
+                Some(ok_answer()),
+                {
+                    let mut fds = joined([ring_fds(own, g), ring_fds(RingKind::Spsc, g)]);
+                    let (a, _b) = rustix::net::socketpair(
+                        AddressFamily::UNIX,
+                        SocketType::STREAM,
+                        SocketFlags::CLOEXEC,
+                        None,
+                    )
+                    .unwrap();
+                    fds[1] = a;
+                    fds
+                },
+                Then::AwaitAck,
+            ),
+            (
+                "a memfd where an eventfd belongs",
+                Some(ok_answer()),
+                {
+                    let mut fds = joined([ring_fds(own, g), ring_fds(RingKind::Spsc, g)]);
+                    fds[5] = ring_fds(RingKind::Spsc, g).swap_remove(0);
+                    fds
+                },
                 Then::AwaitAck,
             ),
             (
                 "25 bytes",
                 Some([&ok_answer()[..], &[0]].concat()),
-                vec![ring_fd(own, g), ring_fd(RingKind::Spsc, g)],
+                joined([ring_fds(own, g), ring_fds(RingKind::Spsc, g)]),
                 Then::AwaitAck,
             ),
             (
@@ -996,7 +1049,7 @@ fn a_listener_gone_after_answering_is_disconnected() {
     let server = fake_listener(
         &name,
         Some(ok_answer()),
-        vec![ring_fd(RingKind::Spsc, g), ring_fd(RingKind::Spsc, g)],
+        joined([ring_fds(RingKind::Spsc, g), ring_fds(RingKind::Spsc, g)]),
         Then::AwaitAck,
     );
     let result = shmsg::connect_with(&format!("shm:{name}"), &quick(2000));
@@ -1028,10 +1081,7 @@ fn clients_keep_their_max_message() {
     let server = fake_listener(
         &name,
         Some(ok_answer()),
-        vec![
-            ring_fd(RingKind::Spsc, small),
-            replies.as_fd().try_clone_to_owned().unwrap(),
-        ],
+        joined([ring_fds(RingKind::Spsc, small), region_fds(&replies)]),
         Then::AwaitAck,
     );
     let options = Options {
@@ -1066,7 +1116,7 @@ fn clients_refuse_a_listener_of_another_user() {
     }
     let g = Geometry::new(1 << 16, 1024).unwrap();
     let name = unique("squat");
-    let fds = vec![ring_fd(RingKind::Spsc, g), ring_fd(RingKind::Spsc, g)];
+    let fds = joined([ring_fds(RingKind::Spsc, g), ring_fds(RingKind::Spsc, g)]);
     let server = {
         let name = name.clone();
         as_nobody(move || fake_listener(&name, Some(ok_answer()), fds, Then::AwaitAck))

@@ -243,6 +243,10 @@ struct Memory<A, T, X> {
     /// The `Data` and `Space` event words.
     events: [ModelWord<A, T>; 2],
     futexes: [X; 2],
+    /// The model descriptors (eventfds) of `Data` and `Space`: a count of
+    /// pending signals, and a model futex their waiters sleep on.
+    signal_counts: [ModelWord<A, T>; 2],
+    descriptors: [X; 2],
     data: Vec<ModelWord<A, T>>,
     /// The execution's log and this ring's number in it, when tracing.
     log: Option<(Arc<Log>, usize)>,
@@ -362,6 +366,11 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
                 ModelWord::new(Name::Event(1), &log),
             ],
             futexes: [S::Futex::new(), S::Futex::new()],
+            signal_counts: [
+                ModelWord::new(Name::Signals(0), &log),
+                ModelWord::new(Name::Signals(1), &log),
+            ],
+            descriptors: [S::Futex::new(), S::Futex::new()],
             data: (0..geometry.capacity() / 8)
                 .map(|i| ModelWord::new(Name::Data(8 * i), &log))
                 .collect(),
@@ -448,6 +457,9 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
         if dead {
             self.futex_wake(Event::Data);
             self.futex_wake(Event::Space);
+            for descriptor in &self.memory.descriptors {
+                descriptor.wake();
+            }
         }
     }
 
@@ -463,6 +475,38 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
     fn alive(&self, peer: Peer) -> bool {
         !self.memory.tracks_liveness
             || self.memory.liveness[peer.index()].load(Ordering::Acquire) == 0
+    }
+
+    /// An event loop's wait on the descriptor of `which` (a model eventfd in
+    /// semaphore mode): blocks until a signal is pending, then consumes
+    /// one and returns `true`. With slice timeouts, or once a modelled
+    /// process is dead, it yields and returns `false` instead, as a
+    /// production wait does when its slice ends without a signal. A lost
+    /// wake-up among live peers blocks for good: the checker reports it.
+    pub fn wait_descriptor(&self, which: Event) -> bool {
+        let i = event_index(which);
+        let count = &self.memory.signal_counts[i];
+        self.record(Op::DescriptorWait(Name::Signals(i)));
+        loop {
+            let pending = count.load(Ordering::SeqCst);
+            if pending > 0 {
+                if count
+                    .compare_exchange(pending, pending - 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    self.record(Op::DescriptorWoken(Name::Signals(i), true));
+                    return true;
+                }
+                continue;
+            }
+            if self.memory.slice_timeouts || self.any_dead() {
+                S::yield_now();
+                self.record(Op::DescriptorWoken(Name::Signals(i), false));
+                return false;
+            }
+            self.memory.descriptors[i]
+                .wait(|| count.load(Ordering::SeqCst) == 0 && !self.any_dead());
+        }
     }
 
     /// The same memory, for a handle the trace calls `label`.
@@ -689,6 +733,15 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
         if !unwinding() {
             self.record(Op::FutexWake(Name::Event(event_index(which))));
             self.memory.futexes[event_index(which)].wake()
+        }
+    }
+
+    fn signal(&self, which: Event, count: u32) {
+        if !unwinding() {
+            let i = event_index(which);
+            self.record(Op::Signal(Name::Signals(i), count));
+            self.memory.signal_counts[i].fetch_add(u64::from(count), Ordering::SeqCst);
+            self.memory.descriptors[i].wake()
         }
     }
 

@@ -49,6 +49,8 @@ pub enum Name {
     Data(usize),
     /// A liveness word of the model (see `Peer`).
     Alive(usize),
+    /// The model descriptor (eventfd) of `Data` (0) or `Space` (1).
+    Signals(usize),
 }
 
 impl Name {
@@ -71,6 +73,8 @@ impl Name {
             Name::Event(_) => "space_event".to_string(),
             Name::Data(offset) => format!("header@{offset}"),
             Name::Alive(index) => format!("liveness[{index}]"),
+            Name::Signals(0) => "data_eventfd".to_string(),
+            Name::Signals(_) => "space_eventfd".to_string(),
         };
         match ring {
             Some(ring) => format!("ring{ring}.{name}"),
@@ -130,6 +134,12 @@ pub enum Op {
     FutexWait(Name, u32),
     FutexWoken(Name),
     FutexWake(Name),
+    /// A notifier adds signals to a model descriptor.
+    Signal(Name, u32),
+    /// An event-loop waiter waits for its descriptor to be readable.
+    DescriptorWait(Name),
+    /// ... and consumes one signal (`true`), or its slice ended (`false`).
+    DescriptorWoken(Name, bool),
     /// The handle's process is killed here (`ModelBackend::crashing_after`).
     Crash,
 }
@@ -303,6 +313,12 @@ impl Log {
                     format!("futex_wait {} returns (woken, or did not sleep)", name(n))
                 }
                 Op::FutexWake(n) => format!("futex_wake {}", name(n)),
+                Op::Signal(n, count) => format!("signal {} (+{count})", name(n)),
+                Op::DescriptorWait(n) => format!("wait for {} to be readable", name(n)),
+                Op::DescriptorWoken(n, true) => format!("{} readable: consume one signal", name(n)),
+                Op::DescriptorWoken(n, false) => {
+                    format!("wait for {} ends without a signal (slice over)", name(n))
+                }
                 Op::Crash => "is killed here (modelled crash)".to_string(),
             };
             let who = if line.actor.is_empty() {

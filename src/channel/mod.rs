@@ -71,6 +71,69 @@ use crate::error::{Error, Result};
 
 mod rings;
 
+/// What readiness of [`Readiness::fd`] means "attempt again".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Wait until the descriptor is readable (a ring's eventfd, a socket
+    /// to receive from).
+    Readable,
+    /// Wait until the descriptor is writable (a socket or pipe to send to).
+    Writable,
+}
+
+/// What an event loop (tokio, mio, `poll(2)`) waits on for a [`Sender`] or
+/// a [`Receiver`]: [`Sender::readiness`], [`Receiver::readiness`].
+///
+/// Readiness is a hint: the non-blocking attempt (`try_send`, `try_recv`)
+/// decides. The one rule, for every transport:
+///
+/// ```text
+/// loop {
+///     match end.try_recv(..) { Err(Empty) => {}, done => return done }
+///     end.arm();                      // a ring: the peer signals from now on
+///     match end.try_recv(..) { Err(Empty) => {}, done => { end.disarm(); return done } }
+///     wait for `interest` on `fd`, at most one slice (shm::wait::SLICE);
+///     if it came and `signalled`: consume one signal (Signals::consume)
+///     if it did not come: end.idle()?  (a ring's dead peer; see Receiver::idle)
+///     end.disarm();
+/// }
+/// ```
+///
+/// The re-check after `arm` is what makes the wait safe: a message
+/// published before the peer saw the announcement is found by it, and one
+/// published after is signalled. `examples/poll.rs` runs this loop with
+/// `poll(2)`; `shmsg::tokio` (feature `tokio`) with tokio's `AsyncFd`.
+#[derive(Clone, Copy, Debug)]
+pub struct Readiness<'a> {
+    /// The descriptor to wait on: a ring's eventfd, or the socket or pipe.
+    pub fd: std::os::fd::BorrowedFd<'a>,
+    /// What to wait for.
+    pub interest: Interest,
+    /// Whether `fd` is a ring's eventfd, whose signal the waiter consumes
+    /// ([`crate::shm::signal::Signals::consume`]) once it is readable.
+    pub signalled: bool,
+}
+
+impl<'a> Readiness<'a> {
+    /// A ring's eventfd.
+    pub(crate) fn signalled(fd: std::os::fd::BorrowedFd<'a>) -> Readiness<'a> {
+        Readiness {
+            fd,
+            interest: Interest::Readable,
+            signalled: true,
+        }
+    }
+
+    /// A kernel link's descriptor, waited on for `interest`.
+    pub(crate) fn link(fd: std::os::fd::BorrowedFd<'a>, interest: Interest) -> Readiness<'a> {
+        Readiness {
+            fd,
+            interest,
+            signalled: false,
+        }
+    }
+}
+
 /// The sending half of a channel.
 ///
 /// The examples send into a single-producer ring between threads
@@ -231,6 +294,24 @@ pub trait Sender {
     fn unreleased(&self) -> Option<u64> {
         None
     }
+
+    /// What an event loop waits on when [`Sender::try_send`] would block
+    /// (see [`Receiver::readiness`] and [`Readiness`]).
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        None
+    }
+
+    /// As [`Receiver::arm`], for space to send.
+    fn arm(&mut self) {}
+
+    /// As [`Receiver::disarm`].
+    fn disarm(&mut self) {}
+
+    /// As [`Receiver::idle`]: [`Error::Disconnected`] once the receiver is
+    /// dead.
+    fn idle(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The receiving half of a channel.
@@ -318,6 +399,43 @@ pub trait Receiver {
     /// # Ok::<(), shmsg::Error>(())
     /// ```
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize>;
+
+    /// What an event loop waits on when [`Receiver::try_recv`] would block:
+    /// a descriptor and the readiness to wait for (see [`Readiness`] for
+    /// the rule). `None` for a receiver that can only block a thread (a
+    /// ring in a region opened by name, which has no eventfds).
+    ///
+    /// ```
+    /// use shmsg::channel::{Interest, Receiver, Sender};
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+    /// let readiness = Receiver::readiness(&rx).expect("a ring between threads has eventfds");
+    /// assert_eq!(readiness.interest, Interest::Readable);
+    /// assert!(readiness.signalled); // a ring's eventfd: consume its signal
+    /// # let _ = &mut tx; let _ = &mut rx;
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        None
+    }
+
+    /// Before waiting on [`Receiver::readiness`]: asks the peer to signal
+    /// the descriptor (a ring announces a descriptor sleeper; a socket
+    /// needs nothing). Re-check with `try_recv` after it.
+    fn arm(&mut self) {}
+
+    /// After waiting: withdraws what [`Receiver::arm`] announced.
+    fn disarm(&mut self) {}
+
+    /// After waiting a slice ([`crate::shm::wait::SLICE`]) without the
+    /// descriptor becoming ready: looks for a dead peer, which nobody
+    /// would signal about (a ring; a socket's kernel reports it as
+    /// readiness). `Ok`: attempt again; [`Error::Disconnected`]: attempt
+    /// once more, and if it would block, the peer is gone.
+    fn idle(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Refuses a batch with a message over `max` before anything is sent.
@@ -350,6 +468,18 @@ impl<S: Sender + ?Sized> Sender for Box<S> {
     fn unreleased(&self) -> Option<u64> {
         (**self).unreleased()
     }
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        (**self).readiness()
+    }
+    fn arm(&mut self) {
+        (**self).arm()
+    }
+    fn disarm(&mut self) {
+        (**self).disarm()
+    }
+    fn idle(&mut self) -> Result<()> {
+        (**self).idle()
+    }
 }
 
 impl<R: Receiver + ?Sized> Receiver for Box<R> {
@@ -364,6 +494,18 @@ impl<R: Receiver + ?Sized> Receiver for Box<R> {
     }
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         (**self).recv_timeout(buf, timeout)
+    }
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        (**self).readiness()
+    }
+    fn arm(&mut self) {
+        (**self).arm()
+    }
+    fn disarm(&mut self) {
+        (**self).disarm()
+    }
+    fn idle(&mut self) -> Result<()> {
+        (**self).idle()
     }
 }
 
@@ -534,6 +676,18 @@ impl Sender for Channel {
     fn unreleased(&self) -> Option<u64> {
         self.tx.unreleased()
     }
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        self.tx.readiness()
+    }
+    fn arm(&mut self) {
+        self.tx.arm()
+    }
+    fn disarm(&mut self) {
+        self.tx.disarm()
+    }
+    fn idle(&mut self) -> Result<()> {
+        self.tx.idle()
+    }
 }
 
 impl Receiver for Channel {
@@ -548,6 +702,18 @@ impl Receiver for Channel {
     }
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         self.rx.recv_timeout(buf, timeout)
+    }
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        self.rx.readiness()
+    }
+    fn arm(&mut self) {
+        self.rx.arm()
+    }
+    fn disarm(&mut self) {
+        self.rx.disarm()
+    }
+    fn idle(&mut self) -> Result<()> {
+        self.rx.idle()
     }
 }
 
@@ -679,4 +845,6 @@ impl<S: Sender, L: Lock<S>> Sender for SharedSender<S, L> {
     fn flush(&mut self) -> Result<()> {
         self.inner.with(|s| s.flush())
     }
+    // No `readiness`: the sender's descriptor is behind the lock. Give
+    // each task its own sender to wait in an event loop.
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{Receiver, Sender, check_batch};
+use super::{Readiness, Receiver, Sender, check_batch};
 use crate::error::Result;
 use crate::shm::{mpmc, spsc};
 use crate::sync::Backend;
@@ -29,6 +29,18 @@ macro_rules! ring_sender {
             fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
                 $producer::Producer::send_timeout(self, message, timeout)
             }
+            fn readiness(&self) -> Option<Readiness<'_>> {
+                $producer::Producer::readiness(self).map(Readiness::signalled)
+            }
+            fn arm(&mut self) {
+                $producer::Producer::arm(self)
+            }
+            fn disarm(&mut self) {
+                $producer::Producer::disarm(self)
+            }
+            fn idle(&mut self) -> Result<()> {
+                $producer::Producer::idle(self)
+            }
             $($extra)*
         }
     };
@@ -49,6 +61,18 @@ macro_rules! ring_receiver {
             }
             fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
                 $consumer::Consumer::recv_timeout(self, buf, timeout)
+            }
+            fn readiness(&self) -> Option<Readiness<'_>> {
+                $consumer::Consumer::readiness(self).map(Readiness::signalled)
+            }
+            fn arm(&mut self) {
+                $consumer::Consumer::arm(self)
+            }
+            fn disarm(&mut self) {
+                $consumer::Consumer::disarm(self)
+            }
+            fn idle(&mut self) -> Result<()> {
+                $consumer::Consumer::idle(self)
             }
         }
     };

@@ -24,7 +24,7 @@ use rustix::net::{RecvFlags, SendFlags, SocketFlags};
 
 use super::ring_geometry;
 use super::shm::{self as rendezvous, ACK_ATTACHED, Kind, Msg, answer};
-use crate::channel::{Channel, Receiver};
+use crate::channel::{Channel, Readiness, Receiver};
 use crate::error::{Error, Result};
 use crate::msg::frame::{HELLO_LEN, Hello};
 use crate::msg::seqpacket::SeqpacketChannel;
@@ -34,6 +34,7 @@ use crate::options::Deadline;
 use crate::options::Options;
 use crate::peer::{Allow, Credentials};
 use crate::shm::layout::{Geometry, offsets};
+use crate::shm::signal::Signals;
 use crate::shm::spsc::{Consumer, Producer};
 use crate::shm::{Region, mpmc};
 
@@ -133,7 +134,8 @@ impl Rings {
             crate::shm::layout::RingKind::Mpsc,
         )?);
         let consumer = mpmc::Consumer::attach(&region)?;
-        let consumer = SharedConsumer::new(consumer, geometry.max_message());
+        let consumer =
+            SharedConsumer::new(consumer, geometry.max_message(), region.shared_signals());
         Ok(Rings {
             kind: Kind::Mpsc,
             geometry,
@@ -553,7 +555,9 @@ fn offer_rings(fd: BorrowedFd<'_>, rings: &Rings) -> Result<Option<Offered>> {
         code: answer::OK,
         value: 0,
     };
-    rendezvous::send(fd, ok, &[requests.as_fd(), replies.as_fd()])?;
+    let [a, b, c] = rendezvous::region_fds(&requests)?;
+    let [d, e, f] = rendezvous::region_fds(&replies)?;
+    rendezvous::send(fd, ok, &[a, b, c, d, e, f])?;
     Ok(Some(Offered {
         channel,
         requests,
@@ -569,14 +573,27 @@ fn offer_rings(fd: BorrowedFd<'_>, rings: &Rings) -> Result<Option<Offered>> {
 pub(super) struct SharedConsumer {
     consumer: Arc<Mutex<mpmc::Consumer>>,
     max_message: usize,
+    /// The ring's eventfds, outside the lock, for event loops.
+    signals: Option<Arc<Signals>>,
 }
 
 impl SharedConsumer {
-    fn new(consumer: mpmc::Consumer, max_message: usize) -> SharedConsumer {
+    fn new(
+        consumer: mpmc::Consumer,
+        max_message: usize,
+        signals: Option<Arc<Signals>>,
+    ) -> SharedConsumer {
         SharedConsumer {
             consumer: Arc::new(Mutex::new(consumer)),
             max_message,
+            signals,
         }
+    }
+
+    /// Runs `f` on the consumer, waiting for the lock as long as it takes
+    /// (the event-loop steps, which never block on the ring).
+    fn locked<T>(&self, f: impl FnOnce(&mut mpmc::Consumer) -> T) -> T {
+        f(&mut self.consumer.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Runs `f` on the consumer once it is free, or [`Error::Timeout`] (or
@@ -623,5 +640,21 @@ impl Receiver for SharedConsumer {
         self.with(Deadline::after(timeout), |consumer, deadline| {
             consumer.recv_timeout(buf, deadline.remaining().unwrap_or(Duration::ZERO))
         })
+    }
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        let signals = self.signals.as_deref()?;
+        Some(Readiness::signalled(signals.fd(crate::sync::Event::Data)))
+    }
+    // One announcement for the shared consumer: two tasks that wait on
+    // channels of one `mpsc:` listener at once share it, and the first to
+    // disarm withdraws it; the other then wakes by its slice.
+    fn arm(&mut self) {
+        self.locked(|consumer| consumer.arm())
+    }
+    fn disarm(&mut self) {
+        self.locked(|consumer| consumer.disarm())
+    }
+    fn idle(&mut self) -> Result<()> {
+        self.locked(|consumer| consumer.idle())
     }
 }

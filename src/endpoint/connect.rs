@@ -160,10 +160,11 @@ fn connect_rings(name: &str, kind: Kind, options: &Options, deadline: Deadline) 
             _ => e,
         });
     }
-    let shm::Received { msg, fds } = shm::recv(fd.as_fd(), 2, deadline).map_err(|e| match e {
-        Error::Empty => Error::Timeout,
-        other => other,
-    })?;
+    let shm::Received { msg, fds } =
+        shm::recv(fd.as_fd(), shm::ANSWER_FDS, deadline).map_err(|e| match e {
+            Error::Empty => Error::Timeout,
+            other => other,
+        })?;
     let field = match msg.code {
         answer::OK => None,
         answer::VERSION => Some("rendezvous version"),
@@ -183,15 +184,15 @@ fn connect_rings(name: &str, kind: Kind, options: &Options, deadline: Deadline) 
             found: msg.value,
         });
     }
-    let [requests, replies]: [OwnedFd; 2] =
+    let [a, b, c, d, e, f]: [OwnedFd; shm::ANSWER_FDS] =
         fds.try_into()
             .map_err(|fds: Vec<OwnedFd>| Error::Handshake {
                 field: "descriptors in the rendezvous answer",
-                expected: 2,
+                expected: shm::ANSWER_FDS as u64,
                 found: fds.len() as u64,
             })?;
-    let requests = Arc::new(shm::region_from(requests)?);
-    let replies = Arc::new(shm::region_from(replies)?);
+    let requests = Arc::new(shm::region_from([a, b, c])?);
+    let replies = Arc::new(shm::region_from([d, e, f])?);
     let largest_reply = replies.geometry().max_message();
     if let Some(max) = options.max_message
         && largest_reply > max

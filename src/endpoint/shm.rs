@@ -7,6 +7,7 @@
 //!   connect(@shmsg.NAME) ─────────────────▶ accept; SO_PEERCRED checked
 //!   Hello{kind, max reply} ───────────────▶ makes the rings, attaches its sides
 //!                         ◀──────────────── Answer{ok} + SCM_RIGHTS[requests, replies]
+//!                                           (each ring: memfd, data and space eventfds)
 //!   verifies seals and layout, maps,
 //!   attaches its sides
 //!   Ack ──────────────────────────────────▶ accept returns the Channel
@@ -16,7 +17,9 @@
 //! the protocol version (`u32`), a code (`u32`) and a value (`u64`), all
 //! little-endian. The hello's code is the endpoint kind (1 `shm:`, 2
 //! `mpsc:`) and its value the largest reply the client accepts (0: the
-//! listener's size); the answer's code is 0 with the two descriptors, or
+//! listener's size); the answer's code is 0 with the six descriptors
+//! ([`ANSWER_FDS`]: each ring's memfd, then its [`Event::Data`] and
+//! [`Event::Space`] eventfds, which event loops wait on), or
 //! why not (1 version, 2 kind, 3 no rings) with the listener's value; the
 //! acknowledgement's code is 0. The answer to a peer the listener refuses
 //! is a datagram starting with [`REFUSED_MAGIC`], as on the other Unix
@@ -43,11 +46,17 @@ use crate::error::{Error, Result};
 use crate::msg::frame::{REFUSED_MAGIC, check_magic_and_version, check_refusal};
 use crate::options::Deadline;
 use crate::shm::Region;
+use crate::shm::signal::Signals;
+use crate::sync::Event;
 
 /// `b"shmsg\0sm"`: the magic of every rendezvous datagram.
 pub(super) const MAGIC: [u8; 8] = *b"shmsg\0sm";
 /// Version of the rendezvous protocol; bump on any change.
-pub(super) const VERSION: u32 = 1;
+pub(super) const VERSION: u32 = 2;
+/// Descriptors per ring in the answer: the memfd and the two eventfds.
+pub(super) const RING_FDS: usize = 3;
+/// Descriptors in an answer: the request ring's, then the reply ring's.
+pub(super) const ANSWER_FDS: usize = 2 * RING_FDS;
 /// Bytes of every rendezvous datagram.
 pub(super) const MSG_LEN: usize = 24;
 
@@ -133,7 +142,7 @@ pub(super) fn refuse(socket: BorrowedFd<'_>) {
 }
 
 fn send_bytes(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(ANSWER_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(Error::io(
@@ -168,7 +177,7 @@ pub(super) struct Received {
 /// `max_fds` truncate the message and are refused.
 pub(super) fn recv(socket: BorrowedFd<'_>, max_fds: usize, deadline: Deadline) -> Result<Received> {
     let mut bytes = [0u8; MSG_LEN];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(ANSWER_FDS))];
     let mut reset = false;
     loop {
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -224,9 +233,25 @@ pub(super) fn recv(socket: BorrowedFd<'_>, max_fds: usize, deadline: Deadline) -
     }
 }
 
-/// Validates and maps the ring a peer sent as `fd` (sealed, with a valid
-/// header: [`Region::from_fd`]), then closes `fd`, so that this process's
-/// locks on the ring are its own.
-pub(super) fn region_from(fd: OwnedFd) -> Result<Region> {
-    Region::from_fd(fd.as_fd())
+/// Validates and maps the ring a peer sent as `memfd` (sealed, with a
+/// valid header: [`Region::from_fd`]), then closes `memfd`, so that this
+/// process's locks on the ring are its own; `data` and `space` must be
+/// eventfds ([`Signals::from_fds`]).
+pub(super) fn region_from([memfd, data, space]: [OwnedFd; RING_FDS]) -> Result<Region> {
+    let signals = Signals::from_fds(data, space)?;
+    Ok(Region::from_fd(memfd.as_fd())?.with_signals(signals))
+}
+
+/// The descriptors that hand `region` to the peer: its memfd and its
+/// eventfds ([`Error::InvalidConfig`] if it has none: only anonymous
+/// regions, which have them, are sent).
+pub(super) fn region_fds(region: &Region) -> Result<[BorrowedFd<'_>; RING_FDS]> {
+    let signals = region.signals().ok_or_else(|| {
+        Error::InvalidConfig("a ring handed to a peer needs its eventfds".to_string())
+    })?;
+    Ok([
+        region.as_fd(),
+        signals.fd(Event::Data),
+        signals.fd(Event::Space),
+    ])
 }

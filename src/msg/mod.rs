@@ -16,7 +16,8 @@
 
 /// Implements [`Sender`](crate::Sender) for a type by its inherent methods
 /// of the same names (`try_send`, `send`, `send_timeout`, `send_batch`),
-/// and the trait's `max_message` by the inherent method named.
+/// the trait's `max_message` by the inherent method named, and its
+/// `readiness` by the type's descriptor (`AsFd`), writable.
 macro_rules! sender_by_inherent_methods {
     ($ty:ty, max_message: $max:ident) => {
         impl $crate::channel::Sender for $ty {
@@ -39,13 +40,20 @@ macro_rules! sender_by_inherent_methods {
             fn send_batch(&mut self, messages: &[&[u8]]) -> $crate::error::Result<()> {
                 <$ty>::send_batch(self, messages)
             }
+            fn readiness(&self) -> Option<$crate::channel::Readiness<'_>> {
+                Some($crate::channel::Readiness::link(
+                    std::os::fd::AsFd::as_fd(self),
+                    $crate::channel::Interest::Writable,
+                ))
+            }
         }
     };
 }
 
 /// Implements [`Receiver`](crate::Receiver) for a type by its inherent
 /// methods of the same names (`max_message`, `try_recv`, `recv`,
-/// `recv_timeout`).
+/// `recv_timeout`), and its `readiness` by the type's descriptor
+/// (`AsFd`), readable.
 macro_rules! receiver_by_inherent_methods {
     ($ty:ty) => {
         impl $crate::channel::Receiver for $ty {
@@ -64,6 +72,12 @@ macro_rules! receiver_by_inherent_methods {
                 timeout: std::time::Duration,
             ) -> $crate::error::Result<usize> {
                 <$ty>::recv_timeout(self, buf, timeout)
+            }
+            fn readiness(&self) -> Option<$crate::channel::Readiness<'_>> {
+                Some($crate::channel::Readiness::link(
+                    std::os::fd::AsFd::as_fd(self),
+                    $crate::channel::Interest::Readable,
+                ))
             }
         }
     };

@@ -116,7 +116,7 @@ fn mapped(region: &Region, owner: Arc<dyn Owner>) -> Mapped {
     // SAFETY: the region's mapping is `region_size()` bytes, page-aligned,
     // and `owner` keeps the region (and so the mapping) alive; its header
     // was validated when the region was created or opened.
-    unsafe { Mapped::new(owner, base, region.geometry()) }
+    unsafe { Mapped::new(owner, base, region.geometry(), region.shared_signals()) }
 }
 
 /// A backend over `region`'s mapping whose owner holds `lock`; for a

@@ -1,6 +1,7 @@
 //! The production backend: a ring laid over raw memory with the header layout
 //! of [`crate::shm::layout`], either a shared mapping or a heap allocation.
 
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use crate::error::{Result, Role};
 use crate::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
+use crate::shm::signal::Signals;
 use crate::sync::{Backend, Control, Event, futex};
 
 /// What keeps a [`Mapped`] ring's memory alive, and knows whether the process
@@ -53,6 +55,8 @@ pub struct Mapped {
     owner: Arc<dyn Owner>,
     base: NonNull<u8>,
     geometry: Geometry,
+    /// The ring's eventfds, if it has them (see [`crate::shm::signal`]).
+    signals: Option<Arc<Signals>>,
 }
 
 // SAFETY: `Mapped` only holds a pointer into memory kept alive by `owner`
@@ -96,11 +100,13 @@ impl Mapped {
         owner: Arc<dyn Owner>,
         base: NonNull<u8>,
         geometry: Geometry,
+        signals: Option<Arc<Signals>>,
     ) -> Mapped {
         Mapped {
             owner,
             base,
             geometry,
+            signals,
         }
     }
 
@@ -141,9 +147,10 @@ impl Mapped {
             base as usize + geometry.region_size() <= heap.words.as_ptr() as usize + len * 8
         );
         let base = NonNull::new(base).expect("heap pointer is not null");
+        let signals = Some(Arc::new(Signals::new()?));
         // SAFETY: `base` is 128-aligned inside the allocation, which holds
         // `region_size()` bytes past it and lives as long as `heap`.
-        let mapped = unsafe { Mapped::new(heap, base, geometry) };
+        let mapped = unsafe { Mapped::new(heap, base, geometry, signals) };
         mapped.publish_header(geometry, initial_position);
         Ok(mapped)
     }
@@ -299,6 +306,16 @@ unsafe impl Backend for Mapped {
 
     fn futex_wake(&self, which: Event) {
         futex::wake(self.event(which))
+    }
+
+    fn signal(&self, which: Event, count: u32) {
+        if let Some(signals) = &self.signals {
+            signals.signal(which, count);
+        }
+    }
+
+    fn descriptor(&self, which: Event) -> Option<BorrowedFd<'_>> {
+        self.signals.as_ref().map(|signals| signals.fd(which))
     }
 
     fn peer_alive(&self, role: Role) -> bool {

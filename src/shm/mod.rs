@@ -7,7 +7,8 @@
 //! * [`layout`]: the region header, the ring's [`Geometry`];
 //! * `record`: what the records of both rings share (header tag, commit
 //!   bit, the data word at a position);
-//! * [`wait`]: the one wait loop, spin and futex eventcount;
+//! * [`wait`]: the one wait loop, spin and futex eventcount, and its
+//!   descriptors for event loops ([`signal`]);
 //! * [`watch`]: the watchdog that detaches dead consumers;
 //! * [`region`] and [`share`]: the mapping of a region, its locks, and how
 //!   it is handed to another process;
@@ -25,6 +26,7 @@ pub mod mpmc;
 mod record;
 pub mod region;
 pub mod share;
+pub mod signal;
 pub mod spsc;
 pub mod wait;
 pub mod watch;

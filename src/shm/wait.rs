@@ -23,7 +23,8 @@
 //!
 //! ```text
 //! bit 63..32  epoch: the futex word; a notifier that finds a sleeper bumps it
-//! bit 31..0   announced sleepers
+//! bit 31..16  announced descriptor sleepers (event loops, see below)
+//! bit 15..0   announced futex sleepers (blocked threads)
 //! ```
 //!
 //! A waiter, after its spin budget:
@@ -43,7 +44,9 @@
 //!    write, no system call. In a busy stream this is all it ever does, and
 //!    since nobody writes the `Waiting` line then, the load hits a line both
 //!    cores keep cached;
-//! 3. otherwise bumps the epoch and calls `FUTEX_WAKE`.
+//! 3. otherwise bumps the epoch, and calls `FUTEX_WAKE` if a futex
+//!    sleeper is announced, and signals the ring's descriptor (see below)
+//!    if a descriptor sleeper is.
 //!
 //! Why no wake-up is lost: the waiter stores (its announcement) then loads
 //! (the ring); the notifier stores (the record) then loads (the
@@ -61,6 +64,33 @@
 //! The price is one `SeqCst` fence per publish and per release on the
 //! notifying side (an `mfence` or locked instruction on x86-64); a batch
 //! send pays it once per batch.
+//!
+//! # Descriptor sleepers: waiting in an event loop
+//!
+//! A futex cannot be registered with `epoll`, so a task of an event loop
+//! (tokio, mio, a `poll(2)` loop) waits on a descriptor instead: the ring's
+//! eventfd for the event ([`crate::shm::signal::Signals`]), which the
+//! notifier signals when it finds a *descriptor sleeper* announced. The
+//! protocol is the same eventcount with a different sleep:
+//!
+//! 1. *arm*: announce a descriptor sleeper (bits 31..16), then the same
+//!    `SeqCst` fence;
+//! 2. re-check the ring; if the attempt succeeds, *disarm* (retract);
+//! 3. otherwise wait until the descriptor is readable (at most one slice),
+//!    consume one signal, disarm, and go back to the attempt.
+//!
+//! The argument that no wake-up is lost is the futex one: either the
+//! re-check sees the record, or the notifier sees the announcement and
+//! signals the descriptor, which then stays readable until a waiter
+//! consumes the signal, so a wait that starts after the signal returns at
+//! once. A notifier writes as many signals as it found descriptor sleepers
+//! (the eventfd is a semaphore: each waiter consumes one), so every waiter
+//! of a shared ring wakes. A signal nobody consumes (its waiter found a
+//! record on the re-check) costs one spurious wake-up later: readiness is a
+//! hint, the attempt decides. A busy stream still makes no system call:
+//! the notifier's load finds no sleeper of either kind. The loom model
+//! `models/loom_wait.rs` runs a futex sleeper and a descriptor sleeper on
+//! one ring, in both directions.
 //!
 //! # Slices, timeouts and dead peers
 //!
@@ -137,9 +167,14 @@ pub const SLICE: Duration = Duration::from_millis(20);
 /// ```
 pub const SHORT_SLEEP: Duration = Duration::from_micros(50);
 
-/// One announced sleeper, in bits 31..0 of an event word.
+/// One announced futex sleeper, in bits 15..0 of an event word.
 const SLEEPER: u64 = 1;
-const SLEEPER_MASK: u64 = 0xFFFF_FFFF;
+const SLEEPER_MASK: u64 = 0xFFFF;
+/// One announced descriptor sleeper, in bits 31..16 of an event word.
+const DESCRIPTOR_SLEEPER: u64 = 1 << 16;
+const DESCRIPTOR_SHIFT: u32 = 16;
+/// Both kinds of sleepers.
+const SLEEPERS_MASK: u64 = 0xFFFF_FFFF;
 /// One epoch step, in bits 63..32 of an event word.
 const EPOCH: u64 = 1 << 32;
 
@@ -159,7 +194,8 @@ pub fn epoch(word: u64) -> u32 {
     (word >> 32) as u32
 }
 
-/// The number of announced sleepers in an event word.
+/// The number of announced futex sleepers (blocked threads) in an event
+/// word.
 ///
 /// ```
 /// use shmsg::shm::wait::sleepers;
@@ -172,12 +208,29 @@ pub fn sleepers(word: u64) -> u32 {
     (word & SLEEPER_MASK) as u32
 }
 
+/// The number of announced descriptor sleepers (event-loop waiters) in an
+/// event word.
+///
+/// ```
+/// use shmsg::shm::wait::{descriptor_sleepers, sleepers};
+///
+/// let word = (3u64 << 32) | (2 << 16) | 1; // epoch 3, two armed, one asleep
+/// assert_eq!(descriptor_sleepers(word), 2);
+/// assert_eq!(sleepers(word), 1);
+/// ```
+#[inline(always)]
+pub fn descriptor_sleepers(word: u64) -> u32 {
+    ((word & SLEEPERS_MASK) >> DESCRIPTOR_SHIFT) as u32
+}
+
 /// A handle's adaptive spin budget (see the module docs).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Spin {
     budget: u32,
     floor: u32,
     limit: u32,
+    /// Whether the handle has announced a descriptor sleeper ([`arm`]).
+    armed: bool,
 }
 
 impl Spin {
@@ -193,6 +246,7 @@ impl Spin {
             budget: limit,
             floor,
             limit,
+            armed: false,
         }
     }
 
@@ -285,7 +339,7 @@ impl Wait {
     #[inline]
     pub(crate) fn cancel<B: Backend>(&self, backend: &B, ticket: Ticket) {
         let Ticket { .. } = ticket;
-        retract(backend, self.event);
+        retract(backend, self.event, SLEEPER);
     }
 
     /// Sleeps after a re-check that found nothing, for at most one slice (or
@@ -293,12 +347,9 @@ impl Wait {
     pub(crate) fn sleep<B: Backend>(&mut self, backend: &B, ticket: Ticket) -> Result<Slept> {
         // A dead peer sends no wake-up; a slice without one is the time to
         // ask (a system call, so not before the first sleep).
-        if self.sleeps > 0 {
-            let epoch = backend.control(Control::epoch(self.peer)).load(Acquire);
-            if epoch % 2 == 1 && !backend.peer_alive(self.peer) {
-                self.cancel(backend, ticket);
-                return Ok(Slept::PeerDead);
-            }
+        if self.sleeps > 0 && peer_gone(backend, self.peer) {
+            self.cancel(backend, ticket);
+            return Ok(Slept::PeerDead);
         }
         let timeout = self.deadline.slice(SLICE);
         if timeout.is_zero() {
@@ -306,7 +357,7 @@ impl Wait {
             return Err(Error::Timeout);
         }
         backend.futex_wait(self.event, ticket.epoch, timeout);
-        retract(backend, self.event);
+        retract(backend, self.event, SLEEPER);
         self.sleeps = self.sleeps.saturating_add(1);
         Ok(Slept::Again)
     }
@@ -337,18 +388,80 @@ impl Wait {
     }
 }
 
+/// Whether the process attached as `peer` is gone: its epoch says attached
+/// but it is dead (a system call: only from the sleep phase).
+fn peer_gone<B: Backend>(backend: &B, peer: Role) -> bool {
+    let epoch = backend.control(Control::epoch(peer)).load(Acquire);
+    epoch % 2 == 1 && !backend.peer_alive(peer)
+}
+
 /// A ring handle that blocks: what [`block`] needs of it.
 pub(crate) trait Waiter {
     /// The handle's memory and wait primitives.
     type Backend: Backend;
+    /// The event the handle's operations wait for.
+    const EVENT: Event;
+    /// The role that notifies [`Waiter::EVENT`].
+    const PEER: Role;
     /// The handle's backend.
     fn backend(&self) -> &Self::Backend;
     /// The handle's adaptive spin budget.
     fn spin_budget(&mut self) -> &mut Spin;
+    /// What a sleep on [`Waiter::EVENT`] means for the handle's operations
+    /// (the `woke` hook of [`block`]): the same after a futex sleep and
+    /// after an event loop's idle slice ([`idle`]).
+    fn woke(&mut self, slept: Slept) -> Result<Woke>;
+}
+
+/// Announces a descriptor sleeper for `handle`'s event, once, then fences:
+/// from now until [`disarm`], a notifier signals the ring's descriptor
+/// ([`Backend::signal`]). The caller re-checks the ring after this, and
+/// waits for the descriptor only if the re-check found nothing.
+#[inline]
+pub(crate) fn arm<W: Waiter>(handle: &mut W) {
+    if !handle.spin_budget().armed {
+        handle.spin_budget().armed = true;
+        // Seeded defect `arm_without_announce`: left out.
+        if !<W::Backend as Backend>::FAULTS.arm_without_announce {
+            handle
+                .backend()
+                .event(W::EVENT)
+                .fetch_add(DESCRIPTOR_SLEEPER, Relaxed);
+        }
+    }
+    handle.backend().fence();
+}
+
+/// Retracts `handle`'s descriptor sleeper, if [`arm`] announced one.
+#[inline]
+pub(crate) fn disarm<W: Waiter>(handle: &mut W) {
+    if std::mem::take(&mut handle.spin_budget().armed)
+        && !<W::Backend as Backend>::FAULTS.arm_without_announce
+    {
+        retract(handle.backend(), W::EVENT, DESCRIPTOR_SLEEPER);
+    }
+}
+
+/// An event loop's wait on `handle`'s descriptor lasted a slice without a
+/// signal: what a futex sleep of a slice would have learnt (whether the
+/// peer is gone), fed to the handle's [`Waiter::woke`] hook. `Ok` means
+/// attempt again; an error other than [`Error::Disconnected`] ends the
+/// call, and `Disconnected` means attempt once more and report it if the
+/// attempt would still block.
+pub(crate) fn idle<W: Waiter>(handle: &mut W) -> Result<()> {
+    let slept = if peer_gone(handle.backend(), W::PEER) {
+        Slept::PeerDead
+    } else {
+        Slept::Again
+    };
+    match handle.woke(slept)? {
+        Woke::Again => Ok(()),
+        Woke::LastTry(error) => Err(error),
+    }
 }
 
 mod methods;
-pub(crate) use methods::{receive_methods, send_methods, waiter};
+pub(crate) use methods::{event_loop_methods, receive_methods, send_methods, waiter};
 
 /// A receive's closure that copies the payload into `buf` (replacing its
 /// contents) and returns its length.
@@ -444,11 +557,17 @@ pub(crate) fn block_for_space<W: Waiter, T>(
         deadline,
         full,
         attempt,
-        |_, slept| match slept {
-            Slept::Again => Ok(Woke::Again),
-            Slept::PeerDead => Err(Error::Disconnected),
-        },
+        W::woke,
     )
+}
+
+/// The `woke` hook of every sender: a dead consumer ends the wait with
+/// [`Error::Disconnected`] (nobody will ever make room).
+pub(crate) fn sender_woke(slept: Slept) -> Result<Woke> {
+    match slept {
+        Slept::Again => Ok(Woke::Again),
+        Slept::PeerDead => Err(Error::Disconnected),
+    }
 }
 
 /// `would_block` for senders: the ring is full.
@@ -486,32 +605,39 @@ fn announce<B: Backend>(backend: &B, event: Event) -> Ticket {
     Ticket { epoch: epoch(seen) }
 }
 
-/// Withdraws one announced sleeper from `event` (`Relaxed`: see
-/// `announce`).
+/// Withdraws one announced sleeper of the kind `one` ([`SLEEPER`] or
+/// [`DESCRIPTOR_SLEEPER`]) from `event` (`Relaxed`: see `announce`).
 #[inline]
-fn retract<B: Backend>(backend: &B, event: Event) {
-    backend
-        .event(event)
-        .fetch_add(SLEEPER.wrapping_neg(), Relaxed);
+fn retract<B: Backend>(backend: &B, event: Event, one: u64) {
+    backend.event(event).fetch_add(one.wrapping_neg(), Relaxed);
 }
 
-/// Whether a sleeper is announced on `event`: the notifier's fence, then one
-/// load. Call after the store that the sleeper waits for.
+/// Whether a sleeper of either kind is announced on `event`: the notifier's
+/// fence, then one load. Call after the store that the sleeper waits for.
 #[inline(always)]
 pub(crate) fn sleeper_announced<B: Backend>(backend: &B, event: Event) -> bool {
     backend.fence();
-    sleepers(backend.event(event).load(Relaxed)) != 0
+    backend.event(event).load(Relaxed) & SLEEPERS_MASK != 0
 }
 
-/// Wakes the sleepers on `event`: bumps the epoch (so a sleeper about to
-/// call `FUTEX_WAIT` returns at once), then the wake-up system call.
+/// Wakes the sleepers on `event`: bumps the epoch (so a futex sleeper about
+/// to call `FUTEX_WAIT` returns at once), then `FUTEX_WAKE` if a futex
+/// sleeper is announced, and one descriptor signal per descriptor sleeper.
 #[cold]
 #[inline(never)]
 pub(crate) fn wake<B: Backend>(backend: &B, event: Event) {
     // `Relaxed`: see `announce`. The bump reads the latest value, so it
-    // follows every announcement the notifier saw.
-    backend.event(event).fetch_add(EPOCH, Relaxed);
-    backend.futex_wake(event);
+    // follows every announcement the notifier saw: the sleepers it counts
+    // include those, less any that retracted since (they are awake).
+    let word = backend.event(event).fetch_add(EPOCH, Relaxed);
+    if sleepers(word) != 0 {
+        backend.futex_wake(event);
+    }
+    let armed = descriptor_sleepers(word);
+    // Seeded defect `wake_futex_only`: the descriptor is not signalled.
+    if armed != 0 && !B::FAULTS.wake_futex_only {
+        backend.signal(event, armed);
+    }
 }
 
 /// Wakes the sleepers on `event`, if any: call after the store (a published

@@ -10,8 +10,10 @@
 //!   their in-place variants), which are plain, unsynchronized accesses;
 //! * the wait primitives: a spin hint ([`Backend::spin`]), the sequentially
 //!   consistent fence of the eventcount ([`Backend::fence`]), a futex on the
-//!   two event words ([`Backend::futex_wait`], [`Backend::futex_wake`]), and
-//!   the liveness test of the peer ([`Backend::peer_alive`]). The protocol
+//!   two event words ([`Backend::futex_wait`], [`Backend::futex_wake`]), a
+//!   descriptor event loops wait on ([`Backend::signal`],
+//!   [`Backend::descriptor`]), and the liveness test of the peer
+//!   ([`Backend::peer_alive`]). The protocol
 //!   that decides when to announce, fence, re-check, sleep and wake is in
 //!   [`crate::shm::wait`], written once against these.
 //!
@@ -296,6 +298,12 @@ pub struct Faults {
     /// Multi-producer ring: a consumer that takes over an `Mpsc` slot does
     /// not finish the release its dead predecessor was in the middle of.
     pub no_release_finish: bool,
+    /// An event-loop waiter arms itself without announcing a descriptor
+    /// sleeper, so no notifier signals its descriptor (a lost wake-up).
+    pub arm_without_announce: bool,
+    /// A notifier that finds sleepers wakes the futex only, and never
+    /// signals the descriptor event-loop waiters wait on (a lost wake-up).
+    pub wake_futex_only: bool,
 }
 
 /// The ordering of an atomic operation that a seeded defect weakens to
@@ -345,6 +353,8 @@ impl Faults {
         no_tail_recovery: false,
         recover_live_consumer: false,
         no_release_finish: false,
+        arm_without_announce: false,
+        wake_futex_only: false,
     };
 }
 
@@ -448,6 +458,22 @@ pub unsafe trait Backend: Send {
     /// Wakes every thread or process sleeping in [`Backend::futex_wait`] on
     /// `which`.
     fn futex_wake(&self, which: Event);
+
+    /// Signals `count` descriptor sleepers of `which`: makes the event's
+    /// descriptor ([`Backend::descriptor`]) readable until `count` waiters
+    /// have each consumed one signal (an eventfd in semaphore mode). A
+    /// model backend signals its model descriptor (a counter and a
+    /// condition variable). Never blocks.
+    fn signal(&self, which: Event, count: u32);
+
+    /// The descriptor an event loop waits on for `which` (readable once
+    /// signalled), if the ring has one: rings made by a listener and rings
+    /// between threads do, rings in a region opened by name do not (no
+    /// socket carried a descriptor to their peers). The default: none.
+    fn descriptor(&self, which: Event) -> Option<std::os::fd::BorrowedFd<'_>> {
+        let _ = which;
+        None
+    }
 
     /// Whether the process attached as `role` is still alive. Called only
     /// while the peer's epoch says it is attached, and only from the sleep

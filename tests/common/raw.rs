@@ -48,13 +48,13 @@ pub fn kind_of(endpoint: &str) -> SocketType {
 }
 
 /// A rendezvous datagram (see `src/endpoint/shm.rs`): the magic, version
-/// 1, `code` and `value`. A hello's code is the endpoint kind (1 `shm:`, 2
+/// 2, `code` and `value`. A hello's code is the endpoint kind (1 `shm:`, 2
 /// `mpsc:`) and its value the largest reply wanted; an answer's code 0 is
 /// "the rings follow"; an acknowledgement is code 0.
 pub fn rdv(code: u32, value: u64) -> [u8; 24] {
     let mut bytes = [0u8; 24];
     bytes[..8].copy_from_slice(b"shmsg\0sm");
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     bytes[12..16].copy_from_slice(&code.to_le_bytes());
     bytes[16..].copy_from_slice(&value.to_le_bytes());
     bytes

@@ -61,7 +61,7 @@ use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
 
 use super::frame::{HELLO_LEN, Hello};
 use super::unix::{self, SocketKind, UnixAddr};
-use crate::channel::{Receiver, Sender};
+use crate::channel::{Interest, Readiness, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::options::Deadline;
 
@@ -536,6 +536,9 @@ impl Sender for SeqpacketSender {
     fn send_batch(&mut self, messages: &[&[u8]]) -> Result<()> {
         send_batch(self.fd.as_fd(), self.send_limit, messages)
     }
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        Some(Readiness::link(self.fd.as_fd(), Interest::Writable))
+    }
 }
 
 /// The receiving half of a [`SeqpacketChannel`], from [`SeqpacketChannel::split`].
@@ -595,6 +598,9 @@ impl Receiver for SeqpacketReceiver {
     }
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         recv_timeout(self.fd.as_fd(), self.max_message, buf, timeout)
+    }
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        Some(Readiness::link(self.fd.as_fd(), Interest::Readable))
     }
 }
 

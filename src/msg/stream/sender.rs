@@ -10,7 +10,7 @@ use rustix::fs::{FileType, OFlags};
 use rustix::net::{SendAncillaryBuffer, SendFlags, Shutdown};
 
 use super::{expired, poll_fd, stream_error};
-use crate::channel::{self, Sender};
+use crate::channel::{self, Interest, Readiness, Sender};
 use crate::error::{Error, Result};
 use crate::msg::frame::{self, HEADER_LEN, HELLO_LEN, Hello};
 use crate::options::Deadline;
@@ -64,6 +64,12 @@ pub trait Link {
 
     /// Tells the peer no more bytes will come (the sender is dropped).
     fn close_write(&mut self) {}
+
+    /// The descriptor an event loop waits on until the link may take more
+    /// bytes (writable), if it has one.
+    fn descriptor(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
 }
 
 /// A kernel descriptor as a [`Link`]: a socket or the writing end of a pipe.
@@ -147,6 +153,10 @@ impl Link for FdLink {
             // Best effort: the peer may be gone already.
             let _ = rustix::net::shutdown(&self.fd, Shutdown::Write);
         }
+    }
+
+    fn descriptor(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.fd.as_fd())
     }
 }
 
@@ -534,5 +544,9 @@ impl<L: Link> Sender for StreamSender<L> {
     }
     fn flush(&mut self) -> Result<()> {
         StreamSender::flush(self)
+    }
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        let fd = self.link.descriptor()?;
+        Some(Readiness::link(fd, Interest::Writable))
     }
 }

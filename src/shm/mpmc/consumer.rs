@@ -213,6 +213,7 @@ impl<B: Backend> Consumer<B> {
     }
 
     wait::receive_methods!("mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpsc)");
+    wait::event_loop_methods!("try_recv");
 
     /// Reads the next message in place: `read` gets the payload bytes inside
     /// the ring, and the record is handed back when it returns (in an
@@ -456,25 +457,29 @@ impl<B: Backend> Consumer<B> {
             deadline,
             wait::empty,
             attempt,
-            |c, slept| {
-                let recovered = c.recover_dead_claim()?;
-                Ok(match slept {
-                    Slept::Again => Woke::Again,
-                    // Every producer is dead: recover their holes one by
-                    // one, deliver what they committed, then the stream is
-                    // over.
-                    Slept::PeerDead if recovered => Woke::Again,
-                    Slept::PeerDead => Woke::LastTry(Error::Disconnected),
-                })
-            },
+            Self::on_wake,
         )
+    }
+
+    /// The `woke` hook of every wait for data: recovers a dead producer's
+    /// claim that blocks the ring.
+    fn on_wake(&mut self, slept: Slept) -> Result<Woke> {
+        let recovered = self.recover_dead_claim()?;
+        Ok(match slept {
+            Slept::Again => Woke::Again,
+            // Every producer is dead: recover their holes one by one,
+            // deliver what they committed, then the stream is over.
+            Slept::PeerDead if recovered => Woke::Again,
+            Slept::PeerDead => Woke::LastTry(Error::Disconnected),
+        })
     }
 }
 
-wait::waiter!(Consumer);
+wait::waiter!(Consumer, Event::Data, Role::Producer);
 
 impl<B: Backend> Drop for Consumer<B> {
     fn drop(&mut self) {
+        wait::disarm(self);
         // A hand-back still waiting for the consumers before it gets one
         // more sleep slice (not while a panic unwinds: no wait then); past
         // that its entry stays claimed, as a dead consumer's would, and the

@@ -218,6 +218,7 @@ impl<B: Backend> Producer<B> {
     }
 
     wait::send_methods!("mpmc::channel(Geometry::new(1024, 64)?, RingKind::Mpmc)");
+    wait::event_loop_methods!("try_send");
 
     /// Writes a message of at most `max_len` bytes in place: `fill` gets the
     /// record's payload bytes (their previous contents are unspecified) and
@@ -310,6 +311,11 @@ impl<B: Backend> Producer<B> {
         attempt: impl FnMut(&mut Self) -> Result<T>,
     ) -> Result<T> {
         wait::block_for_space(self, deadline, attempt)
+    }
+
+    /// The `woke` hook of every wait of this producer.
+    fn on_wake(&mut self, slept: wait::Slept) -> Result<wait::Woke> {
+        wait::sender_woke(slept)
     }
 
     /// Claims room for a record of `len` payload bytes (module docs, step 1).
@@ -456,13 +462,14 @@ impl<B: Backend> Drop for AbortOnUnwind<'_, B> {
 
 impl<B: Backend> Drop for Producer<B> {
     fn drop(&mut self) {
+        wait::disarm(self);
         // Every commit happens-before the count says we are gone.
         detach_slot(&self.backend, Role::Producer, self.index, self.epoch);
         wait::notify(&self.backend, Event::Data);
     }
 }
 
-wait::waiter!(Producer);
+wait::waiter!(Producer, Event::Space, Role::Consumer);
 
 impl<B: Backend + Clone> Producer<B> {
     /// Attaches another producer to the same ring (in this process).

@@ -9,6 +9,7 @@ use rustix::fs::{FileType, MemfdFlags, Mode, OFlags, SealFlags};
 
 use crate::error::{Error, Result};
 use crate::shm::layout::{Geometry, RingKind};
+use crate::shm::signal::Signals;
 
 use super::Region;
 use super::backing::allocate;
@@ -24,7 +25,8 @@ pub(super) fn create(geometry: Geometry, kind: RingKind) -> Result<Region> {
     allocate(fd.as_fd(), geometry.region_size() as u64)?;
     rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
         .map_err(|e| Error::io("cannot seal the anonymous region's memfd", e))?;
-    Region::publish(fd, geometry, kind, None, None)
+    let signals = Signals::new()?;
+    Ok(Region::publish(fd, geometry, kind, None, None)?.with_signals(signals))
 }
 
 /// Attaches the anonymous region whose memfd is `fd`, through a description

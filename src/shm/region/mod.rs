@@ -119,6 +119,7 @@ use rustix::fs::FileType;
 
 use crate::error::{Error, Result};
 use crate::shm::layout::{self, DATA_OFFSET, Geometry, Identity, RingKind, offsets};
+use crate::shm::signal::Signals;
 
 mod anon;
 mod backing;
@@ -170,6 +171,9 @@ pub struct Region {
     path: Option<PathBuf>,
     /// Set for the creator of a named region until [`Region::keep`].
     unlink_on_drop: bool,
+    /// The ring's eventfds, for event loops: made with an anonymous region,
+    /// or given with [`Region::with_signals`] (see [`crate::shm::signal`]).
+    signals: Option<Arc<Signals>>,
 }
 
 // `Region` is `Send + Sync` without an `unsafe impl`: `MmapRaw`, `OwnedFd` and
@@ -183,6 +187,39 @@ const _: fn() = || {
 };
 
 impl Region {
+    /// The region with `signals` as its ring's eventfds: the ring handles
+    /// attached to it afterwards signal them and offer them to event loops
+    /// (their `readiness`). An anonymous region has its own; a process that
+    /// receives a region's memfd receives its eventfds beside it.
+    ///
+    /// ```
+    /// use shmsg::shm::signal::Signals;
+    /// use shmsg::shm::{Geometry, Region};
+    ///
+    /// let region = Region::anonymous(Geometry::default())?;
+    /// assert!(region.signals().is_some());
+    /// // Another process gets the memfd and the eventfds.
+    /// let theirs = Region::from_fd(region.as_fd())?;
+    /// assert!(theirs.signals().is_none());
+    /// let theirs = theirs.with_signals(region.signals().unwrap().try_clone()?);
+    /// assert!(theirs.signals().is_some());
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
+    pub fn with_signals(mut self, signals: Signals) -> Region {
+        self.signals = Some(Arc::new(signals));
+        self
+    }
+
+    /// The ring's eventfds, if it has them.
+    pub fn signals(&self) -> Option<&Signals> {
+        self.signals.as_deref()
+    }
+
+    /// The ring's eventfds, shared with the backends attached to it.
+    pub(crate) fn shared_signals(&self) -> Option<Arc<Signals>> {
+        self.signals.clone()
+    }
+
     /// The ring's validated capacity and maximum message size.
     ///
     /// ```
@@ -397,6 +434,7 @@ impl Region {
             name,
             path,
             unlink_on_drop: false,
+            signals: None,
         }
     }
 }

@@ -122,6 +122,7 @@ impl<B: Backend> Consumer<B> {
     }
 
     wait::receive_methods!("spsc::channel(Geometry::new(1024, 64)?)");
+    wait::event_loop_methods!("try_recv");
 
     /// Reads the next message in place: `read` gets the payload bytes inside
     /// the ring, and the record is released when it returns.
@@ -173,13 +174,18 @@ impl<B: Backend> Consumer<B> {
             deadline,
             wait::empty,
             attempt,
-            |_, slept| match slept {
-                Slept::Again => Ok(Woke::Again),
-                // Everything the dead producer committed is visible now: one
-                // more attempt delivers it, then the stream is over.
-                Slept::PeerDead => Ok(Woke::LastTry(Error::Disconnected)),
-            },
+            Self::on_wake,
         )
+    }
+
+    /// The `woke` hook of every wait of this consumer.
+    fn on_wake(&mut self, slept: Slept) -> Result<Woke> {
+        Ok(match slept {
+            Slept::Again => Woke::Again,
+            // Everything the dead producer committed is visible now: one
+            // more attempt delivers it, then the stream is over.
+            Slept::PeerDead => Woke::LastTry(Error::Disconnected),
+        })
     }
 
     /// The position and length of the next committed record, stepping over
@@ -248,10 +254,11 @@ impl<B: Backend> Consumer<B> {
     }
 }
 
-wait::waiter!(Consumer);
+wait::waiter!(Consumer, Event::Data, Role::Producer);
 
 impl<B: Backend> Drop for Consumer<B> {
     fn drop(&mut self) {
+        wait::disarm(self);
         self.backend
             .control(Control::ConsumerEpoch)
             .store(self.epoch.wrapping_add(1), Release);

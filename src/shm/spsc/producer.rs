@@ -269,6 +269,7 @@ impl<B: Backend> Producer<B> {
     }
 
     wait::send_methods!("spsc::channel(Geometry::new(1024, 64)?)");
+    wait::event_loop_methods!("try_send");
 
     /// Writes a message of at most `max_len` bytes in place: `fill` gets the
     /// record's payload bytes (their previous contents are unspecified) and
@@ -428,6 +429,11 @@ impl<B: Backend> Producer<B> {
         wait::block_for_space(self, deadline, attempt)
     }
 
+    /// The `woke` hook of every wait of this producer.
+    fn on_wake(&mut self, slept: wait::Slept) -> Result<wait::Woke> {
+        wait::sender_woke(slept)
+    }
+
     /// Finds room for a record of `len` payload bytes.
     #[inline(always)]
     fn reserve(&mut self, len: usize) -> Result<Reservation> {
@@ -513,6 +519,7 @@ impl<B: Backend> Producer<B> {
 
 impl<B: Backend> Drop for Producer<B> {
     fn drop(&mut self) {
+        wait::disarm(self);
         // Everything committed happens-before this store, which the consumer
         // loads with `Acquire` before it reports `Disconnected`.
         self.backend
@@ -523,7 +530,7 @@ impl<B: Backend> Drop for Producer<B> {
     }
 }
 
-wait::waiter!(Producer);
+wait::waiter!(Producer, Event::Space, Role::Consumer);
 
 impl Producer<Mapped> {
     /// Attaches as the producer of a region's ring. Fails with

@@ -6,22 +6,95 @@
 //!
 //! [`Waiter`]: super::Waiter
 
-/// Implements [`Waiter`](super::Waiter) for ring handles generic over `B: Backend` whose
-/// fields `backend` and `spin` are the memory and the spin budget.
+/// Implements [`Waiter`](super::Waiter) for a ring handle generic over
+/// `B: Backend` whose fields `backend` and `spin` are the memory and the
+/// spin budget, which waits for `$event` (notified by `$peer`), and whose
+/// method `on_wake` is its `woke` hook.
 macro_rules! waiter {
-    ($($handle:ident),+) => {$(
+    ($handle:ident, $event:expr, $peer:expr) => {
         impl<B: $crate::sync::Backend> $crate::shm::wait::Waiter for $handle<B> {
             type Backend = B;
+            const EVENT: $crate::sync::Event = $event;
+            const PEER: $crate::error::Role = $peer;
             fn backend(&self) -> &B {
                 &self.backend
             }
             fn spin_budget(&mut self) -> &mut $crate::shm::wait::Spin {
                 &mut self.spin
             }
+            fn woke(
+                &mut self,
+                slept: $crate::shm::wait::Slept,
+            ) -> $crate::error::Result<$crate::shm::wait::Woke> {
+                self.on_wake(slept)
+            }
         }
-    )+};
+    };
 }
 pub(crate) use waiter;
+
+/// The methods of a ring handle for event loops, written once for every
+/// handle: expanded inside `impl<B: Backend> Producer<B>` and
+/// `impl<B: Backend> Consumer<B>` of both rings. `$op` names the operation
+/// whose would-block the readiness is for (`try_recv` or `try_send`) in the
+/// docs. The protocol is in [`crate::shm::wait`] ("Descriptor sleepers").
+macro_rules! event_loop_methods {
+    ($op:literal) => {
+        #[doc = concat!("The descriptor an event loop waits on when `", $op, "` would block: an")]
+        /// eventfd that becomes readable once the peer signals it, if the
+        /// ring has one (a listener's rings and rings between threads do;
+        /// a region opened by name does not). Readiness is a hint: the
+        /// attempt decides. The rule, with `register` and `wait` standing
+        /// for the event loop's own:
+        ///
+        /// ```text
+        #[doc = concat!("loop {
+    match handle.", $op, "(..) { would block => {}, done => return done }
+    handle.arm();                 // announce: the peer signals from now on
+    match handle.", $op, "(..) { would block => {}, done => { handle.disarm(); return done } }")]
+        ///     wait until readiness() is readable, at most wait::SLICE;
+        ///     if readable { Signals::consume(fd) } else { handle.idle()? }
+        ///     handle.disarm();
+        /// }
+        /// ```
+        ///
+        /// `idle` after a slice without a signal does what a blocked
+        /// thread does then: it finds a dead peer (and repairs what it
+        /// left). `examples/poll.rs` is this loop with `poll(2)`; the
+        /// `tokio` feature's `shmsg::tokio` is it with `AsyncFd`.
+        pub fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+            $crate::sync::Backend::descriptor(
+                &self.backend,
+                <Self as $crate::shm::wait::Waiter>::EVENT,
+            )
+        }
+
+        /// Announces this handle as a descriptor sleeper (once, however
+        /// often it is called) and fences: until [`Self::disarm`], the
+        /// peer signals [`Self::readiness`] whenever it publishes or frees
+        /// space. Re-check the ring after this, before waiting (see
+        /// [`Self::readiness`]). A handle dropped while armed disarms.
+        pub fn arm(&mut self) {
+            $crate::shm::wait::arm(self)
+        }
+
+        /// Withdraws the announcement of [`Self::arm`], if any.
+        pub fn disarm(&mut self) {
+            $crate::shm::wait::disarm(self)
+        }
+
+        /// Call after waiting on [`Self::readiness`] for a slice
+        /// ([`crate::shm::wait::SLICE`]) without a signal: finds a dead peer,
+        /// which nobody would signal about, and repairs what it left (a
+        /// multi-producer ring's abandoned claim). `Ok`: attempt again;
+        /// [`Error::Disconnected`]: attempt once more, and if it would
+        /// block, the peer is gone; another error ends the call.
+        pub fn idle(&mut self) -> Result<()> {
+            $crate::shm::wait::idle(self)
+        }
+    };
+}
+pub(crate) use event_loop_methods;
 
 /// The blocking receive methods of a ring consumer, written once for both
 /// rings: expanded inside `impl<B: Backend> Consumer<B>`, over the
