@@ -43,7 +43,7 @@ export SHMSG_RDV_MESSAGES="${SHMSG_RDV_MESSAGES:-1000000}"
 export SHMSG_LIN_MESSAGES="${SHMSG_LIN_MESSAGES:-10000000}"
 
 echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes, rendezvous $SHMSG_RDV_MESSAGES messages per client, linearizability $SHMSG_LIN_MESSAGES messages per case"
-cargo test --locked --release -- --test-threads=2
+cargo test --locked --release --features shmsg/tokio -- --test-threads=2
 
 # Every loom model's seeded bugs through ci/explore.sh: each must print a
 # failing interleaving (models/README.md). About 20 s (bound 0 or 1 each).

@@ -22,13 +22,17 @@ step() {
     fi
 }
 
+# The `tokio` feature (the async interface, `shmsg::tokio`) is on for the
+# lints, the docs and the tests; the first clippy step checks the library
+# as most users build it, without the feature.
 step "cargo fmt --check" cargo fmt --all -- --check
-step "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
-step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+step "cargo clippy (default features)" cargo clippy --locked -- -D warnings
+step "cargo clippy" cargo clippy --locked --all-targets --features shmsg/tokio -- -D warnings
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --features shmsg/tokio
 # The command's modules are private to its crate (cli/): check their docs too.
 step "cargo doc (shmsg-cli, private items)" env RUSTDOCFLAGS="-D warnings" \
     cargo rustdoc --locked -p shmsg-cli --lib -- --document-private-items
-step "cargo test" cargo test --locked --no-fail-fast
+step "cargo test" cargo test --locked --no-fail-fast --features shmsg/tokio
 # ci/explore.sh prints a seeded bug's failing interleaving as protocol
 # events: a data race for a header published `Relaxed`, a deadlock for a
 # waiter without its fence (a few seconds: the models are built above).

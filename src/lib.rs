@@ -249,6 +249,8 @@ pub mod options;
 pub mod peer;
 pub mod shm;
 pub mod sync;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod typed;
 pub mod workload;
 

@@ -601,6 +601,13 @@ impl Channel {
         self
     }
 
+    /// The connection a shared-memory channel keeps to its peer (see
+    /// [`Channel::peer_left`]), taken out of the channel.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn take_link(&mut self) -> Option<std::os::fd::OwnedFd> {
+        self.link.take()
+    }
+
     /// Whether the peer of a shared-memory channel has closed its end of
     /// the connection (its process exited, or it dropped the channel). The
     /// peer sends nothing on it after the handshake, so any readiness is

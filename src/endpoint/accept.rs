@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::event::{PollFd, PollFlags, Timespec, epoll};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags, SocketFlags};
 
@@ -243,6 +243,10 @@ pub(super) struct Handshakes {
     /// Readable (or hung up) when the owner wants [`Handshakes::next`] to
     /// stop waiting: it then returns [`Error::Disconnected`].
     stop: Option<OwnedFd>,
+    /// For event loops, made on first use ([`Handshakes::readiness`]): an
+    /// epoll instance holding the listening socket and every pending
+    /// connection, readable while one of them is.
+    epoll: std::sync::OnceLock<OwnedFd>,
 }
 
 impl Handshakes {
@@ -255,7 +259,25 @@ impl Handshakes {
             allow: options.allow.clone(),
             pending: Vec::new(),
             stop: None,
+            epoll: std::sync::OnceLock::new(),
         }
+    }
+
+    /// One descriptor that is readable while `next` has something to do:
+    /// a connection to take, or a pending connection that sent something.
+    /// Pending connections leave it when they are closed (dropped, expired)
+    /// or become channels ([`Handshakes::finish`]).
+    pub(super) fn readiness(&self) -> Result<BorrowedFd<'_>> {
+        if let Some(epoll) = self.epoll.get() {
+            return Ok(epoll.as_fd());
+        }
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| Error::io("cannot create the listener's epoll instance", e))?;
+        watch(&epoll, self.socket.fd())?;
+        for pending in &self.pending {
+            watch(&epoll, pending.fd.as_fd())?;
+        }
+        Ok(self.epoll.get_or_init(|| epoll).as_fd())
     }
 
     pub(super) fn set_stop(&mut self, stop: OwnedFd) {
@@ -404,6 +426,9 @@ impl Handshakes {
                 },
                 Protocol::Seqpacket | Protocol::Rings(_) => State::Datagram,
             };
+            if let Some(epoll) = self.epoll.get() {
+                watch(epoll, fd.as_fd())?;
+            }
             self.pending.push(Pending {
                 fd,
                 peer,
@@ -482,6 +507,10 @@ impl Handshakes {
 
     /// The channel of a connection whose handshake is complete.
     fn finish(&self, pending: Pending) -> Result<Channel> {
+        // The connection lives on as the channel: out of the epoll set.
+        if let Some(epoll) = self.epoll.get() {
+            let _ = epoll::delete(epoll, &pending.fd);
+        }
         let channel = match pending.state {
             State::StreamHello { bytes, .. } => super::connect::stream_channel(
                 StreamChannel::accepted(pending.fd, &bytes, self.max_message, self.timeout)?,
@@ -494,6 +523,17 @@ impl Handshakes {
         };
         Ok(channel.with_peer(pending.peer))
     }
+}
+
+/// Adds `fd` to the epoll instance `epoll`, for input (level-triggered).
+fn watch(epoll: &OwnedFd, fd: BorrowedFd<'_>) -> Result<()> {
+    epoll::add(
+        epoll,
+        fd,
+        epoll::EventData::new_u64(0),
+        epoll::EventFlags::IN,
+    )
+    .map_err(|e| Error::io("cannot watch a connection for an event loop", e))
 }
 
 /// When the hello of a connection accepted now must have arrived: `timeout`

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -274,6 +274,35 @@ impl Listener {
         self.accept_until(Deadline::after(timeout))
     }
 
+    /// The descriptor an event loop waits on (readable) before it calls
+    /// [`Listener::accept_timeout`] with a zero timeout again: readable
+    /// while a connection waits to be taken or a pending one sent
+    /// something (an `mpsc:` listener: once its thread queued a channel).
+    /// `None` for `pipe`, whose one channel is there at once. Readiness is a
+    /// hint: `accept_timeout(Duration::ZERO)` decides, and
+    /// [`Error::Timeout`] from it means wait again. (`shmsg::tokio`'s
+    /// `AsyncListener`, feature `tokio`, does this.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let endpoint = format!("shm:doc-listener-readiness-{}", std::process::id());
+    /// let mut listener = shmsg::listen(&endpoint)?;
+    /// assert!(listener.readiness()?.is_some());
+    /// assert!(matches!(
+    ///     listener.accept_timeout(Duration::ZERO),
+    ///     Err(shmsg::Error::Timeout)
+    /// ));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
+    pub fn readiness(&self) -> Result<Option<BorrowedFd<'_>>> {
+        match &self.kind {
+            ListenerKind::Handshakes(handshakes) => handshakes.readiness().map(Some),
+            ListenerKind::Background(background) => Ok(Some(background.queued.as_fd())),
+            ListenerKind::Pipe(_) => Ok(None),
+        }
+    }
+
     fn accept_until(&mut self, deadline: Deadline) -> Result<Channel> {
         let max = self.options.message_passing_max();
         let handshake = self.options.timeout;
@@ -299,6 +328,9 @@ impl Listener {
 /// path, not the ring), so the thread never stops answering clients.
 struct Background {
     queue: Arc<Queue>,
+    /// Readable once the thread queued something (an eventfd, signalled by
+    /// [`Queue::put`]), for event loops.
+    queued: Arc<OwnedFd>,
     /// Dropping it wakes the thread, which then exits.
     stop: Option<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -307,10 +339,11 @@ struct Background {
 /// Channels (and refused peers) waiting for an `mpsc:` listener's `accept`.
 pub const MAX_QUEUED: usize = crate::shm::layout::MAX_PRODUCERS;
 
-#[derive(Default)]
 struct Queue {
     state: std::sync::Mutex<Queued>,
     ready: std::sync::Condvar,
+    /// The eventfd [`Background::queued`].
+    queued: Arc<OwnedFd>,
 }
 
 #[derive(Default)]
@@ -360,6 +393,8 @@ impl Queue {
         };
         drop(queued);
         self.ready.notify_all();
+        // Best effort: an event loop also finds the queue at its next call.
+        let _ = rustix::io::write(&*self.queued, &1u64.to_ne_bytes());
         going_on
     }
 }
@@ -369,7 +404,18 @@ impl Background {
         let (stop_read, stop_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| Error::io("cannot create the listener's stop pipe", e))?;
         handshakes.set_stop(stop_read);
-        let queue = Arc::new(Queue::default());
+        let queued = Arc::new(
+            rustix::event::eventfd(
+                0,
+                rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+            )
+            .map_err(|e| Error::io("cannot create the listener's eventfd", e))?,
+        );
+        let queue = Arc::new(Queue {
+            state: Default::default(),
+            ready: Default::default(),
+            queued: Arc::clone(&queued),
+        });
         let shared = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("shmsg-listener".into())
@@ -390,6 +436,7 @@ impl Background {
             .map_err(|e| Error::io("cannot start the listener's thread", e))?;
         Ok(Background {
             queue,
+            queued,
             stop: Some(stop_write),
             thread: Some(thread),
         })
@@ -399,6 +446,10 @@ impl Background {
     /// client may have left already, as a socket's may: what it sent is
     /// still there to receive).
     fn next(&mut self, deadline: Deadline) -> Result<Channel> {
+        // The event loops' signal is consumed before the queue is looked
+        // at: a channel queued after this signals again.
+        let mut drained = [0u8; 8];
+        let _ = rustix::io::read(&*self.queued, &mut drained);
         let mut queued = self.queue.lock();
         loop {
             if let Some(peer) = queued.refused.pop_front() {

@@ -18,7 +18,7 @@
 //! little-endian. The hello's code is the endpoint kind (1 `shm:`, 2
 //! `mpsc:`) and its value the largest reply the client accepts (0: the
 //! listener's size); the answer's code is 0 with the six descriptors
-//! ([`ANSWER_FDS`]: each ring's memfd, then its [`Event::Data`] and
+//! (each ring's memfd, then its [`Event::Data`] and
 //! [`Event::Space`] eventfds, which event loops wait on), or
 //! why not (1 version, 2 kind, 3 no rings) with the listener's value; the
 //! acknowledgement's code is 0. The answer to a peer the listener refuses
