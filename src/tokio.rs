@@ -611,12 +611,14 @@ impl AsyncListener {
             let Some(fd) = &self.fd else {
                 return Err(Error::Disconnected);
             };
-            // Still ready (more connections than one round takes): let
-            // other tasks run, then take more.
+            // Still ready: more connections than one round takes, or
+            // hellos that wait for room for their rings (a burst of
+            // clients that have not acknowledged theirs yet). Look again
+            // shortly, letting the other tasks run meanwhile.
             if crate::msg::unix::poll_in(fd.get_ref().as_fd(), Some(Duration::ZERO))
                 .map_err(|e| Error::io("cannot poll the listener", e))?
             {
-                ::tokio::task::yield_now().await;
+                ::tokio::time::sleep(Duration::from_millis(1)).await;
                 continue;
             }
             let mut guard = fd

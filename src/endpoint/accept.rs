@@ -43,8 +43,17 @@ use crate::shm::{Region, mpmc};
 pub(super) const MAX_PENDING: usize = 256;
 /// Connections of a shared-memory listener that may hold rings they have
 /// not acknowledged yet: bounds what clients that never acknowledge cost
-/// (two rings each). Beyond it, the oldest such connection is dropped.
+/// (two rings each). Beyond it, the oldest such connection is dropped once
+/// it has held its rings for [`ATTACH_GRACE`]; until then, new hellos
+/// wait unread.
 pub(super) const MAX_ATTACHING: usize = 32;
+/// How long a client may take to acknowledge its rings before a newer
+/// client may take its place (when [`MAX_ATTACHING`] hold rings). A client
+/// acknowledges within microseconds on an idle machine, but a burst of
+/// client processes starting at once on a loaded one can take tens of
+/// milliseconds each: dropping the oldest at once would hand live clients
+/// a channel whose listener side is already gone.
+pub(super) const ATTACH_GRACE: Duration = Duration::from_secs(1);
 /// Connections taken from the kernel's queue per round, so that pending
 /// hellos are served between bursts.
 const ACCEPTS_PER_ROUND: usize = 64;
@@ -203,6 +212,8 @@ struct Offered {
     channel: Channel,
     requests: Arc<Region>,
     replies: Arc<Region>,
+    /// When the rings went out.
+    since: Instant,
 }
 
 impl Offered {
@@ -301,7 +312,10 @@ impl Handshakes {
             if fresh {
                 wait = Some(Duration::ZERO);
             }
-            if let Some(first) = self.pending.iter().map(|p| p.expires).min() {
+            // The first to expire, and the moment a hello waiting for room
+            // for its rings may get it.
+            let room = self.room_for_rings_at();
+            if let Some(first) = self.pending.iter().map(|p| p.expires).chain(room).min() {
                 let left = first.saturating_duration_since(now);
                 wait = Some(wait.map_or(left, |w| w.min(left)));
             }
@@ -349,8 +363,22 @@ impl Handshakes {
             fds.push(PollFd::from_borrowed_fd(stop.as_fd(), PollFlags::IN));
         }
         let first_pending = fds.len();
+        // Hellos that wait for room for their rings are not read yet: their
+        // connections would be ready at once, for nothing. An empty event
+        // set keeps the indices aligned.
+        let waiting_for_room = self
+            .room_for_rings_at()
+            .is_some_and(|at| at > Instant::now());
         for pending in &self.pending {
-            fds.push(PollFd::from_borrowed_fd(pending.fd.as_fd(), PollFlags::IN));
+            let flags = match pending.state {
+                State::Datagram
+                    if waiting_for_room && matches!(self.protocol, Protocol::Rings(_)) =>
+                {
+                    PollFlags::empty()
+                }
+                _ => PollFlags::IN,
+            };
+            fds.push(PollFd::from_borrowed_fd(pending.fd.as_fd(), flags));
         }
         loop {
             match rustix::event::poll(&mut fds, timespec.as_ref()) {
@@ -370,23 +398,44 @@ impl Handshakes {
         Ok((listener_ready, stop_ready, ready))
     }
 
-    /// Before handing out rings: if MAX_ATTACHING connections already hold
-    /// rings they have not acknowledged, the oldest of them is expired (and
-    /// closed, with its rings, at the start of the next round). A client
-    /// acknowledges within microseconds of the answer, so the oldest is one
-    /// that never will; a new client is never kept waiting for it.
-    fn make_room_for_rings(&mut self) {
+    /// When the oldest of the connections holding unacknowledged rings
+    /// may be dropped to make room for a new one, if [`MAX_ATTACHING`]
+    /// hold rings now; `None` if there is room.
+    fn room_for_rings_at(&self) -> Option<Instant> {
         let now = Instant::now();
-        let mut holding: Vec<&mut Pending> = self
+        let holding = self.pending.iter().filter_map(|p| match &p.state {
+            State::Attaching(offered) if p.expires > now => Some(offered.since),
+            _ => None,
+        });
+        let oldest = holding.clone().min()?;
+        (holding.count() >= MAX_ATTACHING).then(|| oldest + ATTACH_GRACE)
+    }
+
+    /// Before handing out rings: whether there is room. If
+    /// [`MAX_ATTACHING`] connections hold rings they have not acknowledged,
+    /// the oldest of them is expired (and closed, with its rings, at the
+    /// start of the next round) once it has had [`ATTACH_GRACE`] to
+    /// acknowledge; before that, there is no room and the new hello waits.
+    fn make_room_for_rings(&mut self) -> bool {
+        let Some(at) = self.room_for_rings_at() else {
+            return true;
+        };
+        let now = Instant::now();
+        if now < at {
+            return false;
+        }
+        let oldest = self
             .pending
             .iter_mut()
             .filter(|p| matches!(p.state, State::Attaching(_)) && p.expires > now)
-            .collect();
-        if holding.len() >= MAX_ATTACHING
-            && let Some(oldest) = holding.iter_mut().min_by_key(|p| p.expires)
-        {
+            .min_by_key(|p| match &p.state {
+                State::Attaching(offered) => offered.since,
+                _ => now,
+            });
+        if let Some(oldest) = oldest {
             oldest.expires = now;
         }
+        true
     }
 
     /// Takes the connections waiting in the kernel's queue into the pending
@@ -459,8 +508,11 @@ impl Handshakes {
     fn advance(&mut self, i: usize) -> Step {
         if matches!(self.protocol, Protocol::Rings(_))
             && matches!(self.pending[i].state, State::Datagram)
+            && !self.make_room_for_rings()
         {
-            self.make_room_for_rings();
+            // The hello stays unread until there is room (`poll` leaves
+            // such connections out meanwhile).
+            return Step::Wait;
         }
         let pending = &mut self.pending[i];
         match &mut pending.state {
@@ -602,6 +654,7 @@ fn offer_rings(fd: BorrowedFd<'_>, rings: &Rings) -> Result<Option<Offered>> {
         channel,
         requests,
         replies,
+        since: Instant::now(),
     }))
 }
 
