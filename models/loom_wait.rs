@@ -1,38 +1,64 @@
 //! Loom model of the wait protocol (`shmsg::shm::wait`): the spin-then-futex
-//! eventcount of the single-producer ring, run on the production code
-//! through the model backend in `common/`, with a model futex.
+//! eventcount of the rings, and its descriptor sleepers (event loops), run
+//! on the production code through the model backend in `common/`, with a
+//! model futex and a model descriptor.
 //!
 //! # What it proves
 //!
 //! The model backend's spin limit is 0, so every wait skips the spin phase:
 //! it announces itself, fences, re-checks the ring and sleeps on the model
-//! futex (a loom mutex and condition variable, no timeout). A wake-up that
-//! the protocol loses leaves a thread asleep for good, and loom reports the
-//! deadlock. For every interleaving and weak-memory outcome loom explores
-//! within the preemption bound:
+//! futex (a loom mutex and condition variable, no timeout). An event-loop
+//! waiter follows the rule of the handles' `readiness()` docs: attempt;
+//! `arm()` (announce a descriptor sleeper, fence); attempt again; wait on
+//! the ring's model descriptor (`wait_descriptor`: an eventfd in semaphore
+//! mode, blocking until a signal is pending, no timeout); `disarm()`. A
+//! wake-up that the protocol loses leaves a thread asleep for good, and
+//! loom reports the deadlock. For every interleaving and weak-memory
+//! outcome loom explores within the preemption bound:
 //!
 //! * a consumer asleep on an empty ring is woken by the next publish
 //!   (`ping_pong`: two rings, each side sleeps for the other's message, so a
 //!   lost wake-up in either direction deadlocks both);
 //! * a producer asleep on a full ring is woken by the consumer's release
 //!   (`producer_sleeps_for_space`);
+//! * mixed waiters, both directions: an event-loop consumer waiting on the
+//!   `Data` descriptor is signalled by a producer that itself sleeps on the
+//!   futex for space (`event_loop_consumer`), and an event-loop producer
+//!   waiting on the `Space` descriptor is signalled by a consumer that
+//!   sleeps on the futex for data (`event_loop_producer`); the handles stay
+//!   attached until every message is in, so no detach hides a lost one;
+//! * both kinds of sleepers on one event at once: an `Mpmc` ring whose two
+//!   consumers wait for `Data`, one on the futex and one on the descriptor;
+//!   one notifier's wake-up reaches both (`both_sleepers_on_one_event`,
+//!   which also requires that some execution has both announced at once);
 //! * a detach wakes a peer asleep on either event, which then reports
-//!   `Disconnected` (`detach_wakes_*`);
-//! * and the streams arrive complete, in order, byte for byte.
+//!   `Disconnected` (`detach_wakes_*`), and signals a peer waiting on
+//!   either descriptor (`detach_signals_*`);
+//! * and every message arrives complete, in order, exactly once.
+//!
+//! Each mixed model also requires that the event loop reached its
+//! descriptor wait in some execution, so the descriptor path is exercised.
 //!
 //! # Bounds
 //!
-//! 64-byte rings, one or two round trips or three messages, and a preemption
-//! bound of 3; `SHMSG_LOOM_WAIT_PREEMPTIONS` overrides it, and
-//! `LOOM_MAX_PREEMPTIONS` does up to 4 (see `builder`). Counts and times are
+//! 64-byte rings, one or two round trips or two or three messages, and a
+//! preemption bound of 3; `SHMSG_LOOM_WAIT_PREEMPTIONS` overrides it, and
+//! `LOOM_MAX_PREEMPTIONS` does up to 4 (see `builder`). The `Mpmc` model
+//! (three threads that all wait) is capped at 2
+//! (`SHMSG_LOOM_WAIT_MPMC_PREEMPTIONS` overrides it). Counts and times are
 //! in `models/README.md`.
 //!
 //! # Teeth
 //!
 //! `seeded_*` compile one defect into the production wait protocol and
 //! require a loom deadlock: the fence between a waiter's announcement and its
-//! re-check removed (`no_waiter_fence`), and the producer's look for a
-//! sleeper moved before its publish (`notify_before_publish`).
+//! re-check removed (`no_waiter_fence`; also beside each event loop, so the
+//! futex sleepers of the mixed models have teeth), the producer's look for a
+//! sleeper moved before its publish (`notify_before_publish`; also with an
+//! event-loop consumer), an event loop that arms without announcing itself
+//! (`arm_without_announce`), and a notifier that wakes the futex but never
+//! signals the descriptor (`wake_futex_only`); the last two in each mixed
+//! model.
 
 mod common;
 
@@ -491,6 +517,65 @@ fn detach_wakes_sleeping_producer() {
         }),
         20,
     );
+}
+
+/// An event-loop consumer waiting on the `Data` descriptor gets
+/// `Disconnected` when the producer detaches without sending: the detach
+/// signals the descriptor.
+#[test]
+fn detach_signals_event_loop_consumer() {
+    let waits = Arc::new(AtomicUsize::new(0));
+    let counter = waits.clone();
+    let count = move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    };
+    explored(
+        explore("detach_signals_event_loop_consumer", move || {
+            let memory = ring::<NoFault>();
+            let producer = Producer::with_backend(memory.clone()).unwrap();
+            let descriptor = memory.labelled("consumer");
+            let mut consumer = Consumer::with_backend(memory).unwrap();
+            let t = loom::thread::spawn(move || drop(producer));
+            let result = recv_in_event_loop(&mut consumer, &descriptor, &mut Vec::new(), &count);
+            assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+            t.join().unwrap();
+        }),
+        20,
+    );
+    waited("detach_signals_event_loop_consumer", &waits);
+}
+
+/// An event-loop producer waiting on the `Space` descriptor of a full ring
+/// gets `Disconnected` when the consumer detaches.
+#[test]
+fn detach_signals_event_loop_producer() {
+    let waits = Arc::new(AtomicUsize::new(0));
+    let counter = waits.clone();
+    let count = move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    };
+    explored(
+        explore("detach_signals_event_loop_producer", move || {
+            let memory = ring::<NoFault>();
+            let descriptor = memory.labelled("producer");
+            let mut producer = Producer::with_backend(memory.clone()).unwrap();
+            let consumer = Consumer::with_backend(memory).unwrap();
+            let t = loom::thread::spawn(move || drop(consumer));
+            // The third message never fits: the producer waits unless it
+            // sees the detach first.
+            let mut result = Ok(());
+            for seq in 0..3 {
+                result = send_in_event_loop(&mut producer, &descriptor, &payload(seq, 16), &count);
+                if result.is_err() {
+                    break;
+                }
+            }
+            assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+            t.join().unwrap();
+        }),
+        20,
+    );
+    waited("detach_signals_event_loop_producer", &waits);
 }
 
 /// Requires `scenario` to fail under loom with a deadlock: the symptom of a
