@@ -93,8 +93,8 @@ fn builder() -> loom::model::Builder {
 
 /// The bound of the `Mpmc` model (three threads that all wait):
 /// `SHMSG_LOOM_WAIT_MPMC_PREEMPTIONS` if set, else `builder`'s bound capped
-/// at 2 (bound 3 explores 382252 executions, about 70 s in debug; the deep
-/// tier's 5 would take hours).
+/// at 2 (bound 3 explores 439089 executions, about 100 s in debug; the
+/// deep tier's 5 would take hours).
 fn mpmc_builder() -> loom::model::Builder {
     let mut builder = builder();
     let own = std::env::var("SHMSG_LOOM_WAIT_MPMC_PREEMPTIONS")
