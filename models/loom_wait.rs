@@ -441,15 +441,14 @@ fn both_sleepers_on_one_event<F: FaultSet>() -> usize {
 /// first record lies after the other consumer's, its hand-back waits for
 /// that one's (it stays pending: `try_recv` does not wait), and its next
 /// `try_recv` reports `Empty` until the turn arrives, whatever the ring
-/// holds. The turn arrives with the other consumer's hand-back, which
-/// notifies `Space`; the event loop waits on the `Data` descriptor.
+/// holds. The turn arrives with the other consumer's hand-back, and the
+/// event loop waits on the `Data` descriptor: so a hand-back signals the
+/// `Data` descriptor sleepers too (`wait::notify_hand_back`).
 ///
-/// It FAILS with the production code as it is (a deadlock at bound 1: the
-/// event loop waits on the `Data` descriptor with the third message in the
-/// ring and its turn arrived, and nobody signals it). In production the
-/// event loop's wait ends after a slice (`wait::SLICE`) and `idle()`, so
-/// the symptom there is a stall of up to one slice, not a hang. Reported,
-/// not fixed here; the test is ignored until the protocol is fixed.
+/// Before that fix, this model deadlocked at bound 1 (the event loop
+/// waiting on the `Data` descriptor with the third message in the ring
+/// and its turn arrived, nobody to signal it); in production, a stall of
+/// up to one slice. `seeded_wake_futex_only_*` covers the signal's removal.
 fn event_loop_with_pending_hand_back<F: FaultSet>() -> usize {
     let waits = Arc::new(AtomicUsize::new(0));
     let counter = waits.clone();
@@ -543,9 +542,8 @@ fn futex_and_descriptor_sleepers_on_one_event() {
     explored(both_sleepers_on_one_event::<NoFault>(), 100);
 }
 
-/// Fails today: see `event_loop_with_pending_hand_back`.
+/// See `event_loop_with_pending_hand_back`.
 #[test]
-#[ignore = "fails: an Mpmc event loop with a pending hand-back is not signalled when its turn arrives"]
 fn mpmc_event_loop_with_pending_hand_back() {
     explored(event_loop_with_pending_hand_back::<NoFault>(), 100);
 }
@@ -701,6 +699,13 @@ fn seeded_wake_futex_only_is_caught() {
 #[test]
 fn seeded_wake_futex_only_is_caught_waiting_for_space() {
     deadlocks(event_loop_producer::<WakeFutexOnly>);
+}
+
+/// A hand-back that signals no event-loop consumer strands one whose turn
+/// it brings (`event_loop_with_pending_hand_back`).
+#[test]
+fn seeded_no_hand_back_signal_is_caught() {
+    deadlocks(event_loop_with_pending_hand_back::<NoHandBackSignal>);
 }
 
 #[test]

@@ -640,6 +640,30 @@ pub(crate) fn wake<B: Backend>(backend: &B, event: Event) {
     }
 }
 
+/// After an `Mpmc` consumer's hand-back (its store of the head): wakes the
+/// producers waiting for space ([`notify`] on [`Event::Space`]), and
+/// signals the event-loop consumers waiting on [`Event::Data`]. One of
+/// them may have a hand-back pending behind this one: until its turn, its
+/// `try_recv` finds nothing, so it waits on `Data` (a blocking consumer
+/// waits for its turn on `Space` instead, so no futex wake is needed).
+/// The eventcount argument is the one of [`notify`], with the head as the
+/// store: the notifier's fence (in `notify`) comes after its head store and
+/// before its load of the `Data` word; the waiter's comes after its
+/// announcement and before its re-check loads the head.
+#[inline(always)]
+pub(crate) fn notify_hand_back<B: Backend>(backend: &B) {
+    notify(backend, Event::Space);
+    // Seeded defect `no_hand_back_signal`: left out.
+    if B::FAULTS.no_hand_back_signal {
+        return;
+    }
+    let armed = descriptor_sleepers(backend.event(Event::Data).load(Relaxed));
+    // Seeded defect `wake_futex_only`: the descriptor is not signalled.
+    if armed != 0 && !B::FAULTS.wake_futex_only {
+        backend.signal(Event::Data, armed);
+    }
+}
+
 /// Wakes the sleepers on `event`, if any: call after the store (a published
 /// record, a released head, a detach) that they wait for.
 #[inline(always)]

@@ -304,6 +304,9 @@ pub struct Faults {
     /// A notifier that finds sleepers wakes the futex only, and never
     /// signals the descriptor event-loop waiters wait on (a lost wake-up).
     pub wake_futex_only: bool,
+    /// Multi-consumer ring: a hand-back wakes producers only, not the
+    /// event-loop consumers whose turn it may bring (a lost wake-up).
+    pub no_hand_back_signal: bool,
 }
 
 /// The ordering of an atomic operation that a seeded defect weakens to
@@ -355,6 +358,7 @@ impl Faults {
         no_release_finish: false,
         arm_without_announce: false,
         wake_futex_only: false,
+        no_hand_back_signal: false,
     };
 }
 

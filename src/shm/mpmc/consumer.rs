@@ -390,8 +390,11 @@ impl<B: Backend> Consumer<B> {
             // behind the head would never match it again anyway).
             slot(&self.backend, Role::Consumer, self.index, SlotWord::Claim)
                 .store(NO_CLAIM, Relaxed);
+            // An event-loop consumer whose turn this was learns of it too.
+            wait::notify_hand_back(&self.backend);
+        } else {
+            wait::notify(&self.backend, Event::Space);
         }
-        wait::notify(&self.backend, Event::Space);
         Ok(true)
     }
 

@@ -12,7 +12,7 @@ use crate::shm::layout::{MAX_CONSUMERS, MAX_PRODUCERS};
 use crate::shm::mpmc::{LEN_MASK, NO_CLAIM, encode_pad, slot};
 use crate::shm::record::word_at;
 use crate::shm::wait;
-use crate::sync::{Backend, Control, Event, SlotWord, Word};
+use crate::sync::{Backend, Control, SlotWord, Word};
 
 /// Commits padding `pad` in a dead producer's claim at `word`, unless the
 /// producer committed there after all: between a recoverer's look at the
@@ -87,7 +87,8 @@ impl<B: Backend> Consumer<B> {
         self.backend
             .control(Control::Head)
             .store(head.wrapping_add(len), Release);
-        wait::notify(&self.backend, Event::Space);
+        // A hand-back like any other: the next consumer's turn may be here.
+        wait::notify_hand_back(&self.backend);
         Ok(true)
     }
 
