@@ -42,7 +42,7 @@ fn message(id: u64, seq: u64) -> Vec<u8> {
     let mut bytes = id.to_le_bytes().to_vec();
     bytes.extend_from_slice(&seq.to_le_bytes());
     let len = (id * 7 + seq * 13) % 300;
-    bytes.extend((0..len).map(|i| (i as u64 ^ id ^ seq) as u8));
+    bytes.extend((0..len).map(|i| (i ^ id ^ seq) as u8));
     bytes
 }
 
