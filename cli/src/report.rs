@@ -143,9 +143,12 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
         Some((cell, ns)) => {
             let mut notes = Vec::new();
             // Which transport: both models have several.
-            notes.push(cell.transport.name().to_string());
+            notes.push(cell.transport.label().to_string());
             if let Some(c) = cacheline {
                 notes.push(format!("{:.1}x cache line", ns / c));
+            }
+            if !mp && let Some(r) = report.ring_ref_at(small).and_then(rtt) {
+                notes.push(format!("{:.2}x ref ring", ns / r));
             }
             format!(
                 "{} round trip {}{}",
@@ -175,7 +178,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let kernel = |mp: bool| match best(report, small, mp, syscalls, true) {
         Some((cell, n)) => {
             let share = shown(&cell.stream.kernel.kernel_share, |s| percent(*s));
-            let who = format!(" ({})", cell.transport.name());
+            let who = format!(" ({})", cell.transport.label());
             format!("{} syscalls/msg{who}, kernel time {share}", per(n))
         }
         None => missing(report, small, mp, |c| {
@@ -204,7 +207,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     // Small data: streamed small messages per second.
     let small_rate = |mp: bool| match best(report, small, mp, rate, false) {
         Some((cell, r)) => {
-            let who = format!(" ({})", cell.transport.name());
+            let who = format!(" ({})", cell.transport.label());
             format!("{} of {}{who}", rate_name(r), size_name(small))
         }
         None => missing(report, small, mp, |c| c.stream.messages_per_s.clone().err()),
@@ -231,8 +234,12 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
             let share = memcpy.map_or(String::new(), |m| {
                 format!(", {} of memcpy", percent(bytes / m))
             });
-            let who = format!(" ({})", cell.transport.name());
-            format!("{}{who}{share}", bytes_rate_name(bytes))
+            let reference = match report.ring_ref_at(large).and_then(rate) {
+                Some(reference) if !mp => format!(", {:.2}x ref ring", r / reference),
+                _ => String::new(),
+            };
+            let who = format!(" ({})", cell.transport.label());
+            format!("{}{who}{share}{reference}", bytes_rate_name(bytes))
         }
         None => missing(report, large, mp, |c| c.stream.messages_per_s.clone().err()),
     };
@@ -256,7 +263,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let sync = |mp: bool| match best(report, small, mp, rtt, true) {
         Some((cell, ns)) => {
             let cs = shown(&cell.ping.kernel.voluntary_switches, |v| per(*v));
-            let who = format!(" ({})", cell.transport.name());
+            let who = format!(" ({})", cell.transport.label());
             let limit = cacheline.map_or(String::new(), |c| format!(", {:.1}x cache line", ns / c));
             format!("{cs} ctx switches/round trip{who}{limit}")
         }
@@ -341,11 +348,12 @@ pub fn detail_tables(report: &Report) -> String {
         "p99.9".into(),
         "runs min..max".into(),
         "x cache line".into(),
+        "x ref ring".into(),
         "syscalls/rt".into(),
         "vol. cs/rt".into(),
         "kernel time".into(),
     ]];
-    for cell in &report.cells {
+    for cell in report.cells.iter().chain(&report.ring_ref) {
         let p = &cell.ping;
         rows.push(vec![
             cell.transport.name().into(),
@@ -358,6 +366,10 @@ pub fn detail_tables(report: &Report) -> String {
             }),
             match (&p.round_trip_ns, cacheline) {
                 (Ok(s), Some(c)) => format!("{:.1}x", s.median / c),
+                _ => "not measured".into(),
+            },
+            match (rtt(cell), report.ring_ref_at(cell.size).and_then(rtt)) {
+                (Some(a), Some(b)) => format!("{:.2}x", a / b),
                 _ => "not measured".into(),
             },
             shown(&p.kernel.syscalls, |v| per(*v)),
@@ -374,11 +386,12 @@ pub fn detail_tables(report: &Report) -> String {
         "bytes/s".into(),
         "runs min..max".into(),
         "of memcpy".into(),
+        "x ref ring".into(),
         "syscalls/msg".into(),
         "vol. cs/msg".into(),
         "kernel time".into(),
     ]];
-    for cell in &report.cells {
+    for cell in report.cells.iter().chain(&report.ring_ref) {
         let s = &cell.stream;
         let size = cell.size as f64;
         rows.push(vec![
@@ -397,11 +410,47 @@ pub fn detail_tables(report: &Report) -> String {
                 (Ok(r), Ok(m)) => percent(r.median * size / m.median),
                 _ => "not measured".into(),
             },
+            match (rate(cell), report.ring_ref_at(cell.size).and_then(rate)) {
+                (Some(a), Some(b)) => format!("{:.2}x", a / b),
+                _ => "not measured".into(),
+            },
             shown(&s.kernel.syscalls, |v| per(*v)),
             shown(&s.kernel.voluntary_switches, |v| per(*v)),
             shown(&s.kernel.kernel_share, |v| percent(*v)),
         ]);
     }
+    columns(&rows, &mut out);
+    out
+}
+
+/// The `--rate` table: latency at the offered rate, per transport (empty
+/// without `--rate`).
+pub fn rate_table(report: &Report) -> String {
+    let Some(rate) = &report.rate else {
+        return String::new();
+    };
+    let mut rows = vec![vec![
+        format!("at {}", rate_name(rate.per_s)),
+        "size".into(),
+        "p50".into(),
+        "p99".into(),
+        "p99.9".into(),
+        "max".into(),
+        "received".into(),
+    ]];
+    for result in &rate.results {
+        let q = |i: usize| shown(&result.latency_ns, |l| time_name(l[i]));
+        rows.push(vec![
+            result.transport.name().into(),
+            size_name(rate.size),
+            q(0),
+            q(1),
+            q(2),
+            q(3),
+            shown(&result.received_per_s, |r| rate_name(*r)),
+        ]);
+    }
+    let mut out = String::new();
     columns(&rows, &mut out);
     out
 }
@@ -472,6 +521,36 @@ pub fn preamble(report: &Report) -> String {
         })
         .collect();
     let _ = writeln!(out, "reference: single-core memcpy: {}", memcpy.join(", "));
+    if !report.ring_ref.is_empty() {
+        let _ = writeln!(
+            out,
+            "reference: a minimal ring between the same two processes (fixed slots, spinning, \
+             one copy in and one out): the ref-ring rows; \"x ref ring\" is each row's ratio to it"
+        );
+    }
+    let names: Vec<String> = s
+        .transports
+        .iter()
+        .map(|t| format!("{} = {}", t.name(), t.describe()))
+        .collect();
+    let _ = writeln!(out, "transports: {}", names.join("; "));
+    let _ = writeln!(
+        out,
+        "in place: the in-place rows fill each message inside the ring (send_with) and check it \
+         there (recv_with); the others fill a buffer that send copies in, and check the copy \
+         recv makes"
+    );
+    if let Some(rate) = &report.rate {
+        let _ = writeln!(
+            out,
+            "fixed rate: {} offered, {} messages, {} ms per transport; latency from each \
+             message's intended send time, so a stall counts against every message due behind \
+             it (corrected for coordinated omission); HdrHistogram, 3 significant digits",
+            rate_name(rate.per_s),
+            size_name(rate.size),
+            rate.window.as_millis()
+        );
+    }
     out
 }
 
@@ -484,7 +563,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::export::{CSV_COLUMNS, json, to_csv, to_json};
     use crate::measure::Machine;
-    use crate::types::{Kernel, PingPong, Settings, Stream, Transport};
+    use crate::types::{Kernel, PingPong, RateReport, RateResult, Settings, Stream, Transport};
 
     fn spread(v: f64) -> Spread {
         Spread {
@@ -502,7 +581,34 @@ pub(crate) mod tests {
         }
     }
 
-    /// A report with made-up figures, for rendering tests.
+    /// A made-up cell: round trip `200 * slow` ns, `1e7 / slow / size`
+    /// messages per second.
+    fn cell(t: Transport, size: usize, slow: f64) -> Cell {
+        Cell {
+            transport: t,
+            size,
+            ping: PingPong {
+                round_trip_ns: Ok(spread(200.0 * slow)),
+                p99_ns: Ok(300.0 * slow),
+                p999_ns: Ok(900.0 * slow),
+                batch: 1,
+                samples: 1000,
+                kernel: if t == Transport::Tcp {
+                    Kernel::missing("perf_event_open failed")
+                } else {
+                    kernel(if t.shared_memory() { 0.0 } else { 4.0 })
+                },
+            },
+            stream: Stream {
+                messages_per_s: Ok(spread(1e7 / slow / size as f64)),
+                messages: 1000,
+                kernel: kernel(if t.shared_memory() { 0.0 } else { 2.0 }),
+            },
+        }
+    }
+
+    /// A report with made-up figures, for rendering tests: shm (copying),
+    /// unix and tcp, the reference ring at half shm's speed, no `--rate`.
     pub(crate) fn sample() -> Report {
         let sizes = vec![8, 1 << 20];
         let transports = vec![Transport::Shm, Transport::Unix, Transport::Tcp];
@@ -510,27 +616,7 @@ pub(crate) mod tests {
         for &t in &transports {
             for &size in &sizes {
                 let slow = if t.shared_memory() { 1.0 } else { 40.0 };
-                cells.push(Cell {
-                    transport: t,
-                    size,
-                    ping: PingPong {
-                        round_trip_ns: Ok(spread(200.0 * slow)),
-                        p99_ns: Ok(300.0 * slow),
-                        p999_ns: Ok(900.0 * slow),
-                        batch: 1,
-                        samples: 1000,
-                        kernel: if t == Transport::Tcp {
-                            Kernel::missing("perf_event_open failed")
-                        } else {
-                            kernel(if t.shared_memory() { 0.0 } else { 4.0 })
-                        },
-                    },
-                    stream: Stream {
-                        messages_per_s: Ok(spread(1e7 / slow / size as f64)),
-                        messages: 1000,
-                        kernel: kernel(if t.shared_memory() { 0.0 } else { 2.0 }),
-                    },
-                });
+                cells.push(cell(t, size, slow));
             }
         }
         Report {
@@ -543,6 +629,7 @@ pub(crate) mod tests {
                 pinned: Some((0, 1)),
                 count_syscalls: true,
                 quick: true,
+                rate: None,
             },
             machine: Machine {
                 cpu: "Test \"CPU\"".into(),
@@ -554,6 +641,11 @@ pub(crate) mod tests {
             cacheline_ns: Ok(spread(100.0)),
             memcpy: sizes.iter().map(|&s| (s, Ok(spread(1e10)))).collect(),
             cells,
+            ring_ref: sizes
+                .iter()
+                .map(|&size| cell(Transport::RefRing, size, 2.0))
+                .collect(),
+            rate: None,
             wall_s: 12.345,
         }
     }
@@ -640,7 +732,7 @@ pub(crate) mod tests {
         let csv = to_csv(&report);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
-        assert_eq!(lines.len(), 1 + report.cells.len());
+        assert_eq!(lines.len(), 1 + report.cells.len() + report.ring_ref.len());
         for line in &lines[1..] {
             assert_eq!(line.split(',').count(), CSV_COLUMNS.len(), "{line}");
         }
@@ -650,8 +742,113 @@ pub(crate) mod tests {
     fn detail_tables_have_a_line_per_cell() {
         let report = sample();
         let text = detail_tables(&report);
-        assert_eq!(text.lines().count(), 2 * (1 + report.cells.len()) + 1);
+        let rows = report.cells.len() + report.ring_ref.len();
+        assert_eq!(text.lines().count(), 2 * (1 + rows) + 1);
         assert!(text.contains("2.0x"), "{text}");
         assert!(preamble(&report).contains("pinned to CPUs 0 and 1"));
+    }
+
+    #[test]
+    fn the_large_data_cell_names_its_api_and_the_reference_ring() {
+        let mut report = sample();
+        let rows = classic_rows(&report);
+        // The reference ring streams at half shm's rate.
+        assert!(rows[3].shm.contains("(shm copy)"), "{}", rows[3].shm);
+        assert!(rows[3].shm.contains(", 2.00x ref ring"), "{}", rows[3].shm);
+        assert!(!rows[3].mp.contains("ref ring"), "{}", rows[3].mp);
+        assert!(rows[0].shm.contains("0.50x ref ring"), "{}", rows[0].shm);
+        // An in-place row that streams faster wins the cell, and says so.
+        report.settings.transports.insert(1, Transport::ShmInPlace);
+        for size in report.settings.sizes.clone() {
+            report.cells.push(cell(Transport::ShmInPlace, size, 0.5));
+        }
+        let rows = classic_rows(&report);
+        assert!(rows[3].shm.contains("(shm in place)"), "{}", rows[3].shm);
+        assert!(rows[3].shm.contains(", 4.00x ref ring"), "{}", rows[3].shm);
+        // The detail tables: the reference ring's rows and each row's ratio.
+        let text = detail_tables(&report);
+        let ring_rows: Vec<&str> = text.lines().filter(|l| l.starts_with("ref-ring")).collect();
+        assert_eq!(ring_rows.len(), 2 * report.ring_ref.len(), "{text}");
+        assert!(ring_rows.iter().all(|l| l.contains("1.00x")), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("shm-in-place") && l.contains("4.00x")),
+            "{text}"
+        );
+        assert!(preamble(&report).contains("shm-in-place = shared-memory ring, used in place"));
+    }
+
+    #[test]
+    fn rate_results_in_the_table_json_and_csv() {
+        let mut report = sample();
+        assert_eq!(rate_table(&report), "");
+        assert!(to_json(&report).contains("\"rate\": null"));
+        let column = |csv: &str, name: &str, row: usize| -> (String, String) {
+            let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+            let i = header.iter().position(|c| *c == name).unwrap();
+            let line = csv.lines().nth(row).unwrap();
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields[i].to_string(), line.to_string())
+        };
+        let csv = to_csv(&report);
+        let (cell, line) = column(&csv, "rate_p50_ns", 1);
+        assert_eq!(cell, "");
+        assert!(line.contains("rate_p50_ns: not run (no --rate)"), "{line}");
+
+        report.settings.rate = Some(1e5);
+        let failed = "the client peer failed".to_string();
+        report.rate = Some(RateReport {
+            per_s: 1e5,
+            size: 16,
+            window: Duration::from_millis(150),
+            results: vec![
+                RateResult {
+                    transport: Transport::Shm,
+                    latency_ns: Ok([200.0, 900.0, 5000.0, 20000.0]),
+                    received_per_s: Ok(1e5),
+                },
+                RateResult {
+                    transport: Transport::Unix,
+                    latency_ns: Err(failed.clone()),
+                    received_per_s: Err(failed.clone()),
+                },
+            ],
+        });
+        let table = rate_table(&report);
+        assert!(table.starts_with("at 100 k msg/s"), "{table}");
+        let shm = table.lines().find(|l| l.starts_with("shm")).unwrap();
+        for figure in [
+            "16 B",
+            "200 ns",
+            "900 ns",
+            "5.0 us",
+            "20.0 us",
+            "100 k msg/s",
+        ] {
+            assert!(shm.contains(figure), "{shm}");
+        }
+        let unix = table.lines().find(|l| l.starts_with("unix")).unwrap();
+        assert!(unix.contains("not measured"), "{unix}");
+        assert!(preamble(&report).contains("intended send time"));
+
+        // CSV: numbers where measured, else empty with the reason.
+        let csv = to_csv(&report);
+        assert_eq!(column(&csv, "rate_p50_ns", 1).0, "200"); // shm 8 B
+        assert_eq!(column(&csv, "rate_max_ns", 2).0, "20000"); // shm 1 MiB
+        assert_eq!(column(&csv, "rate_offered_per_s", 3).0, "100000"); // unix
+        let (cell, line) = column(&csv, "rate_p99_ns", 3);
+        assert_eq!(cell, "");
+        assert!(
+            line.contains("rate_p99_ns: the client peer failed"),
+            "{line}"
+        );
+        let (cell, line) = column(&csv, "rate_p999_ns", 5); // tcp
+        assert_eq!(cell, "");
+        assert!(line.contains("not run for this transport"), "{line}");
+        let json = to_json(&report);
+        assert!(json.contains("\"offered_per_s\": 100000"), "{json}");
+        assert!(json.contains("\"p50_ns\": 200"), "{json}");
+        assert!(json.contains("\"p99_ns\": null"), "{json}");
+        assert!(json.contains("\"not_measured\": {\"p50_ns\": \"the client peer failed\""));
     }
 }
