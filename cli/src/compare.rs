@@ -152,8 +152,8 @@ pub struct CompareArgs {
     /// 1/rate seconds (messages of the smallest --sizes size, at least
     /// 16 B), the other records each one's latency from the time it was due
     /// to be sent (so a stall counts against every message held up behind
-    /// it: no coordinated omission), for --runs x --duration; p50, p99,
-    /// p99.9 and max.
+    /// it: no coordinated omission); p50, p99, p99.9 and max, over a
+    /// window of --runs times --duration.
     #[arg(long, value_name = "N/s", value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// Print the settings these flags resolve to, as JSON, and exit.

@@ -820,6 +820,8 @@ fn system_calls_are_counted_without_manual_steps() {
             .count()
     };
     let mounted_before = tracefs_mounts();
+    // Its files go to a scratch directory, not into the source tree.
+    let out = std::env::temp_dir().join(format!("shmsg-compare-calls-{}", std::process::id()));
     let output = shmsg(&[
         "compare",
         "--json",
@@ -834,7 +836,10 @@ fn system_calls_are_counted_without_manual_steps() {
         "--warmup",
         "1ms",
         "--no-pin",
+        "--out",
+        out.to_str().unwrap(),
     ]);
+    let _ = std::fs::remove_dir_all(&out);
     assert!(
         output.status.success(),
         "{}",
