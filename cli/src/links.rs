@@ -396,13 +396,24 @@ impl RefRingLink {
                 RingReceiver::new(rx_at, layout),
             )
         };
-        Ok(RefRingLink {
+        let mut link = RefRingLink {
             tx,
             rx,
             out: vec![0; size],
-            buf: vec![0; size],
+            buf: vec![0; size.max(1)],
             _mapping: mapping,
-        })
+        };
+        // A hello each way before anything is timed, as a connection has:
+        // a side that started first would otherwise time its wait for the
+        // other's start.
+        if listen {
+            link.rx.recv(&mut link.buf).map_err(|c| corrupt(c.len))?;
+            link.tx.send(b"!");
+        } else {
+            link.tx.send(b"!");
+            link.rx.recv(&mut link.buf).map_err(|c| corrupt(c.len))?;
+        }
+        Ok(link)
     }
 }
 

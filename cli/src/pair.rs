@@ -4,6 +4,7 @@
 //! waited for with a deadline, and their reports read back.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +82,26 @@ pub(crate) fn measure_pair(
     let command =
         |role: BenchRole, endpoint: &str, listen: bool, cpu: Option<usize>, side: &str| {
             let mut command = Command::new(&context.exe);
+            // A peer never outlives this process: killed with SIGKILL when
+            // it exits, also by a signal between spawning one peer and the
+            // other (a peer of the reference ring or the in-place rings
+            // would otherwise wait for its partner forever).
+            let parent = std::process::id();
+            // SAFETY: the closure runs in the forked child before exec and
+            // makes only async-signal-safe system calls (prctl, getppid,
+            // _exit), touching no memory but its own stack.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // The parent died before the prctl: no signal will come.
+                    if libc::getppid() as u32 != parent {
+                        libc::_exit(1);
+                    }
+                    Ok(())
+                });
+            }
             if s.count_syscalls
                 && let Ok(id) = crate::measure::sys_enter_id()
             {

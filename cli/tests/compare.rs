@@ -781,6 +781,23 @@ fn a_signal_ends_compare_cleanly() {
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "SIG{name}: {status:?}");
         assert!(!scratch.exists(), "SIG{name} left {}", scratch.display());
+        // Nor any peer: each one's command line names a report file in the
+        // scratch directory. The kernel kills them as compare exits (give
+        // it a few seconds on a loaded machine).
+        let scratch_name = scratch.to_str().unwrap().to_string();
+        let peers_left = || -> Vec<String> {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .filter(|c| c.contains("peer bench") && c.contains(&scratch_name))
+                .collect()
+        };
+        let since = std::time::Instant::now();
+        while !peers_left().is_empty() && since.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(peers_left(), Vec::<String>::new(), "SIG{name} left peers");
         let _ = std::fs::remove_dir_all(&tmp);
     }
 }
