@@ -22,6 +22,9 @@
 //! 0 bytes ends the run. Each side excludes a warm-up from its window, and
 //! reads the clock only every so many messages inside it, so that the
 //! clock's cost stays out of the figures.
+//!
+//! (Over 600 lines: the six roles are one function over one [`Link`] so
+//! that each is written once for every transport.)
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

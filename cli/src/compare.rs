@@ -1,5 +1,9 @@
 //! `shmsg compare`: the two models side by side, measured on this machine.
 //!
+//! (Over 600 lines: the run's passes, references, pairs, `--rate` and the
+//! system-call count, stay in one function so that the progress total and
+//! the passes cannot drift apart; the tables, files and plot are elsewhere.)
+//!
 //! For every transport (the shared-memory rings `shm` and `mpsc`, Unix
 //! stream sockets `unix`, Unix seqpacket sockets `seqpacket`, a pair of
 //! pipes `pipe`, TCP over loopback `tcp`) and message size, the command
