@@ -1,10 +1,18 @@
 //! `shmsg peer bench`: the two processes of one `shmsg compare`
 //! measurement. Every transport goes through the common interface
 //! (`shmsg::listen` / `shmsg::connect` and the `Sender` / `Receiver`
-//! traits), so the figures compare the transports, not the code around them.
+//! traits), so the figures compare the transports, not the code around
+//! them; the rings are also measured used in place, and the reference ring
+//! beside them.
 //!
-//! Roles, in pairs: `ping` (times round trips) with `echo`, and `send`
-//! (streams) with `recv` (times the stream). The listening side prints
+//! Roles, in pairs: `ping` (times round trips) with `echo`, `send`
+//! (streams) with `recv` (times the stream), and `rate-send` (sends at a
+//! fixed rate, each message stamped with the time it was due) with
+//! `rate-recv` (records each message's latency from that time in an
+//! HdrHistogram: the coordinated-omission-free method, since a send that
+//! stalls delays every message due behind it). `--link` says how the two
+//! are joined (`links.rs`): the common interface, the rings used in place,
+//! or the reference ring; the roles are written once for all. The listening side prints
 //! `ready ENDPOINT` on stdout once it listens (not for `pipe`, whose stdin
 //! and stdout are the channel). Each side writes what it measured as
 //! `key value` lines into its `--report` file.
@@ -14,18 +22,23 @@
 //! 0 bytes ends the run. Each side excludes a warm-up from its window, and
 //! reads the clock only every so many messages inside it, so that the
 //! clock's cost stays out of the figures.
+//!
+//! (Over 600 lines: the six roles are one function over one [`Link`] so
+//! that each is written once for every transport.)
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use shmsg::channel::{Receiver, Sender};
-use shmsg::{Channel, Error, Options};
+use std::os::fd::AsFd;
+
+use shmsg::Error;
 
 use shmsg_bench_support::cpu::pin;
-use shmsg_bench_support::message::{check, fill};
+use shmsg_bench_support::message::{STAMPED_MIN, check, check_stamped, fill, fill_stamped};
 use shmsg_bench_support::stats::quantile;
 
+use super::links::{ChannelLink, InPlaceLink, Link, LinkKind, RefRingLink};
 use super::measure::{SyscallCounter, Usage, timer_cost_ns};
 use crate::failure::Failure;
 
@@ -41,6 +54,12 @@ pub enum BenchRole {
     Send,
     /// Receives and checks the stream, and times it.
     Recv,
+    /// Sends at a fixed rate (`--interval-ns`), each message stamped with
+    /// the time it was due.
+    RateSend,
+    /// Receives and checks the stamped messages, and records each one's
+    /// latency from the time it was due (HdrHistogram).
+    RateRecv,
 }
 
 /// `shmsg peer bench` flags.
@@ -73,6 +92,12 @@ pub struct BenchArgs {
     /// Count system calls in the window (perf tracepoint counter).
     #[arg(long)]
     pub count_syscalls: bool,
+    /// How the two sides are joined.
+    #[arg(long, value_enum, default_value_t = LinkKind::Channel)]
+    pub link: LinkKind,
+    /// Rate roles: nanoseconds between two messages' intended send times.
+    #[arg(long, default_value_t = 0)]
+    pub interval_ns: u64,
 }
 
 /// The counters of this side's window.
@@ -220,26 +245,41 @@ fn stride(size: usize) -> u64 {
     ((64usize << 10) / size.max(1)).clamp(1, 1024) as u64
 }
 
-fn open(args: &BenchArgs) -> Result<Channel, Failure> {
-    let options = Options {
-        max_message: Some(args.size.max(8)),
-        capacity: None,
-        timeout: Duration::from_secs(30),
-        ..Options::default()
-    };
-    if args.listen {
-        let mut listener = shmsg::listen_with(&args.endpoint, &options)?;
-        println!("ready {}", listener.endpoint());
-        Ok(listener.accept_timeout(Duration::from_secs(30))?)
-    } else {
-        Ok(shmsg::connect_with(&args.endpoint, &options)?)
-    }
-}
-
 fn mismatch(seq: u64, len: usize, size: usize) -> Failure {
     Failure::Verify(format!(
         "message {seq} came back wrong ({len} bytes, expected {size} bytes of its pattern)"
     ))
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the
+/// machine, so that a stamp written by one process can be read by another.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec`; CLOCK_MONOTONIC exists
+    // on every Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Waits until the monotonic clock reaches `at`: sleeps while more than
+/// 200 us are left, then spins, so that a send starts within a clock
+/// reading of its intended time.
+fn wait_until(at: u64) {
+    loop {
+        let now = monotonic_ns();
+        if now >= at {
+            return;
+        }
+        let left = at - now;
+        if left > 200_000 {
+            std::thread::sleep(Duration::from_nanos(left - 100_000));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// Runs one side of a measurement and writes its report.
@@ -249,31 +289,59 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             "--size must be at least 1 (a 0-byte message ends the run)".into(),
         ));
     }
+    let rate_role = matches!(args.role, BenchRole::RateSend | BenchRole::RateRecv);
+    if rate_role && args.size < STAMPED_MIN {
+        return Err(Failure::Usage(format!(
+            "--size must be at least {STAMPED_MIN} for the rate roles (a sequence number and a stamp)"
+        )));
+    }
+    if args.role == BenchRole::RateSend && args.interval_ns == 0 {
+        return Err(Failure::Usage(
+            "--interval-ns must be at least 1 for the rate-send role".into(),
+        ));
+    }
     pin(args.cpu);
+    let counters = Counters::new(args.count_syscalls);
+    let listen = args.listen;
+    // Each link is dropped only after `side` has written the report: for
+    // the rings, the peer sees the detach only after this.
+    match args.link {
+        LinkKind::Channel => {
+            let mut link = ChannelLink::open(&args.endpoint, listen, args.size)?;
+            side(&args, &counters, &mut link)
+        }
+        LinkKind::InPlace | LinkKind::InPlaceMpsc => {
+            let mpsc = args.link == LinkKind::InPlaceMpsc;
+            let path = std::path::Path::new(&args.endpoint);
+            let mut link = InPlaceLink::open(path, listen, args.size, mpsc)?;
+            side(&args, &counters, &mut link)
+        }
+        LinkKind::RefRing => {
+            let stdin = std::io::stdin();
+            let mut link = RefRingLink::open(stdin.as_fd(), listen, args.size)?;
+            side(&args, &counters, &mut link)
+        }
+    }
+}
+
+/// Runs this side's role over `link` and writes the report.
+fn side<L: Link>(args: &BenchArgs, counters: &Counters, link: &mut L) -> Result<(), Failure> {
     let warmup = Duration::from_millis(args.warmup_ms);
     let duration = Duration::from_millis(args.duration_ms.max(1));
-    let counters = Counters::new(args.count_syscalls);
-    let mut channel = open(&args)?;
     let size = args.size;
     let mut report = String::new();
     let measured = match args.role {
         BenchRole::Ping => {
             let timer = timer_cost_ns();
-            let mut message = vec![0u8; size];
-            let mut reply = Vec::with_capacity(size);
             let mut seq = 0u64;
-            let mut trip = |channel: &mut Channel, seq: u64| -> Result<(), Failure> {
-                fill(seq, &mut message);
-                channel.send(&message)?;
-                let len = channel.recv(&mut reply)?;
-                if !check(seq, &reply, size) {
-                    return Err(mismatch(seq, len, size));
-                }
-                Ok(())
+            let trip = |link: &mut L, seq: u64| -> Result<(), Failure> {
+                link.send(size, |message| fill(seq, message))?;
+                link.recv(|reply| check(seq, reply, size).then_some(()).ok_or(reply.len()))?
+                    .map_err(|len| mismatch(seq, len, size))
             };
             let start = Instant::now();
             while seq < 16 || start.elapsed() < warmup {
-                trip(&mut channel, seq)?;
+                trip(link, seq)?;
                 seq += 1;
             }
             let warm_ns = start.elapsed().as_nanos() as f64 / seq as f64;
@@ -293,7 +361,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             let mut trips = 0;
             loop {
                 for _ in 0..batch {
-                    trip(&mut channel, seq)?;
+                    trip(link, seq)?;
                     seq += 1;
                 }
                 let now = Instant::now();
@@ -306,8 +374,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 }
             }
             let measured = counters.end(mark, reads, trips);
-            channel.send(&[])?;
-            channel.flush()?;
+            link.finish()?;
             times.sort_unstable();
             let q = |p: f64| quantile(&times, p).unwrap_or(0);
             let _ = writeln!(report, "timer_ns {timer:.1}");
@@ -319,18 +386,14 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             measured
         }
         BenchRole::Echo => {
-            let mut buf = Vec::with_capacity(size);
             let mut seq = 0u64;
-            let mut window = Window::new(&counters, warmup);
+            let mut window = Window::new(counters, warmup);
             loop {
-                let len = channel.recv(&mut buf)?;
-                if len == 0 {
-                    break;
+                match link.echo(|message| check(seq, message, size))? {
+                    None => break,
+                    Some(Err(len)) => return Err(mismatch(seq, len, size)),
+                    Some(Ok(())) => {}
                 }
-                if !check(seq, &buf, size) {
-                    return Err(mismatch(seq, len, size));
-                }
-                channel.send(&buf)?;
                 seq += 1;
                 if seq % 16 == 1 {
                     window.poll(seq);
@@ -340,47 +403,46 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         }
         BenchRole::Send => {
             let stride = stride(size);
-            let mut message = vec![0u8; size];
             let mut seq = 0u64;
-            let mut burst = |channel: &mut Channel, seq: &mut u64| -> Result<(), Failure> {
+            let burst = |link: &mut L, seq: &mut u64| -> Result<(), Failure> {
                 for _ in 0..stride {
-                    fill(*seq, &mut message);
-                    channel.send(&message)?;
+                    let s = *seq;
+                    link.send(size, |message| fill(s, message))?;
                     *seq += 1;
                 }
                 Ok(())
             };
             let start = Instant::now();
             while start.elapsed() < warmup {
-                burst(&mut channel, &mut seq)?;
+                burst(link, &mut seq)?;
             }
             let mark = counters.begin();
             let first = seq;
             let mut reads = 0;
             loop {
-                burst(&mut channel, &mut seq)?;
+                burst(link, &mut seq)?;
                 reads += 1;
                 if mark.at.elapsed() >= duration {
                     break;
                 }
             }
             let measured = counters.end(mark, reads, seq - first);
-            channel.send(&[])?;
-            channel.flush()?;
+            link.finish()?;
             measured
         }
         BenchRole::Recv => {
             let stride = stride(size);
-            let mut buf = Vec::with_capacity(size);
             let mut seq = 0u64;
-            let mut window = Window::new(&counters, warmup);
+            let mut window = Window::new(counters, warmup);
             loop {
-                let len = channel.recv(&mut buf)?;
-                if len == 0 {
-                    break;
-                }
-                if !check(seq, &buf, size) {
-                    return Err(mismatch(seq, len, size));
+                let got = link.recv(|message| {
+                    (!message.is_empty())
+                        .then(|| check(seq, message, size).then_some(()).ok_or(message.len()))
+                })?;
+                match got {
+                    None => break,
+                    Some(Err(len)) => return Err(mismatch(seq, len, size)),
+                    Some(Ok(())) => {}
                 }
                 seq += 1;
                 if seq == 1 || seq.is_multiple_of(stride) {
@@ -388,6 +450,75 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 }
             }
             window.end(seq)
+        }
+        BenchRole::RateSend => {
+            // Message `seq` is due at `start + seq * interval`, whether or
+            // not the sends before it kept up: its stamp is that intended
+            // time, so a stalled send delays the latency of every message
+            // due behind it (no coordinated omission).
+            let interval = args.interval_ns;
+            let start = monotonic_ns() + 1_000_000;
+            let stop = start + (warmup + duration).as_nanos() as u64;
+            let mark = counters.begin();
+            let mut seq = 0u64;
+            let mut late_max = 0u64;
+            loop {
+                let due = start + seq * interval;
+                if due >= stop {
+                    break;
+                }
+                wait_until(due);
+                late_max = late_max.max(monotonic_ns() - due);
+                link.send(size, |message| fill_stamped(seq, due, message))?;
+                seq += 1;
+            }
+            let measured = counters.end(mark, seq, seq);
+            link.finish()?;
+            let _ = writeln!(report, "rate_late_max_ns {late_max}");
+            measured
+        }
+        BenchRole::RateRecv => {
+            let mut latencies =
+                hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600 * 1_000_000_000, 3)
+                    .map_err(|e| Failure::Usage(format!("cannot make the histogram: {e}")))?;
+            let warmup_ns = warmup.as_nanos() as u64;
+            let mut seq = 0u64;
+            let mut record_from = None;
+            let mut window: Option<(u64, u64)> = None;
+            loop {
+                let got = link.recv(|message| {
+                    (!message.is_empty())
+                        .then(|| check_stamped(seq, message, size).ok_or(message.len()))
+                })?;
+                let now = monotonic_ns();
+                let due = match got {
+                    None => break,
+                    Some(Err(len)) => return Err(mismatch(seq, len, size)),
+                    Some(Ok(due)) => due,
+                };
+                seq += 1;
+                // Messages due in the sender's warm-up are not recorded.
+                let from = *record_from.get_or_insert(due.saturating_add(warmup_ns));
+                if due >= from {
+                    latencies.saturating_record(now.saturating_sub(due).max(1));
+                    window = Some((window.map_or(now, |w| w.0), now));
+                }
+            }
+            if !latencies.is_empty() {
+                let _ = writeln!(report, "rate_p50_ns {}", latencies.value_at_quantile(0.5));
+                let _ = writeln!(report, "rate_p99_ns {}", latencies.value_at_quantile(0.99));
+                let _ = writeln!(
+                    report,
+                    "rate_p999_ns {}",
+                    latencies.value_at_quantile(0.999)
+                );
+                let _ = writeln!(report, "rate_max_ns {}", latencies.max());
+            }
+            Measured {
+                messages: latencies.len(),
+                elapsed_ns: window.map_or(0, |(first, last)| last - first),
+                ..Measured::default()
+            }
         }
     };
     let _ = writeln!(report, "messages {}", measured.messages);
@@ -409,9 +540,6 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         context: format!("cannot write the report file {}", args.report.display()),
         source: e,
     })?;
-    // Keep the channel open until the report is written: for the ring, the
-    // peer sees the detach only after this.
-    drop(channel);
     Ok(())
 }
 
@@ -434,6 +562,9 @@ pub struct PeerReport {
     pub quantiles: Option<(u64, u64, u64)>,
     /// Ping only: the clock's cost as this side measured it.
     pub timer_ns: Option<f64>,
+    /// Rate-recv only: latency from the intended send time, p50, p99,
+    /// p99.9 and max (ns).
+    pub rate: Option<[u64; 4]>,
 }
 
 impl PeerReport {
@@ -442,6 +573,7 @@ impl PeerReport {
     pub fn parse(text: &str) -> Result<PeerReport, String> {
         let mut report = PeerReport::default();
         let mut quantiles = (None, None, None);
+        let mut rate = [None; 4];
         for line in text.lines() {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
             let number = || {
@@ -464,6 +596,10 @@ impl PeerReport {
                 "p50_ns" => quantiles.0 = Some(number()?),
                 "p99_ns" => quantiles.1 = Some(number()?),
                 "p999_ns" => quantiles.2 = Some(number()?),
+                "rate_p50_ns" => rate[0] = Some(number()?),
+                "rate_p99_ns" => rate[1] = Some(number()?),
+                "rate_p999_ns" => rate[2] = Some(number()?),
+                "rate_max_ns" => rate[3] = Some(number()?),
                 "timer_ns" => {
                     report.timer_ns = Some(
                         value
@@ -477,6 +613,9 @@ impl PeerReport {
         }
         if let (Some(a), Some(b), Some(c)) = quantiles {
             report.quantiles = Some((a, b, c));
+        }
+        if let [Some(a), Some(b), Some(c), Some(d)] = rate {
+            report.rate = Some([a, b, c, d]);
         }
         Ok(report)
     }
@@ -496,6 +635,10 @@ mod tests {
         assert_eq!(r.syscalls, Some(Ok(40)));
         assert_eq!(r.usage.voluntary, 3);
         assert_eq!(r.timer_ns, Some(21.5));
+        assert_eq!(r.rate, None);
+        let r = PeerReport::parse("rate_p50_ns 5\nrate_p99_ns 6\nrate_p999_ns 7\nrate_max_ns 8\n")
+            .unwrap();
+        assert_eq!(r.rate, Some([5, 6, 7, 8]));
         let r = PeerReport::parse("syscalls_error no tracefs\n").unwrap();
         assert_eq!(r.syscalls, Some(Err("no tracefs".into())));
         assert!(PeerReport::parse("messages lots\n").is_err());

@@ -1,10 +1,20 @@
 //! `shmsg compare`: the two models side by side, measured on this machine.
 //!
-//! For every transport (the shared-memory ring `shm`, Unix stream sockets
-//! `unix`, Unix seqpacket sockets `seqpacket`, a pair of pipes `pipe`, TCP
-//! over loopback `tcp`) and message size, the command spawns a pair of
-//! `shmsg peer bench` processes that talk through `shmsg::connect` /
-//! `shmsg::listen`, and measures:
+//! (Over 600 lines: the run's passes, references, pairs, `--rate` and the
+//! system-call count, stay in one function so that the progress total and
+//! the passes cannot drift apart; the tables, files and plot are elsewhere.)
+//!
+//! For every transport (the shared-memory rings `shm` and `mpsc`, Unix
+//! stream sockets `unix`, Unix seqpacket sockets `seqpacket`, a pair of
+//! pipes `pipe`, TCP over loopback `tcp`) and message size, the command
+//! spawns a pair of `shmsg peer bench` processes that talk through
+//! `shmsg::connect` / `shmsg::listen` with the copying API (the sender
+//! fills a buffer that `send` copies in; `recv` copies out into a buffer
+//! that is then checked). The rings are measured a second time used in
+//! place (`shm-in-place`, `mpsc-in-place`: the same rings, with the same
+//! geometry, handed over a Unix socket; `send_with` fills each message
+//! inside the ring and `recv_with` checks it there: every byte still
+//! written and read, one pass each instead of two). Each pair measures:
 //!
 //! * **ping-pong**: one process sends a message, the other checks it and
 //!   sends it back; the round trip's median, 99th and 99.9th percentile.
@@ -27,7 +37,23 @@
 //!   one cache line (the round-trip limit of any shared-memory protocol) and
 //!   a single-core `memcpy` of blocks of each size (the bandwidth limit of a
 //!   copy); round trips are also shown as multiples of the first and
-//!   throughputs as shares of the second.
+//!   throughputs as shares of the second. And the reference ring
+//!   (`shmsg_bench_support::ring`: fixed slots, spinning, one copy in and
+//!   one out), measured like a transport between the same two pinned
+//!   processes at every size (both ping-pong and streaming; the two rings
+//!   lie in a memfd both processes get as their stdin): every row's
+//!   `x ref ring` is its ratio to it;
+//! * with `--rate N/s`, **latency at a fixed offered rate**: one pair per
+//!   transport (and the reference ring), the sender sending message `k` at
+//!   `start + k / rate`, stamped with that intended time; the receiver
+//!   records `arrival - intended` of each message (after the warm-up) in
+//!   an HdrHistogram (3 significant digits), for `--runs` x `--duration`.
+//!   Measuring from the intended time is the standard correction for
+//!   coordinated omission: a sender that stalls delays every message due
+//!   behind it, and each of them is recorded with its full wait. p50, p99,
+//!   p99.9 and max, and the rate the receiver actually took. Messages are
+//!   the smallest `--sizes` size, at least 16 bytes (a sequence number and
+//!   the stamp).
 //!
 //! Every byte of every message is written by the sender and read and
 //! checked by the receiver. Each run has an untimed warm-up; each figure is
@@ -46,16 +72,22 @@
 //! * `compare.json`: schema `shmsg-compare/1`: `machine` {cpu, cores,
 //!   kernel}, `settings`, `timer_ns`, `syscall_method` ({measured} or
 //!   {not_measured}), `references` {cacheline_round_trip_ns {median, min,
-//!   max}, memcpy [{size, bytes_per_s}]}, `classic` \[rows\], and `results`:
+//!   max}, memcpy [{size, bytes_per_s}], ring [one object per size, as in
+//!   `results`, transport `ref-ring`, model `reference`]}, `classic`
+//!   \[rows\], `rate` (`null` without `--rate`; else {offered_per_s, size,
+//!   window_ms, method, results: [{transport, p50_ns, p99_ns, p999_ns,
+//!   max_ns, received_per_s, not_measured}]}), and `results`:
 //!   one object per transport and size with `pingpong` {round_trip_ns,
 //!   p99_ns, p999_ns, batch, samples, syscalls, voluntary_switches,
 //!   kernel_share, not_measured} and `stream` {messages_per_s, bytes_per_s,
 //!   messages, syscalls, voluntary_switches, kernel_share, not_measured}. A
 //!   figure that was not measured is `null`, and `not_measured` maps its
 //!   name to the reason;
-//! * `compare.csv`: one row per transport and size, the columns of
-//!   `export::CSV_COLUMNS`: a cell without a figure is empty, and the last
-//!   column, `not_measured`, names it with the reason;
+//! * `compare.csv`: one row per transport and size, then one per size for
+//!   the reference ring, the columns of `export::CSV_COLUMNS` (with each
+//!   row's ratios to the reference ring, and the transport's `--rate`
+//!   figures): a cell without a figure is empty, and the last column,
+//!   `not_measured`, names it with the reason;
 //! * `compare.svg`: round trip and throughput against message size, one
 //!   line per transport, log-log, with the references and the machine.
 
@@ -71,9 +103,10 @@ use shmsg_bench_support::stats::Spread;
 use super::measure::{self, Machine, SyscallCounter};
 use super::pair::{self, Context};
 use super::types::{
-    Cell, Figure, Kernel, PingPong, Report, RunFigures, Settings, Stream, Transport, Workload,
+    Cell, Figure, Kernel, PingPong, RateReport, RateResult, Report, RunFigures, Settings, Stream,
+    Transport, Workload,
 };
-use super::units::{parse_duration, parse_size, size_name};
+use super::units::{parse_duration, parse_rate, parse_size, size_name};
 use super::{export, plot, report};
 use crate::failure::Failure;
 
@@ -118,6 +151,15 @@ pub struct CompareArgs {
     /// instead of the tables; the files are written all the same.
     #[arg(long)]
     pub json: bool,
+    /// Also measure latency at a fixed offered rate, e.g. 100000/s or
+    /// 100k/s: over each transport, one process sends a message every
+    /// 1/rate seconds (messages of the smallest --sizes size, at least
+    /// 16 B), the other records each one's latency from the time it was due
+    /// to be sent (so a stall counts against every message held up behind
+    /// it: no coordinated omission); p50, p99, p99.9 and max, over a
+    /// window of --runs times --duration.
+    #[arg(long, value_name = "N/s", value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Print the settings these flags resolve to, as JSON, and exit.
     #[arg(long, hide = true)]
     pub plan: bool,
@@ -183,6 +225,7 @@ pub fn resolve(args: &CompareArgs, allowed_cpus: &[usize]) -> Result<Settings, S
         pinned,
         count_syscalls: !args.no_syscalls,
         quick: args.quick,
+        rate: args.rate,
     })
 }
 
@@ -270,8 +313,15 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
     let pins = (settings.pinned.map(|p| p.0), settings.pinned.map(|p| p.1));
     let count_pass = syscall_method.is_ok();
     let pairs = settings.transports.len() * settings.sizes.len() * 2;
+    let ref_pairs = settings.sizes.len() * 2;
+    let rate_pairs = if settings.rate.is_some() {
+        settings.transports.len() + 1
+    } else {
+        0
+    };
     let mut progress = Progress {
-        total: settings.runs * (1 + settings.sizes.len() + pairs)
+        total: settings.runs * (1 + settings.sizes.len() + ref_pairs + pairs)
+            + rate_pairs
             + if count_pass { pairs } else { 0 },
         done: 0,
         tty: std::io::stderr().is_terminal(),
@@ -286,6 +336,37 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
     let cells_n = settings.transports.len() * settings.sizes.len();
     let mut ping_runs: Vec<Vec<Result<RunFigures, String>>> = vec![Vec::new(); cells_n];
     let mut stream_runs: Vec<Vec<Result<RunFigures, String>>> = vec![Vec::new(); cells_n];
+    let sizes_n = settings.sizes.len();
+    let mut ref_ping_runs: Vec<Vec<Result<RunFigures, String>>> = vec![Vec::new(); sizes_n];
+    let mut ref_stream_runs: Vec<Vec<Result<RunFigures, String>>> = vec![Vec::new(); sizes_n];
+    let pair_step = |progress: &mut Progress,
+                     transport: Transport,
+                     workload: Workload,
+                     size: usize,
+                     run: usize|
+     -> Result<RunFigures, String> {
+        progress.step(&format!(
+            "{} {} {}, run {run}/{}",
+            match workload {
+                Workload::PingPong => "ping-pong",
+                Workload::Stream => "streaming",
+                Workload::Rate => "fixed rate",
+            },
+            transport.name(),
+            size_name(size),
+            settings.runs
+        ));
+        let result = pair::measure_pair(&context, transport, workload, size, false);
+        if let Err(why) = &result {
+            progress.finish();
+            eprintln!(
+                "shmsg compare: {} {}: {why}",
+                transport.name(),
+                size_name(size)
+            );
+        }
+        result
+    };
     for run in 1..=settings.runs {
         progress.step(&format!(
             "reference: cache line between two cores, run {run}/{}",
@@ -300,38 +381,55 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
             ));
             memcpy[i].push(measure::memcpy_rate(pins.0, size, reference_time));
         }
+        for (i, &size) in settings.sizes.iter().enumerate() {
+            for workload in [Workload::PingPong, Workload::Stream] {
+                let result = pair_step(&mut progress, Transport::RefRing, workload, size, run);
+                match workload {
+                    Workload::PingPong => ref_ping_runs[i].push(result),
+                    _ => ref_stream_runs[i].push(result),
+                }
+            }
+        }
         for (t, &transport) in settings.transports.iter().enumerate() {
             for (s, &size) in settings.sizes.iter().enumerate() {
                 let cell = t * settings.sizes.len() + s;
                 for workload in [Workload::PingPong, Workload::Stream] {
-                    progress.step(&format!(
-                        "{} {} {}, run {run}/{}",
-                        if workload == Workload::PingPong {
-                            "ping-pong"
-                        } else {
-                            "streaming"
-                        },
-                        transport.name(),
-                        size_name(size),
-                        settings.runs
-                    ));
-                    let result = pair::measure_pair(&context, transport, workload, size, false);
-                    if let Err(why) = &result {
-                        progress.finish();
-                        eprintln!(
-                            "shmsg compare: {} {}: {why}",
-                            transport.name(),
-                            size_name(size)
-                        );
-                    }
+                    let result = pair_step(&mut progress, transport, workload, size, run);
                     match workload {
                         Workload::PingPong => ping_runs[cell].push(result),
-                        Workload::Stream => stream_runs[cell].push(result),
+                        _ => stream_runs[cell].push(result),
                     }
                 }
             }
         }
     }
+    let rate = settings.rate.map(|per_s| {
+        let size = settings.rate_size();
+        let results = settings
+            .transports
+            .iter()
+            .copied()
+            .chain([Transport::RefRing])
+            .map(|transport| {
+                let result = pair_step(&mut progress, transport, Workload::Rate, size, 1);
+                RateResult {
+                    transport,
+                    latency_ns: result
+                        .as_ref()
+                        .map_err(Clone::clone)
+                        .and_then(|r| r.rate.ok_or_else(|| "no latencies recorded".into()))
+                        .map(|q| q.map(|v| v as f64)),
+                    received_per_s: result.map(|r| r.main),
+                }
+            })
+            .collect();
+        RateReport {
+            per_s,
+            size,
+            window: settings.duration * settings.runs as u32,
+            results,
+        }
+    });
     let mut ping_calls = vec![None; cells_n];
     let mut stream_calls = vec![None; cells_n];
     if count_pass {
@@ -358,7 +456,7 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
                         };
                     match workload {
                         Workload::PingPong => ping_calls[cell] = Some(counted),
-                        Workload::Stream => stream_calls[cell] = Some(counted),
+                        _ => stream_calls[cell] = Some(counted),
                     }
                 }
             }
@@ -402,6 +500,30 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
             })
             .collect(),
         cells,
+        ring_ref: settings
+            .sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| Cell {
+                transport: Transport::RefRing,
+                size,
+                ping: ping_figures(
+                    &ref_ping_runs[i],
+                    Err(
+                        "not counted: spins only, no system call per message by construction"
+                            .into(),
+                    ),
+                ),
+                stream: stream_figures(
+                    &ref_stream_runs[i],
+                    Err(
+                        "not counted: spins only, no system call per message by construction"
+                            .into(),
+                    ),
+                ),
+            })
+            .collect(),
+        rate,
         wall_s: started.elapsed().as_secs_f64(),
     };
     if args.json {
@@ -414,6 +536,10 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
         println!();
         print!("{}", report::detail_tables(&report));
         println!();
+        if report.rate.is_some() {
+            print!("{}", report::rate_table(&report));
+            println!();
+        }
     }
     write_files(&args.out, &report)?;
     let wrote = format!(

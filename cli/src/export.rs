@@ -5,7 +5,7 @@
 use shmsg_bench_support::stats::Spread;
 
 use super::report::classic_rows;
-use super::types::{Figure, Kernel, Report, Settings};
+use super::types::{Cell, Figure, Kernel, Report, Settings};
 
 /// A tiny JSON writer: values are built as text, escaped and validated here.
 pub mod json {
@@ -70,6 +70,53 @@ pub mod json {
     }
 }
 
+/// `--rate`'s results as JSON, `null` without `--rate`: `offered_per_s`,
+/// `size`, `window_ms`, `method`, and `results`: per transport (the
+/// reference ring last) `p50_ns`, `p99_ns`, `p999_ns`, `max_ns`,
+/// `received_per_s`, `not_measured`.
+fn rate_json(report: &Report) -> String {
+    let Some(rate) = &report.rate else {
+        return "null".into();
+    };
+    let results: Vec<String> = rate
+        .results
+        .iter()
+        .map(|r| {
+            let mut fields = vec![("transport", json::string(r.transport.name()))];
+            let mut missing = Vec::new();
+            for (i, key) in ["p50_ns", "p99_ns", "p999_ns", "max_ns"]
+                .into_iter()
+                .enumerate()
+            {
+                figure(&mut fields, &mut missing, key, &r.latency_ns, |l| {
+                    json::number(l[i])
+                });
+            }
+            figure(
+                &mut fields,
+                &mut missing,
+                "received_per_s",
+                &r.received_per_s,
+                |v| json::number(*v),
+            );
+            fields.push(("not_measured", json::object(&missing)));
+            json::object(&fields)
+        })
+        .collect();
+    json::object(&[
+        ("offered_per_s", json::number(rate.per_s)),
+        ("size", rate.size.to_string()),
+        ("window_ms", rate.window.as_millis().to_string()),
+        ("method", json::string(RATE_METHOD)),
+        ("results", format!("[{}]", results.join(", "))),
+    ])
+}
+
+/// How `--rate` latencies are measured, as the JSON says it.
+pub const RATE_METHOD: &str = "latency from each message's intended send time \
+    (start + seq / rate), which corrects for coordinated omission; HdrHistogram, \
+    3 significant digits";
+
 /// The JSON schema identifier written into every file.
 pub const JSON_SCHEMA: &str = "shmsg-compare/1";
 
@@ -118,6 +165,64 @@ fn kernel_json(
     });
 }
 
+/// One transport at one size as JSON: `transport`, `model`, `size`,
+/// `pingpong` and `stream`.
+fn cell_json(cell: &Cell) -> String {
+    let mut ping = Vec::new();
+    let mut ping_missing = Vec::new();
+    let p = &cell.ping;
+    figure(
+        &mut ping,
+        &mut ping_missing,
+        "round_trip_ns",
+        &p.round_trip_ns,
+        spread_json,
+    );
+    figure(&mut ping, &mut ping_missing, "p99_ns", &p.p99_ns, |v| {
+        json::number(*v)
+    });
+    figure(&mut ping, &mut ping_missing, "p999_ns", &p.p999_ns, |v| {
+        json::number(*v)
+    });
+    ping.push(("batch", p.batch.to_string()));
+    ping.push(("samples", p.samples.to_string()));
+    kernel_json(&mut ping, &mut ping_missing, &p.kernel);
+    ping.push(("not_measured", json::object(&ping_missing)));
+    let mut stream = Vec::new();
+    let mut stream_missing = Vec::new();
+    let st = &cell.stream;
+    figure(
+        &mut stream,
+        &mut stream_missing,
+        "messages_per_s",
+        &st.messages_per_s,
+        spread_json,
+    );
+    figure(
+        &mut stream,
+        &mut stream_missing,
+        "bytes_per_s",
+        &st.messages_per_s,
+        |r| {
+            spread_json(&Spread {
+                median: r.median * cell.size as f64,
+                min: r.min * cell.size as f64,
+                max: r.max * cell.size as f64,
+            })
+        },
+    );
+    stream.push(("messages", st.messages.to_string()));
+    kernel_json(&mut stream, &mut stream_missing, &st.kernel);
+    stream.push(("not_measured", json::object(&stream_missing)));
+    json::object(&[
+        ("transport", json::string(cell.transport.name())),
+        ("model", json::string(cell.transport.model())),
+        ("size", cell.size.to_string()),
+        ("pingpong", json::object(&ping)),
+        ("stream", json::object(&stream)),
+    ])
+}
+
 /// The settings as JSON: `settings` in the report, and what `compare
 /// --plan` prints.
 pub fn settings_json(s: &Settings) -> String {
@@ -140,6 +245,7 @@ pub fn settings_json(s: &Settings) -> String {
         ("pinned_cpus", pinned),
         ("count_syscalls", s.count_syscalls.to_string()),
         ("quick", s.quick.to_string()),
+        ("rate_per_s", s.rate.map_or("null".into(), json::number)),
     ])
 }
 
@@ -173,68 +279,12 @@ pub fn to_json(report: &Report) -> String {
         spread_json,
     );
     refs.push(("memcpy", format!("[{}]", memcpy.join(", "))));
+    let ring: Vec<String> = report.ring_ref.iter().map(cell_json).collect();
+    refs.push(("ring", format!("[{}]", ring.join(", "))));
     if !refs_missing.is_empty() {
         refs.push(("not_measured", json::object(&refs_missing)));
     }
-    let cells: Vec<String> = report
-        .cells
-        .iter()
-        .map(|cell| {
-            let mut ping = Vec::new();
-            let mut ping_missing = Vec::new();
-            let p = &cell.ping;
-            figure(
-                &mut ping,
-                &mut ping_missing,
-                "round_trip_ns",
-                &p.round_trip_ns,
-                spread_json,
-            );
-            figure(&mut ping, &mut ping_missing, "p99_ns", &p.p99_ns, |v| {
-                json::number(*v)
-            });
-            figure(&mut ping, &mut ping_missing, "p999_ns", &p.p999_ns, |v| {
-                json::number(*v)
-            });
-            ping.push(("batch", p.batch.to_string()));
-            ping.push(("samples", p.samples.to_string()));
-            kernel_json(&mut ping, &mut ping_missing, &p.kernel);
-            ping.push(("not_measured", json::object(&ping_missing)));
-            let mut stream = Vec::new();
-            let mut stream_missing = Vec::new();
-            let st = &cell.stream;
-            figure(
-                &mut stream,
-                &mut stream_missing,
-                "messages_per_s",
-                &st.messages_per_s,
-                spread_json,
-            );
-            figure(
-                &mut stream,
-                &mut stream_missing,
-                "bytes_per_s",
-                &st.messages_per_s,
-                |r| {
-                    spread_json(&Spread {
-                        median: r.median * cell.size as f64,
-                        min: r.min * cell.size as f64,
-                        max: r.max * cell.size as f64,
-                    })
-                },
-            );
-            stream.push(("messages", st.messages.to_string()));
-            kernel_json(&mut stream, &mut stream_missing, &st.kernel);
-            stream.push(("not_measured", json::object(&stream_missing)));
-            json::object(&[
-                ("transport", json::string(cell.transport.name())),
-                ("model", json::string(cell.transport.model())),
-                ("size", cell.size.to_string()),
-                ("pingpong", json::object(&ping)),
-                ("stream", json::object(&stream)),
-            ])
-        })
-        .collect();
+    let cells: Vec<String> = report.cells.iter().map(cell_json).collect();
     let classic: Vec<String> = classic_rows(report)
         .into_iter()
         .map(|r| {
@@ -266,13 +316,17 @@ pub fn to_json(report: &Report) -> String {
             json::number((report.wall_s * 10.0).round() / 10.0),
         ),
         ("classic", json::array(&classic)),
+        ("rate", rate_json(report)),
         ("results", json::array(&cells)),
     ];
     json::document(&top)
 }
 
-/// The CSV header: one row per transport and size.
-pub const CSV_COLUMNS: [&str; 22] = [
+/// The CSV header: one row per transport and size, then one per size for
+/// the reference ring (`ref-ring`, model `reference`). The `rate_*`
+/// columns are the transport's `--rate` figures (one message size, the
+/// same on each of its rows).
+pub const CSV_COLUMNS: [&str; 30] = [
     "transport",
     "model",
     "size_bytes",
@@ -294,6 +348,14 @@ pub const CSV_COLUMNS: [&str; 22] = [
     "stream_voluntary_switches_per_msg",
     "stream_kernel_share",
     "cacheline_rtt_ns",
+    "rtt_vs_ref_ring",
+    "stream_vs_ref_ring",
+    "rate_offered_per_s",
+    "rate_size_bytes",
+    "rate_p50_ns",
+    "rate_p99_ns",
+    "rate_p999_ns",
+    "rate_max_ns",
     "not_measured",
 ];
 
@@ -307,7 +369,9 @@ pub fn to_csv(report: &Report) -> String {
     let cacheline = report.cacheline_ns.as_ref().map(|c| c.median);
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
-    for cell in &report.cells {
+    let no_rate = "not run (no --rate)".to_string();
+    let no_ring = "the reference ring was not measured at this size".to_string();
+    for cell in report.cells.iter().chain(&report.ring_ref) {
         let p = &cell.ping;
         let s = &cell.stream;
         let size = cell.size as f64;
@@ -318,7 +382,32 @@ pub fn to_csv(report: &Report) -> String {
             (Ok(a), Ok(b)) => Ok(a / b),
             (Err(why), _) | (_, Err(why)) => Err(why.clone()),
         };
-        let figures: [Figure; 18] = [
+        let reference = report.ring_ref_at(cell.size);
+        let ref_rtt = reference.map_or(Err(&no_ring), |r| {
+            r.ping.round_trip_ns.as_ref().map(|s| s.median)
+        });
+        let ref_rate = reference.map_or(Err(&no_ring), |r| {
+            r.stream.messages_per_s.as_ref().map(|s| s.median)
+        });
+        let rate_result = report
+            .rate
+            .as_ref()
+            .map(|r| (r, r.results.iter().find(|x| x.transport == cell.transport)));
+        let (offered, rate_size, latency): (Figure, Figure, Figure<[f64; 4]>) = match rate_result {
+            None => (
+                Err(no_rate.clone()),
+                Err(no_rate.clone()),
+                Err(no_rate.clone()),
+            ),
+            Some((r, found)) => (
+                Ok(r.per_s),
+                Ok(r.size as f64),
+                found.map_or(Err("not run for this transport".into()), |x| {
+                    x.latency_ns.clone()
+                }),
+            ),
+        };
+        let figures: [Figure; 26] = [
             rtt.map(|r| r.median).map_err(Clone::clone),
             p.p99_ns.clone(),
             p.p999_ns.clone(),
@@ -337,6 +426,14 @@ pub fn to_csv(report: &Report) -> String {
             s.kernel.voluntary_switches.clone(),
             s.kernel.kernel_share.clone(),
             cacheline.map_err(Clone::clone),
+            ratio(rtt.map(|r| r.median), ref_rtt),
+            ratio(rate.map(|r| r.median), ref_rate),
+            offered,
+            rate_size,
+            latency.clone().map(|l| l[0]),
+            latency.clone().map(|l| l[1]),
+            latency.clone().map(|l| l[2]),
+            latency.map(|l| l[3]),
         ];
         let mut row = vec![
             cell.transport.name().to_string(),

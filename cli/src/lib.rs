@@ -41,6 +41,7 @@ mod everyday;
 mod export;
 mod failure;
 mod inspect;
+mod links;
 mod measure;
 mod pair;
 mod plot;

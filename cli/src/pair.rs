@@ -4,6 +4,7 @@
 //! waited for with a deadline, and their reports read back.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,17 +67,41 @@ pub(crate) fn measure_pair(
     let (server_role, client_role) = match workload {
         Workload::PingPong => (BenchRole::Echo, BenchRole::Ping),
         Workload::Stream => (BenchRole::Recv, BenchRole::Send),
+        Workload::Rate => (BenchRole::RateRecv, BenchRole::RateSend),
     };
     let s = &context.settings;
     let duration = if count_syscalls {
         (s.duration / 2).max(Duration::from_millis(20))
+    } else if workload == Workload::Rate {
+        s.duration * s.runs as u32
     } else {
         s.duration
     };
+    let interval_ns = s.rate.map_or(0, |r| (1e9 / r).round().max(1.0) as u64);
     let file = |side: &str, ext: &str| context.scratch.join(format!("{n}.{side}.{ext}"));
     let command =
         |role: BenchRole, endpoint: &str, listen: bool, cpu: Option<usize>, side: &str| {
             let mut command = Command::new(&context.exe);
+            // A peer never outlives this process: killed with SIGKILL when
+            // it exits, also by a signal between spawning one peer and the
+            // other (a peer of the reference ring or the in-place rings
+            // would otherwise wait for its partner forever).
+            let parent = std::process::id();
+            // SAFETY: the closure runs in the forked child before exec and
+            // makes only async-signal-safe system calls (prctl, getppid,
+            // _exit), touching no memory but its own stack.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // The parent died before the prctl: no signal will come.
+                    if libc::getppid() as u32 != parent {
+                        libc::_exit(1);
+                    }
+                    Ok(())
+                });
+            }
             if s.count_syscalls
                 && let Ok(id) = crate::measure::sys_enter_id()
             {
@@ -89,7 +114,11 @@ pub(crate) fn measure_pair(
                     BenchRole::Echo => "echo",
                     BenchRole::Send => "send",
                     BenchRole::Recv => "recv",
+                    BenchRole::RateSend => "rate-send",
+                    BenchRole::RateRecv => "rate-recv",
                 })
+                .args(["--link", transport.link_name()])
+                .args(["--interval-ns", &interval_ns.to_string()])
                 .args(["--endpoint", endpoint])
                 .args(["--size", &size.to_string()])
                 .args(["--duration-ms", &duration.as_millis().to_string()])
@@ -118,7 +147,33 @@ pub(crate) fn measure_pair(
             .spawn()
             .map_err(|e| format!("cannot spawn {}: {e}", context.exe.display()))
     };
-    let (server, client) = if transport == Transport::Pipe {
+    let (server, client) = if transport == Transport::RefRing {
+        // Both processes map the memfd of the two rings, their stdin.
+        let memfd = crate::links::ref_ring_memfd(size)?;
+        let copy = memfd
+            .try_clone()
+            .map_err(|e| format!("cannot duplicate the memfd: {e}"))?;
+        let server = spawn(
+            command(server_role, "-", true, cpus.1, "server")
+                .stdin(copy)
+                .stdout(Stdio::null())
+                .stderr(stderr("server")?),
+        )?;
+        let client = spawn(
+            command(client_role, "-", false, cpus.0, "client")
+                .stdin(memfd)
+                .stdout(Stdio::null())
+                .stderr(stderr("client")?),
+        );
+        let client = match client {
+            Ok(client) => client,
+            Err(why) => {
+                reap(server);
+                return Err(why);
+            }
+        };
+        (server, client)
+    } else if transport == Transport::Pipe {
         let (to_server_r, to_server_w) =
             std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
         let (to_client_r, to_client_w) =
@@ -149,7 +204,11 @@ pub(crate) fn measure_pair(
             Transport::Mpsc => format!("mpsc:compare-{pid}-{n}"),
             Transport::Unix => format!("unix:@shmsg-compare-{pid}-{n}"),
             Transport::Seqpacket => format!("seqpacket:@shmsg-compare-{pid}-{n}"),
-            Transport::Tcp | Transport::Pipe => "tcp:127.0.0.1:0".into(),
+            // The rings used in place are handed over a socket file.
+            Transport::ShmInPlace | Transport::MpscInPlace => {
+                file("server", "sock").display().to_string()
+            }
+            Transport::Tcp | Transport::Pipe | Transport::RefRing => "tcp:127.0.0.1:0".into(),
         };
         let mut server = spawn(
             command(server_role, &endpoint, true, cpus.1, "server")
@@ -203,7 +262,7 @@ pub(crate) fn measure_pair(
     };
     let (server, client) = (read("server")?, read("client")?);
     for side in ["server", "client"] {
-        for ext in ["report", "err"] {
+        for ext in ["report", "err", "sock"] {
             let _ = std::fs::remove_file(file(side, ext));
         }
     }
@@ -222,6 +281,7 @@ pub(crate) fn measure_pair(
                 syscalls,
                 voluntary,
                 cpu_ns,
+                rate: None,
             })
         }
         Workload::Stream => {
@@ -235,6 +295,21 @@ pub(crate) fn measure_pair(
                 syscalls,
                 voluntary,
                 cpu_ns,
+                rate: None,
+            })
+        }
+        Workload::Rate => {
+            let (Some(rate), true) = (server.rate, server.elapsed_ns > 0) else {
+                return Err(short.into());
+            };
+            Ok(RunFigures {
+                main: server.messages as f64 * 1e9 / server.elapsed_ns as f64,
+                tail: None,
+                messages: server.messages,
+                syscalls: None,
+                voluntary,
+                cpu_ns,
+                rate: Some(rate),
             })
         }
     }

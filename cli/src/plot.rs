@@ -18,11 +18,14 @@ const LEFTS: [f64; 2] = [80.0, 580.0];
 fn color(t: Transport) -> &'static str {
     match t {
         Transport::Shm => "#d62728",
+        Transport::ShmInPlace => "#e377c2",
         Transport::Mpsc => "#8c564b",
+        Transport::MpscInPlace => "#bcbd22",
         Transport::Unix => "#1f77b4",
         Transport::Seqpacket => "#2ca02c",
         Transport::Pipe => "#9467bd",
         Transport::Tcp => "#ff7f0e",
+        Transport::RefRing => "#000000",
     }
 }
 
@@ -167,9 +170,15 @@ fn panel(
             .map(|&(sz, v)| format!("{:.1},{:.1}", x.at(sz), y.at(v)))
             .collect();
         let c = color(s.transport);
+        // The reference ring is a reference: thin and dotted.
+        let style = if s.transport == Transport::RefRing {
+            r#"stroke-width="1.5" stroke-dasharray="2,3""#
+        } else {
+            r#"stroke-width="2""#
+        };
         let _ = writeln!(
             out,
-            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#,
+            r#"<polyline points="{}" fill="none" stroke="{c}" {style}/>"#,
             points.join(" ")
         );
         for p in &points {
@@ -224,11 +233,13 @@ pub fn svg(report: &Report) -> String {
     let series = |value: &dyn Fn(&super::types::Cell) -> Option<f64>| -> Vec<Series> {
         s.transports
             .iter()
+            .chain([&Transport::RefRing])
             .map(|&t| Series {
                 transport: t,
                 points: report
                     .cells
                     .iter()
+                    .chain(&report.ring_ref)
                     .filter(|c| c.transport == t)
                     .filter_map(|c| value(c).map(|v| (c.size as f64, v)))
                     .filter(|p| p.1 > 0.0 && p.1.is_finite())
@@ -275,19 +286,30 @@ pub fn svg(report: &Report) -> String {
         "single-core memcpy",
         bytes_rate_name,
     );
-    // The legend.
+    // The legend: transport names (the tables describe them), wrapped.
     let mut x = LEFTS[0];
-    let y = HEIGHT - 40.0;
-    for &t in &s.transports {
+    let mut y = HEIGHT - 52.0;
+    let ring_ref = (!report.ring_ref.is_empty()).then_some(Transport::RefRing);
+    for t in s.transports.iter().copied().chain(ring_ref) {
+        let label = t.name();
+        let width = 40.0 + 7.0 * label.len() as f64;
+        if x + width > WIDTH - 20.0 {
+            x = LEFTS[0];
+            y += 20.0;
+        }
+        let dash = if t == Transport::RefRing {
+            r#" stroke-dasharray="2,3""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            r#"<line x1="{x}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{}" stroke-width="3"/>"#,
+            r#"<line x1="{x}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{}" stroke-width="3"{dash}/>"#,
             x + 24.0,
             color(t)
         );
-        let label = format!("{} ({})", t.name(), t.describe());
-        text(&mut out, x + 30.0, y + 4.0, "start", 12, &label);
-        x += 40.0 + 7.0 * label.len() as f64;
+        text(&mut out, x + 30.0, y + 4.0, "start", 12, label);
+        x += width;
     }
     let _ = writeln!(
         out,
@@ -309,8 +331,10 @@ mod tests {
         let svg = svg(&report);
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
-        // Two panels, one line per transport in each, plus two references.
-        assert_eq!(svg.matches("<polyline").count(), 2 * 3 + 2);
+        // Two panels, one line per transport and the reference ring in
+        // each, plus two references.
+        assert_eq!(svg.matches("<polyline").count(), 2 * (3 + 1) + 2);
+        assert!(svg.contains(">ref-ring</text>"));
         assert!(svg.contains("Test &quot;CPU&quot;, 2 CPUs"));
         assert!(!svg.contains("NaN"));
     }

@@ -143,9 +143,12 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
         Some((cell, ns)) => {
             let mut notes = Vec::new();
             // Which transport: both models have several.
-            notes.push(cell.transport.name().to_string());
+            notes.push(cell.transport.label().to_string());
             if let Some(c) = cacheline {
                 notes.push(format!("{:.1}x cache line", ns / c));
+            }
+            if !mp && let Some(r) = report.ring_ref_at(small).and_then(rtt) {
+                notes.push(format!("{:.2}x ref ring", ns / r));
             }
             format!(
                 "{} round trip {}{}",
@@ -175,7 +178,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let kernel = |mp: bool| match best(report, small, mp, syscalls, true) {
         Some((cell, n)) => {
             let share = shown(&cell.stream.kernel.kernel_share, |s| percent(*s));
-            let who = format!(" ({})", cell.transport.name());
+            let who = format!(" ({})", cell.transport.label());
             format!("{} syscalls/msg{who}, kernel time {share}", per(n))
         }
         None => missing(report, small, mp, |c| {
@@ -204,7 +207,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     // Small data: streamed small messages per second.
     let small_rate = |mp: bool| match best(report, small, mp, rate, false) {
         Some((cell, r)) => {
-            let who = format!(" ({})", cell.transport.name());
+            let who = format!(" ({})", cell.transport.label());
             format!("{} of {}{who}", rate_name(r), size_name(small))
         }
         None => missing(report, small, mp, |c| c.stream.messages_per_s.clone().err()),
@@ -231,8 +234,12 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
             let share = memcpy.map_or(String::new(), |m| {
                 format!(", {} of memcpy", percent(bytes / m))
             });
-            let who = format!(" ({})", cell.transport.name());
-            format!("{}{who}{share}", bytes_rate_name(bytes))
+            let reference = match report.ring_ref_at(large).and_then(rate) {
+                Some(reference) if !mp => format!(", {:.2}x ref ring", r / reference),
+                _ => String::new(),
+            };
+            let who = format!(" ({})", cell.transport.label());
+            format!("{}{who}{share}{reference}", bytes_rate_name(bytes))
         }
         None => missing(report, large, mp, |c| c.stream.messages_per_s.clone().err()),
     };
@@ -256,7 +263,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let sync = |mp: bool| match best(report, small, mp, rtt, true) {
         Some((cell, ns)) => {
             let cs = shown(&cell.ping.kernel.voluntary_switches, |v| per(*v));
-            let who = format!(" ({})", cell.transport.name());
+            let who = format!(" ({})", cell.transport.label());
             let limit = cacheline.map_or(String::new(), |c| format!(", {:.1}x cache line", ns / c));
             format!("{cs} ctx switches/round trip{who}{limit}")
         }
@@ -341,11 +348,12 @@ pub fn detail_tables(report: &Report) -> String {
         "p99.9".into(),
         "runs min..max".into(),
         "x cache line".into(),
+        "x ref ring".into(),
         "syscalls/rt".into(),
         "vol. cs/rt".into(),
         "kernel time".into(),
     ]];
-    for cell in &report.cells {
+    for cell in report.cells.iter().chain(&report.ring_ref) {
         let p = &cell.ping;
         rows.push(vec![
             cell.transport.name().into(),
@@ -358,6 +366,10 @@ pub fn detail_tables(report: &Report) -> String {
             }),
             match (&p.round_trip_ns, cacheline) {
                 (Ok(s), Some(c)) => format!("{:.1}x", s.median / c),
+                _ => "not measured".into(),
+            },
+            match (rtt(cell), report.ring_ref_at(cell.size).and_then(rtt)) {
+                (Some(a), Some(b)) => format!("{:.2}x", a / b),
                 _ => "not measured".into(),
             },
             shown(&p.kernel.syscalls, |v| per(*v)),
@@ -374,11 +386,12 @@ pub fn detail_tables(report: &Report) -> String {
         "bytes/s".into(),
         "runs min..max".into(),
         "of memcpy".into(),
+        "x ref ring".into(),
         "syscalls/msg".into(),
         "vol. cs/msg".into(),
         "kernel time".into(),
     ]];
-    for cell in &report.cells {
+    for cell in report.cells.iter().chain(&report.ring_ref) {
         let s = &cell.stream;
         let size = cell.size as f64;
         rows.push(vec![
@@ -397,11 +410,47 @@ pub fn detail_tables(report: &Report) -> String {
                 (Ok(r), Ok(m)) => percent(r.median * size / m.median),
                 _ => "not measured".into(),
             },
+            match (rate(cell), report.ring_ref_at(cell.size).and_then(rate)) {
+                (Some(a), Some(b)) => format!("{:.2}x", a / b),
+                _ => "not measured".into(),
+            },
             shown(&s.kernel.syscalls, |v| per(*v)),
             shown(&s.kernel.voluntary_switches, |v| per(*v)),
             shown(&s.kernel.kernel_share, |v| percent(*v)),
         ]);
     }
+    columns(&rows, &mut out);
+    out
+}
+
+/// The `--rate` table: latency at the offered rate, per transport (empty
+/// without `--rate`).
+pub fn rate_table(report: &Report) -> String {
+    let Some(rate) = &report.rate else {
+        return String::new();
+    };
+    let mut rows = vec![vec![
+        format!("at {}", rate_name(rate.per_s)),
+        "size".into(),
+        "p50".into(),
+        "p99".into(),
+        "p99.9".into(),
+        "max".into(),
+        "received".into(),
+    ]];
+    for result in &rate.results {
+        let q = |i: usize| shown(&result.latency_ns, |l| time_name(l[i]));
+        rows.push(vec![
+            result.transport.name().into(),
+            size_name(rate.size),
+            q(0),
+            q(1),
+            q(2),
+            q(3),
+            shown(&result.received_per_s, |r| rate_name(*r)),
+        ]);
+    }
+    let mut out = String::new();
     columns(&rows, &mut out);
     out
 }
@@ -472,186 +521,39 @@ pub fn preamble(report: &Report) -> String {
         })
         .collect();
     let _ = writeln!(out, "reference: single-core memcpy: {}", memcpy.join(", "));
+    if !report.ring_ref.is_empty() {
+        let _ = writeln!(
+            out,
+            "reference: a minimal ring between the same two processes (fixed slots, spinning, \
+             one copy in and one out): the ref-ring rows; \"x ref ring\" is each row's ratio to it"
+        );
+    }
+    let names: Vec<String> = s
+        .transports
+        .iter()
+        .map(|t| format!("{} = {}", t.name(), t.describe()))
+        .collect();
+    let _ = writeln!(out, "transports: {}", names.join("; "));
+    let _ = writeln!(
+        out,
+        "in place: the in-place rows fill each message inside the ring (send_with) and check it \
+         there (recv_with); the others fill a buffer that send copies in, and check the copy \
+         recv makes"
+    );
+    if let Some(rate) = &report.rate {
+        let _ = writeln!(
+            out,
+            "fixed rate: {} offered, {} messages, {} ms per transport; latency from each \
+             message's intended send time, so a stall counts against every message due behind \
+             it (corrected for coordinated omission); HdrHistogram, 3 significant digits",
+            rate_name(rate.per_s),
+            size_name(rate.size),
+            rate.window.as_millis()
+        );
+    }
     out
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::time::Duration;
-
-    use shmsg_bench_support::stats::Spread;
-
-    use super::*;
-    use crate::export::{CSV_COLUMNS, json, to_csv, to_json};
-    use crate::measure::Machine;
-    use crate::types::{Kernel, PingPong, Settings, Stream, Transport};
-
-    fn spread(v: f64) -> Spread {
-        Spread {
-            median: v,
-            min: v * 0.9,
-            max: v * 1.1,
-        }
-    }
-
-    fn kernel(calls: f64) -> Kernel {
-        Kernel {
-            syscalls: Ok(calls),
-            voluntary_switches: Ok(calls / 2.0),
-            kernel_share: Ok(0.5),
-        }
-    }
-
-    /// A report with made-up figures, for rendering tests.
-    pub(crate) fn sample() -> Report {
-        let sizes = vec![8, 1 << 20];
-        let transports = vec![Transport::Shm, Transport::Unix, Transport::Tcp];
-        let mut cells = Vec::new();
-        for &t in &transports {
-            for &size in &sizes {
-                let slow = if t.shared_memory() { 1.0 } else { 40.0 };
-                cells.push(Cell {
-                    transport: t,
-                    size,
-                    ping: PingPong {
-                        round_trip_ns: Ok(spread(200.0 * slow)),
-                        p99_ns: Ok(300.0 * slow),
-                        p999_ns: Ok(900.0 * slow),
-                        batch: 1,
-                        samples: 1000,
-                        kernel: if t == Transport::Tcp {
-                            Kernel::missing("perf_event_open failed")
-                        } else {
-                            kernel(if t.shared_memory() { 0.0 } else { 4.0 })
-                        },
-                    },
-                    stream: Stream {
-                        messages_per_s: Ok(spread(1e7 / slow / size as f64)),
-                        messages: 1000,
-                        kernel: kernel(if t.shared_memory() { 0.0 } else { 2.0 }),
-                    },
-                });
-            }
-        }
-        Report {
-            settings: Settings {
-                transports,
-                sizes: sizes.clone(),
-                runs: 3,
-                duration: Duration::from_millis(100),
-                warmup: Duration::from_millis(10),
-                pinned: Some((0, 1)),
-                count_syscalls: true,
-                quick: true,
-            },
-            machine: Machine {
-                cpu: "Test \"CPU\"".into(),
-                cores: 2,
-                kernel: "Linux 6.1".into(),
-            },
-            timer_ns: 20.0,
-            syscall_method: Ok("perf".into()),
-            cacheline_ns: Ok(spread(100.0)),
-            memcpy: sizes.iter().map(|&s| (s, Ok(spread(1e10)))).collect(),
-            cells,
-            wall_s: 12.345,
-        }
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(size_name(8), "8 B");
-        assert_eq!(size_name(4096), "4 KiB");
-        assert_eq!(size_name(1 << 20), "1 MiB");
-        assert_eq!(size_name(1536), "1536 B");
-        assert_eq!(time_name(220.4), "220 ns");
-        assert_eq!(time_name(9_800.0), "9.8 us");
-        assert_eq!(rate_name(35e6), "35.0 M msg/s");
-        assert_eq!(bytes_rate_name(2.21e9), "2.21 GB/s");
-        assert_eq!(json::string("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
-        assert_eq!(json::number(f64::NAN), "null");
-        assert_eq!(json::number(3.0), "3");
-        assert_eq!(json::number(0.25), "0.25");
-    }
-
-    #[test]
-    fn classic_table_has_every_row_with_figures() {
-        let report = sample();
-        let rows = classic_rows(&report);
-        let aspects: Vec<&str> = rows.iter().map(|r| r.aspect.as_str()).collect();
-        assert_eq!(
-            aspects,
-            [
-                "Communication speed",
-                "Kernel intervention",
-                "Small data (8 B)",
-                "Large data (1 MiB)",
-                "Synchronization cost"
-            ]
-        );
-        for row in &rows {
-            for cell in [&row.shm, &row.mp, &row.verdict] {
-                assert!(cell.chars().any(|c| c.is_ascii_digit()), "{row:?}");
-            }
-        }
-        assert_eq!(rows[0].verdict, "shared memory 40.0x faster");
-        assert!(rows[0].mp.contains("(unix, "), "{}", rows[0].mp);
-        let table = classic_table(&report);
-        assert!(table.contains("textbook: faster"));
-        assert_eq!(table.lines().count(), 1 + 2 * rows.len());
-    }
-
-    #[test]
-    fn missing_figures_say_not_measured() {
-        let mut report = sample();
-        for cell in &mut report.cells {
-            cell.stream.kernel = Kernel::missing("perf_event_open failed");
-        }
-        let rows = classic_rows(&report);
-        assert!(
-            rows[1]
-                .shm
-                .starts_with("not measured: perf_event_open failed")
-        );
-        assert!(rows[1].verdict.starts_with("not measured"));
-        // CSV: the cell is empty and the last column says why.
-        let csv = to_csv(&report);
-        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-        let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
-        let column = header
-            .iter()
-            .position(|c| *c == "stream_syscalls_per_msg")
-            .unwrap();
-        assert_eq!(row[column], "");
-        assert!(
-            row.last()
-                .unwrap()
-                .contains("stream_syscalls_per_msg: perf_event_open failed"),
-            "{row:?}"
-        );
-        let json = to_json(&report);
-        assert!(json.contains("\"syscalls\": null"));
-        assert!(json.contains("\"not_measured\": {\"syscalls\": \"perf_event_open failed\""));
-    }
-
-    #[test]
-    fn csv_rows_have_every_column() {
-        let report = sample();
-        let csv = to_csv(&report);
-        let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], CSV_COLUMNS.join(","));
-        assert_eq!(lines.len(), 1 + report.cells.len());
-        for line in &lines[1..] {
-            assert_eq!(line.split(',').count(), CSV_COLUMNS.len(), "{line}");
-        }
-    }
-
-    #[test]
-    fn detail_tables_have_a_line_per_cell() {
-        let report = sample();
-        let text = detail_tables(&report);
-        assert_eq!(text.lines().count(), 2 * (1 + report.cells.len()) + 1);
-        assert!(text.contains("2.0x"), "{text}");
-        assert!(preamble(&report).contains("pinned to CPUs 0 and 1"));
-    }
-}
+#[path = "report_tests.rs"]
+pub(crate) mod tests;

@@ -13,10 +13,17 @@ pub type Figure<T = f64> = Result<T, String>;
 /// A transport `shmsg compare` measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Transport {
-    /// The shared-memory ring (`shm:NAME`).
+    /// The shared-memory ring (`shm:NAME`), copying API (`send` copies the
+    /// sender's buffer in, `recv` copies out into the receiver's).
     Shm,
-    /// The multi-producer shared-memory ring, one producer (`mpsc:NAME`).
+    /// The rings of `shm:`, used in place: `send_with` fills the message
+    /// inside the ring, `recv_with` checks it there.
+    ShmInPlace,
+    /// The multi-producer shared-memory ring, one producer (`mpsc:NAME`),
+    /// copying API.
     Mpsc,
+    /// The rings of `mpsc:`, used in place (`send_with` / `recv_with`).
+    MpscInPlace,
     /// A Unix stream socket (`unix:@NAME`).
     Unix,
     /// A Unix seqpacket socket (`seqpacket:@NAME`).
@@ -25,13 +32,19 @@ pub enum Transport {
     Pipe,
     /// TCP over loopback (`tcp:127.0.0.1:0`).
     Tcp,
+    /// The reference ring (`shmsg_bench_support::ring`): not a transport
+    /// of the library, measured beside them as the yardstick of a ring.
+    #[value(skip)]
+    RefRing,
 }
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 6] = [
+    pub const ALL: [Transport; 8] = [
         Transport::Shm,
+        Transport::ShmInPlace,
         Transport::Mpsc,
+        Transport::MpscInPlace,
         Transport::Unix,
         Transport::Seqpacket,
         Transport::Pipe,
@@ -42,11 +55,48 @@ impl Transport {
     pub fn name(self) -> &'static str {
         match self {
             Transport::Shm => "shm",
+            Transport::ShmInPlace => "shm-in-place",
             Transport::Mpsc => "mpsc",
+            Transport::MpscInPlace => "mpsc-in-place",
             Transport::Unix => "unix",
             Transport::Seqpacket => "seqpacket",
             Transport::Pipe => "pipe",
             Transport::Tcp => "tcp",
+            Transport::RefRing => "ref-ring",
+        }
+    }
+
+    /// The name in the classic table, which says which API a shared-memory
+    /// figure used: "shm copy", "shm in place", ...
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Shm => "shm copy",
+            Transport::ShmInPlace => "shm in place",
+            Transport::Mpsc => "mpsc copy",
+            Transport::MpscInPlace => "mpsc in place",
+            other => other.name(),
+        }
+    }
+
+    /// The `--link` value of `shmsg peer bench` for it.
+    pub(crate) fn link_name(self) -> &'static str {
+        use crate::links::LinkKind;
+        match self.link() {
+            LinkKind::Channel => "channel",
+            LinkKind::InPlace => "in-place",
+            LinkKind::InPlaceMpsc => "in-place-mpsc",
+            LinkKind::RefRing => "ref-ring",
+        }
+    }
+
+    /// How `shmsg peer bench` joins a pair over it.
+    pub(crate) fn link(self) -> crate::links::LinkKind {
+        use crate::links::LinkKind;
+        match self {
+            Transport::ShmInPlace => LinkKind::InPlace,
+            Transport::MpscInPlace => LinkKind::InPlaceMpsc,
+            Transport::RefRing => LinkKind::RefRing,
+            _ => LinkKind::Channel,
         }
     }
 
@@ -54,7 +104,10 @@ impl Transport {
     pub fn describe(self) -> &'static str {
         match self {
             Transport::Shm => "shared-memory ring",
+            Transport::ShmInPlace => "shared-memory ring, used in place",
             Transport::Mpsc => "multi-producer shared-memory ring",
+            Transport::MpscInPlace => "multi-producer shared-memory ring, used in place",
+            Transport::RefRing => "reference ring (fixed slots, spin only, one copy in and out)",
             Transport::Unix => "Unix stream socket",
             Transport::Seqpacket => "Unix seqpacket socket",
             Transport::Pipe => "pair of pipes",
@@ -64,12 +117,22 @@ impl Transport {
 
     /// Whether it belongs to the shared memory model (else message passing).
     pub fn shared_memory(self) -> bool {
-        matches!(self, Transport::Shm | Transport::Mpsc)
+        matches!(
+            self,
+            Transport::Shm
+                | Transport::ShmInPlace
+                | Transport::Mpsc
+                | Transport::MpscInPlace
+                | Transport::RefRing
+        )
     }
 
-    /// "shared memory" or "message passing".
+    /// "shared memory", "message passing", or "reference" (the reference
+    /// ring).
     pub fn model(self) -> &'static str {
-        if self.shared_memory() {
+        if self == Transport::RefRing {
+            "reference"
+        } else if self.shared_memory() {
             "shared memory"
         } else {
             "message passing"
@@ -160,6 +223,45 @@ pub struct Settings {
     pub count_syscalls: bool,
     /// Whether this is `--quick`.
     pub quick: bool,
+    /// `--rate`: the offered rate in messages per second, if given.
+    pub rate: Option<f64>,
+}
+
+impl Settings {
+    /// The message size of the `--rate` runs: the smallest of the sizes,
+    /// at least 16 bytes (a sequence number and the stamp).
+    pub fn rate_size(&self) -> usize {
+        self.sizes
+            .first()
+            .copied()
+            .unwrap_or(0)
+            .max(shmsg_bench_support::message::STAMPED_MIN)
+    }
+}
+
+/// What one transport gave at the offered rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateResult {
+    /// The transport.
+    pub transport: Transport,
+    /// Latency from each message's intended send time: p50, p99, p99.9 and
+    /// max, in nanoseconds.
+    pub latency_ns: Figure<[f64; 4]>,
+    /// Messages per second the receiver took in its window.
+    pub received_per_s: Figure,
+}
+
+/// `compare --rate`: latency at a fixed offered rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateReport {
+    /// The offered rate, messages per second.
+    pub per_s: f64,
+    /// Bytes per message.
+    pub size: usize,
+    /// Length of each transport's recorded window.
+    pub window: std::time::Duration,
+    /// One per transport (the reference ring last).
+    pub results: Vec<RateResult>,
 }
 
 /// One comparison: settings, machine, references and cells.
@@ -179,6 +281,10 @@ pub struct Report {
     pub memcpy: Vec<(usize, Figure<Spread>)>,
     /// One per transport and size, in settings order.
     pub cells: Vec<Cell>,
+    /// The reference ring, one per size (transport [`Transport::RefRing`]).
+    pub ring_ref: Vec<Cell>,
+    /// `--rate`: latency at a fixed offered rate, if asked for.
+    pub rate: Option<RateReport>,
     /// Wall time of the whole comparison, in seconds.
     pub wall_s: f64,
 }
@@ -191,6 +297,11 @@ impl Report {
             |(_, m)| m.clone(),
         )
     }
+
+    /// The reference ring's figures at `size`.
+    pub fn ring_ref_at(&self, size: usize) -> Option<&Cell> {
+        self.ring_ref.iter().find(|c| c.size == size)
+    }
 }
 
 /// The two workloads.
@@ -198,12 +309,15 @@ impl Report {
 pub(crate) enum Workload {
     PingPong,
     Stream,
+    /// Sends at the offered rate (`--rate`), latency from the intended
+    /// send time.
+    Rate,
 }
 
 /// What one run of one workload gave.
 #[derive(Clone, Debug)]
 pub(crate) struct RunFigures {
-    /// Round trip median (ns) or messages per second.
+    /// Round trip median (ns) or messages per second (stream, rate).
     pub(crate) main: f64,
     /// Ping-pong only: 99th and 99.9th percentile (ns), batch, samples.
     pub(crate) tail: Option<(f64, f64, u64, u64)>,
@@ -213,4 +327,6 @@ pub(crate) struct RunFigures {
     pub(crate) voluntary: f64,
     /// CPU time of both processes in the window: (kernel, total) in ns.
     pub(crate) cpu_ns: (u64, u64),
+    /// Rate only: p50, p99, p99.9 and max latency (ns).
+    pub(crate) rate: Option<[u64; 4]>,
 }

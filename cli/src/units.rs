@@ -54,6 +54,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The highest rate `compare --rate` accepts: one message every 10 ns.
+pub const MAX_RATE: f64 = 1e8;
+
+/// Parses an offered rate, "100000/s", "100k/s", "2.5M/s" (decimal: k is
+/// 1000, M a million; the "/s" may be left out), into messages per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t).trim_end();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate (write e.g. 100000/s or 100k/s)"))?;
+    let scale = match unit.trim() {
+        "" => 1.0,
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (write e.g. 100000/s, 100k/s or 1M/s)"
+            ));
+        }
+    };
+    let rate = number * scale;
+    if !(1.0..=MAX_RATE).contains(&rate) {
+        return Err(format!(
+            "{text:?} is out of range: rates go from 1/s to 100M/s"
+        ));
+    }
+    Ok(rate)
+}
+
 /// "8 B", "4 KiB", "1 MiB", "1536 B".
 pub fn size_name(size: usize) -> String {
     if size >= 1 << 20 && size.is_multiple_of(1 << 20) {
@@ -129,5 +163,20 @@ mod tests {
         assert!(parse_duration("200").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1h").is_err());
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("100000/s"), Ok(1e5));
+        assert_eq!(parse_rate("100k/s"), Ok(1e5));
+        assert_eq!(parse_rate("100K/s"), Ok(1e5));
+        assert_eq!(parse_rate("2.5M/s"), Ok(2.5e6));
+        assert_eq!(parse_rate("500"), Ok(500.0));
+        assert_eq!(parse_rate(" 1k /s"), Ok(1e3));
+        for bad in [
+            "", "/s", "0/s", "0.5/s", "-5/s", "fast", "1G/s", "101M/s", "1e5/s", "1..2/s",
+        ] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -266,11 +266,33 @@ fn flags_resolve_to_settings() {
         .iter()
         .map(Json::str)
         .collect();
-    assert_eq!(names, ["shm", "mpsc", "unix", "seqpacket", "pipe", "tcp"]);
+    assert_eq!(
+        names,
+        [
+            "shm",
+            "shm-in-place",
+            "mpsc",
+            "mpsc-in-place",
+            "unix",
+            "seqpacket",
+            "pipe",
+            "tcp"
+        ]
+    );
+    assert_eq!(quick.get("rate_per_s"), &Json::Null);
 
     let full = plan(&[]);
     assert_eq!(full.get("sizes").array().len(), 7);
     assert_eq!(full.get("runs").number(), 5.0);
+    for (rate, per_s) in [
+        ("100000/s", 1e5),
+        ("100k/s", 1e5),
+        ("2.5M/s", 2.5e6),
+        ("500", 500.0),
+    ] {
+        let with_rate = plan(&["--rate", rate]);
+        assert_eq!(with_rate.get("rate_per_s").number(), per_s, "{rate}");
+    }
 
     let custom = plan(&[
         "--quick",
@@ -313,6 +335,13 @@ fn bad_flags_are_refused_with_code_2() {
         (&["--transports", "carrier-pigeon"][..], "carrier-pigeon"),
         (&["--cpus", "0,0"][..], "two different CPUs"),
         (&["--cpus", "0,1", "--no-pin"][..], "cannot be used with"),
+        (&["--rate", "0/s"][..], "out of range"),
+        (&["--rate", "1G/s"][..], "unknown unit"),
+        (&["--rate", "fast"][..], "not a rate"),
+        (&["--rate=-5/s"][..], "not a rate"),
+        (&["--rate", "200M/s"][..], "out of range"),
+        (&["--rate"][..], "a value is required"),
+        (&["--transports", "ref-ring"][..], "ref-ring"),
     ] {
         let mut all = vec!["compare", "--plan"];
         all.extend_from_slice(args);
@@ -320,6 +349,7 @@ fn bad_flags_are_refused_with_code_2() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
 
@@ -463,12 +493,22 @@ fn quick_comparison_end_to_end() {
             .iter()
             .position(|l| l.starts_with(table) && l.contains("size"))
             .unwrap_or_else(|| panic!("no {table} table"));
-        for transport in ["shm", "unix", "seqpacket", "pipe", "tcp"] {
+        for transport in [
+            "shm",
+            "shm-in-place",
+            "mpsc",
+            "mpsc-in-place",
+            "unix",
+            "seqpacket",
+            "pipe",
+            "tcp",
+            "ref-ring",
+        ] {
             for size in ["8 B", "64 KiB"] {
                 let row = lines[head + 1..]
                     .iter()
                     .take_while(|l| !l.is_empty())
-                    .find(|l| l.starts_with(transport) && l.contains(size))
+                    .find(|l| l.split("  ").next() == Some(transport) && l.contains(size))
                     .unwrap_or_else(|| panic!("{table}: no row for {transport} {size}"));
                 assert!(!row.contains("NaN") && !row.contains("inf"), "{row}");
                 assert!(
@@ -503,18 +543,54 @@ fn quick_comparison_end_to_end() {
     for m in refs.get("memcpy").array() {
         assert!(m.get("bytes_per_s").get("median").number() > 0.0);
     }
+    // The reference ring: measured between the two processes at each size.
+    let ring = refs.get("ring").array();
+    assert_eq!(ring.len(), 2);
+    for cell in ring {
+        assert_eq!(cell.get("transport").str(), "ref-ring");
+        assert_eq!(cell.get("model").str(), "reference");
+        let ping = cell.get("pingpong");
+        assert!(ping.get("round_trip_ns").get("median").number() > 0.0);
+        assert!(ping.get("p99_ns").number() > 0.0);
+        let stream = cell.get("stream");
+        assert!(stream.get("messages_per_s").get("median").number() > 0.0);
+        assert!(
+            stream
+                .get("not_measured")
+                .get("syscalls")
+                .str()
+                .contains("by construction")
+        );
+    }
+    assert_eq!(json.get("rate"), &Json::Null);
     let classic = json.get("classic").array();
     assert_eq!(classic.len(), 5);
+    // The large-data cell names the API its figure used, and its ratio to
+    // the reference ring.
+    let large = classic[3].get("shared_memory").str();
+    assert!(
+        [
+            "(shm copy)",
+            "(shm in place)",
+            "(mpsc copy)",
+            "(mpsc in place)"
+        ]
+        .iter()
+        .any(|api| large.contains(api)),
+        "{large}"
+    );
+    assert!(large.contains("x ref ring"), "{large}");
     for row in classic {
         for key in ["shared_memory", "message_passing", "verdict"] {
             assert!(measured_or_not(row.get(key).str()), "{row:?}");
         }
     }
     let results = json.get("results").array();
-    assert_eq!(results.len(), 6 * 2);
+    assert_eq!(results.len(), 8 * 2);
     for cell in results {
         let model = cell.get("model").str();
-        let shm = ["shm", "mpsc"].contains(&cell.get("transport").str());
+        let shm =
+            ["shm", "shm-in-place", "mpsc", "mpsc-in-place"].contains(&cell.get("transport").str());
         assert_eq!(
             model,
             if shm {
@@ -544,7 +620,13 @@ fn quick_comparison_end_to_end() {
     assert!(rows[0].iter().any(|c| c == "rtt_median_ns"));
     assert!(rows[0].iter().any(|c| c == "stream_bytes_per_s"));
     assert_eq!(rows[0].last().unwrap(), "not_measured");
-    assert_eq!(rows.len(), 1 + 6 * 2);
+    assert_eq!(rows.len(), 1 + 8 * 2 + 2);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r[0] == "ref-ring" && r[1] == "reference")
+            .count(),
+        2
+    );
     for row in &rows[1..] {
         assert_eq!(row.len(), rows[0].len(), "{row:?}");
         let (reasons, numbers) = row.split_last().unwrap();
@@ -569,8 +651,92 @@ fn quick_comparison_end_to_end() {
     // SVG: a plot with a line per transport in each panel and the machine.
     let svg = std::fs::read_to_string(out.join("compare.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert!(svg.matches("<polyline").count() >= 2 * 6);
+    assert!(svg.matches("<polyline").count() >= 2 * (8 + 1));
     assert!(svg.contains(machine.get("kernel").str()));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// `--rate`: each transport (and the reference ring) sent at the offered
+/// rate, with p50 <= p99 <= p99.9 <= max latency from the intended send
+/// times, in the table, the JSON and the CSV.
+#[test]
+fn a_fixed_rate_gives_latency_percentiles() {
+    let out = std::env::temp_dir().join(format!("shmsg-compare-rate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = shmsg(&[
+        "compare",
+        "--transports",
+        "shm-in-place,unix",
+        "--sizes",
+        "8",
+        "--runs",
+        "1",
+        "--duration",
+        "40ms",
+        "--warmup",
+        "5ms",
+        "--no-syscalls",
+        "--rate",
+        "20k/s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let head = lines
+        .iter()
+        .position(|l| l.starts_with("at 20 k msg/s"))
+        .unwrap_or_else(|| panic!("no rate table: {stdout}"));
+    for column in ["p50", "p99", "p99.9", "max", "received"] {
+        assert!(lines[head].contains(column), "{}", lines[head]);
+    }
+    for transport in ["shm-in-place", "unix", "ref-ring"] {
+        let row = lines[head + 1..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .find(|l| l.split("  ").next() == Some(transport))
+            .unwrap_or_else(|| panic!("no rate row for {transport}: {stdout}"));
+        // The messages hold a sequence number and a stamp: 16 B at least.
+        assert!(row.contains("16 B"), "{row}");
+    }
+    assert!(stdout.contains("intended send time"), "{stdout}");
+
+    let json = Json::parse(&std::fs::read_to_string(out.join("compare.json")).unwrap());
+    let rate = json.get("rate");
+    assert_eq!(rate.get("offered_per_s").number(), 20_000.0);
+    assert_eq!(rate.get("size").number(), 16.0);
+    assert!(rate.get("method").str().contains("coordinated omission"));
+    let results = rate.get("results").array();
+    let names: Vec<&str> = results.iter().map(|r| r.get("transport").str()).collect();
+    assert_eq!(names, ["shm-in-place", "unix", "ref-ring"]);
+    for r in results {
+        // Measured on any machine, however loaded: the latencies are
+        // ordered and positive; their size is not checked.
+        let q: Vec<f64> = ["p50_ns", "p99_ns", "p999_ns", "max_ns"]
+            .iter()
+            .map(|k| r.get(k).number())
+            .collect();
+        assert!(q[0] > 0.0 && q.windows(2).all(|w| w[0] <= w[1]), "{r:?}");
+        assert!(r.get("received_per_s").number() > 0.0, "{r:?}");
+        assert!(r.get("not_measured").keys().is_empty(), "{r:?}");
+    }
+
+    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    let rows: Vec<Vec<String>> = csv.lines().map(csv_fields).collect();
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    assert_eq!(rows.len(), 1 + 2 + 1);
+    for row in &rows[1..] {
+        assert_eq!(row[col("rate_offered_per_s")], "20000", "{row:?}");
+        assert_eq!(row[col("rate_size_bytes")], "16", "{row:?}");
+        for name in ["rate_p50_ns", "rate_p99_ns", "rate_p999_ns", "rate_max_ns"] {
+            assert!(
+                row[col(name)].parse::<f64>().is_ok_and(|v| v > 0.0),
+                "{name}: {row:?}"
+            );
+        }
+    }
     std::fs::remove_dir_all(&out).unwrap();
 }
 
@@ -615,6 +781,23 @@ fn a_signal_ends_compare_cleanly() {
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "SIG{name}: {status:?}");
         assert!(!scratch.exists(), "SIG{name} left {}", scratch.display());
+        // Nor any peer: each one's command line names a report file in the
+        // scratch directory. The kernel kills them as compare exits (give
+        // it a few seconds on a loaded machine).
+        let scratch_name = scratch.to_str().unwrap().to_string();
+        let peers_left = || -> Vec<String> {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .filter(|c| c.contains("peer bench") && c.contains(&scratch_name))
+                .collect()
+        };
+        let since = std::time::Instant::now();
+        while !peers_left().is_empty() && since.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(peers_left(), Vec::<String>::new(), "SIG{name} left peers");
         let _ = std::fs::remove_dir_all(&tmp);
     }
 }
@@ -654,6 +837,8 @@ fn system_calls_are_counted_without_manual_steps() {
             .count()
     };
     let mounted_before = tracefs_mounts();
+    // Its files go to a scratch directory, not into the source tree.
+    let out = std::env::temp_dir().join(format!("shmsg-compare-calls-{}", std::process::id()));
     let output = shmsg(&[
         "compare",
         "--json",
@@ -668,7 +853,10 @@ fn system_calls_are_counted_without_manual_steps() {
         "--warmup",
         "1ms",
         "--no-pin",
+        "--out",
+        out.to_str().unwrap(),
     ]);
+    let _ = std::fs::remove_dir_all(&out);
     assert!(
         output.status.success(),
         "{}",

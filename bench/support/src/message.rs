@@ -6,6 +6,9 @@
 //! * [`fill`] / [`check`]: message `seq` is its sequence number
 //!   (little-endian, as much of it as fits), then the low byte of `seq`
 //!   repeated; the receiver checks every byte;
+//! * [`fill_stamped`] / [`check_stamped`]: as [`fill`] / [`check`], with a
+//!   timestamp in bytes 8..16 (messages of at least [`STAMPED_MIN`] bytes),
+//!   for latencies measured across processes;
 //! * [`fill_words`] / [`sum_words`]: word `j` of a message is `seed + j`;
 //!   the receiver sums the words and the sender knows the sum to expect
 //!   ([`expected_sum`]), so one acknowledgement checks a whole stream.
@@ -30,6 +33,37 @@ pub fn check(seq: u64, buf: &[u8], size: usize) -> bool {
     let pattern = seq as u8;
     let diff = buf[head..].iter().fold(0u8, |acc, &b| acc | (b ^ pattern));
     diff == 0 && buf[..head] == seq.to_le_bytes()[..head]
+}
+
+/// The smallest message [`fill_stamped`] writes: the sequence number and
+/// the stamp.
+pub const STAMPED_MIN: usize = 16;
+
+/// Writes every byte of message `seq` as [`fill`] does, then `stamp`
+/// (little-endian) over bytes 8..16.
+///
+/// # Panics
+///
+/// If `buf` is shorter than [`STAMPED_MIN`].
+#[inline]
+pub fn fill_stamped(seq: u64, stamp: u64, buf: &mut [u8]) {
+    fill(seq, buf);
+    buf[8..STAMPED_MIN].copy_from_slice(&stamp.to_le_bytes());
+}
+
+/// Reads every byte of `buf`; its stamp if it is message `seq` of `size`
+/// bytes as [`fill_stamped`] writes it, else `None`.
+#[inline]
+pub fn check_stamped(seq: u64, buf: &[u8], size: usize) -> Option<u64> {
+    if buf.len() != size || size < STAMPED_MIN {
+        return None;
+    }
+    let pattern = seq as u8;
+    let diff = buf[STAMPED_MIN..]
+        .iter()
+        .fold(0u8, |acc, &b| acc | (b ^ pattern));
+    let stamp = u64::from_le_bytes(buf[8..STAMPED_MIN].try_into().expect("8 bytes"));
+    (diff == 0 && buf[..8] == seq.to_le_bytes()).then_some(stamp)
 }
 
 /// Writes `buf` (its whole 64-bit words): word `j` is `seed + j`.
@@ -82,6 +116,22 @@ mod tests {
             }
         }
         assert!(check(300, &[], 0));
+    }
+
+    #[test]
+    fn stamped_messages_carry_their_stamp() {
+        for size in [16, 17, 100] {
+            let mut buf = vec![0; size];
+            fill_stamped(300, 0xdead_beef_0123, &mut buf);
+            assert_eq!(check_stamped(300, &buf, size), Some(0xdead_beef_0123));
+            assert_eq!(check_stamped(301, &buf, size), None);
+            for i in (0..8).chain(16..size) {
+                let mut torn = buf.clone();
+                torn[i] ^= 0x40;
+                assert_eq!(check_stamped(300, &torn, size), None, "byte {i} of {size}");
+            }
+        }
+        assert_eq!(check_stamped(0, &[0; 8], 8), None);
     }
 
     #[test]
