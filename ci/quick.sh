@@ -49,7 +49,7 @@ step "explore loom_spsc relaxed_publish" explore loom_spsc relaxed_publish "Caus
 step "explore loom_wait no_waiter_fence" explore loom_wait no_waiter_fence deadlock
 # The examples are built by `cargo test`; each runs itself over both models.
 examples="${CARGO_TARGET_DIR:-target}/debug/examples"
-for example in request_response chat blocks; do
+for example in request_response chat blocks poll tokio_server; do
     step "example $example" "$examples/$example"
 done
 
