@@ -1,5 +1,5 @@
-//! Waiting: spin for a bounded, adaptive number of polls, then sleep on a
-//! futex eventcount in the region.
+//! Waiting: spin for a bounded, adaptive time, then sleep on a futex
+//! eventcount in the region.
 //!
 //! A blocking operation (a send on a full ring, a receive on an empty one)
 //! first *spins*: it polls the ring up to its handle's spin budget, with a
@@ -101,18 +101,30 @@
 //!
 //! # The adaptive spin budget
 //!
-//! Each handle keeps a budget between [`MIN_SPIN`] and the backend's limit
-//! ([`MAX_SPIN`] in production), starting at the limit:
+//! Each handle keeps a spin budget in *time*, between [`MIN_SPIN_TIME`] and
+//! [`MAX_SPIN_TIME`], starting at the most (a count of polls would be
+//! worth a different time for every message size: a peer copying 1 MiB
+//! keeps a waiter busy for tens of microseconds, and a budget of polls
+//! that covers an 8-byte stream's gaps sent such a waiter to sleep on
+//! every message, two context switches per round trip). The first
+//! [`CLOCK_AFTER`] polls of a wait read no clock; after that, one reading
+//! per [`CLOCK_EVERY`] polls ends the spin once the budget is spent:
 //!
-//! * a wait that succeeds while spinning, after `k` polls, raises the budget
-//!   to at least `2k` (the gaps this stream has are covered twice over);
-//! * a wait that had to sleep and was over within [`SHORT_SLEEP`] doubles
-//!   it (spinning a little longer would have avoided two system calls);
-//! * a wait that slept longer halves it (the spin was wasted CPU).
+//! * a wait that succeeds while spinning, after `t`, raises the budget to
+//!   at least `2t` (the gaps this stream has are covered twice over);
+//! * a wait that had to sleep and was over within [`MAX_SPIN_TIME`] in all
+//!   raises it to twice that (spinning that long would have avoided two
+//!   context switches), up to [`MAX_SPIN_TIME`];
+//! * a wait that lasted longer halves it (the spin was wasted CPU).
 //!
-//! So a stream with short gaps keeps spinning and makes no system calls,
-//! while a side that is idle for long stretches wastes at most a few
-//! microseconds of spinning each time before it sleeps.
+//! So a stream with gaps shorter than [`MAX_SPIN_TIME`] keeps spinning and
+//! makes no system calls, whatever the message size, while a side that is
+//! idle for long stretches spins a few microseconds each time before it
+//! sleeps, once a few long waits have halved its budget. The backend's
+//! poll limit ([`Backend::spin_limit`], [`MAX_SPIN`] in production) caps
+//! the polls of one spin whatever the clock says; the models set it to 0
+//! (sleep at once) or `u32::MAX` (never sleep), and their budgets do not
+//! adapt.
 //!
 //! # Untrusted peers
 //!
@@ -132,24 +144,39 @@ use crate::error::{Error, Result, Role};
 use crate::options::Deadline;
 use crate::sync::{Backend, Control, Event, Word};
 
-/// The production spin limit: the most polls a wait spends spinning before
-/// it sleeps (with a spin hint per poll, tens of microseconds: about what a
-/// futex sleep and wake-up cost).
+/// The production poll limit: the most polls one spin makes, whatever its
+/// time budget (a cap well above what [`MAX_SPIN_TIME`] takes).
 ///
 /// ```
-/// use shmsg::shm::wait::{MAX_SPIN, MIN_SPIN, SHORT_SLEEP, SLICE};
-/// // A handle's spin budget adapts between these two.
-/// assert!(MIN_SPIN < MAX_SPIN);
+/// use shmsg::shm::wait::{CLOCK_AFTER, MAX_SPIN, MAX_SPIN_TIME, MIN_SPIN_TIME, SLICE};
+/// // A handle's spin budget adapts between these two times.
+/// assert!(MIN_SPIN_TIME < MAX_SPIN_TIME);
 /// // A sleeper checks its deadline and its peer at least every slice.
-/// assert!(SHORT_SLEEP < SLICE);
+/// assert!(MAX_SPIN_TIME < SLICE);
+/// assert!(CLOCK_AFTER < MAX_SPIN);
 /// ```
-pub const MAX_SPIN: u32 = 1 << 12;
-/// The smallest spin budget a production handle adapts down to.
+pub const MAX_SPIN: u32 = 1 << 17;
+/// The longest a production wait spins before it sleeps: about the time a
+/// peer takes to copy and check a 1 MiB message, so that a large-message
+/// stream does not sleep on every message.
 ///
 /// ```
-/// assert!(shmsg::shm::wait::MIN_SPIN >= 1);
+/// use std::time::Duration;
+/// assert_eq!(shmsg::shm::wait::MAX_SPIN_TIME, Duration::from_micros(200));
 /// ```
-pub const MIN_SPIN: u32 = 64;
+pub const MAX_SPIN_TIME: Duration = Duration::from_micros(200);
+/// The shortest spin budget a production handle adapts down to (about what
+/// a futex sleep and wake-up cost the waker).
+///
+/// ```
+/// assert!(shmsg::shm::wait::MIN_SPIN_TIME.as_nanos() >= 1000);
+/// ```
+pub const MIN_SPIN_TIME: Duration = Duration::from_micros(2);
+/// Polls a wait makes before it first reads the clock: short waits (a
+/// busy stream's) never read it.
+pub const CLOCK_AFTER: u32 = 64;
+/// Polls between two clock readings of a spin, after [`CLOCK_AFTER`].
+pub const CLOCK_EVERY: u32 = 16;
 /// The longest a sleeper sleeps before it checks its deadline and the peer's
 /// liveness again.
 ///
@@ -158,14 +185,6 @@ pub const MIN_SPIN: u32 = 64;
 /// assert_eq!(shmsg::shm::wait::SLICE, std::time::Duration::from_millis(20));
 /// ```
 pub const SLICE: Duration = Duration::from_millis(20);
-/// A sleep that ends this soon suggests that a longer spin would have caught
-/// the event (see the module docs).
-///
-/// ```
-/// use std::time::Duration;
-/// assert_eq!(shmsg::shm::wait::SHORT_SLEEP, Duration::from_micros(50));
-/// ```
-pub const SHORT_SLEEP: Duration = Duration::from_micros(50);
 
 /// One announced futex sleeper, in bits 15..0 of an event word.
 const SLEEPER: u64 = 1;
@@ -226,34 +245,27 @@ pub fn descriptor_sleepers(word: u64) -> u32 {
 /// A handle's adaptive spin budget (see the module docs).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Spin {
+    /// The poll cap of a spin (the backend's limit).
     budget: u32,
-    floor: u32,
-    limit: u32,
+    /// The time budget of a spin, if the budget adapts.
+    time: Duration,
+    adaptive: bool,
     /// Whether the handle has announced a descriptor sleeper ([`arm`]).
     armed: bool,
 }
 
 impl Spin {
-    /// A budget that adapts between `min(MIN_SPIN, limit)` and `limit`,
-    /// starting at `limit`; a limit of `u32::MAX` (spin forever) is fixed.
+    /// A budget of at most `limit` polls, whose time adapts between
+    /// [`MIN_SPIN_TIME`] and [`MAX_SPIN_TIME`] (starting at the most);
+    /// limits of 0 (sleep at once) and `u32::MAX` (spin forever), the
+    /// models', are fixed.
     pub(crate) fn new(limit: u32) -> Spin {
-        let floor = if limit == u32::MAX {
-            limit
-        } else {
-            MIN_SPIN.min(limit)
-        };
         Spin {
             budget: limit,
-            floor,
-            limit,
+            time: MAX_SPIN_TIME,
+            adaptive: limit != 0 && limit != u32::MAX,
             armed: false,
         }
-    }
-
-    /// Whether the budget can change at all (not under the models, whose
-    /// limits are 0 or `u32::MAX`).
-    fn adaptive(&self) -> bool {
-        self.floor < self.limit
     }
 }
 
@@ -287,7 +299,10 @@ pub(crate) struct Wait {
     peer: Role,
     deadline: Deadline,
     budget: u32,
-    adaptive: bool,
+    /// The time budget of the spin, if it adapts.
+    time: Option<Duration>,
+    /// When the spin's clock started ([`CLOCK_AFTER`] polls in).
+    spinning_since: Option<Instant>,
     polls: u32,
     sleeps: u32,
     /// Whether the wait reached the sleep phase.
@@ -306,7 +321,8 @@ impl Wait {
             peer,
             deadline,
             budget: spin.budget,
-            adaptive: spin.adaptive(),
+            time: spin.adaptive.then_some(spin.time),
+            spinning_since: None,
             polls: 0,
             sleeps: 0,
             announced: false,
@@ -317,10 +333,10 @@ impl Wait {
     /// After an attempt that found nothing to do: spin once more, or, once
     /// the budget is spent, announce a sleeper. [`Error::Timeout`] if the
     /// deadline has passed (checked only in the sleep phase: the spin phase
-    /// is short and makes no system call, not even a clock read).
+    /// is bounded by its budget and makes no system call).
     #[inline]
     pub(crate) fn next<B: Backend>(&mut self, backend: &B) -> Result<Step> {
-        if self.polls < self.budget {
+        if self.polls < self.budget && self.spin_left() {
             self.polls += 1;
             backend.spin();
             return Ok(Step::Poll);
@@ -328,7 +344,7 @@ impl Wait {
         self.check_deadline()?;
         if !self.announced {
             self.announced = true;
-            if self.adaptive {
+            if self.time.is_some() {
                 self.asleep_since = Some(Instant::now());
             }
         }
@@ -362,21 +378,43 @@ impl Wait {
         Ok(Slept::Again)
     }
 
+    /// Whether the spin's time budget is left: no clock before
+    /// [`CLOCK_AFTER`] polls, then one reading per [`CLOCK_EVERY`].
+    #[inline(always)]
+    fn spin_left(&mut self) -> bool {
+        let Some(time) = self.time else {
+            return true;
+        };
+        if self.polls < CLOCK_AFTER || !self.polls.is_multiple_of(CLOCK_EVERY) {
+            return true;
+        }
+        match self.spinning_since {
+            None => {
+                self.spinning_since = Some(Instant::now());
+                true
+            }
+            Some(since) => since.elapsed() < time,
+        }
+    }
+
     /// Feeds how this wait went into the handle's budget.
     #[inline]
     pub(crate) fn finish(self, spin: &mut Spin) {
-        if !spin.adaptive() {
+        if !spin.adaptive {
             return;
         }
-        if let Some(since) = self.asleep_since {
-            spin.budget = if since.elapsed() <= SHORT_SLEEP {
-                spin.budget.saturating_mul(2).min(spin.limit)
-            } else {
-                (spin.budget / 2).max(spin.floor)
-            };
-        } else if self.polls > spin.budget / 2 {
-            spin.budget = self.polls.saturating_mul(2).min(spin.limit);
-        }
+        // Waits shorter than `CLOCK_AFTER` polls read no clock and change
+        // nothing: the budget is at least that long.
+        let Some(since) = self.spinning_since else {
+            return;
+        };
+        let waited = since.elapsed();
+        spin.time = if self.asleep_since.is_none() || waited <= MAX_SPIN_TIME {
+            // Spinning twice as long as this wait would have caught it.
+            spin.time.max(waited.saturating_mul(2)).min(MAX_SPIN_TIME)
+        } else {
+            (spin.time / 2).max(MIN_SPIN_TIME)
+        };
     }
 
     fn check_deadline(&self) -> Result<()> {
@@ -677,40 +715,82 @@ pub(crate) fn notify<B: Backend>(backend: &B, event: Event) {
 mod tests {
     use super::*;
 
+    /// A finished wait of `polls` polls whose clock started `spun` ago,
+    /// and that slept since `slept` ago if given.
+    fn waited(spin: &Spin, spun: Duration, slept: Option<Duration>) -> Wait {
+        let mut wait = Wait::new(spin, Event::Data, Role::Producer, Deadline::Never);
+        wait.polls = CLOCK_AFTER;
+        wait.spinning_since = Some(Instant::now() - spun);
+        wait.announced = slept.is_some();
+        wait.asleep_since = slept.map(|d| Instant::now() - d);
+        wait
+    }
+
     #[test]
     fn budget_adapts_within_bounds() {
         let mut spin = Spin::new(MAX_SPIN);
-        assert_eq!(spin.budget, MAX_SPIN);
-        // Long sleeps halve it down to the floor.
+        assert_eq!(spin.time, MAX_SPIN_TIME);
+        // Long waits (idle gaps) halve it down to the floor.
         for _ in 0..20 {
-            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
-            wait.polls = spin.budget;
-            wait.announced = true;
-            wait.asleep_since = Some(Instant::now() - Duration::from_millis(1));
-            wait.finish(&mut spin);
+            waited(
+                &spin,
+                Duration::from_millis(5),
+                Some(Duration::from_millis(4)),
+            )
+            .finish(&mut spin);
         }
-        assert_eq!(spin.budget, MIN_SPIN);
-        // Short sleeps double it up to the limit.
-        for _ in 0..20 {
-            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
-            wait.asleep_since = Some(Instant::now());
-            wait.finish(&mut spin);
+        assert_eq!(spin.time, MIN_SPIN_TIME);
+        // A wait that slept but was over within the most a spin may last
+        // (a large message's copy): the budget covers it twice over.
+        waited(
+            &spin,
+            Duration::from_micros(60),
+            Some(Duration::from_micros(55)),
+        )
+        .finish(&mut spin);
+        assert!(spin.time >= Duration::from_micros(120), "{:?}", spin.time);
+        // ... never past the most.
+        for _ in 0..5 {
+            waited(
+                &spin,
+                Duration::from_micros(180),
+                Some(Duration::from_micros(1)),
+            )
+            .finish(&mut spin);
         }
-        assert_eq!(spin.budget, MAX_SPIN);
-        // Success while spinning raises it to twice the polls it took.
-        spin.budget = 100;
-        let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
-        wait.polls = 80;
-        wait.finish(&mut spin);
-        assert_eq!(spin.budget, 160);
+        assert_eq!(spin.time, MAX_SPIN_TIME);
+        // Success while spinning keeps a budget that covers it.
+        spin.time = MIN_SPIN_TIME;
+        waited(&spin, Duration::from_micros(40), None).finish(&mut spin);
+        assert!(spin.time >= Duration::from_micros(80), "{:?}", spin.time);
+        // A short wait (no clock read) changes nothing.
+        let before = spin.time;
+        Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never).finish(&mut spin);
+        assert_eq!(spin.time, before);
         // Models: a fixed budget.
         for limit in [0, u32::MAX] {
             let mut spin = Spin::new(limit);
-            let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
-            wait.asleep_since = Some(Instant::now() - Duration::from_secs(1));
-            wait.finish(&mut spin);
-            assert_eq!(spin.budget, limit);
+            waited(&spin, Duration::from_secs(1), Some(Duration::from_secs(1))).finish(&mut spin);
+            assert_eq!((spin.budget, spin.time), (limit, MAX_SPIN_TIME));
+            assert!(!spin.adaptive);
         }
+    }
+
+    #[test]
+    fn a_spin_reads_the_clock_only_after_its_first_polls() {
+        let spin = Spin::new(MAX_SPIN);
+        let mut wait = Wait::new(&spin, Event::Data, Role::Producer, Deadline::Never);
+        for _ in 0..CLOCK_AFTER {
+            assert!(wait.spin_left());
+            wait.polls += 1;
+        }
+        assert!(wait.spinning_since.is_none());
+        assert!(wait.spin_left());
+        assert!(wait.spinning_since.is_some());
+        // Once the time is spent, the spin ends at the next reading.
+        wait.spinning_since = Some(Instant::now() - 2 * MAX_SPIN_TIME);
+        wait.polls += CLOCK_EVERY;
+        assert!(!wait.spin_left());
     }
 
     #[test]
