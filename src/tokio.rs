@@ -451,6 +451,41 @@ impl AsyncReceiver {
         .await
     }
 
+    /// Receives the next message and lends it to `read`, waiting without
+    /// blocking the thread; returns what `read` returned. Over shared
+    /// memory the message is read where it lies, in the ring (no copy);
+    /// over a socket from the receiver's buffer. Cancel safe, as
+    /// [`AsyncReceiver::recv`]: `read` runs inside the poll that takes the
+    /// message, so a dropped future has taken none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> shmsg::Result<()> {
+    /// use shmsg::shm::{Geometry, spsc};
+    /// use shmsg::tokio::{AsyncReceiver, AsyncSender};
+    ///
+    /// let (tx, rx) = spsc::channel(Geometry::default())?;
+    /// let (mut tx, mut rx) = (AsyncSender::new(Box::new(tx))?, AsyncReceiver::new(Box::new(rx))?);
+    /// tx.send(b"12345").await?;
+    /// let sum = rx.recv_with(|m| m.iter().map(|b| u32::from(*b)).sum::<u32>()).await?;
+    /// assert_eq!(sum, u32::from(b'1' + b'2' + b'3' + b'4' + b'5'));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let mut read = Some(read);
+        let mut out = None;
+        drive(&mut self.end, &mut self.waker, empty, |end| {
+            end.try_recv_lend(&mut |message| {
+                if let Some(read) = read.take() {
+                    out = Some(read(message));
+                }
+            })
+        })
+        .await?;
+        out.ok_or_else(|| Error::InvalidConfig("a receiver lent no message".to_string()))
+    }
+
     /// [`AsyncReceiver::recv`] with a timeout: [`Error::Timeout`] if no
     /// message came in time (nothing received).
     pub async fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
@@ -524,6 +559,12 @@ impl AsyncChannel {
     /// Receives the next message: [`AsyncReceiver::recv`].
     pub async fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.rx.recv(buf).await
+    }
+
+    /// Receives the next message and lends it to `read`:
+    /// [`AsyncReceiver::recv_with`].
+    pub async fn recv_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.rx.recv_with(read).await
     }
 
     /// Who is at the other end, where the transport tells (see

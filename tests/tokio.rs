@@ -48,13 +48,20 @@ fn every_endpoint_echoes_in_order() {
             let server = tokio::spawn(async move {
                 let mut channel = listener.accept().await?;
                 let mut buf = Vec::new();
-                loop {
-                    match channel.recv(&mut buf).await {
-                        Ok(_) => channel.send(&buf).await?,
+                for seq in 0.. {
+                    // Every other message lent in place (`recv_with`).
+                    let got = if seq % 2 == 0 {
+                        channel.recv(&mut buf).await.map(drop)
+                    } else {
+                        channel.recv_with(|m| buf = m.to_vec()).await
+                    };
+                    match got {
+                        Ok(()) => channel.send(&buf).await?,
                         Err(Error::Disconnected) => return shmsg::Result::Ok(()),
                         Err(e) => return Err(e),
                     }
                 }
+                unreachable!()
             });
             let mut client = shmsg::tokio::connect(&endpoint).await.unwrap();
             let mut reply = Vec::new();
@@ -227,10 +234,34 @@ impl Rng {
     }
 }
 
+/// Polls `future` at most `polls` times: its output, or `None` if it was
+/// still pending then (and is dropped: cancelled).
+async fn within_polls<T>(future: impl std::future::Future<Output = T>, polls: u32) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut left = polls;
+    std::future::poll_fn(|cx| {
+        if left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        left -= 1;
+        match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+            // Woken by the future's own waker when it can go on; once the
+            // polls are spent, the next poll gives up.
+            std::task::Poll::Pending if left > 0 => std::task::Poll::Pending,
+            std::task::Poll::Pending => {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// The cancel-safety property on one endpoint: a sender task whose `send`
-/// futures are dropped at random (a race with a timer of a random few
-/// microseconds, or with an immediate yield) and a receiver task whose
-/// `recv` futures are dropped at random too. Each sent message carries
+/// futures are dropped at random (after a random number of polls, or when
+/// a timer of a random few microseconds fires first) and a receiver task
+/// whose `recv` futures are dropped the same ways. Each sent message carries
 /// its number; a cancelled send moves on to the next number. The receiver
 /// must see increasing numbers only (nothing duplicated or reordered),
 /// every message whose send completed, and every payload whole.
@@ -247,10 +278,14 @@ async fn cancel_safety(endpoint: &str, seed: u64, count: u64, seeded: bool) {
         let mut buf = Vec::new();
         let mut received = Vec::new();
         loop {
-            let wait = Duration::from_micros(rng.next() % 200);
-            let got = tokio::select! {
-                got = rx.recv(&mut buf) => Some(got),
-                _ = tokio::time::sleep(wait) => None,
+            let got = if rng.next().is_multiple_of(2) {
+                within_polls(rx.recv(&mut buf), 1 + (rng.next() % 3) as u32).await
+            } else {
+                let wait = Duration::from_micros(rng.next() % 200);
+                tokio::select! {
+                    got = rx.recv(&mut buf) => Some(got),
+                    _ = tokio::time::sleep(wait) => None,
+                }
             };
             match got {
                 None => {} // cancelled: the message, if any, is still there
@@ -271,14 +306,16 @@ async fn cancel_safety(endpoint: &str, seed: u64, count: u64, seeded: bool) {
         let len = (rng.next() % 2000) as usize;
         let mut message = seq.to_le_bytes().to_vec();
         message.extend(pattern(seq, len));
-        let sent = if rng.next().is_multiple_of(4) {
-            let wait = Duration::from_micros(rng.next() % 100);
-            tokio::select! {
-                sent = channel.send(&message) => Some(sent),
-                _ = tokio::time::sleep(wait) => None,
+        let sent = match rng.next() % 4 {
+            0 => {
+                let wait = Duration::from_micros(rng.next() % 100);
+                tokio::select! {
+                    sent = channel.send(&message) => Some(sent),
+                    _ = tokio::time::sleep(wait) => None,
+                }
             }
-        } else {
-            Some(channel.send(&message).await)
+            1 => within_polls(channel.send(&message), 1 + (rng.next() % 3) as u32).await,
+            _ => Some(channel.send(&message).await),
         };
         match sent {
             Some(Ok(())) => completed.push(seq),

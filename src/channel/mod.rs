@@ -400,6 +400,30 @@ pub trait Receiver {
     /// ```
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize>;
 
+    /// Receives the next message if one is waiting, lends it to `read`,
+    /// and returns its length; [`Error::Empty`] if none is (`read` not
+    /// called). A ring lends the message where it lies, in the ring (no
+    /// copy: see the rings' `try_recv_with`); the default receives it into
+    /// a buffer first. `read` runs once per message received.
+    ///
+    /// ```
+    /// use shmsg::channel::{Receiver, Sender};
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(Geometry::default())?;
+    /// Sender::send(&mut tx, b"in place")?;
+    /// let mut seen = 0;
+    /// let len = Receiver::try_recv_lend(&mut rx, &mut |m| seen = m.len())?;
+    /// assert_eq!((len, seen), (8, 8));
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
+    fn try_recv_lend(&mut self, read: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        let mut buf = Vec::new();
+        let len = self.try_recv(&mut buf)?;
+        read(&buf);
+        Ok(len)
+    }
+
     /// What an event loop waits on when [`Receiver::try_recv`] would block:
     /// a descriptor and the readiness to wait for (see [`Readiness`] for
     /// the rule). `None` for a receiver that can only block a thread (a
@@ -494,6 +518,9 @@ impl<R: Receiver + ?Sized> Receiver for Box<R> {
     }
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         (**self).recv_timeout(buf, timeout)
+    }
+    fn try_recv_lend(&mut self, read: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        (**self).try_recv_lend(read)
     }
     fn readiness(&self) -> Option<Readiness<'_>> {
         (**self).readiness()
@@ -709,6 +736,9 @@ impl Receiver for Channel {
     }
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
         self.rx.recv_timeout(buf, timeout)
+    }
+    fn try_recv_lend(&mut self, read: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        self.rx.try_recv_lend(read)
     }
     fn readiness(&self) -> Option<Readiness<'_>> {
         self.rx.readiness()

@@ -62,6 +62,12 @@ macro_rules! ring_receiver {
             fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
                 $consumer::Consumer::recv_timeout(self, buf, timeout)
             }
+            fn try_recv_lend(&mut self, read: &mut dyn FnMut(&[u8])) -> Result<usize> {
+                $consumer::Consumer::try_recv_with(self, |message| {
+                    read(message);
+                    message.len()
+                })
+            }
             fn readiness(&self) -> Option<Readiness<'_>> {
                 $consumer::Consumer::readiness(self).map(Readiness::signalled)
             }

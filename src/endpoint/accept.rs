@@ -734,6 +734,14 @@ impl Receiver for SharedConsumer {
             consumer.recv_timeout(buf, deadline.remaining().unwrap_or(Duration::ZERO))
         })
     }
+    fn try_recv_lend(&mut self, read: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        self.with(Deadline::Now, |consumer, _| {
+            consumer.try_recv_with(|message| {
+                read(message);
+                message.len()
+            })
+        })
+    }
     fn readiness(&self) -> Option<Readiness<'_>> {
         let signals = self.signals.as_deref()?;
         Some(Readiness::signalled(signals.fd(crate::sync::Event::Data)))
