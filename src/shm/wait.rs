@@ -129,9 +129,13 @@
 //! # Untrusted peers
 //!
 //! Another process may write anything into the event words. The worst it can
-//! do is cost wake-up system calls (a made-up sleeper count) or latency (a
-//! cleared count makes a notifier skip a wake-up; the sleeper then notices at
-//! the end of its slice): never a hang, a crash or a wrong message.
+//! do is cost wake-up system calls (a made-up sleeper count, of either kind:
+//! a descriptor count makes the notifier write the eventfd, up to 65535
+//! signals at a time, never blocking) or latency (a cleared count makes a
+//! notifier skip a wake-up; the sleeper then notices at the end of its
+//! slice): never a hang, a crash or a wrong message. A peer that writes the
+//! eventfds itself makes an event-loop waiter wake for nothing, as many
+//! times as it wrote signals: CPU time, as sending messages would cost.
 //!
 //! The same code runs in production ([`crate::shm::Mapped`], a real futex)
 //! and in the models (a model futex: a model checker's mutex and condition
