@@ -610,8 +610,19 @@ fn a_ring_of_another_layout_exits_5() {
         let client = rustix::net::accept(&listener).unwrap();
         let mut hello = [0u8; 64];
         let _ = rustix::net::recv(&client, &mut hello, rustix::net::RecvFlags::empty());
-        // "The rings follow", and the two rings.
-        let fds = [rings[0].as_fd(), rings[1].as_fd()];
+        // "The rings follow", and the two rings: each a memfd and its two
+        // eventfds.
+        let fds: Vec<_> = rings
+            .iter()
+            .flat_map(|ring| {
+                let signals = ring.signals().unwrap();
+                [
+                    ring.as_fd(),
+                    signals.fd(shmsg::sync::Event::Data),
+                    signals.fd(shmsg::sync::Event::Space),
+                ]
+            })
+            .collect();
         common::raw::send_with_fds(&client, &common::raw::rdv(0, 0), &fds).unwrap();
         let _ = rustix::net::recv(&client, &mut hello, rustix::net::RecvFlags::empty());
     });

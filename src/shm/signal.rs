@@ -52,11 +52,12 @@ impl Signals {
     /// Two fresh eventfds (semaphore mode, non-blocking, close-on-exec).
     ///
     /// ```
+    /// use std::os::fd::AsRawFd;
     /// use shmsg::shm::signal::Signals;
     /// use shmsg::sync::Event;
     ///
     /// let signals = Signals::new()?;
-    /// assert_ne!(signals.fd(Event::Data), signals.fd(Event::Space));
+    /// assert_ne!(signals.fd(Event::Data).as_raw_fd(), signals.fd(Event::Space).as_raw_fd());
     /// # Ok::<(), shmsg::Error>(())
     /// ```
     pub fn new() -> Result<Signals> {
