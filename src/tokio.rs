@@ -372,12 +372,23 @@ impl AsyncSender {
     }
 
     /// Sends `message`, waiting for room without blocking the thread.
-    /// Cancel safe (see the [module docs](self)).
+    /// Cancel safe (see the [module docs](self)). Over a stream socket or
+    /// a pipe, a message the kernel took in part is finished before this
+    /// returns ([`AsyncSender::flush`]); a future dropped meanwhile leaves
+    /// the rest to the next send.
     pub async fn send(&mut self, message: &[u8]) -> Result<()> {
         drive(&mut self.end, &mut self.waker, full, |end| {
             end.try_send(message)
         })
-        .await
+        .await?;
+        self.flush().await
+    }
+
+    /// Finishes what is left of a message the kernel took in part
+    /// ([`Sender::try_flush`]), waiting for room without blocking the
+    /// thread; at once for rings and datagram sockets.
+    pub async fn flush(&mut self) -> Result<()> {
+        drive(&mut self.end, &mut self.waker, full, |end| end.try_flush()).await
     }
 
     /// Sends every message of `messages` in order, as

@@ -295,6 +295,26 @@ pub trait Sender {
         None
     }
 
+    /// Sends, without waiting, what is left of a message the kernel took
+    /// only in part (a large message into a nearly full stream socket or
+    /// pipe; see the [module docs](self)): `Ok` once nothing is left,
+    /// [`Error::Full`] while something is. Rings and datagram sockets take
+    /// whole messages: nothing to do. An event loop calls it after a
+    /// `try_send` until it is `Ok`, waiting on [`Sender::readiness`].
+    ///
+    /// ```
+    /// use shmsg::channel::Sender;
+    /// use shmsg::shm::{Geometry, spsc};
+    ///
+    /// let (mut tx, _rx) = spsc::channel(Geometry::default())?;
+    /// Sender::try_send(&mut tx, b"whole")?;
+    /// Sender::try_flush(&mut tx)?; // a ring took it whole
+    /// # Ok::<(), shmsg::Error>(())
+    /// ```
+    fn try_flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// What an event loop waits on when [`Sender::try_send`] would block
     /// (see [`Receiver::readiness`] and [`Readiness`]).
     fn readiness(&self) -> Option<Readiness<'_>> {
@@ -491,6 +511,9 @@ impl<S: Sender + ?Sized> Sender for Box<S> {
     }
     fn unreleased(&self) -> Option<u64> {
         (**self).unreleased()
+    }
+    fn try_flush(&mut self) -> Result<()> {
+        (**self).try_flush()
     }
     fn readiness(&self) -> Option<Readiness<'_>> {
         (**self).readiness()
@@ -710,6 +733,9 @@ impl Sender for Channel {
     fn unreleased(&self) -> Option<u64> {
         self.tx.unreleased()
     }
+    fn try_flush(&mut self) -> Result<()> {
+        self.tx.try_flush()
+    }
     fn readiness(&self) -> Option<Readiness<'_>> {
         self.tx.readiness()
     }
@@ -881,6 +907,9 @@ impl<S: Sender, L: Lock<S>> Sender for SharedSender<S, L> {
     }
     fn flush(&mut self) -> Result<()> {
         self.inner.with(|s| s.flush())
+    }
+    fn try_flush(&mut self) -> Result<()> {
+        self.inner.with(|s| s.try_flush())
     }
     // No `readiness`: the sender's descriptor is behind the lock. Give
     // each task its own sender to wait in an event loop.

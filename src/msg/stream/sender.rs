@@ -545,6 +545,12 @@ impl<L: Link> Sender for StreamSender<L> {
     fn flush(&mut self) -> Result<()> {
         StreamSender::flush(self)
     }
+    fn try_flush(&mut self) -> Result<()> {
+        match self.flush_pending(Deadline::Now)? {
+            true => Ok(()),
+            false => Err(Error::Full),
+        }
+    }
     fn readiness(&self) -> Option<Readiness<'_>> {
         let fd = self.link.descriptor()?;
         Some(Readiness::link(fd, Interest::Writable))
