@@ -70,6 +70,7 @@ mod accept;
 mod connect;
 mod listener;
 mod parse;
+mod shared;
 pub mod shm;
 
 pub use crate::options::{DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, DEFAULT_SHM_MAX_MESSAGE, Options};
