@@ -60,7 +60,7 @@ fn options() -> Options {
 }
 
 /// Serves one connection: replies to each of its requests, counts itself
-/// in `finished`, waits for `bye`, then says goodbye.
+/// in `finished`, waits in `recv` until `bye`, then says goodbye.
 async fn serve(mut channel: AsyncChannel, finished: Arc<AtomicUsize>, bye: Arc<Notify>) {
     let mut request = Vec::new();
     for _ in 0..MESSAGES {
@@ -73,9 +73,17 @@ async fn serve(mut channel: AsyncChannel, finished: Arc<AtomicUsize>, bye: Arc<N
             return;
         }
     }
+    // Idle until the goodbye: waiting in `recv`, as a server waits for a
+    // client's next request (the cost of idle connections measured here).
     let notified = bye.notified();
     finished.fetch_add(1, Ordering::SeqCst);
-    notified.await;
+    tokio::select! {
+        got = channel.recv(&mut request) => {
+            eprintln!("server: a client sent more than its messages or left: {got:?}");
+            return;
+        }
+        () = notified => {}
+    }
     let _ = channel.send(BYE).await;
     // The client leaves after the goodbye.
     let _ = channel.recv(&mut request).await;

@@ -33,12 +33,15 @@
 //!
 //! Each end waits on the descriptor its [`Readiness`] names, through
 //! tokio's [`AsyncFd`], following the one rule documented there: attempt;
-//! arm; attempt again; wait for the descriptor (at most one
-//! [`SLICE`], after which [`Receiver::idle`] looks for a dead peer);
-//! disarm; again. A shared-memory end waits on its ring's eventfd (see
+//! arm; attempt again; wait for the descriptor; disarm; again. A
+//! shared-memory end waits on its ring's eventfd (see
 //! [`crate::shm::signal`]), and first spins for a few microseconds
 //! ([`SPIN`] polls): a busy stream takes and gives messages with no system
-//! call, and the runtime sees no event. A socket end waits on its socket.
+//! call, and the runtime sees no event. A dead peer sends no signal, so a
+//! ring's wait also ends when the channel's connection to the peer hangs
+//! up, or after [`IDLE_CHECK`] (one [`SLICE`] for a ring without such a
+//! connection), and [`Receiver::idle`] looks for it. A socket end waits on
+//! its socket alone: the kernel reports a dead peer as readiness.
 //!
 //! # Cancel safety
 //!
@@ -154,9 +157,10 @@ impl Waker {
         })
     }
 
-    /// Waits until the descriptor is ready, or until it is time to look for
-    /// a dead peer: after one slice, or, with a connection to the peer,
-    /// when it hangs up (and after [`IDLE_CHECK`] at the latest).
+    /// Waits until the descriptor is ready, or, for a ring, until it is
+    /// time to look for a dead peer: after one slice, or, with a connection
+    /// to the peer, when it hangs up (and after [`IDLE_CHECK`] at the
+    /// latest). A socket or a pipe waits for readiness alone.
     async fn wait(&mut self) -> Result<Woken> {
         let ready = async {
             match self.fd.ready(self.interest).await {
@@ -172,6 +176,11 @@ impl Waker {
                 Err(e) => Err(Error::io("cannot wait for readiness", e)),
             }
         };
+        if !self.signalled {
+            // A socket or a pipe: the kernel reports a dead peer as
+            // readiness (end of stream, hang-up), so no idle check is due.
+            return ready.await;
+        }
         let Some(link) = self.link.clone() else {
             return match ::tokio::time::timeout(SLICE, ready).await {
                 Ok(woken) => woken,
