@@ -111,8 +111,10 @@ impl Mapped {
     }
 
     /// A ring in this process's heap, with the same layout as a region, for
-    /// threads. `initial_position` (a multiple of 8) is where the head and
-    /// tail start: tests start near `u64::MAX` to cover counter wrap-around.
+    /// threads, with two eventfds for event loops (none if the process is
+    /// out of descriptors: then only blocked threads can wait on it).
+    /// `initial_position` (a multiple of 8) is where the head and tail
+    /// start: tests start near `u64::MAX` to cover counter wrap-around.
     ///
     /// ```
     /// use shmsg::shm::{Geometry, Mapped, spsc};
@@ -147,7 +149,10 @@ impl Mapped {
             base as usize + geometry.region_size() <= heap.words.as_ptr() as usize + len * 8
         );
         let base = NonNull::new(base).expect("heap pointer is not null");
-        let signals = Some(Arc::new(Signals::new()?));
+        // Two descriptors per ring, for event loops (see
+        // `crate::shm::signal`). A process out of descriptors still gets
+        // its ring, which only blocked threads can then wait on.
+        let signals = Signals::new().ok().map(Arc::new);
         // SAFETY: `base` is 128-aligned inside the allocation, which holds
         // `region_size()` bytes past it and lives as long as `heap`.
         let mapped = unsafe { Mapped::new(heap, base, geometry, signals) };
