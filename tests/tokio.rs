@@ -417,3 +417,63 @@ fn pipes_carry_async_messages() {
             .expect("the two ends wait for each other")
     });
 }
+
+/// Run as a child (`SHMSG_TOKIO_FEW_FDS` set): with no descriptor left for
+/// eventfds, a ring between threads is still made and works for blocked
+/// threads, and an event loop gets a typed error for it.
+#[test]
+fn out_of_descriptors_child() {
+    if std::env::var("SHMSG_TOKIO_FEW_FDS").is_err() {
+        return;
+    }
+    use shmsg::{Receiver, Sender};
+    // Use up every descriptor the limit allows.
+    let mut held = Vec::new();
+    while let Ok(fd) = std::fs::File::open("/dev/null") {
+        held.push(fd);
+    }
+    let (mut tx, mut rx) = shmsg::shm::spsc::channel(Default::default()).unwrap();
+    assert!(Receiver::readiness(&rx).is_none());
+    Sender::send(&mut tx, b"still works").unwrap();
+    let mut buf = Vec::new();
+    Receiver::recv(&mut rx, &mut buf).unwrap();
+    assert_eq!(buf, b"still works");
+    drop(held);
+    let refused = runtime().block_on(async { shmsg::tokio::AsyncReceiver::new(Box::new(rx)) });
+    assert!(
+        matches!(refused, Err(Error::InvalidConfig(_))),
+        "{refused:?}"
+    );
+}
+
+/// A process out of descriptors still makes rings between threads (they
+/// lack only their eventfds): run in a child whose descriptor limit is low.
+#[test]
+fn rings_between_threads_survive_running_out_of_descriptors() {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args([
+            "--exact",
+            "out_of_descriptors_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SHMSG_TOKIO_FEW_FDS", "1");
+    // SAFETY: `setrlimit` in the child before exec is async-signal-safe
+    // and touches only the child.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        child.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = child.status().unwrap();
+    assert!(status.success(), "the child failed: {status}");
+}
