@@ -44,8 +44,8 @@ macro_rules! event_loop_methods {
         /// eventfd that becomes readable once the peer signals it, if the
         /// ring has one (a listener's rings and rings between threads do;
         /// a region opened by name does not). Readiness is a hint: the
-        /// attempt decides. The rule, with `register` and `wait` standing
-        /// for the event loop's own:
+        /// attempt decides. The rule (`wait until` is the event loop's own
+        /// wait):
         ///
         /// ```text
         #[doc = concat!("loop {
