@@ -196,6 +196,36 @@ mod tests {
         assert!(!Signals::consume(signals.fd(Event::Data)));
     }
 
+    /// A notifier signals the eventfd only for descriptor sleepers: a
+    /// blocked thread's wake-up (a futex sleeper alone) leaves it quiet,
+    /// so no event loop wakes for nothing and no write is made.
+    #[test]
+    fn a_futex_sleeper_alone_is_not_signalled() {
+        use std::sync::atomic::Ordering::Relaxed;
+
+        use crate::shm::{Geometry, Mapped, spsc};
+        use crate::sync::{Backend, Word};
+        let memory = Mapped::heap(Geometry::default(), 0).unwrap();
+        let mut tx = spsc::Producer::with_backend(memory.clone()).unwrap();
+        let mut rx = spsc::Consumer::with_backend(memory.clone()).unwrap();
+        let fd = rx.readiness().unwrap().try_clone_to_owned().unwrap();
+        let receiver = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            rx.recv(&mut buf).unwrap();
+            buf
+        });
+        // Until the receiver is announced asleep on the futex.
+        while crate::shm::wait::sleepers(memory.event(Event::Data).load(Relaxed)) == 0 {
+            std::thread::yield_now();
+        }
+        tx.send(b"wake").unwrap();
+        assert_eq!(receiver.join().unwrap(), b"wake");
+        assert!(
+            !Signals::consume(fd.as_fd()),
+            "a futex wake-up signalled the eventfd"
+        );
+    }
+
     #[test]
     fn a_received_eventfd_is_accepted_and_made_non_blocking() {
         let blocking = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::SEMAPHORE).unwrap();

@@ -74,6 +74,9 @@ fn a_spin_reads_the_clock_only_after_its_first_polls() {
     assert!(wait.spinning_since.is_none());
     assert!(wait.spin_left());
     assert!(wait.spinning_since.is_some());
+    // While time is left, the next reading goes on spinning.
+    wait.polls += CLOCK_EVERY;
+    assert!(wait.spin_left());
     // Once the time is spent, the spin ends at the next reading.
     wait.spinning_since = Some(Instant::now() - 2 * MAX_SPIN_TIME);
     wait.polls += CLOCK_EVERY;
