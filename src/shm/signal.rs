@@ -204,7 +204,7 @@ mod tests {
         use std::sync::atomic::Ordering::Relaxed;
 
         use crate::shm::{Geometry, Mapped, spsc};
-        use crate::sync::{Backend, Word};
+        use crate::sync::Backend;
         let memory = Mapped::heap(Geometry::default(), 0).unwrap();
         let mut tx = spsc::Producer::with_backend(memory.clone()).unwrap();
         let mut rx = spsc::Consumer::with_backend(memory.clone()).unwrap();
