@@ -226,6 +226,31 @@ mod tests {
         );
     }
 
+    /// Arming announces one descriptor sleeper however often it is
+    /// called; disarming (or dropping the handle) withdraws it, and
+    /// disarming an unarmed handle changes nothing.
+    #[test]
+    fn arming_and_disarming_keep_the_count_exact() {
+        use std::sync::atomic::Ordering::Relaxed;
+
+        use crate::shm::wait::{descriptor_sleepers, sleepers};
+        use crate::shm::{Geometry, Mapped, spsc};
+        use crate::sync::Backend;
+        let memory = Mapped::heap(Geometry::default(), 0).unwrap();
+        let mut rx = spsc::Consumer::with_backend(memory.clone()).unwrap();
+        let word = || memory.event(Event::Data).load(Relaxed);
+        rx.disarm();
+        assert_eq!(word(), 0, "disarming an unarmed handle");
+        rx.arm();
+        rx.arm();
+        assert_eq!((descriptor_sleepers(word()), sleepers(word())), (1, 0));
+        rx.disarm();
+        assert_eq!(word(), 0, "disarming withdraws the announcement");
+        rx.arm();
+        drop(rx);
+        assert_eq!(descriptor_sleepers(word()), 0, "a dropped handle disarms");
+    }
+
     #[test]
     fn a_received_eventfd_is_accepted_and_made_non_blocking() {
         let blocking = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::SEMAPHORE).unwrap();
