@@ -259,6 +259,17 @@ pub(crate) struct Spin {
 }
 
 impl Spin {
+    /// Feeds a wait that lasted `waited` from its first clock reading, and
+    /// `slept` or not, into the time budget (see the module docs).
+    fn adapt(&mut self, waited: Duration, slept: bool) {
+        self.time = if !slept || waited <= MAX_SPIN_TIME {
+            // Spinning twice as long as this wait would have caught it.
+            self.time.max(waited.saturating_mul(2)).min(MAX_SPIN_TIME)
+        } else {
+            (self.time / 2).max(MIN_SPIN_TIME)
+        };
+    }
+
     /// A budget of at most `limit` polls, whose time adapts between
     /// [`MIN_SPIN_TIME`] and [`MAX_SPIN_TIME`] (starting at the most);
     /// limits of 0 (sleep at once) and `u32::MAX` (spin forever), the
@@ -412,13 +423,7 @@ impl Wait {
         let Some(since) = self.spinning_since else {
             return;
         };
-        let waited = since.elapsed();
-        spin.time = if self.asleep_since.is_none() || waited <= MAX_SPIN_TIME {
-            // Spinning twice as long as this wait would have caught it.
-            spin.time.max(waited.saturating_mul(2)).min(MAX_SPIN_TIME)
-        } else {
-            (spin.time / 2).max(MIN_SPIN_TIME)
-        };
+        spin.adapt(since.elapsed(), self.asleep_since.is_some());
     }
 
     fn check_deadline(&self) -> Result<()> {
