@@ -34,10 +34,15 @@ impl SharedConsumer {
         }
     }
 
-    /// Runs `f` on the consumer, waiting for the lock as long as it takes
-    /// (the event-loop steps, which never block on the ring).
-    fn locked<T>(&self, f: impl FnOnce(&mut mpmc::Consumer) -> T) -> T {
-        f(&mut self.consumer.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Runs `f` on the consumer if it is free now; `None` if another
+    /// thread holds it (a blocking `recv` holds it for its whole wait, and
+    /// an event loop's thread must not wait for that).
+    fn try_locked<T>(&self, f: impl FnOnce(&mut mpmc::Consumer) -> T) -> Option<T> {
+        match self.consumer.try_lock() {
+            Ok(mut guard) => Some(f(&mut guard)),
+            Err(TryLockError::Poisoned(e)) => Some(f(&mut e.into_inner())),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Runs `f` on the consumer once it is free, or [`Error::Timeout`] (or
@@ -100,13 +105,19 @@ impl Receiver for SharedConsumer {
     // One announcement for the shared consumer: two tasks that wait on
     // channels of one `mpsc:` listener at once share it, and the first to
     // disarm withdraws it; the other then wakes by its slice.
+    //
+    // While another thread holds the consumer (a blocking receive on
+    // another channel of the listener), these do nothing rather than wait:
+    // an unannounced wait then ends by its idle check, and an announcement
+    // left in place only costs signals until the next `disarm`.
     fn arm(&mut self) {
-        self.locked(|consumer| consumer.arm())
+        self.try_locked(|consumer| consumer.arm());
     }
     fn disarm(&mut self) {
-        self.locked(|consumer| consumer.disarm())
+        self.try_locked(|consumer| consumer.disarm());
     }
     fn idle(&mut self) -> Result<()> {
-        self.locked(|consumer| consumer.idle())
+        self.try_locked(|consumer| consumer.idle())
+            .unwrap_or(Ok(()))
     }
 }
