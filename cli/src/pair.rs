@@ -159,20 +159,14 @@ pub(crate) fn measure_pair(
                 .stdout(Stdio::null())
                 .stderr(stderr("server")?),
         )?;
-        let client = spawn(
-            command(client_role, "-", false, cpus.0, "client")
-                .stdin(memfd)
-                .stdout(Stdio::null())
-                .stderr(stderr("client")?),
-        );
-        let client = match client {
-            Ok(client) => client,
-            Err(why) => {
-                reap(server);
-                return Err(why);
-            }
-        };
-        (server, client)
+        with_client(server, || {
+            spawn(
+                command(client_role, "-", false, cpus.0, "client")
+                    .stdin(memfd)
+                    .stdout(Stdio::null())
+                    .stderr(stderr("client")?),
+            )
+        })?
     } else if transport == Transport::Pipe {
         let (to_server_r, to_server_w) =
             std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
@@ -184,20 +178,14 @@ pub(crate) fn measure_pair(
                 .stdout(to_client_w)
                 .stderr(stderr("server")?),
         )?;
-        let client = spawn(
-            command(client_role, "pipe", false, cpus.0, "client")
-                .stdin(to_client_r)
-                .stdout(to_server_w)
-                .stderr(stderr("client")?),
-        );
-        let client = match client {
-            Ok(client) => client,
-            Err(why) => {
-                reap(server);
-                return Err(why);
-            }
-        };
-        (server, client)
+        with_client(server, || {
+            spawn(
+                command(client_role, "pipe", false, cpus.0, "client")
+                    .stdin(to_client_r)
+                    .stdout(to_server_w)
+                    .stderr(stderr("client")?),
+            )
+        })?
     } else {
         let endpoint = match transport {
             Transport::Shm => format!("shm:compare-{pid}-{n}"),
@@ -228,19 +216,14 @@ pub(crate) fn measure_pair(
                 error_text(&file("server", "err"))
             ));
         };
-        let client = spawn(
-            command(client_role, &actual, false, cpus.0, "client")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(stderr("client")?),
-        );
-        match client {
-            Ok(client) => (server, client),
-            Err(why) => {
-                reap(server);
-                return Err(why);
-            }
-        }
+        with_client(server, || {
+            spawn(
+                command(client_role, &actual, false, cpus.0, "client")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(stderr("client")?),
+            )
+        })?
     };
     let deadline = Instant::now() + s.warmup + duration * 4 + Duration::from_secs(30);
     let statuses = wait_both(server, client, deadline)?;
@@ -323,6 +306,22 @@ fn error_text(path: &Path) -> String {
         "(it printed nothing)".into()
     } else {
         text
+    }
+}
+
+/// The pair of `server`, started, and the client `start` starts; if the
+/// client cannot be started (its error file included), the server is
+/// killed, not left waiting for it.
+fn with_client(
+    server: Child,
+    start: impl FnOnce() -> Result<Child, String>,
+) -> Result<(Child, Child), String> {
+    match start() {
+        Ok(client) => Ok((server, client)),
+        Err(why) => {
+            reap(server);
+            Err(why)
+        }
     }
 }
 

@@ -27,13 +27,17 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+/// `text` split where its leading number (digits and points) ends.
+fn number_and_unit(text: &str) -> (&str, &str) {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    text.split_at(split)
+}
+
 /// Parses "200ms", "1s", "1.5s", "500us" into a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
+    let (number, unit) = number_and_unit(text.trim());
     let number: f64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a duration (write e.g. 200ms or 1s)"))?;
@@ -61,11 +65,7 @@ pub const MAX_RATE: f64 = 1e8;
 /// 1000, M a million; the "/s" may be left out), into messages per second.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     let t = text.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t).trim_end();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
+    let (number, unit) = number_and_unit(t.strip_suffix("/s").unwrap_or(t).trim_end());
     let number: f64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a rate (write e.g. 100000/s or 100k/s)"))?;
