@@ -541,7 +541,32 @@ pub(crate) enum Woke {
 /// returns by `deadline` plus at most one sleep slice, whatever the peers
 /// do: the deadline is checked before every announcement and bounds every
 /// sleep, and the spin phase is bounded by the budget.
+///
+/// The first attempt is inlined into the caller, and the wait ([`waiting`])
+/// is set up only if it would block. A busy stream's send then returns its
+/// result in registers: through the out-of-line loop, the 64-byte `Result`
+/// went through the stack, and the producer stalled there on every message
+/// (64-byte stream in `examples`-style two-thread runs: 0.59x the reference
+/// ring before, 0.65x to 0.72x after, in the same runs).
+#[inline(always)]
 pub(crate) fn block<W: Waiter, T>(
+    handle: &mut W,
+    event: Event,
+    peer: Role,
+    deadline: Deadline,
+    would_block: fn(&Error) -> bool,
+    mut attempt: impl FnMut(&mut W) -> Result<T>,
+    woke: impl FnMut(&mut W, Slept) -> Result<Woke>,
+) -> Result<T> {
+    match attempt(handle) {
+        Err(ref error) if would_block(error) => {}
+        done => return done,
+    }
+    waiting(handle, event, peer, deadline, would_block, attempt, woke)
+}
+
+/// [`block`] after a first attempt that would block.
+fn waiting<W: Waiter, T>(
     handle: &mut W,
     event: Event,
     peer: Role,
@@ -552,12 +577,11 @@ pub(crate) fn block<W: Waiter, T>(
 ) -> Result<T> {
     let mut wait = Wait::new(handle.spin_budget(), event, peer, deadline);
     let result = loop {
-        match attempt(handle) {
-            Err(ref error) if would_block(error) => {}
-            other => break other,
-        }
         let ticket = match wait.next(handle.backend()) {
-            Ok(Step::Poll) => continue,
+            Ok(Step::Poll) => match attempt(handle) {
+                Err(ref error) if would_block(error) => continue,
+                other => break other,
+            },
             Ok(Step::Recheck(ticket)) => ticket,
             Err(error) => break Err(error),
         };
@@ -574,7 +598,12 @@ pub(crate) fn block<W: Waiter, T>(
             Err(error) => break Err(error),
         };
         match woke(handle, slept) {
-            Ok(Woke::Again) => {}
+            // Attempt before the next step: a wake-up at the deadline
+            // still delivers what woke it.
+            Ok(Woke::Again) => match attempt(handle) {
+                Err(ref error) if would_block(error) => {}
+                other => break other,
+            },
             Ok(Woke::LastTry(error)) => {
                 break match attempt(handle) {
                     Err(ref e) if would_block(e) => Err(error),
@@ -592,6 +621,7 @@ pub(crate) fn block<W: Waiter, T>(
 /// stops reporting [`Error::Full`]; a dead consumer ends the wait with
 /// [`Error::Disconnected`] (nobody will ever make room). The same for every
 /// ring kind.
+#[inline(always)]
 pub(crate) fn block_for_space<W: Waiter, T>(
     handle: &mut W,
     deadline: Deadline,
