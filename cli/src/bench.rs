@@ -12,7 +12,11 @@
 //! HdrHistogram: the coordinated-omission-free method, since a send that
 //! stalls delays every message due behind it). `--link` says how the two
 //! are joined (`links.rs`): the common interface, the rings used in place,
-//! or the reference ring; the roles are written once for all. The listening side prints
+//! or the reference ring; the roles are written once for all. `--batch N`
+//! (the `shm-batch` row) makes the `send` role over `--link channel` hand
+//! `N` filled messages at a time to `send_batch`; `send` and `recv` also
+//! report how many messages they sent and checked in all (`sent`,
+//! `checked`), warm-up included. The listening side prints
 //! `ready ENDPOINT` on stdout once it listens (not for `pipe`, whose stdin
 //! and stdout are the channel). Each side writes what it measured as
 //! `key value` lines into its `--report` file.
@@ -38,7 +42,7 @@ use shmsg_bench_support::cpu::pin;
 use shmsg_bench_support::message::{STAMPED_MIN, check, check_stamped, fill, fill_stamped};
 use shmsg_bench_support::stats::quantile;
 
-use super::links::{ChannelLink, InPlaceLink, Link, LinkKind, RefRingLink};
+use super::links::{ChannelLink, InPlaceLink, Link, LinkKind, MAX_BATCH, RefRingLink};
 use super::measure::{SyscallCounter, Usage, timer_cost_ns};
 use crate::failure::Failure;
 
@@ -98,6 +102,10 @@ pub struct BenchArgs {
     /// Rate roles: nanoseconds between two messages' intended send times.
     #[arg(long, default_value_t = 0)]
     pub interval_ns: u64,
+    /// Send role, `--link channel` only: messages per `send_batch` call
+    /// (1: one `send` per message), at most 64.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
 }
 
 /// The counters of this side's window.
@@ -295,6 +303,19 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             "--size must be at least {STAMPED_MIN} for the rate roles (a sequence number and a stamp)"
         )));
     }
+    if !(1..=MAX_BATCH).contains(&args.batch) {
+        return Err(Failure::Usage(format!(
+            "--batch {} is out of range (1 to {MAX_BATCH})",
+            args.batch
+        )));
+    }
+    if args.batch > 1 && (args.role != BenchRole::Send || args.link != LinkKind::Channel) {
+        return Err(Failure::Usage(
+            "--batch above 1 is for --role send with --link channel only (send_batch of the \
+             common interface)"
+                .into(),
+        ));
+    }
     if args.role == BenchRole::RateSend && args.interval_ns == 0 {
         return Err(Failure::Usage(
             "--interval-ns must be at least 1 for the rate-send role".into(),
@@ -403,8 +424,19 @@ fn side<L: Link>(args: &BenchArgs, counters: &Counters, link: &mut L) -> Result<
         }
         BenchRole::Send => {
             let stride = stride(size);
+            let batch = args.batch;
             let mut seq = 0u64;
+            // One clock reading per `stride` messages; with `--batch`, per
+            // as many whole batches as make at least `stride`.
             let burst = |link: &mut L, seq: &mut u64| -> Result<(), Failure> {
+                if batch > 1 {
+                    for _ in 0..stride.div_ceil(batch as u64) {
+                        let first = *seq;
+                        link.send_batch(size, batch, |i, message| fill(first + i as u64, message))?;
+                        *seq += batch as u64;
+                    }
+                    return Ok(());
+                }
                 for _ in 0..stride {
                     let s = *seq;
                     link.send(size, |message| fill(s, message))?;
@@ -428,6 +460,9 @@ fn side<L: Link>(args: &BenchArgs, counters: &Counters, link: &mut L) -> Result<
             }
             let measured = counters.end(mark, reads, seq - first);
             link.finish()?;
+            // Every message sent, warm-up included: the receiver's
+            // `checked` must match it.
+            let _ = writeln!(report, "sent {seq}");
             measured
         }
         BenchRole::Recv => {
@@ -449,6 +484,8 @@ fn side<L: Link>(args: &BenchArgs, counters: &Counters, link: &mut L) -> Result<
                     window.poll(seq);
                 }
             }
+            // Every message received, each checked whole, in order.
+            let _ = writeln!(report, "checked {seq}");
             window.end(seq)
         }
         BenchRole::RateSend => {

@@ -14,7 +14,13 @@
 //! place (`shm-in-place`, `mpsc-in-place`: the same rings, with the same
 //! geometry, handed over a Unix socket; `send_with` fills each message
 //! inside the ring and `recv_with` checks it there: every byte still
-//! written and read, one pass each instead of two). Each pair measures:
+//! written and read, one pass each instead of two). `shm` is streamed a
+//! third way, `shm-batch`: the same `shm:` rings and copying API, the
+//! sender handing 32 filled messages at a time to `send_batch` (one store
+//! of the ring's tail per batch), the receiver one `recv` per message;
+//! with one message in flight a batch is meaningless, so this row has no
+//! ping-pong and no `--rate` figures (their reason says so). Each pair
+//! measures:
 //!
 //! * **ping-pong**: one process sends a message, the other checks it and
 //!   sends it back; the round trip's median, 99th and 99.9th percentile.
@@ -80,7 +86,8 @@
 //!   one object per transport and size with `pingpong` {round_trip_ns,
 //!   p99_ns, p999_ns, batch, samples, syscalls, voluntary_switches,
 //!   kernel_share, not_measured} and `stream` {messages_per_s, bytes_per_s,
-//!   messages, syscalls, voluntary_switches, kernel_share, not_measured}. A
+//!   messages, send_batch (messages per send call: 32 for `shm-batch`, else
+//!   1), syscalls, voluntary_switches, kernel_share, not_measured}. A
 //!   figure that was not measured is `null`, and `not_measured` maps its
 //!   name to the reason;
 //! * `compare.csv`: one row per transport and size, then one per size for
@@ -312,10 +319,32 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
     };
     let pins = (settings.pinned.map(|p| p.0), settings.pinned.map(|p| p.1));
     let count_pass = syscall_method.is_ok();
-    let pairs = settings.transports.len() * settings.sizes.len() * 2;
+    // A streaming-only transport (shm-batch) has no ping-pong pairs and no
+    // --rate pair.
+    let measured = |workload: Workload, transport: Transport| {
+        workload == Workload::Stream || transport.streaming_only().is_none()
+    };
+    let pairs = settings
+        .transports
+        .iter()
+        .map(|&t| {
+            [Workload::PingPong, Workload::Stream]
+                .into_iter()
+                .filter(|&w| measured(w, t))
+                .count()
+        })
+        .sum::<usize>()
+        * settings.sizes.len();
     let ref_pairs = settings.sizes.len() * 2;
+    let rate_transports: Vec<Transport> = settings
+        .transports
+        .iter()
+        .copied()
+        .filter(|&t| measured(Workload::Rate, t))
+        .chain([Transport::RefRing])
+        .collect();
     let rate_pairs = if settings.rate.is_some() {
-        settings.transports.len() + 1
+        rate_transports.len()
     } else {
         0
     };
@@ -394,7 +423,10 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
             for (s, &size) in settings.sizes.iter().enumerate() {
                 let cell = t * settings.sizes.len() + s;
                 for workload in [Workload::PingPong, Workload::Stream] {
-                    let result = pair_step(&mut progress, transport, workload, size, run);
+                    let result = match transport.streaming_only() {
+                        Some(why) if !measured(workload, transport) => Err(why.to_string()),
+                        _ => pair_step(&mut progress, transport, workload, size, run),
+                    };
                     match workload {
                         Workload::PingPong => ping_runs[cell].push(result),
                         _ => stream_runs[cell].push(result),
@@ -405,12 +437,9 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
     }
     let rate = settings.rate.map(|per_s| {
         let size = settings.rate_size();
-        let results = settings
-            .transports
+        let results = rate_transports
             .iter()
-            .copied()
-            .chain([Transport::RefRing])
-            .map(|transport| {
+            .map(|&transport| {
                 let result = pair_step(&mut progress, transport, Workload::Rate, size, 1);
                 RateResult {
                     transport,
@@ -437,6 +466,9 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
             for (s, &size) in settings.sizes.iter().enumerate() {
                 let cell = t * settings.sizes.len() + s;
                 for workload in [Workload::PingPong, Workload::Stream] {
+                    if !measured(workload, transport) {
+                        continue;
+                    }
                     progress.step(&format!(
                         "counting system calls: {} {} {}",
                         if workload == Workload::PingPong {
@@ -477,7 +509,13 @@ pub fn run(args: CompareArgs) -> Result<(), Failure> {
             cells.push(Cell {
                 transport,
                 size,
-                ping: ping_figures(&ping_runs[cell], not_counted(ping_calls[cell].take())),
+                ping: ping_figures(
+                    &ping_runs[cell],
+                    match transport.streaming_only() {
+                        Some(why) => Err(why.into()),
+                        None => not_counted(ping_calls[cell].take()),
+                    },
+                ),
                 stream: stream_figures(&stream_runs[cell], not_counted(stream_calls[cell].take())),
             });
         }

@@ -212,6 +212,7 @@ fn cell_json(cell: &Cell) -> String {
         },
     );
     stream.push(("messages", st.messages.to_string()));
+    stream.push(("send_batch", cell.transport.batch().to_string()));
     kernel_json(&mut stream, &mut stream_missing, &st.kernel);
     stream.push(("not_measured", json::object(&stream_missing)));
     json::object(&[
@@ -402,9 +403,16 @@ pub fn to_csv(report: &Report) -> String {
             Some((r, found)) => (
                 Ok(r.per_s),
                 Ok(r.size as f64),
-                found.map_or(Err("not run for this transport".into()), |x| {
-                    x.latency_ns.clone()
-                }),
+                found.map_or_else(
+                    || {
+                        Err(cell
+                            .transport
+                            .streaming_only()
+                            .unwrap_or("not run for this transport")
+                            .into())
+                    },
+                    |x| x.latency_ns.clone(),
+                ),
             ),
         };
         let figures: [Figure; 26] = [

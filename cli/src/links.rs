@@ -65,10 +65,28 @@ pub fn ref_ring_layout(max_message: usize) -> Result<RingLayout, Error> {
     ))
 }
 
+/// The most messages one `send_batch` of a link sends
+/// (`shmsg peer bench --batch`).
+pub const MAX_BATCH: usize = 64;
+
 /// One side of a pair, whatever joins it.
 pub(crate) trait Link {
     /// Sends one message of `size` bytes, written by `fill`.
     fn send(&mut self, size: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), Failure>;
+    /// Sends `count` (1 ..= [`MAX_BATCH`]) messages of `size` bytes in one
+    /// `send_batch` call, message `i` written by `fill(i, ..)` first. Only
+    /// the copying API has `send_batch`; the other links refuse.
+    fn send_batch(
+        &mut self,
+        size: usize,
+        count: usize,
+        fill: impl FnMut(usize, &mut [u8]),
+    ) -> Result<(), Failure> {
+        let _ = (size, count, fill);
+        Err(Failure::Usage(
+            "this link has no send_batch (--batch is for --link channel)".into(),
+        ))
+    }
     /// Receives the next message and hands it to `read`.
     fn recv<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R, Failure>;
     /// Receives the next message, and unless it is empty (the end: `None`),
@@ -120,6 +138,36 @@ impl Link for ChannelLink {
         let message = &mut self.out[..size];
         fill(message);
         Ok(self.channel.send(message)?)
+    }
+
+    fn send_batch(
+        &mut self,
+        size: usize,
+        count: usize,
+        mut fill: impl FnMut(usize, &mut [u8]),
+    ) -> Result<(), Failure> {
+        if !(1..=MAX_BATCH).contains(&count) || size == 0 {
+            return Err(Failure::Usage(format!(
+                "a batch of {count} messages of {size} bytes (1 to {MAX_BATCH} messages of at \
+                 least 1 byte)"
+            )));
+        }
+        let bytes = size * count;
+        if self.out.len() < bytes {
+            self.out.resize(bytes, 0);
+        }
+        // Every message written whole into its own part of `out`, then the
+        // lot handed to one call, no allocation per batch.
+        let mut messages: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+        for (i, (message, slot)) in self.out[..bytes]
+            .chunks_exact_mut(size)
+            .zip(&mut messages)
+            .enumerate()
+        {
+            fill(i, message);
+            *slot = message;
+        }
+        Ok(self.channel.send_batch(&messages[..count])?)
     }
 
     fn recv<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R, Failure> {

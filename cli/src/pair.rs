@@ -134,6 +134,11 @@ pub(crate) fn measure_pair(
             if count_syscalls {
                 command.arg("--count-syscalls");
             }
+            // Only the streaming sender batches: ping-pong and the rate
+            // roles have one message in flight.
+            if role == BenchRole::Send && transport.batch() > 1 {
+                command.args(["--batch", &transport.batch().to_string()]);
+            }
             command
         };
     let stderr = |side: &str| -> Result<Stdio, String> {
@@ -188,7 +193,7 @@ pub(crate) fn measure_pair(
         })?
     } else {
         let endpoint = match transport {
-            Transport::Shm => format!("shm:compare-{pid}-{n}"),
+            Transport::Shm | Transport::ShmBatch => format!("shm:compare-{pid}-{n}"),
             Transport::Mpsc => format!("mpsc:compare-{pid}-{n}"),
             Transport::Unix => format!("unix:@shmsg-compare-{pid}-{n}"),
             Transport::Seqpacket => format!("seqpacket:@shmsg-compare-{pid}-{n}"),

@@ -19,6 +19,7 @@ fn color(t: Transport) -> &'static str {
     match t {
         Transport::Shm => "#d62728",
         Transport::ShmInPlace => "#e377c2",
+        Transport::ShmBatch => "#17becf",
         Transport::Mpsc => "#8c564b",
         Transport::MpscInPlace => "#bcbd22",
         Transport::Unix => "#1f77b4",

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::types::{Cell, Figure, Report};
+use super::types::{Cell, Figure, Report, STREAM_BATCH, Transport};
 use super::units::{bytes_rate_name, rate_name, size_name, time_name};
 
 /// A figure for a table: its rendering, or "not measured".
@@ -353,7 +353,13 @@ pub fn detail_tables(report: &Report) -> String {
         "vol. cs/rt".into(),
         "kernel time".into(),
     ]];
-    for cell in report.cells.iter().chain(&report.ring_ref) {
+    // A streaming-only row (shm-batch) has no ping-pong figures by
+    // design; the legend says why.
+    let ping_cells = report
+        .cells
+        .iter()
+        .filter(|c| c.transport.streaming_only().is_none());
+    for cell in ping_cells.chain(&report.ring_ref) {
         let p = &cell.ping;
         rows.push(vec![
             cell.transport.name().into(),
@@ -540,6 +546,20 @@ pub fn preamble(report: &Report) -> String {
          there (recv_with); the others fill a buffer that send copies in, and check the copy \
          recv makes"
     );
+    if s.transports.contains(&Transport::ShmBatch) {
+        let _ = writeln!(
+            out,
+            "batch: the shm-batch row streams over the shm rings with send_batch, {STREAM_BATCH} \
+             messages per call (each filled in the sender's buffer, copied in, one store of the \
+             ring's tail per call), received with one recv per message; it is not in the \
+             ping-pong {}: with one message in flight a batch is one send (the shm row)",
+            if report.rate.is_some() {
+                "or fixed-rate tables"
+            } else {
+                "table"
+            }
+        );
+    }
     if let Some(rate) = &report.rate {
         let _ = writeln!(
             out,

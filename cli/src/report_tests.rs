@@ -296,3 +296,78 @@ fn rate_results_in_the_table_json_and_csv() {
     assert!(json.contains("\"p99_ns\": null"), "{json}");
     assert!(json.contains("\"not_measured\": {\"p50_ns\": \"the client peer failed\""));
 }
+
+/// The batch row streams only: it may win the small-data cell (naming its
+/// API), it has no ping-pong row, and the legend explains it; with
+/// `--rate`, its CSV rate cells give the same reason.
+#[test]
+fn the_batch_row_streams_only_and_says_so() {
+    let mut report = sample();
+    assert!(!preamble(&report).contains("batch:"));
+    let why = Transport::ShmBatch.streaming_only().unwrap();
+    report.settings.transports.insert(1, Transport::ShmBatch);
+    for size in report.settings.sizes.clone() {
+        let mut batch = cell(Transport::ShmBatch, size, 0.25);
+        batch.ping = PingPong {
+            round_trip_ns: Err(why.into()),
+            p99_ns: Err(why.into()),
+            p999_ns: Err(why.into()),
+            batch: 0,
+            samples: 0,
+            kernel: Kernel::missing(why),
+        };
+        report.cells.push(batch);
+    }
+    let rows = classic_rows(&report);
+    // Streams fastest: small and large data; the round trip stays shm's.
+    assert!(
+        rows[2].shm.contains("(shm send_batch x32)"),
+        "{}",
+        rows[2].shm
+    );
+    assert!(
+        rows[3].shm.contains("(shm send_batch x32)"),
+        "{}",
+        rows[3].shm
+    );
+    assert!(rows[0].shm.contains("(shm copy,"), "{}", rows[0].shm);
+    let text = detail_tables(&report);
+    let (ping, stream) = text.split_once("\n\n").unwrap();
+    assert!(!ping.contains("shm-batch"), "{text}");
+    assert_eq!(
+        stream
+            .lines()
+            .filter(|l| l.starts_with("shm-batch"))
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        stream
+            .lines()
+            .any(|l| l.starts_with("shm-batch") && l.contains("8.00x")),
+        "{text}"
+    );
+    let legend = preamble(&report);
+    assert!(legend.contains("shm-batch = shared-memory ring, streamed with send_batch"));
+    assert!(
+        legend.contains("batch: the shm-batch row streams"),
+        "{legend}"
+    );
+    assert!(legend.contains("not in the ping-pong table"), "{legend}");
+    let json = to_json(&report);
+    assert!(json.contains("\"send_batch\": 32"), "{json}");
+    assert!(json.contains("\"round_trip_ns\": null"), "{json}");
+
+    report.settings.rate = Some(1e5);
+    report.rate = Some(RateReport {
+        per_s: 1e5,
+        size: 16,
+        window: Duration::from_millis(150),
+        results: Vec::new(),
+    });
+    assert!(preamble(&report).contains("not in the ping-pong or fixed-rate tables"));
+    let csv = to_csv(&report);
+    let line = csv.lines().find(|l| l.starts_with("shm-batch,")).unwrap();
+    assert!(line.contains(&format!("rate_p50_ns: {why}")), "{line}");
+}

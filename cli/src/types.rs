@@ -19,6 +19,10 @@ pub enum Transport {
     /// The rings of `shm:`, used in place: `send_with` fills the message
     /// inside the ring, `recv_with` checks it there.
     ShmInPlace,
+    /// `shm:` again, streaming with `send_batch` (32 messages per call,
+    /// one store of the ring's tail per call); one `recv` per message.
+    /// Streaming only: ping-pong and `--rate` have one message in flight.
+    ShmBatch,
     /// The multi-producer shared-memory ring, one producer (`mpsc:NAME`),
     /// copying API.
     Mpsc,
@@ -40,9 +44,10 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 8] = [
+    pub const ALL: [Transport; 9] = [
         Transport::Shm,
         Transport::ShmInPlace,
+        Transport::ShmBatch,
         Transport::Mpsc,
         Transport::MpscInPlace,
         Transport::Unix,
@@ -56,6 +61,7 @@ impl Transport {
         match self {
             Transport::Shm => "shm",
             Transport::ShmInPlace => "shm-in-place",
+            Transport::ShmBatch => "shm-batch",
             Transport::Mpsc => "mpsc",
             Transport::MpscInPlace => "mpsc-in-place",
             Transport::Unix => "unix",
@@ -72,6 +78,7 @@ impl Transport {
         match self {
             Transport::Shm => "shm copy",
             Transport::ShmInPlace => "shm in place",
+            Transport::ShmBatch => "shm send_batch x32",
             Transport::Mpsc => "mpsc copy",
             Transport::MpscInPlace => "mpsc in place",
             other => other.name(),
@@ -105,6 +112,9 @@ impl Transport {
         match self {
             Transport::Shm => "shared-memory ring",
             Transport::ShmInPlace => "shared-memory ring, used in place",
+            Transport::ShmBatch => {
+                "shared-memory ring, streamed with send_batch of 32 (streaming only)"
+            }
             Transport::Mpsc => "multi-producer shared-memory ring",
             Transport::MpscInPlace => "multi-producer shared-memory ring, used in place",
             Transport::RefRing => "reference ring (fixed slots, spin only, one copy in and out)",
@@ -121,9 +131,29 @@ impl Transport {
             self,
             Transport::Shm
                 | Transport::ShmInPlace
+                | Transport::ShmBatch
                 | Transport::Mpsc
                 | Transport::MpscInPlace
                 | Transport::RefRing
+        )
+    }
+
+    /// Messages per `send_batch` call of the streaming sender (1: one
+    /// `send` per message).
+    pub fn batch(self) -> usize {
+        if self == Transport::ShmBatch {
+            STREAM_BATCH
+        } else {
+            1
+        }
+    }
+
+    /// Why it has no ping-pong or `--rate` figure, if it has none: a batch
+    /// needs several messages in flight, and those workloads have one.
+    pub fn streaming_only(self) -> Option<&'static str> {
+        (self == Transport::ShmBatch).then_some(
+            "streaming only: ping-pong and --rate have one message in flight, so a batch \
+             is one send (the shm row measures that)",
         )
     }
 
@@ -139,6 +169,10 @@ impl Transport {
         }
     }
 }
+
+/// Messages per `send_batch` call of the `shm-batch` row's streaming
+/// sender.
+pub const STREAM_BATCH: usize = 32;
 
 /// What the kernel did per message (streaming) or per round trip (ping-pong).
 #[derive(Clone, Debug, PartialEq)]

@@ -271,6 +271,7 @@ fn flags_resolve_to_settings() {
         [
             "shm",
             "shm-in-place",
+            "shm-batch",
             "mpsc",
             "mpsc-in-place",
             "unix",
@@ -496,6 +497,7 @@ fn quick_comparison_end_to_end() {
         for transport in [
             "shm",
             "shm-in-place",
+            "shm-batch",
             "mpsc",
             "mpsc-in-place",
             "unix",
@@ -505,6 +507,17 @@ fn quick_comparison_end_to_end() {
             "ref-ring",
         ] {
             for size in ["8 B", "64 KiB"] {
+                // The batch row streams only: no ping-pong row.
+                if table == "ping-pong" && transport == "shm-batch" {
+                    assert!(
+                        lines[head + 1..]
+                            .iter()
+                            .take_while(|l| !l.is_empty())
+                            .all(|l| !l.starts_with(transport)),
+                        "{stdout}"
+                    );
+                    continue;
+                }
                 let row = lines[head + 1..]
                     .iter()
                     .take_while(|l| !l.is_empty())
@@ -572,6 +585,7 @@ fn quick_comparison_end_to_end() {
         [
             "(shm copy)",
             "(shm in place)",
+            "(shm send_batch x32)",
             "(mpsc copy)",
             "(mpsc in place)"
         ]
@@ -586,11 +600,12 @@ fn quick_comparison_end_to_end() {
         }
     }
     let results = json.get("results").array();
-    assert_eq!(results.len(), 8 * 2);
+    assert_eq!(results.len(), 9 * 2);
     for cell in results {
         let model = cell.get("model").str();
+        let transport = cell.get("transport").str();
         let shm =
-            ["shm", "shm-in-place", "mpsc", "mpsc-in-place"].contains(&cell.get("transport").str());
+            ["shm", "shm-in-place", "shm-batch", "mpsc", "mpsc-in-place"].contains(&transport);
         assert_eq!(
             model,
             if shm {
@@ -603,14 +618,27 @@ fn quick_comparison_end_to_end() {
         let mut keys = vec!["round_trip_ns", "p99_ns", "p999_ns"];
         keys.extend(KERNEL_KEYS);
         check_figures(ping, &keys);
-        assert!(ping.get("batch").number() >= 1.0);
         let stream = cell.get("stream");
         let mut keys = vec!["messages_per_s", "bytes_per_s"];
         keys.extend(KERNEL_KEYS);
         check_figures(stream, &keys);
-        // Round trips and throughput themselves are measured on any machine.
-        assert!(ping.get("round_trip_ns").get("median").number() > 0.0);
+        // Throughput is measured on any machine; round trips too, but for
+        // the batch row, which streams only.
         assert!(stream.get("messages_per_s").get("median").number() > 0.0);
+        if transport == "shm-batch" {
+            assert_eq!(stream.get("send_batch").number(), 32.0);
+            assert_eq!(ping.get("round_trip_ns"), &Json::Null);
+            assert!(
+                ping.get("not_measured")
+                    .get("round_trip_ns")
+                    .str()
+                    .contains("streaming only")
+            );
+        } else {
+            assert_eq!(stream.get("send_batch").number(), 1.0);
+            assert!(ping.get("batch").number() >= 1.0);
+            assert!(ping.get("round_trip_ns").get("median").number() > 0.0);
+        }
     }
 
     // CSV: the header, then a row per transport and size, every cell filled.
@@ -620,7 +648,7 @@ fn quick_comparison_end_to_end() {
     assert!(rows[0].iter().any(|c| c == "rtt_median_ns"));
     assert!(rows[0].iter().any(|c| c == "stream_bytes_per_s"));
     assert_eq!(rows[0].last().unwrap(), "not_measured");
-    assert_eq!(rows.len(), 1 + 8 * 2 + 2);
+    assert_eq!(rows.len(), 1 + 9 * 2 + 2);
     assert_eq!(
         rows.iter()
             .filter(|r| r[0] == "ref-ring" && r[1] == "reference")
@@ -900,4 +928,178 @@ fn private_mounts_refused() -> bool {
         assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
         !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
     }
+}
+
+/// `--transports shm-batch`: a streaming row with a figure (the sender
+/// streams with `send_batch`, 32 messages per call), no ping-pong row (its
+/// figures are null, with the reason), and the legend says so.
+#[test]
+fn a_batch_row_streams_with_send_batch() {
+    let out = std::env::temp_dir().join(format!("shmsg-compare-batch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = shmsg(&[
+        "compare",
+        "--transports",
+        "shm-batch",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+        "--duration",
+        "20ms",
+        "--warmup",
+        "5ms",
+        "--no-syscalls",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("batch: the shm-batch row"), "{stdout}");
+    assert!(stdout.contains("shm-batch = "), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let table = |name: &str| -> Vec<&str> {
+        let head = lines
+            .iter()
+            .position(|l| l.starts_with(name) && l.contains("size"))
+            .unwrap_or_else(|| panic!("no {name} table: {stdout}"));
+        lines[head + 1..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .copied()
+            .collect()
+    };
+    let row = table("streaming")
+        .into_iter()
+        .find(|l| l.split("  ").next() == Some("shm-batch"))
+        .unwrap_or_else(|| panic!("no shm-batch streaming row: {stdout}"));
+    assert!(row.contains("64 B") && row.contains("msg/s"), "{row}");
+    assert!(!row.contains("NaN") && !row.contains("inf"), "{row}");
+    assert!(
+        table("ping-pong")
+            .iter()
+            .all(|l| !l.starts_with("shm-batch")),
+        "{stdout}"
+    );
+    // The small-data cell may pick the batch row, and then names its API.
+    let json = Json::parse(&std::fs::read_to_string(out.join("compare.json")).unwrap());
+    let small = json.get("classic").array()[2].get("shared_memory").str();
+    assert!(small.contains("(shm send_batch x32)"), "{small}");
+    let results = json.get("results").array();
+    assert_eq!(results.len(), 1);
+    let cell = &results[0];
+    assert_eq!(cell.get("transport").str(), "shm-batch");
+    assert_eq!(cell.get("model").str(), "shared memory");
+    let stream = cell.get("stream");
+    assert!(stream.get("messages_per_s").get("median").number() > 0.0);
+    assert!(stream.get("messages").number() > 0.0);
+    assert_eq!(stream.get("send_batch").number(), 32.0);
+    let ping = cell.get("pingpong");
+    let mut keys = vec!["round_trip_ns", "p99_ns", "p999_ns"];
+    keys.extend(KERNEL_KEYS);
+    check_figures(ping, &keys);
+    for key in keys {
+        assert_eq!(ping.get(key), &Json::Null, "{key}");
+        assert!(
+            ping.get("not_measured")
+                .get(key)
+                .str()
+                .contains("streaming only"),
+            "{key}"
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The batch row's pair, run by hand: the sender sends with `send_batch`
+/// over `shm:`, the receiver checks every message whole, in order, and
+/// reports as many as were sent. `--batch` is refused where there is no
+/// `send_batch` to use.
+#[test]
+fn the_batch_receiver_checks_every_message_sent() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir =
+        std::env::temp_dir().join(format!("shmsg-compare-batch-peers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bench = |role: &str, endpoint: &str, report: &str, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shmsg"));
+        command
+            .args(["peer", "bench", "--role", role, "--endpoint", endpoint])
+            .args(["--size", "64", "--duration-ms", "20", "--warmup-ms", "5"])
+            .arg("--report")
+            .arg(dir.join(report))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    let endpoint = format!("shm:compare-batch-test-{}", std::process::id());
+    let mut server = bench("recv", &endpoint, "recv.report", &["--listen"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let actual = line.strip_prefix("ready ").expect("ready ENDPOINT").trim();
+    let client = bench("send", actual, "send.report", &["--batch", "32"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        client.status.success(),
+        "{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    let server = server.wait_with_output().unwrap();
+    assert!(
+        server.status.success(),
+        "{}",
+        String::from_utf8_lossy(&server.stderr)
+    );
+    let key = |report: &str, key: &str| -> u64 {
+        let text = std::fs::read_to_string(dir.join(report)).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{report}: no {key}: {text}"))
+            .parse()
+            .unwrap()
+    };
+    let sent = key("send.report", "sent");
+    assert!(sent > 0 && sent.is_multiple_of(32), "{sent}");
+    assert_eq!(key("recv.report", "checked"), sent);
+    assert!(key("recv.report", "messages") > 0);
+
+    for extra in [
+        &["--role", "ping", "--link", "channel", "--batch", "32"][..],
+        &["--role", "send", "--link", "in-place", "--batch", "32"][..],
+        &["--role", "send", "--link", "channel", "--batch", "65"][..],
+        &["--role", "send", "--link", "channel", "--batch", "0"][..],
+    ] {
+        let mut all = vec![
+            "peer",
+            "bench",
+            "--endpoint",
+            "shm:never",
+            "--size",
+            "64",
+            "--duration-ms",
+            "1",
+            "--warmup-ms",
+            "0",
+            "--report",
+            "/nonexistent/report",
+        ];
+        all.extend_from_slice(extra);
+        let output = shmsg(&all);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--batch"), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
