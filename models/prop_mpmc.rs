@@ -23,6 +23,17 @@
 //!   consumer that takes over a slot finishes its dead holder's release.
 //! * `a_panicking_fill_leaves_padding`: an in-place send whose closure
 //!   panics commits its claim as padding, which consumers skip.
+//! * `an_entry_held_by_a_gone_consumer_is_handed_back_for_it`,
+//!   `an_entry_held_by_a_live_consumer_is_left_to_it`: an `Mpmc` entry at
+//!   the head held by a consumer that left without handing it back is
+//!   handed back for it (and not delivered again); one held by a live
+//!   consumer is left to it, however long the others wait.
+//! * `a_gone_consumers_impossible_claim_is_corrupt`,
+//!   `a_dead_producers_impossible_claim_is_corrupt`: the claim lengths that
+//!   recovery reads from the region are checked: an impossible one is
+//!   `Corrupt`, refused before anything is written (these kill logic
+//!   mutants of `src/shm/mpmc/consumer/recover.rs` that the state machine
+//!   never reaches: `models/README.md`, "Logic mutants").
 //! * Pure: header decoding accepts or refuses any word without panicking.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256; deep tier 4096).
@@ -33,6 +44,7 @@ mod common;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,7 +54,7 @@ use shmsg::shm::Geometry;
 use shmsg::shm::Mapped;
 use shmsg::shm::layout::{RingKind, record_size};
 use shmsg::shm::mpmc::{Consumer, Entry, Producer, decode};
-use shmsg::sync::{Backend, Control, Event, Faults};
+use shmsg::sync::{Backend, Control, Event, Faults, SlotWord};
 use shmsg::{Error, Role};
 
 /// The production backend with a seeded defect `F`, and producer slots that
@@ -529,8 +541,6 @@ fn a_dead_producers_slot_is_taken_over_once_its_claim_is_settled() {
 /// message (a record of one word) is finished too.
 #[test]
 fn a_release_cut_short_is_finished_by_the_next_consumer() {
-    use shmsg::sync::SlotWord;
-    use std::sync::atomic::Ordering::SeqCst;
     for (start, len) in [
         (0u64, 0usize),
         (0, 8),
@@ -562,6 +572,177 @@ fn a_release_cut_short_is_finished_by_the_next_consumer() {
         let first = (start % 1024) as usize / 8;
         for index in first..first + record as usize / 8 {
             assert_eq!(memory.data_word(index).load(SeqCst), 0, "word {index}");
+        }
+    }
+}
+
+/// A word of consumer slot `index` or producer slot `index`.
+fn slot_word(memory: &Faulty<NoFault>, role: Role, index: usize, word: SlotWord) -> &AtomicU64 {
+    memory.control(Control::Slot { role, index, word })
+}
+
+/// An `Mpmc` ring whose head entry (message 1, `first_len` bytes, at
+/// position `start`) is held by a consumer that left without handing it
+/// back: it took the entry, its read failed (as if its process died in the
+/// middle of it), and it detached. Message 2 (16 bytes) follows. Returns
+/// the memory, the other consumer and the producer; the gone consumer held
+/// slot 0.
+fn held_by_a_gone_consumer(
+    start: u64,
+    first_len: usize,
+) -> (
+    Faulty<NoFault>,
+    Consumer<Faulty<NoFault>>,
+    Producer<Faulty<NoFault>>,
+) {
+    let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), start);
+    let mut gone = Consumer::with_backend(memory.clone(), RingKind::Mpmc).unwrap();
+    let other = gone.another().unwrap();
+    let mut producer = Producer::with_backend(memory.clone()).unwrap();
+    producer.send(&payload(1, first_len)).unwrap();
+    producer.send(&payload(2, 16)).unwrap();
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        gone.try_recv_with(|_| panic!("the consumer dies holding its entry"))
+    }));
+    assert!(died.is_err());
+    drop(gone);
+    let claim = slot_word(&memory, Role::Consumer, 0, SlotWord::Claim);
+    assert_eq!(claim.load(SeqCst), start, "the gone consumer's claim");
+    (memory, other, producer)
+}
+
+/// `Mpmc`: an entry at the head held by a consumer that detached without
+/// handing it back is handed back for it by the next consumer whose own
+/// hand-back waits behind it (after a sleep slice), and is not delivered
+/// again: the stream goes on, at the start of the data area, in its
+/// middle, and at its end.
+#[test]
+fn an_entry_held_by_a_gone_consumer_is_handed_back_for_it() {
+    for start in [0u64, 512, 1000, u64::MAX - 23] {
+        let (_memory, mut other, mut producer) = held_by_a_gone_consumer(start, 16);
+        let mut buf = Vec::new();
+        other
+            .recv_timeout(&mut buf, Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(buf, payload(2, 16), "at {start}");
+        producer.send(&payload(3, 40)).unwrap();
+        other.try_recv(&mut buf).unwrap();
+        assert_eq!(buf, payload(3, 40), "at {start}");
+        assert!(matches!(other.try_recv(&mut buf), Err(Error::Empty)));
+    }
+}
+
+/// `Mpmc`: what a gone consumer's slot says about the entry it held is
+/// read from the region, so an impossible claim length is
+/// [`Error::Corrupt`] for the consumer that would recover it, never a
+/// wrong hand-back, an access out of bounds or a hang: shorter than a
+/// header, not a multiple of 8, longer than what consumers have taken
+/// (`cursor - head`), past the end of the data area, or at an unaligned
+/// head. The refusal changes nothing: a third message, committed but not
+/// taken yet, is still there (a length reaching over it would have zeroed
+/// it).
+#[test]
+fn a_gone_consumers_impossible_claim_is_corrupt() {
+    // (start, what the slot's length becomes): the entries of 24 bytes each
+    // lie at offsets 0, 24 and 48, or at 1000 and (after the wrap) 0 and 24.
+    for (start, len) in [(0u64, 4u64), (0, 12), (0, 72), (0, 200), (1000, 32)] {
+        let (memory, mut other, mut producer) = held_by_a_gone_consumer(start, 16);
+        producer.send(&payload(3, 16)).unwrap();
+        let third = ((start + 48) % 1024) as usize / 8;
+        let untaken: Vec<u64> = (third..third + 3)
+            .map(|i| memory.data_word(i).load(SeqCst))
+            .collect();
+        slot_word(&memory, Role::Consumer, 0, SlotWord::ClaimLen).store(len, SeqCst);
+        let mut buf = Vec::new();
+        let result = other.recv_timeout(&mut buf, Duration::from_secs(5));
+        assert!(
+            matches!(result, Err(Error::Corrupt { .. })),
+            "claim of {len} bytes at {start}: {result:?}"
+        );
+        let now: Vec<u64> = (third..third + 3)
+            .map(|i| memory.data_word(i).load(SeqCst))
+            .collect();
+        assert_eq!(now, untaken, "claim of {len} bytes at {start}: message 3");
+    }
+    // The head and the claim both unaligned (the claim must name the head).
+    let (memory, mut other, _producer) = held_by_a_gone_consumer(0, 16);
+    memory.control(Control::Head).store(4, SeqCst);
+    slot_word(&memory, Role::Consumer, 0, SlotWord::Claim).store(4, SeqCst);
+    let result = other.recv_timeout(&mut Vec::new(), Duration::from_secs(5));
+    assert!(
+        matches!(result, Err(Error::Corrupt { .. })),
+        "unaligned head: {result:?}"
+    );
+}
+
+/// `Mpmc`: an entry held by a consumer that is still attached and alive is
+/// never handed back for it, however long another consumer's hand-back
+/// waits behind it (here ten sleep slices): the holder reads its whole
+/// message in place meanwhile, and both hand-backs complete afterwards.
+#[test]
+fn an_entry_held_by_a_live_consumer_is_left_to_it() {
+    let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+    let mut holder = Consumer::with_backend(memory.clone(), RingKind::Mpmc).unwrap();
+    let mut other = holder.another().unwrap();
+    let mut producer = Producer::with_backend(memory.clone()).unwrap();
+    producer.send(&payload(1, 16)).unwrap();
+    producer.send(&payload(2, 16)).unwrap();
+    let mut buf = Vec::new();
+    let held = holder
+        .try_recv_with(|held| {
+            // The other consumer takes message 2; its hand-back waits for ours.
+            let got = other.recv_timeout(&mut buf, shmsg::shm::wait::SLICE * 10);
+            assert_eq!(got.unwrap(), 16);
+            held.to_vec()
+        })
+        .unwrap();
+    assert_eq!(
+        held,
+        payload(1, 16),
+        "the held entry changed under its reader"
+    );
+    assert_eq!(buf, payload(2, 16));
+    // The other consumer's hand-back completes now; the stream goes on.
+    assert!(matches!(other.try_recv(&mut buf), Err(Error::Empty)));
+    producer.send(&payload(3, 16)).unwrap();
+    holder.try_recv(&mut buf).unwrap();
+    assert_eq!(buf, payload(3, 16));
+}
+
+/// `Mpsc` and `Mpmc`: a dead producer's claim length is read from the
+/// region, so an impossible one is [`Error::Corrupt`] for the consumer that
+/// would pad it: not a multiple of 8, longer than the ring holds beyond
+/// the claim (`tail - claim`), or longer than the ring, and it is refused
+/// before any padding is written; a length of 0 (the producer died before
+/// its first claim) is not a claim at all.
+#[test]
+fn a_dead_producers_impossible_claim_is_corrupt() {
+    for kind in [RingKind::Mpsc, RingKind::Mpmc] {
+        for len in [0u64, 12, 56, 2048] {
+            let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+            let mut consumer = Consumer::with_backend(memory.clone(), kind).unwrap();
+            let mut alive = Producer::with_backend(memory.clone()).unwrap();
+            let doomed = Producer::with_backend(memory.clone()).unwrap();
+            let slot = doomed.slot();
+            memory.dead.lock().unwrap().push(slot);
+            // A claim of 24 bytes at 0, then a record of 24 bytes: tail 48.
+            doomed.abandon_claim(16).unwrap();
+            alive.send(&payload(1, 16)).unwrap();
+            slot_word(&memory, Role::Producer, slot, SlotWord::ClaimLen).store(len, SeqCst);
+            let result = consumer.recv_timeout(&mut Vec::new(), shmsg::shm::wait::SLICE * 5);
+            if len == 0 {
+                assert!(
+                    matches!(result, Err(Error::Timeout)),
+                    "{kind:?}: {result:?}"
+                );
+            } else {
+                assert!(
+                    matches!(result, Err(Error::Corrupt { .. })),
+                    "{kind:?}, claim of {len} bytes: {result:?}"
+                );
+            }
+            // Refused before anything was written: no padding in the claim.
+            assert_eq!(memory.data_word(0).load(SeqCst), 0, "{kind:?}, {len} bytes");
         }
     }
 }
