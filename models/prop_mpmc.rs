@@ -34,6 +34,8 @@
 //!   `Corrupt`, refused before anything is written (these kill logic
 //!   mutants of `src/shm/mpmc/consumer/recover.rs` that the state machine
 //!   never reaches: `models/README.md`, "Logic mutants").
+//! * `the_watchdog_detaches_dead_consumers_only`: `detach_dead_consumers`
+//!   detaches the attached, dead consumers, once each, and no other.
 //! * Pure: header decoding accepts or refuses any word without panicking.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256; deep tier 4096).
@@ -57,11 +59,14 @@ use shmsg::shm::mpmc::{Consumer, Entry, Producer, decode};
 use shmsg::sync::{Backend, Control, Event, Faults, SlotWord};
 use shmsg::{Error, Role};
 
-/// The production backend with a seeded defect `F`, and producer slots that
-/// the test can declare dead.
+/// The production backend with a seeded defect `F`, and producer and
+/// consumer slots that the test can declare dead.
 struct Faulty<F> {
     memory: Mapped,
+    /// Dead producer slots.
     dead: Arc<Mutex<Vec<usize>>>,
+    /// Dead consumer slots.
+    dead_consumers: Arc<Mutex<Vec<usize>>>,
     _fault: PhantomData<fn() -> F>,
 }
 
@@ -70,6 +75,7 @@ impl<F> Clone for Faulty<F> {
         Faulty {
             memory: self.memory.clone(),
             dead: Arc::clone(&self.dead),
+            dead_consumers: Arc::clone(&self.dead_consumers),
             _fault: PhantomData,
         }
     }
@@ -151,7 +157,11 @@ unsafe impl<F: FaultSet> Backend for Faulty<F> {
         }
     }
     fn slot_alive(&self, role: Role, index: usize) -> bool {
-        role == Role::Consumer || !self.dead.lock().unwrap().contains(&index)
+        let dead = match role {
+            Role::Producer => &self.dead,
+            Role::Consumer => &self.dead_consumers,
+        };
+        !dead.lock().unwrap().contains(&index)
     }
 }
 
@@ -159,6 +169,7 @@ fn faulty<F>(geometry: Geometry, initial: u64) -> Faulty<F> {
     Faulty {
         memory: Mapped::heap(geometry, initial).unwrap(),
         dead: Arc::new(Mutex::new(Vec::new())),
+        dead_consumers: Arc::new(Mutex::new(Vec::new())),
         _fault: PhantomData,
     }
 }
@@ -744,5 +755,55 @@ fn a_dead_producers_impossible_claim_is_corrupt() {
             // Refused before anything was written: no padding in the claim.
             assert_eq!(memory.data_word(0).load(SeqCst), 0, "{kind:?}, {len} bytes");
         }
+    }
+}
+
+/// The watchdog's look (`detach_dead_consumers`) detaches exactly the
+/// consumers that are attached and dead, once each, and says how many: a
+/// live one and one that detached itself are left alone. Once every
+/// consumer is gone, producers get `Disconnected`.
+#[test]
+fn the_watchdog_detaches_dead_consumers_only() {
+    use shmsg::shm::mpmc::detach_dead_consumers;
+    for kind in [RingKind::Mpsc, RingKind::Mpmc] {
+        let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let first = Consumer::with_backend(memory.clone(), kind).unwrap();
+        let epoch = |index| slot_word(&memory, Role::Consumer, index, SlotWord::Epoch).load(SeqCst);
+        assert_eq!(
+            detach_dead_consumers(&memory, kind),
+            0,
+            "{kind:?}: all alive"
+        );
+        if kind == RingKind::Mpmc {
+            // Three consumers: 0 dies, 1 lives, 2 detaches by itself.
+            let live = first.another().unwrap();
+            let left = first.another().unwrap();
+            drop(left);
+            let detached_itself = epoch(2);
+            memory.dead_consumers.lock().unwrap().push(0);
+            std::mem::forget(first);
+            assert_eq!(detach_dead_consumers(&memory, kind), 1, "{kind:?}");
+            assert_eq!(epoch(0) % 2, 0, "{kind:?}: the dead one detached");
+            assert_eq!(epoch(1) % 2, 1, "{kind:?}: the live one attached");
+            assert_eq!(epoch(2), detached_itself, "{kind:?}: left alone");
+            assert_eq!(detach_dead_consumers(&memory, kind), 0, "{kind:?}: once");
+            producer.send(b"still read").unwrap();
+            memory.dead_consumers.lock().unwrap().push(1);
+            std::mem::forget(live);
+        } else {
+            memory.dead_consumers.lock().unwrap().push(0);
+            std::mem::forget(first);
+        }
+        assert_eq!(
+            detach_dead_consumers(&memory, kind),
+            1,
+            "{kind:?}: the last one"
+        );
+        assert_eq!(detach_dead_consumers(&memory, kind), 0, "{kind:?}: once");
+        assert!(
+            matches!(producer.try_send(b"nobody"), Err(Error::Disconnected)),
+            "{kind:?}"
+        );
     }
 }

@@ -1054,3 +1054,44 @@ fn options_attach_anonymous_regions_with_requirements() {
         .unwrap();
     assert_eq!(received.geometry(), g);
 }
+
+/// A peer attached through the same `Region` in this process holds its
+/// lock through our own open file description, which the kernel's lock
+/// test does not report as another's: its pid word says it is ours, and it
+/// is alive. A receiver that waits through several sleep slices (each one
+/// asks whether the producers are alive) times out; it does not report its
+/// idle producer dead. Then the producer detaches: `Disconnected`. Every
+/// ring kind.
+#[test]
+fn a_peer_attached_in_this_process_is_alive() {
+    use shmsg::shm::wait::SLICE;
+    use std::sync::Arc;
+    let geometry = Geometry::new(1 << 12, 64).unwrap();
+    let mut buf = Vec::new();
+
+    let region = Arc::new(Region::anonymous(geometry).unwrap());
+    let mut rx = shmsg::shm::spsc::Consumer::attach(&region).unwrap();
+    let tx = shmsg::shm::spsc::Producer::attach(&region).unwrap();
+    let waited = rx.recv_timeout(&mut buf, SLICE * 4);
+    assert!(matches!(waited, Err(Error::Timeout)), "spsc: {waited:?}");
+    drop(tx);
+    let last = rx.recv_timeout(&mut buf, SLICE * 4);
+    assert!(matches!(last, Err(Error::Disconnected)), "spsc: {last:?}");
+
+    for kind in [RingKind::Mpsc, RingKind::Mpmc] {
+        let region = Arc::new(Region::anonymous_kind(geometry, kind).unwrap());
+        let mut rx = shmsg::shm::mpmc::Consumer::attach(&region).unwrap();
+        let tx = shmsg::shm::mpmc::Producer::attach(&region).unwrap();
+        let waited = rx.recv_timeout(&mut buf, SLICE * 4);
+        assert!(
+            matches!(waited, Err(Error::Timeout)),
+            "{kind:?}: {waited:?}"
+        );
+        drop(tx);
+        let last = rx.recv_timeout(&mut buf, SLICE * 4);
+        assert!(
+            matches!(last, Err(Error::Disconnected)),
+            "{kind:?}: {last:?}"
+        );
+    }
+}
