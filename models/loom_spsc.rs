@@ -36,6 +36,7 @@ use common::*;
 use shmsg::Error;
 use shmsg::shm::Geometry;
 use shmsg::shm::spsc::{Consumer, Producer};
+use shmsg::sync::{Backend, Control, Word};
 use std::sync::atomic::Ordering;
 
 /// Message sizes: 16 + 24 + 8 bytes fill 48 of 64 bytes, the fourth record
@@ -289,6 +290,38 @@ fn seeded_no_drain_on_disconnect_is_caught() {
     seeded::<NoDrainOnDisconnect>(&SIZES);
 }
 
+/// A thread that attaches a consumer as soon as the role is free (retrying
+/// while it is taken) and receives until `Disconnected`.
+fn reattaching_consumer(memory: LoomBackend<NoFault>) -> loom::thread::JoinHandle<Vec<Vec<u8>>> {
+    loom::thread::spawn(move || {
+        let mut c = loop {
+            match Consumer::with_backend(memory.clone()) {
+                Ok(c) => break c,
+                Err(Error::RoleTaken(_)) => loom::thread::yield_now(),
+                Err(other) => panic!("{other}"),
+            }
+        };
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        while c.recv(&mut buf).is_ok() {
+            got.push(buf.clone());
+        }
+        got
+    })
+}
+
+/// A ring holding two messages, its producer gone: for the consumer
+/// scenarios below.
+fn two_messages_sent() -> LoomBackend<NoFault> {
+    let geometry = Geometry::new(64, 16).unwrap();
+    let memory = LoomBackend::<NoFault>::new(geometry, 0);
+    let mut producer = Producer::with_backend(memory.clone()).unwrap();
+    producer.send(&payload(0, 5)).unwrap();
+    producer.send(&payload(1, 5)).unwrap();
+    drop(producer);
+    memory
+}
+
 /// A consumer that receives one of two messages and leaves while another
 /// thread keeps trying to attach: the second gets exactly the message the
 /// first did not (no message twice, none lost). Fails if the consumer
@@ -296,34 +329,175 @@ fn seeded_no_drain_on_disconnect_is_caught() {
 #[test]
 fn consumer_reattached_by_another_thread() {
     builder().check(|| {
-        let geometry = Geometry::new(64, 16).unwrap();
-        let memory = LoomBackend::<NoFault>::new(geometry, 0);
-        let mut producer = Producer::with_backend(memory.clone()).unwrap();
-        producer.send(&payload(0, 5)).unwrap();
-        producer.send(&payload(1, 5)).unwrap();
-        drop(producer);
+        let memory = two_messages_sent();
         let mut first = Consumer::with_backend(memory.clone()).unwrap();
-        let m = memory.clone();
-        let second = loom::thread::spawn(move || {
-            let mut c = loop {
-                match Consumer::with_backend(m.clone()) {
-                    Ok(c) => break c,
-                    Err(Error::RoleTaken(_)) => loom::thread::yield_now(),
-                    Err(other) => panic!("{other}"),
-                }
-            };
-            let mut got = Vec::new();
-            let mut buf = Vec::new();
-            while c.recv(&mut buf).is_ok() {
-                got.push(buf.clone());
-            }
-            got
-        });
+        let second = reattaching_consumer(memory.clone());
         let mut buf = Vec::new();
         first.recv(&mut buf).unwrap();
         assert_eq!(buf, payload(0, 5));
         drop(first);
         let got = second.join().unwrap();
         assert_eq!(got, vec![payload(1, 5)], "the second consumer's messages");
+    });
+}
+
+/// As above, but the first consumer receives in one thread and is dropped
+/// in another (moved out through `join`). The receiving thread's fences
+/// (each release's wake-up check) are not sequenced before the detach
+/// store, so only that store's `Release` (`Consumer`'s `Drop`) carries
+/// the last head store to the next consumer's attach; without it the
+/// second consumer may start at an older head and receive the first
+/// message again. Killer of the ordering mutant that makes `Consumer`'s
+/// `Drop` store `Relaxed` (in `consumer_reattached_by_another_thread`
+/// the release's own fence precedes the detach in the same thread and
+/// orders it).
+#[test]
+fn consumer_dropped_by_another_thread() {
+    builder().check(|| {
+        let memory = two_messages_sent();
+        let mut first = Consumer::with_backend(memory.clone()).unwrap();
+        let second = reattaching_consumer(memory.clone());
+        let receiver = loom::thread::spawn(move || {
+            let mut buf = Vec::new();
+            first.recv(&mut buf).unwrap();
+            assert_eq!(buf, payload(0, 5));
+            first
+        });
+        drop(receiver.join().unwrap());
+        let got = second.join().unwrap();
+        assert_eq!(got, vec![payload(1, 5)], "the second consumer's messages");
+    });
+}
+
+/// A hostile process overwrites the head with an impossible (unaligned)
+/// value while a consumer holds the role. One thread waits for the role
+/// from the start; another is started once the holder has left and tries
+/// once. Neither may attach: each refuses the ring as corrupt (or, the
+/// one that tries once, finds the role taken). If the waiting one attaches
+/// after the other's refusal, it acquires the refused attach's undone
+/// epoch (its `Release` store), and through it the holder's detach and the
+/// overwritten head; without that edge it may read an older head and
+/// attach at a position the ring has already released. Killer of the
+/// ordering mutant that makes the consumer's epoch store on its refused
+/// attach (`Consumer::attach_inner`) `Relaxed`.
+#[test]
+fn consumer_refused_for_a_corrupt_head() {
+    builder().check(|| {
+        let memory = two_messages_sent();
+        let mut first = Consumer::with_backend(memory.clone()).unwrap();
+        let m = memory.clone();
+        let waiting = loom::thread::spawn(move || {
+            loop {
+                match Consumer::with_backend(m.clone()) {
+                    Err(Error::RoleTaken(_)) => loom::thread::yield_now(),
+                    other => return other.map(drop),
+                }
+            }
+        });
+        let mut buf = Vec::new();
+        first.recv(&mut buf).unwrap();
+        // The hostile write, then the holder leaves.
+        memory.control(Control::Head).store(3, Ordering::Relaxed);
+        drop(first);
+        let m = memory.clone();
+        let once = loom::thread::spawn(move || Consumer::with_backend(m).map(drop));
+        let result = once.join().unwrap();
+        assert!(
+            matches!(result, Err(Error::Corrupt { .. } | Error::RoleTaken(_))),
+            "a consumer's attach over a corrupt head: {result:?}"
+        );
+        let result = waiting.join().unwrap();
+        assert!(
+            matches!(result, Err(Error::Corrupt { .. })),
+            "the waiting consumer's attach over a corrupt head: {result:?}"
+        );
+    });
+}
+
+/// A producer sends one message, a hostile process overwrites the tail
+/// with an impossible (unaligned) value, and the producer detaches; a
+/// second producer, attaching in another thread, is refused (`Corrupt`)
+/// and undoes its epoch. The consumer, which reads nothing but the header
+/// words, must still receive the message before `Disconnected`: when it
+/// finds the refused producer's even epoch, its last poll must see what
+/// the producer before it committed. The refused attach's epoch store
+/// (`Producer::attach_inner`) carries that with its `Release` (its
+/// compare-and-swap acquired the detach); killer of the ordering mutant
+/// that makes that store `Relaxed`.
+#[test]
+fn producer_refused_for_a_corrupt_tail() {
+    builder().check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0);
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let mut consumer = Consumer::with_backend(memory.clone()).unwrap();
+        let m = memory.clone();
+        let first = loom::thread::spawn(move || {
+            producer.send(&payload(0, 5)).unwrap();
+            m.control(Control::Tail).store(4, Ordering::Relaxed);
+            drop(producer);
+            // A thread of its own: it inherits nothing released by this
+            // one's fences, only what its attach acquires.
+            loom::thread::spawn(move || {
+                assert!(matches!(
+                    Producer::with_backend(m),
+                    Err(Error::Corrupt { .. })
+                ));
+            })
+            .join()
+            .unwrap();
+        });
+        let mut received = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            match consumer.recv(&mut buf) {
+                Ok(_) => received.push(buf.clone()),
+                Err(Error::Disconnected) => break,
+                Err(other) => panic!("consumer error: {other}"),
+            }
+        }
+        first.join().unwrap();
+        assert_eq!(received, vec![payload(0, 5)], "the consumer's messages");
+    });
+}
+
+/// A producer sends two maximum-size messages and "dies" (forgotten:
+/// still attached); a new one takes over in the same thread (program
+/// order standing in for the role lock the kernel released) while the
+/// consumer is receiving, and sends two more. The new producer fills
+/// space up to the head it read at attach without loading the head again:
+/// its first record, wrapped to offset 0, lands on the first message's
+/// payload, which the consumer read just before releasing it. Only the
+/// `Acquire` of the attach's head load (`Producer::attach_inner`) orders
+/// that read before the write (the releases' fences need not precede the
+/// new producer's first fence); killer of the ordering mutant that makes
+/// it `Relaxed` (a loom data race).
+#[test]
+fn takeover_while_the_consumer_releases() {
+    builder().check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0);
+        let mut consumer = Consumer::with_backend(memory.clone()).unwrap();
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let reader = loom::thread::spawn(move || {
+            let mut received = Vec::new();
+            let mut buf = Vec::new();
+            loop {
+                match consumer.recv(&mut buf) {
+                    Ok(_) => received.push(buf.clone()),
+                    Err(Error::Disconnected) => return received,
+                    Err(other) => panic!("consumer error: {other}"),
+                }
+            }
+        });
+        producer.send(&payload(0, 16)).unwrap();
+        producer.send(&payload(1, 16)).unwrap();
+        std::mem::forget(producer);
+        let mut producer = Producer::with_backend_taking_over(memory).unwrap();
+        producer.send(&payload(2, 16)).unwrap();
+        producer.send(&payload(3, 16)).unwrap();
+        drop(producer);
+        let expected: Vec<Vec<u8>> = (0..4).map(|seq| payload(seq, 16)).collect();
+        assert_eq!(reader.join().unwrap(), expected);
     });
 }

@@ -88,9 +88,24 @@ impl<B: Backend> Consumer<B> {
         // after its last head store), so this load sees where it stopped. A
         // head read before the attach could be older, and the messages in
         // between would be delivered twice (found by the ordering sweep).
+        //
+        // The load is `Relaxed` (no model tells it from `Acquire`,
+        // `ci/mutate-orderings.sh`): only consumers write the head, and the
+        // edge that makes this load see the previous consumer's last head
+        // store is the attach's, not the load's: the compare-and-swap
+        // acquires its detach (`Drop`'s `Release`, `loom_spsc`
+        // `consumer_dropped_by_another_thread`; a refused attach's undo,
+        // `consumer_refused_for_a_corrupt_head`), or after a takeover from a
+        // dead consumer the role lock orders it (see `Region::lock_role`).
+        // An `Acquire` here would only order the previous consumer's
+        // payload reads before ours, which need no order: the records we
+        // read are acquired through their headers in `poll`.
         let epoch = attach_epoch(&backend, Role::Consumer, take_over)?;
-        let head = backend.control(Control::Head).load(Acquire);
+        let head = backend.control(Control::Head).load(Relaxed);
         if !head.is_multiple_of(8) {
+            // `Release`: a consumer that attaches next acquires the
+            // detach before us (and the head we found corrupt) through
+            // this store (`loom_spsc` `consumer_refused_for_a_corrupt_head`).
             backend
                 .control(Control::ConsumerEpoch)
                 .store(epoch.wrapping_add(1), Release);
@@ -259,6 +274,11 @@ wait::waiter!(Consumer, Event::Data, Role::Producer);
 impl<B: Backend> Drop for Consumer<B> {
     fn drop(&mut self) {
         wait::disarm(self);
+        // Every head store happens-before this store, which the next
+        // consumer's attach acquires before it loads the head; a release
+        // ran its fence after its head store, but that fence orders this
+        // store only in the same thread (`loom_spsc`
+        // `consumer_dropped_by_another_thread`: dropped in another thread).
         self.backend
             .control(Control::ConsumerEpoch)
             .store(self.epoch.wrapping_add(1), Release);

@@ -35,7 +35,9 @@
 //! 3. copy the payload;
 //! 4. store the record's header with `Release` (the commit); after a wrap, the
 //!    wrap marker is stored last, also with `Release`;
-//! 5. store the new tail (`Release`; it serves re-attachment and inspection only).
+//! 5. store the new tail (`Relaxed`; it serves re-attachment and inspection
+//!    only, and the next producer is ordered after this one by the epoch or
+//!    the role lock, see below).
 //!
 //! The consumer loads the header at its head with `Acquire`. Zero means empty.
 //! A header whose tag or length is impossible is [`Error::Corrupt`]: the
@@ -73,7 +75,15 @@
 //!
 //! A producer that takes over from a dead one recovers the tail from the
 //! shared tail word, then steps over the at most one record that was committed
-//! but whose tail store was lost.
+//! but whose tail store was lost. Everything the previous producer stored
+//! happens before the new one attaches: after a clean detach through the
+//! epoch (the detach's `Release`, the attach's `AcqRel` compare-and-swap),
+//! after a death through the role lock, which the kernel releases when the
+//! process dies (within a process, the lock's `held` bits); a handle taken
+//! over through the backend API ([`Producer::with_backend_taking_over`])
+//! needs such an edge from its caller, which is how the caller knows the
+//! previous one is dead. So the recovery's loads, and the tail stores that
+//! serve it, are `Relaxed`; the consumer side is the same (the head).
 //!
 //! The same code runs in production ([`crate::shm::Mapped`]) and in the loom
 //! and shuttle models (`models/`), through the [`Backend`] seam.

@@ -118,16 +118,37 @@ impl<B: Backend> Producer<B> {
         let tail = match Self::recover_tail(&backend, geometry) {
             Ok(tail) => tail,
             Err(error) => {
+                // `Release`: our compare-and-swap acquired the previous
+                // producer's detach, and a consumer that finds this even
+                // epoch must see what that producer committed before its
+                // last poll (`loom_spsc` `producer_refused_for_a_corrupt_tail`).
                 backend
                     .control(Control::ProducerEpoch)
                     .store(epoch.wrapping_add(1), Release);
                 return Err(error);
             }
         };
+        // `Acquire`, paired with the consumer's release of the head: this
+        // producer fills space up to this head without loading it again,
+        // so the consumer's reads of the bytes it released must happen
+        // before our writes over them (`loom_spsc`
+        // `takeover_while_the_consumer_releases` fails without it).
         let head = backend.control(Control::Head).load(Acquire);
         let backend_spin_limit = backend.spin_limit();
-        // The recovered tail is published before any record.
-        backend.control(Control::Tail).store(tail, Release);
+        // The recovered tail is published before any record. `Relaxed`
+        // (no model tells it from `Release`, `ci/mutate-orderings.sh`): the
+        // tail word is read only by the next producer's `recover_tail` and
+        // by inspection (a plain copy of the header); the consumer never
+        // reads it. The next producer is ordered after everything this one
+        // does by the epoch after a clean detach (`Drop`'s `Release` store,
+        // acquired by its attach's compare-and-swap) and by the role lock
+        // after a takeover from a dead one (`Region::lock_role`: the lock
+        // the kernel releases at our death, or within a process its `held`
+        // bits, `Release` / `AcqRel`), so it reads this store, or a later
+        // one, without an ordering of its own (`loom_faults`
+        // `spsc_producer_crash_and_takeover`, `loom_spsc`
+        // `takeover_while_the_consumer_releases`).
+        backend.control(Control::Tail).store(tail, Relaxed);
         Ok(Producer {
             backend,
             tail,
@@ -142,11 +163,31 @@ impl<B: Backend> Producer<B> {
 
     /// The tail a new producer starts from: the shared tail, advanced over
     /// records that a dead producer committed but did not publish a tail for.
+    ///
+    /// Every load here is `Relaxed` (no model tells any of them from
+    /// `Acquire`, `ci/mutate-orderings.sh`). The tail and the header words
+    /// are written only by producers, and every previous producer's stores
+    /// happen before this attach: after a clean detach through the epoch
+    /// (`Drop`'s `Release` store, acquired by `attach_epoch`'s
+    /// compare-and-swap), after a takeover from a dead one through the role
+    /// lock (the kernel's, released at its death, or within a process its
+    /// `held` bits: see `Region::lock_role`), which is how the caller of
+    /// [`Producer::with_backend_taking_over`] knows it is dead. So these
+    /// loads read the last tail and headers (or later ones) whatever their
+    /// ordering, and an `Acquire` would order nothing more: the payloads
+    /// behind those headers are not read here. The head is the consumer's,
+    /// read only for the check at the end: it is at least the head the
+    /// previous producer last loaded (coherence, through the same edges), so
+    /// an honest ring passes; the head this producer fills space up to is
+    /// loaded again with `Acquire` in `attach_inner`. Models of the paths:
+    /// `loom_faults` `spsc_producer_crash_and_takeover` (a takeover after a
+    /// crash at every step), `loom_spsc` `takeover_while_the_consumer_releases`
+    /// and `producer_refused_for_a_corrupt_tail`.
     fn recover_tail(backend: &B, geometry: Geometry) -> Result<u64> {
         let capacity = geometry.capacity() as u64;
         let mask = capacity - 1;
-        let head = backend.control(Control::Head).load(Acquire);
-        let mut tail = backend.control(Control::Tail).load(Acquire);
+        let head = backend.control(Control::Head).load(Relaxed);
+        let mut tail = backend.control(Control::Tail).load(Relaxed);
         if !tail.is_multiple_of(8) {
             return Err(Error::corrupt("tail", tail));
         }
@@ -158,7 +199,7 @@ impl<B: Backend> Producer<B> {
             capacity / 8
         };
         for _ in 0..steps {
-            let word = word_at(backend, mask, tail).load(Acquire);
+            let word = word_at(backend, mask, tail).load(Relaxed);
             match decode_header(word, tail, geometry) {
                 Ok(Slot::Record(len)) => tail = tail.wrapping_add(record_size(len) as u64),
                 Ok(Slot::Wrap) => tail = tail.wrapping_add(capacity - (tail & mask)),
@@ -189,7 +230,15 @@ impl<B: Backend> Producer<B> {
     /// # Ok::<(), shmsg::Error>(())
     /// ```
     pub fn unreleased(&self) -> Result<u64> {
-        let head = self.backend.control(Control::Head).load(Acquire);
+        // `Relaxed`, here and for the headers below (no model tells either
+        // from `Acquire`, `ci/mutate-orderings.sh`): this only counts. The
+        // headers between the head and our tail are this producer's own
+        // stores (or, before its attach, its predecessors', ordered before
+        // it as `recover_tail` says), read in program order; no payload is
+        // read; and the head read here is not kept: the space this producer
+        // writes over is ordered after the consumer's reads by the
+        // `Acquire` head loads of `attach_inner` and `reserve`.
+        let head = self.backend.control(Control::Head).load(Relaxed);
         let geometry = self.geometry();
         if self.tail.wrapping_sub(head) > self.capacity || !head.is_multiple_of(8) {
             return Err(Error::corrupt("head", head));
@@ -201,7 +250,7 @@ impl<B: Backend> Producer<B> {
             if at == self.tail {
                 return Ok(count);
             }
-            let word = word_at(&self.backend, self.mask, at).load(Acquire);
+            let word = word_at(&self.backend, self.mask, at).load(Relaxed);
             match decode_header(word, at, geometry)? {
                 Slot::Record(len) => {
                     count += 1;
@@ -380,9 +429,10 @@ impl<B: Backend> Producer<B> {
                 word_at(&self.backend, self.mask, self.tail).store(0, Relaxed);
             }
             self.publish(start, header, wrap);
+            // `Relaxed`: as in `commit`.
             self.backend
                 .control(Control::Tail)
-                .store(self.tail, Release);
+                .store(self.tail, Relaxed);
             wait::notify(&self.backend, Event::Data);
         }
         Ok(sent)
@@ -496,7 +546,13 @@ impl<B: Backend> Producer<B> {
             reservation.wrapped.then_some(self.tail),
         );
         self.tail = next;
-        self.backend.control(Control::Tail).store(next, Release);
+        // `Relaxed` (no model tells it from `Release`,
+        // `ci/mutate-orderings.sh`): the consumer never reads the tail
+        // (it polls the header, step 4); only the next producer's
+        // `recover_tail` and inspection do, and the next producer is
+        // ordered after this one by the epoch or the role lock (see
+        // `attach_inner`'s tail store).
+        self.backend.control(Control::Tail).store(next, Relaxed);
         match early {
             None => wait::notify(&self.backend, Event::Data),
             Some(true) => wait::wake(&self.backend, Event::Data),
