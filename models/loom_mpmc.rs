@@ -268,6 +268,38 @@ fn attach_is_bounded() {
     });
 }
 
+/// An in-place send whose fill reports more than it may write is aborted:
+/// its claim becomes padding, which the consumer skips and hands back
+/// (zeroing the bytes the fill wrote) while the producer goes on sending.
+/// The consumer receives the next message and nothing else. The padding's
+/// `Release` store (`Producer::abort`) is what orders the fill's writes
+/// before the consumer's zeroing: the killer of the ordering mutant that
+/// makes it `Relaxed` (a loom data race on those bytes), which no other
+/// model reached (`ci/mutate-orderings.sh`, `producer.rs` `abort`).
+#[test]
+fn an_aborted_claim_becomes_padding() {
+    builder(false, 2).check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0).with_spin_limit(spin_limit(u32::MAX));
+        let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let sender = loom::thread::spawn(move || {
+            let refused = producer.send_with(8, |buf| {
+                buf[..8].fill(0xEE);
+                9
+            });
+            assert!(
+                matches!(refused, Err(Error::MessageTooLarge { len: 9, max: 8 })),
+                "{refused:?}"
+            );
+            producer.send(&payload(1, 5)).unwrap();
+        });
+        let received = drain(&mut consumer);
+        sender.join().unwrap();
+        assert_eq!(received, vec![payload(1, 5)]);
+    });
+}
+
 fn seeded_mpsc<F: FaultSet>() {
     let message = panic_message(|| {
         two_producers::<F>(&A, &B, 48);
