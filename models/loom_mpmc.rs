@@ -300,6 +300,36 @@ fn an_aborted_claim_becomes_padding() {
     });
 }
 
+/// A producer attaches while the consumer is receiving and releasing what
+/// another producer sent, then sends a message that wraps onto the bytes
+/// of the first record, which the consumer read and zeroed. The new
+/// producer fills space up to the head it read at attach without loading
+/// it again, so only that load's `Acquire` (`Producer::build`) orders the
+/// consumer's accesses before its writes: the killer of the ordering
+/// mutant that makes it `Relaxed` (a loom data race), which no other model
+/// reached (`ci/mutate-orderings.sh`, `producer.rs` `build`).
+#[test]
+fn a_producer_attached_meanwhile_fills_released_space() {
+    builder(false, 2).check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0).with_spin_limit(spin_limit(u32::MAX));
+        let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
+        let reader = loom::thread::spawn(move || drain(&mut consumer));
+        let mut first = Producer::with_backend(memory.clone()).unwrap();
+        first.send(&payload(0, 16)).unwrap();
+        first.send(&payload(1, 16)).unwrap();
+        let mut second = Producer::with_backend(memory.clone()).unwrap();
+        // 24 bytes at 48 do not fit before the end: padding, then offset 0.
+        // (No fence of this thread may come between the attach and this
+        // write, so the first producer leaves only afterwards.)
+        second.send(&payload(2, 16)).unwrap();
+        drop(first);
+        drop(second);
+        let expected: Vec<Vec<u8>> = (0..3).map(|seq| payload(seq, 16)).collect();
+        assert_eq!(reader.join().unwrap(), expected);
+    });
+}
+
 fn seeded_mpsc<F: FaultSet>() {
     let message = panic_message(|| {
         two_producers::<F>(&A, &B, 48);
