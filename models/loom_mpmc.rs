@@ -330,6 +330,50 @@ fn a_producer_attached_meanwhile_fills_released_space() {
     });
 }
 
+/// An `Mpsc` consumer dies in the middle of a release (its slot's claim at
+/// the head, as its hand-back writes it before zeroing); a consumer that
+/// takes its slot over in another thread finishes the release (zeroes the
+/// record, moves the head) while the producer sends a message that wraps
+/// onto those bytes. Only the `Release` of the finishing head store
+/// (`finish_release`) orders the zeroing before the producer's writes: the
+/// killer of the ordering mutant that makes it `Relaxed` (a loom data
+/// race), which no other model reached (`ci/mutate-orderings.sh`,
+/// `consumer.rs` `finish_release`).
+#[test]
+fn a_release_cut_short_is_finished_while_the_producer_sends() {
+    use shmsg::Role;
+    use shmsg::sync::{Backend, Control, SlotWord, Word};
+    builder(false, 2).check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0).with_spin_limit(spin_limit(u32::MAX));
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        let dead = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
+        producer.send(&payload(0, 16)).unwrap();
+        producer.send(&payload(1, 16)).unwrap();
+        // The dead consumer's hand-back of message 0 had begun: 24 bytes at 0.
+        let word = |word| {
+            memory.control(Control::Slot {
+                role: Role::Consumer,
+                index: 0,
+                word,
+            })
+        };
+        word(SlotWord::ClaimLen).store(24, Ordering::SeqCst);
+        word(SlotWord::Claim).store(0, Ordering::SeqCst);
+        std::mem::forget(dead);
+        let m = memory.clone();
+        let heir = loom::thread::spawn(move || {
+            let mut heir = Consumer::with_backend_in_slot(m, RingKind::Mpsc, 0, true).unwrap();
+            drain(&mut heir)
+        });
+        // 24 bytes at 48 do not fit before the end: padding, then offset 0,
+        // once the heir has moved the head past message 0.
+        producer.send(&payload(2, 16)).unwrap();
+        drop(producer);
+        assert_eq!(heir.join().unwrap(), vec![payload(1, 16), payload(2, 16)]);
+    });
+}
+
 fn seeded_mpsc<F: FaultSet>() {
     let message = panic_message(|| {
         two_producers::<F>(&A, &B, 48);
