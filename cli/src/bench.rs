@@ -45,6 +45,8 @@ use shmsg_bench_support::stats::quantile;
 use super::links::{ChannelLink, InPlaceLink, Link, LinkKind, MAX_BATCH, RefRingLink};
 use super::measure::{SyscallCounter, Usage, timer_cost_ns};
 use crate::failure::Failure;
+use crate::types::STREAM_BATCH_BYTES;
+use crate::units::size_name;
 
 /// What one side of a pair does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -307,6 +309,16 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         return Err(Failure::Usage(format!(
             "--batch {} is out of range (1 to {MAX_BATCH})",
             args.batch
+        )));
+    }
+    if args.batch > 1 && args.size.saturating_mul(args.batch) > STREAM_BATCH_BYTES {
+        return Err(Failure::Usage(format!(
+            "--batch {} of --size {} would fill {} bytes per call, more than {} (the sender \
+             fills a whole batch in one buffer)",
+            args.batch,
+            args.size,
+            args.size.saturating_mul(args.batch),
+            size_name(STREAM_BATCH_BYTES)
         )));
     }
     if args.batch > 1 && (args.role != BenchRole::Send || args.link != LinkKind::Channel) {

@@ -16,8 +16,8 @@
 //! inside the ring and `recv_with` checks it there: every byte still
 //! written and read, one pass each instead of two). `shm` is streamed a
 //! third way, `shm-batch`: the same `shm:` rings and copying API, the
-//! sender handing 32 filled messages at a time to `send_batch` (one store
-//! of the ring's tail per batch), the receiver one `recv` per message;
+//! sender handing 32 filled messages at a time to `send_batch` (as many as
+//! fit in 1 MiB where fewer; one store of the ring's tail per batch), the receiver one `recv` per message;
 //! with one message in flight a batch is meaningless, so this row has no
 //! ping-pong and no `--rate` figures (their reason says so). Each pair
 //! measures:

@@ -212,7 +212,7 @@ fn cell_json(cell: &Cell) -> String {
         },
     );
     stream.push(("messages", st.messages.to_string()));
-    stream.push(("send_batch", cell.transport.batch().to_string()));
+    stream.push(("send_batch", cell.transport.batch(cell.size).to_string()));
     kernel_json(&mut stream, &mut stream_missing, &st.kernel);
     stream.push(("not_measured", json::object(&stream_missing)));
     json::object(&[

@@ -32,6 +32,7 @@ use shmsg::{Channel, Error, Options};
 use shmsg_bench_support::ring::{RingLayout, RingReceiver, RingSender};
 
 use crate::failure::Failure;
+use crate::types::STREAM_BATCH_BYTES;
 
 /// How a pair is joined (`shmsg peer bench --link`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -146,10 +147,13 @@ impl Link for ChannelLink {
         count: usize,
         mut fill: impl FnMut(usize, &mut [u8]),
     ) -> Result<(), Failure> {
-        if !(1..=MAX_BATCH).contains(&count) || size == 0 {
+        if !(1..=MAX_BATCH).contains(&count)
+            || size == 0
+            || size.saturating_mul(count) > STREAM_BATCH_BYTES
+        {
             return Err(Failure::Usage(format!(
                 "a batch of {count} messages of {size} bytes (1 to {MAX_BATCH} messages of at \
-                 least 1 byte)"
+                 least 1 byte, {STREAM_BATCH_BYTES} bytes in all at most)"
             )));
         }
         let bytes = size * count;

@@ -136,8 +136,9 @@ pub(crate) fn measure_pair(
             }
             // Only the streaming sender batches: ping-pong and the rate
             // roles have one message in flight.
-            if role == BenchRole::Send && transport.batch() > 1 {
-                command.args(["--batch", &transport.batch().to_string()]);
+            let batch = transport.batch(size);
+            if role == BenchRole::Send && batch > 1 {
+                command.args(["--batch", &batch.to_string()]);
             }
             command
         };

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::types::{Cell, Figure, Report, STREAM_BATCH, Transport};
+use super::types::{Cell, Figure, Report, STREAM_BATCH, STREAM_BATCH_BYTES, Transport};
 use super::units::{bytes_rate_name, rate_name, size_name, time_name};
 
 /// A figure for a table: its rendering, or "not measured".
@@ -143,7 +143,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
         Some((cell, ns)) => {
             let mut notes = Vec::new();
             // Which transport: both models have several.
-            notes.push(cell.transport.label().to_string());
+            notes.push(cell.transport.label(cell.size));
             if let Some(c) = cacheline {
                 notes.push(format!("{:.1}x cache line", ns / c));
             }
@@ -178,7 +178,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let kernel = |mp: bool| match best(report, small, mp, syscalls, true) {
         Some((cell, n)) => {
             let share = shown(&cell.stream.kernel.kernel_share, |s| percent(*s));
-            let who = format!(" ({})", cell.transport.label());
+            let who = format!(" ({})", cell.transport.label(cell.size));
             format!("{} syscalls/msg{who}, kernel time {share}", per(n))
         }
         None => missing(report, small, mp, |c| {
@@ -207,7 +207,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     // Small data: streamed small messages per second.
     let small_rate = |mp: bool| match best(report, small, mp, rate, false) {
         Some((cell, r)) => {
-            let who = format!(" ({})", cell.transport.label());
+            let who = format!(" ({})", cell.transport.label(cell.size));
             format!("{} of {}{who}", rate_name(r), size_name(small))
         }
         None => missing(report, small, mp, |c| c.stream.messages_per_s.clone().err()),
@@ -238,7 +238,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
                 Some(reference) if !mp => format!(", {:.2}x ref ring", r / reference),
                 _ => String::new(),
             };
-            let who = format!(" ({})", cell.transport.label());
+            let who = format!(" ({})", cell.transport.label(cell.size));
             format!("{}{who}{share}{reference}", bytes_rate_name(bytes))
         }
         None => missing(report, large, mp, |c| c.stream.messages_per_s.clone().err()),
@@ -263,7 +263,7 @@ pub fn classic_rows(report: &Report) -> Vec<ClassicRow> {
     let sync = |mp: bool| match best(report, small, mp, rtt, true) {
         Some((cell, ns)) => {
             let cs = shown(&cell.ping.kernel.voluntary_switches, |v| per(*v));
-            let who = format!(" ({})", cell.transport.label());
+            let who = format!(" ({})", cell.transport.label(cell.size));
             let limit = cacheline.map_or(String::new(), |c| format!(", {:.1}x cache line", ns / c));
             format!("{cs} ctx switches/round trip{who}{limit}")
         }
@@ -550,9 +550,13 @@ pub fn preamble(report: &Report) -> String {
         let _ = writeln!(
             out,
             "batch: the shm-batch row streams over the shm rings with send_batch, {STREAM_BATCH} \
-             messages per call (each filled in the sender's buffer, copied in, one store of the \
-             ring's tail per call), received with one recv per message; it is not in the \
-             ping-pong {}: with one message in flight a batch is one send (the shm row)",
+             messages per call, as many as fit in {} where fewer (one per call from {} up; JSON \
+             send_batch gives the number), each filled in the sender's buffer, copied in, one \
+             store of the ring's tail per call, and received with one recv per message; it is \
+             not in the ping-pong {}: with one message in flight a batch is one send (the shm \
+             row)",
+            size_name(STREAM_BATCH_BYTES),
+            size_name(STREAM_BATCH_BYTES),
             if report.rate.is_some() {
                 "or fixed-rate tables"
             } else {

@@ -325,8 +325,9 @@ fn the_batch_row_streams_only_and_says_so() {
         "{}",
         rows[2].shm
     );
+    // 1 MiB messages go one per call: a batch holds at most 1 MiB.
     assert!(
-        rows[3].shm.contains("(shm send_batch x32)"),
+        rows[3].shm.contains("(shm send_batch x1)"),
         "{}",
         rows[3].shm
     );
@@ -370,4 +371,22 @@ fn the_batch_row_streams_only_and_says_so() {
     let csv = to_csv(&report);
     let line = csv.lines().find(|l| l.starts_with("shm-batch,")).unwrap();
     assert!(line.contains(&format!("rate_p50_ns: {why}")), "{line}");
+}
+
+/// A batch of the `shm-batch` row holds at most 1 MiB: 32 messages up to
+/// 32 KiB, fewer above, one per call from 1 MiB up (the sender fills a
+/// whole batch in one buffer; 32 of 16 MiB would take 512 MiB). The other
+/// rows send one message per call.
+#[test]
+fn a_batch_holds_at_most_a_mebibyte() {
+    let batch = |size| Transport::ShmBatch.batch(size);
+    assert_eq!(batch(8), 32);
+    assert_eq!(batch(32 << 10), 32);
+    assert_eq!(batch(64 << 10), 16);
+    assert_eq!(batch((64 << 10) + 1), 15);
+    assert_eq!(batch(1 << 20), 1);
+    assert_eq!(batch(16 << 20), 1);
+    assert_eq!(batch(0), 32);
+    assert_eq!(Transport::Shm.batch(8), 1);
+    assert_eq!(Transport::ShmBatch.label(64 << 10), "shm send_batch x16");
 }

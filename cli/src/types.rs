@@ -20,7 +20,8 @@ pub enum Transport {
     /// inside the ring, `recv_with` checks it there.
     ShmInPlace,
     /// `shm:` again, streaming with `send_batch` (32 messages per call,
-    /// one store of the ring's tail per call); one `recv` per message.
+    /// fewer where they would exceed 1 MiB: [`Transport::batch`]; one
+    /// store of the ring's tail per call); one `recv` per message.
     /// Streaming only: ping-pong and `--rate` have one message in flight.
     ShmBatch,
     /// The multi-producer shared-memory ring, one producer (`mpsc:NAME`),
@@ -72,16 +73,17 @@ impl Transport {
         }
     }
 
-    /// The name in the classic table, which says which API a shared-memory
-    /// figure used: "shm copy", "shm in place", ...
-    pub fn label(self) -> &'static str {
+    /// The name in the classic table for its figure at messages of `size`
+    /// bytes, which says which API a shared-memory figure used: "shm copy",
+    /// "shm in place", "shm send_batch x32", ...
+    pub fn label(self, size: usize) -> String {
         match self {
-            Transport::Shm => "shm copy",
-            Transport::ShmInPlace => "shm in place",
-            Transport::ShmBatch => "shm send_batch x32",
-            Transport::Mpsc => "mpsc copy",
-            Transport::MpscInPlace => "mpsc in place",
-            other => other.name(),
+            Transport::Shm => "shm copy".into(),
+            Transport::ShmInPlace => "shm in place".into(),
+            Transport::ShmBatch => format!("shm send_batch x{}", self.batch(size)),
+            Transport::Mpsc => "mpsc copy".into(),
+            Transport::MpscInPlace => "mpsc in place".into(),
+            other => other.name().into(),
         }
     }
 
@@ -113,7 +115,7 @@ impl Transport {
             Transport::Shm => "shared-memory ring",
             Transport::ShmInPlace => "shared-memory ring, used in place",
             Transport::ShmBatch => {
-                "shared-memory ring, streamed with send_batch of 32 (streaming only)"
+                "shared-memory ring, streamed with send_batch of up to 32 (streaming only)"
             }
             Transport::Mpsc => "multi-producer shared-memory ring",
             Transport::MpscInPlace => "multi-producer shared-memory ring, used in place",
@@ -138,11 +140,12 @@ impl Transport {
         )
     }
 
-    /// Messages per `send_batch` call of the streaming sender (1: one
-    /// `send` per message).
-    pub fn batch(self) -> usize {
+    /// Messages per `send_batch` call of the streaming sender at messages of
+    /// `size` bytes (1: one `send` per message): [`STREAM_BATCH`], fewer
+    /// where that many would hold more than [`STREAM_BATCH_BYTES`].
+    pub fn batch(self, size: usize) -> usize {
         if self == Transport::ShmBatch {
-            STREAM_BATCH
+            (STREAM_BATCH_BYTES / size.max(1)).clamp(1, STREAM_BATCH)
         } else {
             1
         }
@@ -171,8 +174,14 @@ impl Transport {
 }
 
 /// Messages per `send_batch` call of the `shm-batch` row's streaming
-/// sender.
+/// sender, for messages of up to [`STREAM_BATCH_BYTES`] / 32 bytes.
 pub const STREAM_BATCH: usize = 32;
+
+/// The most bytes one `send_batch` call of the `shm-batch` row hands over:
+/// the sender fills a whole batch in one buffer first, so larger messages
+/// go fewer per call (one per call from 1 MiB up). A batch of 32 messages
+/// of 16 MiB would take 512 MiB of the sender's memory.
+pub const STREAM_BATCH_BYTES: usize = 1 << 20;
 
 /// What the kernel did per message (streaming) or per round trip (ping-pong).
 #[derive(Clone, Debug, PartialEq)]
