@@ -18,6 +18,9 @@ export SHMSG_KILL_ROUNDS="${SHMSG_KILL_ROUNDS:-50}"
 # Models with larger state spaces per preemption get their own bounds.
 export SHMSG_LOOM_WAIT_PREEMPTIONS="${SHMSG_LOOM_WAIT_PREEMPTIONS:-5}"
 export SHMSG_LOOM_FRAMES_PREEMPTIONS="${SHMSG_LOOM_FRAMES_PREEMPTIONS:-4}"
+# loom_spsc's late-consumer scenario: a producer sleeping slice after slice
+# (bound 5: about 30 s; 6 would take minutes).
+export SHMSG_LOOM_SLEEPER_PREEMPTIONS="${SHMSG_LOOM_SLEEPER_PREEMPTIONS:-5}"
 # The multi-producer models: two producers (or two consumers) multiply the
 # interleavings per preemption (mpsc bound 3: about 70 s; mpmc bound 2).
 export SHMSG_LOOM_MPSC_PREEMPTIONS="${SHMSG_LOOM_MPSC_PREEMPTIONS:-3}"
@@ -42,7 +45,7 @@ export SHMSG_RDV_MESSAGES="${SHMSG_RDV_MESSAGES:-1000000}"
 # parent checks the merged history against a FIFO queue.
 export SHMSG_LIN_MESSAGES="${SHMSG_LIN_MESSAGES:-10000000}"
 
-echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes, rendezvous $SHMSG_RDV_MESSAGES messages per client, linearizability $SHMSG_LIN_MESSAGES messages per case"
+echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, late consumer $SHMSG_LOOM_SLEEPER_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes, rendezvous $SHMSG_RDV_MESSAGES messages per client, linearizability $SHMSG_LIN_MESSAGES messages per case"
 cargo test --locked --release --features shmsg/tokio -- --test-threads=2
 
 # Every loom model's seeded bugs through ci/explore.sh: each must print a
@@ -60,7 +63,7 @@ done
 quick_bounds() {
     env -u LOOM_MAX_PREEMPTIONS -u SHMSG_SHUTTLE_ITERATIONS -u SHMSG_SHUTTLE_MESSAGES \
         -u PROPTEST_CASES -u SHMSG_LOOM_WAIT_PREEMPTIONS -u SHMSG_LOOM_FRAMES_PREEMPTIONS \
-        -u SHMSG_LOOM_MPSC_PREEMPTIONS -u SHMSG_LOOM_MPMC_PREEMPTIONS \
+        -u SHMSG_LOOM_SLEEPER_PREEMPTIONS -u SHMSG_LOOM_MPSC_PREEMPTIONS -u SHMSG_LOOM_MPMC_PREEMPTIONS \
         -u SHMSG_LOOM_FAULTS_PREEMPTIONS -u SHMSG_SHUTTLE_MPMC_ITERATIONS "$@"
 }
 # Every atomic ordering stronger than Relaxed in the rings, weakened one at

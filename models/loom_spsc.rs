@@ -33,10 +33,10 @@ mod common;
 
 use common::loom_model::LoomBackend;
 use common::*;
-use shmsg::Error;
 use shmsg::shm::Geometry;
 use shmsg::shm::spsc::{Consumer, Producer};
 use shmsg::sync::{Backend, Control, Word};
+use shmsg::{Error, Role};
 use std::sync::atomic::Ordering;
 
 /// Message sizes: 16 + 24 + 8 bytes fill 48 of 64 bytes, the fourth record
@@ -499,5 +499,71 @@ fn takeover_while_the_consumer_releases() {
         drop(producer);
         let expected: Vec<Vec<u8>> = (0..4).map(|seq| payload(seq, 16)).collect();
         assert_eq!(reader.join().unwrap(), expected);
+    });
+}
+
+/// A producer fills the ring before any consumer has attached and blocks
+/// on its next send, sleeping slice after slice: its liveness test finds
+/// the consumer epoch even (nobody attached, not gone). A consumer then
+/// takes the role, its liveness first (as the kernel's role lock is taken
+/// before the ring's attach), and receives everything. When the sleeper's
+/// test (`peer_gone` in `src/shm/wait.rs`) finds the new consumer's odd
+/// epoch, it must also find that consumer alive: only the `Acquire` of its
+/// epoch load orders the liveness test after the attach it read. Without
+/// it the send ends `Disconnected` while the consumer is alive; killer of
+/// the ordering mutant that makes that load `Relaxed`.
+///
+/// The producer runs in a thread of its own, which has not seen the
+/// "nobody holds the role" liveness store itself: loom does not return a
+/// store to a thread that saw it before its last yield (a sleep slice is
+/// one) once a newer one exists.
+#[test]
+fn a_sleeping_producer_finds_a_consumer_that_attached_alive() {
+    let mut builder = builder();
+    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_SLEEPER_PREEMPTIONS", 3));
+    builder.check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0)
+            .tracking_liveness()
+            .with_slice_timeouts()
+            .with_spin_limit(0);
+        // Nobody holds the consumer role yet.
+        memory.mark(Peer::Role(Role::Consumer), true);
+        let m = memory.clone();
+        let producer = loom::thread::spawn(move || {
+            let mut producer = Producer::with_backend(m).unwrap();
+            let mut sent = 0;
+            while producer.try_send(&payload(sent, 5)).is_ok() {
+                sent += 1;
+            }
+            let result = producer.send(&payload(sent, 5));
+            assert!(
+                result.is_ok(),
+                "a send blocked before the consumer attached: {result:?}"
+            );
+            sent + 1
+        });
+        // A consumer that comes late: once the producer has slept a
+        // slice, and after one more yield, so that the producer's next
+        // round may begin before the attach (and, within the preemption
+        // bound, the attach may fall inside that round).
+        while memory.sleeps() == 0 {
+            loom::thread::yield_now();
+        }
+        loom::thread::yield_now();
+        memory.mark(Peer::Role(Role::Consumer), false);
+        let mut consumer = Consumer::with_backend(memory).unwrap();
+        let mut received = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            match consumer.recv(&mut buf) {
+                Ok(_) => received.push(buf.clone()),
+                Err(Error::Disconnected) => break,
+                Err(other) => panic!("consumer error: {other}"),
+            }
+        }
+        let sent = producer.join().unwrap();
+        let expected: Vec<_> = (0..sent).map(|i| payload(i, 5)).collect();
+        assert_eq!(received, expected);
     });
 }

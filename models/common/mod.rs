@@ -236,6 +236,10 @@ struct Memory<A, T, X> {
     /// Every futex wait ends as if its sleep slice had passed (see
     /// [`ModelBackend::with_slice_timeouts`]).
     slice_timeouts: bool,
+    /// Futex waits begun on this memory: outside the model (no ordering,
+    /// no schedule of its own), for scenarios that hold a thread back
+    /// until a wait has slept ([`ModelBackend::sleeps`]).
+    sleeps: std::sync::atomic::AtomicUsize,
     control: [ModelWord<A, T>; 5],
     /// The attachment slots of the multi-producer rings: four words per
     /// producer slot, then four per consumer slot.
@@ -349,6 +353,7 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
                 .collect(),
             tracks_liveness: false,
             slice_timeouts: false,
+            sleeps: std::sync::atomic::AtomicUsize::new(0),
             control,
             slots: (0..4 * MAX_PRODUCERS + 4 * MAX_CONSUMERS)
                 .map(|i| {
@@ -405,6 +410,13 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
 
     fn word(&self, offset: usize) -> &ModelWord<A, T> {
         &self.memory.data[offset / 8]
+    }
+
+    /// How many futex waits have begun on this memory. Read outside the
+    /// model: a thread that yields until it grows waits for a sleep
+    /// without acquiring anything from the sleeper.
+    pub fn sleeps(&self) -> usize {
+        self.memory.sleeps.load(Ordering::Relaxed)
     }
 
     /// The same memory, with liveness tracked: `peer_alive` and
@@ -710,6 +722,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
 
     fn futex_wait(&self, which: Event, expected: u32, _timeout: Duration) {
         SLEEPS.fetch_add(1, Ordering::Relaxed);
+        self.memory.sleeps.fetch_add(1, Ordering::Relaxed);
         // A modelled process is dead: nobody may ever wake this sleeper, and
         // in production the end of its sleep slice would; so it yields and
         // returns, as after a slice. The test is repeated under the futex's

@@ -439,6 +439,10 @@ impl Wait {
 /// but it is dead (a system call: only from the sleep phase).
 fn peer_gone<B: Backend>(backend: &B, peer: Role) -> bool {
     let epoch = backend.control(Control::epoch(peer)).load(Acquire);
+    // `Acquire`: a peer is alive (holds its role lock) before its attach's
+    // compare-and-swap makes the epoch odd, so the liveness test after an
+    // odd epoch must see that (`loom_spsc`
+    // `a_sleeping_producer_finds_a_consumer_that_attached_alive`).
     epoch % 2 == 1 && !backend.peer_alive(peer)
 }
 
