@@ -35,13 +35,19 @@
 //!   again: at-least-once), and whatever order the takeover and the
 //!   watchdog ran in, the consumer epoch says attached while the new
 //!   consumer holds the role and detached once it left.
+//! * `a_consumer_never_takes_a_slot_whose_claim_is_pending`: an `Mpmc`
+//!   consumer dies holding a message, the watchdog detaches its slot, and
+//!   a consumer that synchronized with neither attaches to that slot: it
+//!   is refused, since taking the slot would clear the claim through which
+//!   the others recover the message.
 //!
 //! # Teeth
 //!
 //! Seeded defects, one per scenario, make it fail: `no_tail_recovery`
 //! (takeover starts at the shared tail), `detach_live_consumer` (the
 //! watchdog does not ask), `detach_by_store` (the watchdog's
-//! compare-and-swap replaced by a store).
+//! compare-and-swap replaced by a store), `relaxed_slot_epoch` (a slot's
+//! epoch loaded `Relaxed` at attach).
 //!
 //! # Bounds
 //!
@@ -490,4 +496,75 @@ fn seeded_recover_live_consumer_is_caught() {
         every_crash_step(mpmc_consumer_crash::<RecoverLiveConsumer>);
     });
     assert!(failed.is_some(), "loom accepted the seeded defect");
+}
+
+/// An `Mpmc` consumer dies holding a message it claimed (its closure
+/// never returns: a crash before the hand-back), and the watchdog
+/// detaches its slot on its behalf. The slot's claim stays pending: the
+/// surviving consumers recover the message through it. A consumer that
+/// attaches meanwhile in another thread, one that has synchronized with
+/// neither the dead one nor the watchdog (it waits for the watchdog
+/// outside the model), must not take that slot: taking it clears the
+/// claim, and the ring would stall at the abandoned message forever. The
+/// attach decides on the epoch its compare-and-swap replaces, so it must
+/// read the claim after acquiring that epoch (the watchdog's detach,
+/// which follows the dead consumer's claim).
+fn pending_claim_kept<F: FaultSet>() {
+    quiet_crashes();
+    let mut builder = builder();
+    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
+    builder.check(|| {
+        use std::sync::atomic::AtomicBool;
+        let geometry = Geometry::new(64, 16).unwrap();
+        // From position 16: a stale claim word (0, the initial value, or
+        // "none") never names the message.
+        let memory = LoomBackend::<F>::new(geometry, 16).tracking_liveness();
+        let mut producer = mpmc::Producer::with_backend(memory.clone()).unwrap();
+        let mut survivor =
+            mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 1, false).unwrap();
+        producer.send(&message(0, 0)).unwrap();
+        let watched = std::sync::Arc::new(AtomicBool::new(false));
+        let (m, seen) = (memory.clone(), watched.clone());
+        let newcomer = loom::thread::spawn(move || {
+            while !seen.load(std::sync::atomic::Ordering::Relaxed) {
+                loom::thread::yield_now();
+            }
+            mpmc::Consumer::with_backend_in_slot(m, RingKind::Mpmc, 0, false).map(drop)
+        });
+        let m = memory.clone();
+        let holder = loom::thread::spawn(move || {
+            let crashed = may_crash(|| {
+                let mut dead =
+                    mpmc::Consumer::with_backend_in_slot(m.clone(), RingKind::Mpmc, 0, false)
+                        .unwrap();
+                let _ = dead.try_recv_with(|_| std::panic::panic_any(Crashed));
+            });
+            assert!(crashed, "the holder received nothing to die on");
+            m.mark(Peer::Slot(Role::Consumer, 0), true);
+        });
+        holder.join().unwrap();
+        assert_eq!(mpmc::detach_dead_consumers(&memory, RingKind::Mpmc), 1);
+        watched.store(true, std::sync::atomic::Ordering::Relaxed);
+        let attached = newcomer.join().unwrap();
+        assert!(
+            matches!(attached, Err(Error::RoleTaken(Role::Consumer))),
+            "a consumer took the slot of a pending claim: {attached:?}"
+        );
+        drop(survivor.try_recv(&mut Vec::new()));
+        drop(producer);
+    });
+}
+
+#[test]
+fn a_consumer_never_takes_a_slot_whose_claim_is_pending() {
+    pending_claim_kept::<NoFault>();
+}
+
+#[test]
+fn seeded_relaxed_slot_epoch_is_caught() {
+    let failed = panic_message(pending_claim_kept::<RelaxedSlotEpoch>);
+    assert!(
+        failed.is_some_and(|m| m.contains("pending claim")),
+        "loom accepted the seeded defect"
+    );
 }

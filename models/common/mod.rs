@@ -835,6 +835,7 @@ fault!(ReleaseWithoutZeroing, release_without_zeroing);
 fault!(ArmWithoutAnnounce, arm_without_announce);
 fault!(WakeFutexOnly, wake_futex_only);
 fault!(NoHandBackSignal, no_hand_back_signal);
+fault!(RelaxedSlotEpoch, relaxed_slot_epoch);
 
 /// The payload of message `seq` with `len` bytes: a pattern that differs for
 /// every (seq, byte index), so a torn, stale or misplaced byte is visible.

@@ -307,6 +307,10 @@ pub struct Faults {
     /// Multi-consumer ring: a hand-back wakes producers only, not the
     /// event-loop consumers whose turn it may bring (a lost wake-up).
     pub no_hand_back_signal: bool,
+    /// Multi-producer ring: attaching to a slot loads its epoch with
+    /// `Relaxed`, so the look for a pending claim may read a claim older
+    /// than the detach that freed the slot.
+    pub relaxed_slot_epoch: bool,
 }
 
 /// The ordering of an atomic operation that a seeded defect weakens to
@@ -359,6 +363,7 @@ impl Faults {
         arm_without_announce: false,
         wake_futex_only: false,
         no_hand_back_signal: false,
+        relaxed_slot_epoch: false,
     };
 }
 

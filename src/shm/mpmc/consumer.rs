@@ -150,23 +150,23 @@ impl<B: Backend> Consumer<B> {
         if index >= slot_limit(kind, Role::Consumer) {
             return Err(Error::RoleTaken(Role::Consumer));
         }
-        if kind == RingKind::Mpmc {
-            // A record a gone consumer of this slot held and nobody has
-            // recovered yet stays claimed through the slot until it is
-            // (a consumer waiting for its hand-back turn recovers it).
-            // (A slot never attached, epoch 0, has made no claim.)
-            let head = backend.control(Control::Head).load(Acquire);
-            let claim = slot(backend, Role::Consumer, index, SlotWord::Claim).load(Acquire);
-            let cursor = backend.control(Control::ReadCursor).load(Acquire);
-            let epoch = slot(backend, Role::Consumer, index, SlotWord::Epoch).load(Acquire);
-            if epoch != 0
-                && claim != NO_CLAIM
-                && claim.wrapping_sub(head) < cursor.wrapping_sub(head)
-            {
-                return Err(Error::RoleTaken(Role::Consumer));
+        // `Mpmc`: a record a gone consumer of this slot held and nobody has
+        // recovered yet stays claimed through the slot until it is (a
+        // consumer waiting for its hand-back turn recovers it). A slot never
+        // attached (epoch 0) has made no claim. The loads follow the
+        // `Acquire` of the epoch the attach replaces (`attach_slot`), so
+        // the claim is at least the one the slot's last holder made before
+        // it left (or before the watchdog detached it).
+        let pending = |epoch: u64| {
+            if kind != RingKind::Mpmc || epoch == 0 {
+                return false;
             }
-        }
-        let epoch = attach_slot(backend, Role::Consumer, index, take_over)?;
+            let head = backend.control(Control::Head).load(Relaxed);
+            let claim = slot(backend, Role::Consumer, index, SlotWord::Claim).load(Relaxed);
+            let cursor = backend.control(Control::ReadCursor).load(Relaxed);
+            claim != NO_CLAIM && claim.wrapping_sub(head) < cursor.wrapping_sub(head)
+        };
+        let epoch = attach_slot(backend, Role::Consumer, index, take_over, pending)?;
         // Seeded defect `no_release_finish`: the release is not finished.
         if kind == RingKind::Mpsc
             && !B::FAULTS.no_release_finish

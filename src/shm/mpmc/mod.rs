@@ -173,7 +173,7 @@ use crate::shm::Mapped;
 use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, record_size};
 use crate::shm::record::{check_tag, committed_at};
 use crate::shm::wait;
-use crate::sync::{Backend, Control, Event, SlotWord, Word};
+use crate::sync::{Backend, Control, Event, SlotWord, Word, order};
 
 pub(super) const PAD: u64 = 1 << 30;
 pub(super) const LEN_MASK: u64 = (1 << 30) - 1;
@@ -347,30 +347,45 @@ fn count_detach<B: Backend>(backend: &B, role: Role) {
 }
 
 /// Takes slot `index` of `role`: a free one (even epoch), or, with
-/// `take_over`, one whose holder the caller knows to be dead. A taken-over
-/// slot keeps its place in the count.
+/// `take_over`, one whose holder the caller knows to be dead; unless
+/// `pending`, asked with the epoch the compare-and-swap would replace,
+/// says a claim of the slot's last holder may still be pending
+/// ([`Error::RoleTaken`] then). A taken-over slot keeps its place in the
+/// count.
+///
+/// `pending` reads what the slot's last holder left (its claim), so it
+/// runs after the `Acquire` load of the epoch and the slot is taken only
+/// from that very epoch: whatever the holder, or a detach on its behalf,
+/// stored before that epoch is what `pending` sees, or newer. (Checked
+/// before the load, a claim read could be older than the detach that made
+/// the slot free: `loom_faults`
+/// `a_consumer_never_takes_a_slot_whose_claim_is_pending`.)
 pub(super) fn attach_slot<B: Backend>(
     backend: &B,
     role: Role,
     index: usize,
     take_over: bool,
+    pending: impl Fn(u64) -> bool,
 ) -> Result<u64> {
     let word = slot(backend, role, index, SlotWord::Epoch);
-    let mut current = word.load(Acquire);
     loop {
+        // Seeded defect `relaxed_slot_epoch`: the load `Relaxed`.
+        let current = word.load(order(B::FAULTS.relaxed_slot_epoch, Acquire));
         let fresh = current.is_multiple_of(2);
-        if !fresh && !take_over {
+        if (!fresh && !take_over) || pending(current) {
             return Err(Error::RoleTaken(role));
         }
         let next = current.wrapping_add(if fresh { 1 } else { 2 });
-        match word.compare_exchange(current, next, AcqRel, Acquire) {
-            Ok(_) => {
-                if fresh {
-                    count_attach(backend, role);
-                }
-                return Ok(next);
+        // The failure ordering `Relaxed`: a failure starts over from the
+        // `Acquire` load above.
+        if word
+            .compare_exchange(current, next, AcqRel, Relaxed)
+            .is_ok()
+        {
+            if fresh {
+                count_attach(backend, role);
             }
-            Err(seen) => current = seen,
+            return Ok(next);
         }
     }
 }

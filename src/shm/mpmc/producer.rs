@@ -120,21 +120,21 @@ impl<B: Backend> Producer<B> {
         if index >= MAX_PRODUCERS {
             return Err(Error::RoleTaken(Role::Producer));
         }
-        if take_over {
-            // A dead holder's claim in `head..tail` may be a hole that a
-            // consumer will recover through this slot's claim words.
-            let head = backend.control(Control::Head).load(Acquire);
-            let claim = slot(backend, Role::Producer, index, SlotWord::Claim).load(Acquire);
-            let tail = backend.control(Control::Tail).load(Acquire);
-            let epoch = slot(backend, Role::Producer, index, SlotWord::Epoch).load(Acquire);
-            if epoch % 2 == 1
+        // A dead holder's claim in `head..tail` may be a hole that a
+        // consumer will recover through this slot's claim words. The loads
+        // follow the `Acquire` of the slot's epoch (`attach_slot`); a slot
+        // is taken over only after its holder died, and the slot lock
+        // taken since orders everything the holder stored before them.
+        let pending = |epoch: u64| {
+            let head = backend.control(Control::Head).load(Relaxed);
+            let claim = slot(backend, Role::Producer, index, SlotWord::Claim).load(Relaxed);
+            let tail = backend.control(Control::Tail).load(Relaxed);
+            take_over
+                && epoch % 2 == 1
                 && claim != NO_CLAIM
                 && claim.wrapping_sub(head) < tail.wrapping_sub(head)
-            {
-                return Err(Error::RoleTaken(Role::Producer));
-            }
-        }
-        let epoch = attach_slot(backend, Role::Producer, index, take_over)?;
+        };
+        let epoch = attach_slot(backend, Role::Producer, index, take_over, pending)?;
         slot(backend, Role::Producer, index, SlotWord::Claim).store(NO_CLAIM, Relaxed);
         Ok(epoch)
     }
