@@ -35,6 +35,9 @@
 //!   again: at-least-once), and whatever order the takeover and the
 //!   watchdog ran in, the consumer epoch says attached while the new
 //!   consumer holds the role and detached once it left.
+//! * `a_watchdog_finds_a_consumer_that_took_a_slot_over_alive`: an `Mpmc`
+//!   consumer dies and another takes its slot over while a watchdog looks:
+//!   the watchdog never detaches the live newcomer.
 //! * `a_consumer_never_takes_a_slot_whose_claim_is_pending`: an `Mpmc`
 //!   consumer dies holding a message, the watchdog detaches its slot, and
 //!   a consumer that synchronized with neither attaches to that slot: it
@@ -410,6 +413,7 @@ fn mpmc_consumer_crash<F: FaultSet>(k: usize) -> bool {
         let geometry = Geometry::new(64, 16).unwrap();
         let memory = LoomBackend::<F>::new(geometry, 0)
             .tracking_liveness()
+            .multi_producer()
             .with_slice_timeouts()
             .with_spin_limit(0);
         let mut producer = mpmc::Producer::with_backend(memory.clone()).unwrap();
@@ -518,7 +522,9 @@ fn pending_claim_kept<F: FaultSet>() {
         let geometry = Geometry::new(64, 16).unwrap();
         // From position 16: a stale claim word (0, the initial value, or
         // "none") never names the message.
-        let memory = LoomBackend::<F>::new(geometry, 16).tracking_liveness();
+        let memory = LoomBackend::<F>::new(geometry, 16)
+            .tracking_liveness()
+            .multi_producer();
         let mut producer = mpmc::Producer::with_backend(memory.clone()).unwrap();
         let mut survivor =
             mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 1, false).unwrap();
@@ -567,4 +573,52 @@ fn seeded_relaxed_slot_epoch_is_caught() {
         failed.is_some_and(|m| m.contains("pending claim")),
         "loom accepted the seeded defect"
     );
+}
+
+/// An `Mpmc` consumer dies (forgotten, still attached); a consumer takes
+/// its slot over in another thread (its liveness first: the slot lock,
+/// taken before the ring's attach), and a watchdog that has synchronized
+/// with neither looks once the takeover is done. It must not detach the
+/// new, live consumer: when it reads the slot's new epoch it must also see
+/// the new holder alive. The `Release` of the slot's compare-and-swap in
+/// `attach_slot` (`src/shm/mpmc/mod.rs`) carries the liveness to it; the
+/// killer of the ordering mutant that makes that compare-and-swap
+/// `Relaxed`.
+#[test]
+fn a_watchdog_finds_a_consumer_that_took_a_slot_over_alive() {
+    let mut builder = builder();
+    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
+    builder.check(|| {
+        use std::sync::atomic::AtomicBool;
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0)
+            .tracking_liveness()
+            .multi_producer();
+        let dead =
+            mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 0, false).unwrap();
+        std::mem::forget(dead);
+        memory.mark(Peer::Slot(Role::Consumer, 0), true);
+        let taken = std::sync::Arc::new(AtomicBool::new(false));
+        let (m, done) = (memory.clone(), taken.clone());
+        let heir = loom::thread::spawn(move || {
+            m.mark(Peer::Slot(Role::Consumer, 0), false);
+            let heir = mpmc::Consumer::with_backend_in_slot(m, RingKind::Mpmc, 0, true).unwrap();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            heir
+        });
+        let m = memory.clone();
+        let watchdog = loom::thread::spawn(move || {
+            while !taken.load(std::sync::atomic::Ordering::Relaxed) {
+                loom::thread::yield_now();
+            }
+            mpmc::detach_dead_consumers(&m, RingKind::Mpmc)
+        });
+        let heir = heir.join().unwrap();
+        assert_eq!(
+            watchdog.join().unwrap(),
+            0,
+            "the watchdog detached the consumer that took the slot over"
+        );
+        drop(heir);
+    });
 }

@@ -414,3 +414,52 @@ fn seeded_release_without_zeroing_is_caught() {
 fn seeded_release_out_of_order_is_caught() {
     seeded_mpmc::<ReleaseOutOfOrder>();
 }
+
+/// The multi-producer ring's late consumer (`loom_spsc` has the
+/// single-producer one): an `Mpsc` producer fills the ring before any
+/// consumer has attached and blocks on its next send, sleeping slice
+/// after slice; a consumer attaches late (it yields until the producer
+/// has slept once) and receives everything. The sleeper's liveness test
+/// (`peer_gone`) reads the consumers' count, then, as production does,
+/// looks for an attached, live consumer slot: finding the count odd it
+/// must find the slot attached. The count's compare-and-swap in
+/// `count_attach` (`src/shm/mpmc/mod.rs`) carries the slot's attach to it
+/// with its `Release`; without it the send ends `Disconnected` under a
+/// live consumer: the killer of the ordering mutant that makes it
+/// `Relaxed`.
+#[test]
+fn a_sleeping_producer_finds_a_consumer_that_attached_late() {
+    builder(false, 2).check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0)
+            .tracking_liveness()
+            .multi_producer()
+            .with_slice_timeouts()
+            .with_spin_limit(0);
+        let m = memory.clone();
+        // A thread of its own: loom returns no store to a thread that saw
+        // it before its last yield once a newer one exists.
+        let producer = loom::thread::spawn(move || {
+            let mut producer = Producer::with_backend(m).unwrap();
+            let mut sent = 0;
+            while producer.try_send(&payload(sent, 5)).is_ok() {
+                sent += 1;
+            }
+            let result = producer.send(&payload(sent, 5));
+            assert!(
+                result.is_ok(),
+                "a send blocked before the consumer attached: {result:?}"
+            );
+            sent + 1
+        });
+        while memory.sleeps() == 0 {
+            loom::thread::yield_now();
+        }
+        loom::thread::yield_now();
+        let mut consumer = Consumer::with_backend(memory, RingKind::Mpsc).unwrap();
+        let received = drain(&mut consumer);
+        let sent = producer.join().unwrap();
+        let expected: Vec<_> = (0..sent).map(|i| payload(i, 5)).collect();
+        assert_eq!(received, expected);
+    });
+}

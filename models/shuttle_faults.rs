@@ -101,6 +101,7 @@ fn producer_crash(k: usize, flag: &CrashFlag) {
     let geometry = Geometry::new(128, 16).unwrap();
     let memory = ShuttleBackend::<NoFault>::new(geometry, 0)
         .tracking_liveness()
+        .multi_producer()
         .with_slice_timeouts()
         .with_spin_limit(0);
     let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
@@ -174,6 +175,7 @@ fn consumer_crash_and_takeover<F: FaultSet>(k: usize, flag: &CrashFlag) {
     let geometry = Geometry::new(64, 16).unwrap();
     let memory = ShuttleBackend::<F>::new(geometry, 0)
         .tracking_liveness()
+        .multi_producer()
         .with_slice_timeouts()
         .with_spin_limit(0);
     let mut producer = Producer::with_backend(memory.clone()).unwrap();

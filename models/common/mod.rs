@@ -233,6 +233,10 @@ struct Memory<A, T, X> {
     /// then one per consumer slot. Read only if `tracks_liveness`.
     liveness: Vec<ModelWord<A, T>>,
     tracks_liveness: bool,
+    /// The memory holds a multi-producer ring: liveness of a role is that
+    /// of its attached slots, as in production, even while none is
+    /// attached ([`ModelBackend::multi_producer`]).
+    slotted: bool,
     /// Every futex wait ends as if its sleep slice had passed (see
     /// [`ModelBackend::with_slice_timeouts`]).
     slice_timeouts: bool,
@@ -352,6 +356,7 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
                 .map(|i| ModelWord::new(Name::Alive(i), &log))
                 .collect(),
             tracks_liveness: false,
+            slotted: false,
             slice_timeouts: false,
             sleeps: std::sync::atomic::AtomicUsize::new(0),
             control,
@@ -417,6 +422,21 @@ impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> ModelBackend<A, T, S
     /// without acquiring anything from the sleeper.
     pub fn sleeps(&self) -> usize {
         self.memory.sleeps.load(Ordering::Relaxed)
+    }
+
+    /// The same memory, holding a multi-producer ring: with liveness
+    /// tracked, a role is alive only through an attached, live slot, as
+    /// production's liveness test says (without this, a role none of whose
+    /// slots was ever attached counts as a single-producer ring's, decided
+    /// by its role's liveness word alone).
+    pub fn multi_producer(self) -> Self {
+        let mut memory = Arc::try_unwrap(self.memory)
+            .unwrap_or_else(|_| panic!("multi_producer before cloning"));
+        memory.slotted = true;
+        ModelBackend {
+            memory: Arc::new(memory),
+            ..self
+        }
     }
 
     /// The same memory, with liveness tracked: `peer_alive` and
@@ -783,7 +803,7 @@ unsafe impl<A: ModelAtomic, T: Tracker, S: Scheduler, F: FaultSet> Backend
             })
             .collect();
         // A single-producer ring uses no slots: the role's word decides.
-        epochs.iter().all(|&e| e == 0)
+        (!self.memory.slotted && epochs.iter().all(|&e| e == 0))
             || epochs
                 .iter()
                 .enumerate()
