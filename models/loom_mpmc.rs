@@ -463,3 +463,40 @@ fn a_sleeping_producer_finds_a_consumer_that_attached_late() {
         assert_eq!(received, expected);
     });
 }
+
+/// An `Mpsc` producer sends one message in one thread and is dropped in
+/// another; the consumer must receive the message before `Disconnected`.
+/// The sending thread's fence (after the commit) does not come before the
+/// detach in the dropping thread, so only the `Release` of the detach's
+/// count (`count_detach` in `src/shm/mpmc/mod.rs`) carries the commit to
+/// the consumer's last poll: the killer of the ordering mutant that makes
+/// that compare-and-swap `Relaxed`. (`loom_spsc` has the single-producer
+/// twin.)
+#[test]
+fn an_mpsc_producer_dropped_by_another_thread() {
+    builder(false, 2).check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0).with_spin_limit(spin_limit(u32::MAX));
+        let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
+        let mut producer = Producer::with_backend(memory.clone()).unwrap();
+        // The consumer looks only once the producer is gone (it waits
+        // outside the model, acquiring nothing), so that its first look
+        // may find the commit not yet visible and the count already even.
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gone = dropped.clone();
+        let reader = loom::thread::spawn(move || {
+            while !gone.load(Ordering::Relaxed) {
+                loom::thread::yield_now();
+            }
+            drain(&mut consumer)
+        });
+        producer.send(&payload(0, 5)).unwrap();
+        loom::thread::spawn(move || {
+            drop(producer);
+            dropped.store(true, Ordering::Relaxed);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(reader.join().unwrap(), vec![payload(0, 5)]);
+    });
+}
