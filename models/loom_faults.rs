@@ -622,3 +622,65 @@ fn a_watchdog_finds_a_consumer_that_took_a_slot_over_alive() {
         drop(heir);
     });
 }
+
+/// Two `Mpmc` consumers: the first claims message 0, reads it and dies
+/// before its hand-back; the second receives message 1 and waits for its
+/// hand-back turn, which never comes while message 0 is held, sleeping
+/// slice after slice. The watchdog detaches the dead consumer (its slot's
+/// epoch even, the claim still there), and the waiting consumer, on a
+/// look after a slice, recovers message 0 for it: zeroes it and moves the
+/// head. Its zeroing must come after the dead consumer's read of the same
+/// bytes: a detached holder gets no liveness test, so only the `Acquire`
+/// of the epoch load in `recover_abandoned` (which reads the watchdog's
+/// detach, which read the death) orders them. Made `Relaxed`, loom
+/// reports the read and the zeroing as a data race.
+#[test]
+fn a_consumer_recovers_a_message_held_by_a_detached_dead_one() {
+    quiet_crashes();
+    let mut builder = builder();
+    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
+    builder.check(|| {
+        let geometry = Geometry::new(64, 16).unwrap();
+        let memory = LoomBackend::<NoFault>::new(geometry, 0)
+            .tracking_liveness()
+            .multi_producer()
+            .with_slice_timeouts()
+            .with_spin_limit(0);
+        let mut producer = mpmc::Producer::with_backend(memory.clone()).unwrap();
+        let mut dead =
+            mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 0, false).unwrap();
+        let mut waiting =
+            mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 1, false).unwrap();
+        producer.send(&message(0, 0)).unwrap();
+        producer.send(&message(0, 1)).unwrap();
+        // The second consumer starts once message 0 is claimed (it waits
+        // outside the model, acquiring nothing from the first).
+        let claimed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (m, done) = (memory.clone(), claimed.clone());
+        let holder = loom::thread::spawn(move || {
+            let crashed = may_crash(|| {
+                let _ = dead.try_recv_with(|payload| {
+                    let _ = payload.iter().map(|&b| u64::from(b)).sum::<u64>();
+                    std::panic::panic_any(Crashed)
+                });
+            });
+            assert!(crashed, "the first consumer had nothing to die on");
+            std::mem::forget(dead);
+            m.mark(Peer::Slot(Role::Consumer, 0), true);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let second = loom::thread::spawn(move || {
+            while !claimed.load(std::sync::atomic::Ordering::Relaxed) {
+                loom::thread::yield_now();
+            }
+            let mut buf = Vec::new();
+            waiting.recv(&mut buf).unwrap();
+            buf
+        });
+        holder.join().unwrap();
+        // The watchdog, after the death (it acquired it through the join).
+        assert_eq!(mpmc::detach_dead_consumers(&memory, RingKind::Mpmc), 1);
+        assert_eq!(second.join().unwrap(), message(0, 1));
+        drop(producer);
+    });
+}

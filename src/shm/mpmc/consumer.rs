@@ -1,7 +1,7 @@
 //! The reading end of a multi-producer ring (the protocol: [`super`]).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::{Entry, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, slot, slot_limit};
 use crate::error::{Error, Result, Role};
@@ -41,10 +41,18 @@ unsafe fn zero<B: Backend>(backend: &B, offset: usize, len: usize) {
 /// leaving it would show a zero header at the head (the ring would stall),
 /// so it is zeroed and the head moved past it: the message counts as
 /// received by the dead consumer, as one whose head store had landed.
+///
+/// The loads are `Relaxed`: what orders the predecessor's release words,
+/// head and zeroing before them is the attach that preceded this call,
+/// either its `Acquire` load of the epoch the predecessor's detach stored
+/// (`attach_slot`), or, after a death, the slot lock this process took
+/// after the kernel released the dead one's. No other consumer writes the
+/// head of an `Mpsc` ring meanwhile: it has one consumer slot, and it is
+/// ours.
 fn finish_release<B: Backend>(backend: &B, index: usize) -> Result<()> {
-    let head = backend.control(Control::Head).load(Acquire);
-    let claim = slot(backend, Role::Consumer, index, SlotWord::Claim).load(Acquire);
-    let len = slot(backend, Role::Consumer, index, SlotWord::ClaimLen).load(Acquire);
+    let head = backend.control(Control::Head).load(Relaxed);
+    let claim = slot(backend, Role::Consumer, index, SlotWord::Claim).load(Relaxed);
+    let len = slot(backend, Role::Consumer, index, SlotWord::ClaimLen).load(Relaxed);
     // A slot never used has a zero length; any other claim is a finished
     // release, behind the head.
     if claim != head || len == 0 {
@@ -52,7 +60,9 @@ fn finish_release<B: Backend>(backend: &B, index: usize) -> Result<()> {
     }
     let capacity = backend.capacity() as u64;
     let offset = head & (capacity - 1);
-    let tail = backend.control(Control::Tail).load(Acquire);
+    // Only a bound for the check below: the record lay below the tail
+    // the predecessor saw, ordered before us as above.
+    let tail = backend.control(Control::Tail).load(Relaxed);
     if len < 8
         || !len.is_multiple_of(8)
         || !head.is_multiple_of(8)
@@ -176,7 +186,10 @@ impl<B: Backend> Consumer<B> {
             return Err(error);
         }
         slot(backend, Role::Consumer, index, SlotWord::Claim).store(NO_CLAIM, Relaxed);
-        let head = backend.control(Control::Head).load(Acquire);
+        // `Relaxed`: the attach ordered the previous consumer's last head
+        // store before us (as in `finish_release`), or `finish_release`
+        // stored it; an `Mpmc` consumer reads the shared cursor instead.
+        let head = backend.control(Control::Head).load(Relaxed);
         if !head.is_multiple_of(8) {
             detach_slot(backend, Role::Consumer, index, epoch);
             return Err(Error::corrupt("head", head));
@@ -295,11 +308,14 @@ impl<B: Backend> Consumer<B> {
                 // its latest value, so "empty" is confirmed there (and a
                 // consumer never reports `Disconnected`, or sleeps, on a
                 // stale look; the loom model `loom_faults` found this).
+                // `Relaxed`: what counts is that a read-modify-write reads
+                // the latest value; a moved cursor is loaded again above
+                // with `Acquire`, and an unmoved one publishes nothing.
                 if self.shared
                     && self
                         .backend
                         .control(Control::ReadCursor)
-                        .fetch_add(0, AcqRel)
+                        .fetch_add(0, Relaxed)
                         != at
                 {
                     continue;
@@ -309,13 +325,22 @@ impl<B: Backend> Consumer<B> {
             let end = at.wrapping_add(entry.extent());
             if self.shared {
                 // The entry we are claiming, for a consumer recovering it
-                // should we die holding it; the `Release` of the claim below
-                // publishes it with the new cursor.
+                // should we be gone holding it: our death (the liveness
+                // test) or our detach (the slot epoch's `Release`) orders
+                // these words before a recoverer reads them.
                 let word = |word| slot(&self.backend, Role::Consumer, self.index, word);
                 word(SlotWord::ClaimLen).store(entry.extent(), Relaxed);
                 word(SlotWord::Claim).store(at, Relaxed);
                 let cursor = self.backend.control(Control::ReadCursor);
-                if cursor.compare_exchange(at, end, AcqRel, Relaxed).is_err() {
+                // `Relaxed`: its atomicity makes the claim ours (and proves
+                // the header read at `at` current). Our acquire is the
+                // cursor load above, which read the value this replaces.
+                // What a consumer that loads our new cursor must see of us
+                // (our last hand-back) is released by the `SeqCst` fence of
+                // that hand-back's notify (`wait::notify_hand_back`), a
+                // release fence before this store: a call claims nothing
+                // until its pending hand-back is done (`settle`).
+                if cursor.compare_exchange(at, end, Relaxed, Relaxed).is_err() {
                     word(SlotWord::Claim).store(NO_CLAIM, Relaxed);
                     continue;
                 }
@@ -334,8 +359,13 @@ impl<B: Backend> Consumer<B> {
         Ok(None)
     }
 
+    /// Whether another consumer moved the cursor past `at`: after a header
+    /// that did not decode at `at`. `Relaxed`: that header was committed by
+    /// a producer that had acquired a head past the entry at `at`, so the
+    /// cursor move before that hand-back happens-before this load, which
+    /// cannot read an older value.
     fn cursor_moved(&self, at: u64) -> bool {
-        self.backend.control(Control::ReadCursor).load(Acquire) != at
+        self.backend.control(Control::ReadCursor).load(Relaxed) != at
     }
 
     /// Zeroes the entry at `start` and hands it back: moves the head past
@@ -349,9 +379,12 @@ impl<B: Backend> Consumer<B> {
             // `Mpsc`: the release under way, for a consumer that takes over
             // should we die before the head moves (an `Mpmc` consumer's
             // claim already says so).
+            // `Relaxed`: read only by the next consumer of this slot
+            // (`finish_release`), which our detach's `Release`, or after
+            // our death the slot lock, orders after these stores.
             let word = |word| slot(&self.backend, Role::Consumer, self.index, word);
             word(SlotWord::ClaimLen).store(extent, Relaxed);
-            word(SlotWord::Claim).store(start, Release);
+            word(SlotWord::Claim).store(start, Relaxed);
         }
         // Seeded defect `release_without_zeroing`: left out.
         if !B::FAULTS.release_without_zeroing {

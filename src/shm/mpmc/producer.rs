@@ -366,8 +366,7 @@ impl<B: Backend> Producer<B> {
                     return Err(Error::Full);
                 }
             }
-            // The attempt, for a consumer recovering from our death; the
-            // `Release` below publishes it with the new tail.
+            // The attempt, for a consumer recovering from our death.
             let slot_word = |word| slot(&self.backend, Role::Producer, self.index, word);
             slot_word(SlotWord::ClaimLen).store(needed, Relaxed);
             slot_word(SlotWord::Claim).store(at, Relaxed);
@@ -383,7 +382,15 @@ impl<B: Backend> Producer<B> {
                 at = seen;
                 continue;
             }
-            match tail.compare_exchange(at, next, Release, Relaxed) {
+            // `Relaxed`: its atomicity makes the bytes ours. A consumer
+            // recovers only a dead producer's claim, and reads its length
+            // after the liveness test that found it dead (the kernel's
+            // unlock at our death, the model's mark), which orders the
+            // claim words above before it. A tail or a claim word it reads
+            // older than ours (the tail still `at`, a claim naming an
+            // earlier position) shows it nothing to recover yet: it looks
+            // again after its next sleep slice.
+            match tail.compare_exchange(at, next, Relaxed, Relaxed) {
                 Ok(_) => return Ok(Claim { at, start, record }),
                 Err(seen) => at = seen,
             }

@@ -4,7 +4,7 @@
 //! and (`Mpmc`) an entry held by consumers that are all gone, handed back
 //! for them.
 
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::{Consumer, zero};
 use crate::error::{Error, Result, Role};
@@ -29,14 +29,28 @@ impl<B: Backend> Consumer<B> {
     /// them: one consumer, elected by a compare-and-swap that clears the
     /// holder's claim, zeroes it and moves the head past it. The entry is
     /// not delivered again (module docs). Returns whether it recovered one.
+    ///
+    /// Orderings: what must come before the zeroing is everything the gone
+    /// holder did to the entry (its read of it, its claim words). A
+    /// detached holder's is ordered by the `Acquire` of its slot's epoch
+    /// load, which reads its detach (or the watchdog's on its behalf, after
+    /// the death), `loom_faults`
+    /// `a_consumer_recovers_a_message_held_by_a_detached_dead_one`; an
+    /// attached one's by the liveness test that finds it dead (the kernel's
+    /// unlock at its death). The other loads are `Relaxed`: values that
+    /// come after one of those two in program order (the claim words, the
+    /// cursor bound), or that only name the entry (the head; a stale one
+    /// names an entry whose claim was since cleared, and the compare-and-
+    /// swap below fails). The compare-and-swap's atomicity elects one
+    /// recoverer; it acquires nothing more.
     pub(super) fn recover_abandoned(&mut self) -> Result<bool> {
-        let head = self.backend.control(Control::Head).load(Acquire);
+        let head = self.backend.control(Control::Head).load(Relaxed);
         let mut holder: Option<(usize, u64)> = None;
         for index in 0..MAX_CONSUMERS {
             let word = |word| slot(&self.backend, Role::Consumer, index, word);
             let epoch = word(SlotWord::Epoch).load(Acquire);
             // A slot never attached (epoch 0) has made no claim.
-            if index == self.index || epoch == 0 || word(SlotWord::Claim).load(Acquire) != head {
+            if index == self.index || epoch == 0 || word(SlotWord::Claim).load(Relaxed) != head {
                 continue;
             }
             let attached = epoch % 2 == 1;
@@ -47,7 +61,7 @@ impl<B: Backend> Consumer<B> {
             {
                 return Ok(false);
             }
-            let len = word(SlotWord::ClaimLen).load(Acquire);
+            let len = word(SlotWord::ClaimLen).load(Relaxed);
             if len == 0 {
                 // Never claimed anything (it died before its first claim).
                 continue;
@@ -62,7 +76,7 @@ impl<B: Backend> Consumer<B> {
         let Some((index, len)) = holder else {
             return Ok(false);
         };
-        let cursor = self.backend.control(Control::ReadCursor).load(Acquire);
+        let cursor = self.backend.control(Control::ReadCursor).load(Relaxed);
         let offset = head & self.mask;
         if len < 8
             || !len.is_multiple_of(8)
@@ -74,7 +88,7 @@ impl<B: Backend> Consumer<B> {
         }
         let claim = slot(&self.backend, Role::Consumer, index, SlotWord::Claim);
         if claim
-            .compare_exchange(head, NO_CLAIM, AcqRel, Relaxed)
+            .compare_exchange(head, NO_CLAIM, Relaxed, Relaxed)
             .is_err()
         {
             return Ok(false);
@@ -94,31 +108,41 @@ impl<B: Backend> Consumer<B> {
 
     /// If the next entry is a claim of a dead producer, commits padding over
     /// it (module docs). Returns whether it did.
+    ///
+    /// Orderings: what must come before the padding is the dead producer's
+    /// claim words and whatever it wrote of the claim, ordered by the
+    /// liveness test that finds it dead (the kernel's unlock at its
+    /// death). The loads before that test are `Relaxed`: values that only
+    /// decide whether to look further (a stale one shows nothing to recover
+    /// yet, and the next look after a sleep slice sees more); the length,
+    /// after the test, is ordered by it. The compare-and-swap on the claim
+    /// elects one recoverer (its atomicity); the padding's `Release`
+    /// publishes the recovery to the consumers that skip and zero it.
     pub(super) fn recover_dead_claim(&mut self) -> Result<bool> {
         let at = if self.shared {
-            self.backend.control(Control::ReadCursor).load(Acquire)
+            self.backend.control(Control::ReadCursor).load(Relaxed)
         } else {
             self.head
         };
-        let tail = self.backend.control(Control::Tail).load(Acquire);
+        let tail = self.backend.control(Control::Tail).load(Relaxed);
         if tail == at
             || !at.is_multiple_of(8)
-            || word_at(&self.backend, self.mask, at).load(Acquire) != 0
+            || word_at(&self.backend, self.mask, at).load(Relaxed) != 0
         {
             return Ok(false);
         }
         let mut owner: Option<(usize, u64)> = None;
         for index in 0..MAX_PRODUCERS {
             let word = |word| slot(&self.backend, Role::Producer, index, word);
-            if word(SlotWord::Epoch).load(Acquire) % 2 == 0
-                || word(SlotWord::Claim).load(Acquire) != at
+            if word(SlotWord::Epoch).load(Relaxed) % 2 == 0
+                || word(SlotWord::Claim).load(Relaxed) != at
             {
                 continue;
             }
             if self.backend.slot_alive(Role::Producer, index) {
                 return Ok(false);
             }
-            let len = word(SlotWord::ClaimLen).load(Acquire);
+            let len = word(SlotWord::ClaimLen).load(Relaxed);
             if len == 0 {
                 // Never claimed anything: it died between taking the slot
                 // and its first claim (a fresh region's words are zero).
@@ -141,7 +165,7 @@ impl<B: Backend> Consumer<B> {
         // Only the consumer that clears the claim recovers it.
         let claim = slot(&self.backend, Role::Producer, index, SlotWord::Claim);
         if claim
-            .compare_exchange(at, NO_CLAIM, AcqRel, Relaxed)
+            .compare_exchange(at, NO_CLAIM, Relaxed, Relaxed)
             .is_err()
         {
             return Ok(false);
