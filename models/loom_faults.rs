@@ -629,11 +629,19 @@ fn a_watchdog_finds_a_consumer_that_took_a_slot_over_alive() {
 /// slice after slice. The watchdog detaches the dead consumer (its slot's
 /// epoch even, the claim still there), and the waiting consumer, on a
 /// look after a slice, recovers message 0 for it: zeroes it and moves the
-/// head. Its zeroing must come after the dead consumer's read of the same
-/// bytes: a detached holder gets no liveness test, so only the `Acquire`
-/// of the epoch load in `recover_abandoned` (which reads the watchdog's
-/// detach, which read the death) orders them. Made `Relaxed`, loom
-/// reports the read and the zeroing as a data race.
+/// head. Meanwhile the producer sends two more messages; the second wraps
+/// onto message 0's bytes as soon as the head has passed them.
+///
+/// * The zeroing must come after the dead consumer's read of the same
+///   bytes: a detached holder gets no liveness test, so only the
+///   `Acquire` of the epoch load in `recover_abandoned` (which reads the
+///   watchdog's detach, which read the death) orders them.
+/// * The producer's write must come after the zeroing: the producer may
+///   find room by reading the recovery's head store before the recoverer
+///   hands its own message back, so only that store's `Release` orders
+///   them.
+///
+/// Either made `Relaxed`, loom reports a data race on message 0's bytes.
 #[test]
 fn a_consumer_recovers_a_message_held_by_a_detached_dead_one() {
     quiet_crashes();
@@ -651,8 +659,11 @@ fn a_consumer_recovers_a_message_held_by_a_detached_dead_one() {
             mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 0, false).unwrap();
         let mut waiting =
             mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 1, false).unwrap();
-        producer.send(&message(0, 0)).unwrap();
-        producer.send(&message(0, 1)).unwrap();
+        // 24 bytes at 0, 16 at 24; then 16 at 40 and, once the head has
+        // passed message 0, padding at 56 and 16 bytes at 0.
+        let sent = [payload(0, 16), payload(1, 3), payload(2, 8), payload(3, 8)];
+        producer.send(&sent[0]).unwrap();
+        producer.send(&sent[1]).unwrap();
         // The second consumer starts once message 0 is claimed (it waits
         // outside the model, acquiring nothing from the first).
         let claimed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -674,13 +685,20 @@ fn a_consumer_recovers_a_message_held_by_a_detached_dead_one() {
                 loom::thread::yield_now();
             }
             let mut buf = Vec::new();
-            waiting.recv(&mut buf).unwrap();
-            buf
+            (0..3)
+                .map(|_| {
+                    waiting.recv(&mut buf).unwrap();
+                    buf.clone()
+                })
+                .collect::<Vec<_>>()
         });
         holder.join().unwrap();
         // The watchdog, after the death (it acquired it through the join).
         assert_eq!(mpmc::detach_dead_consumers(&memory, RingKind::Mpmc), 1);
-        assert_eq!(second.join().unwrap(), message(0, 1));
+        producer.send(&sent[2]).unwrap();
+        producer.send(&sent[3]).unwrap();
+        // Message 0 went with the dead consumer (at most once for it).
+        assert_eq!(second.join().unwrap(), sent[1..].to_vec());
         drop(producer);
     });
 }

@@ -98,6 +98,9 @@ impl<B: Backend> Consumer<B> {
         // only recoverer, and nobody writes it until the head moves past it.
         unsafe { zero(&self.backend, offset as usize + 8, len as usize - 8) };
         word_at(&self.backend, self.mask, head).store(0, Relaxed);
+        // `Release`: publishes the zeroing to the producers that find room
+        // here (`loom_faults`
+        // `a_consumer_recovers_a_message_held_by_a_detached_dead_one`).
         self.backend
             .control(Control::Head)
             .store(head.wrapping_add(len), Release);
