@@ -38,6 +38,10 @@
 //! * `a_watchdog_finds_a_consumer_that_took_a_slot_over_alive`: an `Mpmc`
 //!   consumer dies and another takes its slot over while a watchdog looks:
 //!   the watchdog never detaches the live newcomer.
+//! * `a_consumer_recovers_a_message_held_by_a_detached_dead_one`: the
+//!   message of an `Mpmc` consumer that died holding it is recovered by
+//!   the consumer waiting behind it after the watchdog detached the dead
+//!   one, and the producer refills those bytes: no data race.
 //! * `a_consumer_never_takes_a_slot_whose_claim_is_pending`: an `Mpmc`
 //!   consumer dies holding a message, the watchdog detaches its slot, and
 //!   a consumer that synchronized with neither attaches to that slot: it
@@ -72,6 +76,26 @@ fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_PREEMPTIONS", 2));
     builder
+}
+
+/// The multi-producer scenarios' builder: three or four threads, so a
+/// bound of their own (`SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS`, default 1),
+/// and room for the long paths of consumers asleep slice after slice.
+fn mpmc_builder() -> loom::model::Builder {
+    let mut builder = builder();
+    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
+    builder.max_branches = 100_000;
+    builder
+}
+
+/// A 64-byte multi-producer ring whose liveness is tracked over its slots
+/// and whose waits sleep at once, every sleep ending as a slice would.
+fn sleeping_mpmc_memory<F: FaultSet>() -> LoomBackend<F> {
+    LoomBackend::<F>::new(Geometry::new(64, 16).unwrap(), 0)
+        .tracking_liveness()
+        .multi_producer()
+        .with_slice_timeouts()
+        .with_spin_limit(0)
 }
 
 /// Message `seq` of producer `id`: every byte depends on both, lengths 3 to
@@ -406,16 +430,8 @@ fn mpmc_consumer_crash<F: FaultSet>(k: usize) -> bool {
     const SENT: u8 = 2;
     let seen = CrashSeen::default();
     let crash_seen = seen.clone();
-    // Three threads and every crash step: its own, smaller bound.
-    let mut builder = builder();
-    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
-    builder.check(move || {
-        let geometry = Geometry::new(64, 16).unwrap();
-        let memory = LoomBackend::<F>::new(geometry, 0)
-            .tracking_liveness()
-            .multi_producer()
-            .with_slice_timeouts()
-            .with_spin_limit(0);
+    mpmc_builder().check(move || {
+        let memory = sleeping_mpmc_memory::<F>();
         let mut producer = mpmc::Producer::with_backend(memory.clone()).unwrap();
         // Consumer 1 is attached before consumer 0 can leave: a ring whose
         // consumers have all left refuses sends (`Disconnected`).
@@ -515,9 +531,7 @@ fn seeded_recover_live_consumer_is_caught() {
 /// which follows the dead consumer's claim).
 fn pending_claim_kept<F: FaultSet>() {
     quiet_crashes();
-    let mut builder = builder();
-    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
-    builder.check(|| {
+    mpmc_builder().check(|| {
         use std::sync::atomic::AtomicBool;
         let geometry = Geometry::new(64, 16).unwrap();
         // From position 16: a stale claim word (0, the initial value, or
@@ -586,9 +600,7 @@ fn seeded_relaxed_slot_epoch_is_caught() {
 /// `Relaxed`.
 #[test]
 fn a_watchdog_finds_a_consumer_that_took_a_slot_over_alive() {
-    let mut builder = builder();
-    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
-    builder.check(|| {
+    mpmc_builder().check(|| {
         use std::sync::atomic::AtomicBool;
         let geometry = Geometry::new(64, 16).unwrap();
         let memory = LoomBackend::<NoFault>::new(geometry, 0)
@@ -645,15 +657,8 @@ fn a_watchdog_finds_a_consumer_that_took_a_slot_over_alive() {
 #[test]
 fn a_consumer_recovers_a_message_held_by_a_detached_dead_one() {
     quiet_crashes();
-    let mut builder = builder();
-    builder.preemption_bound = Some(env_usize("SHMSG_LOOM_FAULTS_MPMC_PREEMPTIONS", 1));
-    builder.check(|| {
-        let geometry = Geometry::new(64, 16).unwrap();
-        let memory = LoomBackend::<NoFault>::new(geometry, 0)
-            .tracking_liveness()
-            .multi_producer()
-            .with_slice_timeouts()
-            .with_spin_limit(0);
+    mpmc_builder().check(|| {
+        let memory = sleeping_mpmc_memory::<NoFault>();
         let mut producer = mpmc::Producer::with_backend(memory.clone()).unwrap();
         let mut dead =
             mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 0, false).unwrap();

@@ -1,7 +1,7 @@
 //! The reading end of a multi-producer ring (the protocol: [`super`]).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use super::{Entry, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, slot, slot_limit};
 use crate::error::{Error, Result, Role};
@@ -308,14 +308,11 @@ impl<B: Backend> Consumer<B> {
                 // its latest value, so "empty" is confirmed there (and a
                 // consumer never reports `Disconnected`, or sleeps, on a
                 // stale look; the loom model `loom_faults` found this).
-                // `Relaxed`: what counts is that a read-modify-write reads
-                // the latest value; a moved cursor is loaded again above
-                // with `Acquire`, and an unmoved one publishes nothing.
                 if self.shared
                     && self
                         .backend
                         .control(Control::ReadCursor)
-                        .fetch_add(0, Relaxed)
+                        .fetch_add(0, AcqRel)
                         != at
                 {
                     continue;
@@ -332,15 +329,7 @@ impl<B: Backend> Consumer<B> {
                 word(SlotWord::ClaimLen).store(entry.extent(), Relaxed);
                 word(SlotWord::Claim).store(at, Relaxed);
                 let cursor = self.backend.control(Control::ReadCursor);
-                // `Relaxed`: its atomicity makes the claim ours (and proves
-                // the header read at `at` current). Our acquire is the
-                // cursor load above, which read the value this replaces.
-                // What a consumer that loads our new cursor must see of us
-                // (our last hand-back) is released by the `SeqCst` fence of
-                // that hand-back's notify (`wait::notify_hand_back`), a
-                // release fence before this store: a call claims nothing
-                // until its pending hand-back is done (`settle`).
-                if cursor.compare_exchange(at, end, Relaxed, Relaxed).is_err() {
+                if cursor.compare_exchange(at, end, AcqRel, Relaxed).is_err() {
                     word(SlotWord::Claim).store(NO_CLAIM, Relaxed);
                     continue;
                 }
@@ -359,13 +348,8 @@ impl<B: Backend> Consumer<B> {
         Ok(None)
     }
 
-    /// Whether another consumer moved the cursor past `at`: after a header
-    /// that did not decode at `at`. `Relaxed`: that header was committed by
-    /// a producer that had acquired a head past the entry at `at`, so the
-    /// cursor move before that hand-back happens-before this load, which
-    /// cannot read an older value.
     fn cursor_moved(&self, at: u64) -> bool {
-        self.backend.control(Control::ReadCursor).load(Relaxed) != at
+        self.backend.control(Control::ReadCursor).load(Acquire) != at
     }
 
     /// Zeroes the entry at `start` and hands it back: moves the head past
