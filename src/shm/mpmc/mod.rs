@@ -49,8 +49,8 @@
 //!    is cached and re-read with `Acquire` only when the cache says full);
 //!    record the attempt in the producer's slot (`claim = t`,
 //!    `claim_len`), then `compare_exchange(t, t + len)` on the tail
-//!    (`Release`, so that the recorded attempt is visible to anyone who sees
-//!    the new tail); on failure, retry from the tail it saw;
+//!    (`Relaxed`: only a dead producer's attempt is ever read, after the
+//!    liveness test that orders it); on failure, retry from the tail it saw;
 //! 2. write the payload (plain stores: the claim makes the bytes ours);
 //! 3. *commit*: store the record's header with `Release`; then, if the claim
 //!    wrapped, the padding header at `t`, also with `Release` (so a consumer
@@ -91,8 +91,9 @@
 //! # A consumer that dies holding a record
 //!
 //! An `Mpmc` consumer records the entry it claims in its slot (`claim`,
-//! `claim_len`) before the compare-and-swap on the read cursor (whose
-//! `Release` publishes them), clears a claim whose swap failed, and clears
+//! `claim_len`) before the compare-and-swap on the read cursor (its death,
+//! or its detach's `Release`, orders them before a recoverer reads them),
+//! clears a claim whose swap failed, and clears
 //! it again once the entry is handed back. A consumer whose hand-back turn
 //! has not come after a sleep slice looks at the entry at the head: if
 //! every slot that claims it belongs to a consumer that is gone (its

@@ -126,13 +126,13 @@ impl<B: Backend> Producer<B> {
         // is taken over only after its holder died, and the slot lock
         // taken since orders everything the holder stored before them.
         let pending = |epoch: u64| {
+            if !take_over || epoch.is_multiple_of(2) {
+                return false;
+            }
             let head = backend.control(Control::Head).load(Relaxed);
             let claim = slot(backend, Role::Producer, index, SlotWord::Claim).load(Relaxed);
             let tail = backend.control(Control::Tail).load(Relaxed);
-            take_over
-                && epoch % 2 == 1
-                && claim != NO_CLAIM
-                && claim.wrapping_sub(head) < tail.wrapping_sub(head)
+            claim != NO_CLAIM && claim.wrapping_sub(head) < tail.wrapping_sub(head)
         };
         let epoch = attach_slot(backend, Role::Producer, index, take_over, pending)?;
         slot(backend, Role::Producer, index, SlotWord::Claim).store(NO_CLAIM, Relaxed);
