@@ -50,6 +50,19 @@ const SIZES: [usize; 4] = [5, 16, 0, 11];
 /// one header word between the new record's end and the unread second record.
 const TIGHT: [usize; 3] = [16, 16, 16];
 
+/// Everything `consumer` receives until `Disconnected`.
+fn receive_all(consumer: &mut Consumer<LoomBackend<NoFault>>) -> Vec<Vec<u8>> {
+    let mut received = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        match consumer.recv(&mut buf) {
+            Ok(_) => received.push(buf.clone()),
+            Err(Error::Disconnected) => return received,
+            Err(other) => panic!("consumer error: {other}"),
+        }
+    }
+}
+
 fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
@@ -447,15 +460,7 @@ fn producer_refused_for_a_corrupt_tail() {
             .join()
             .unwrap();
         });
-        let mut received = Vec::new();
-        let mut buf = Vec::new();
-        loop {
-            match consumer.recv(&mut buf) {
-                Ok(_) => received.push(buf.clone()),
-                Err(Error::Disconnected) => break,
-                Err(other) => panic!("consumer error: {other}"),
-            }
-        }
+        let received = receive_all(&mut consumer);
         first.join().unwrap();
         assert_eq!(received, vec![payload(0, 5)], "the consumer's messages");
     });
@@ -553,15 +558,7 @@ fn a_sleeping_producer_finds_a_consumer_that_attached_alive() {
         loom::thread::yield_now();
         memory.mark(Peer::Role(Role::Consumer), false);
         let mut consumer = Consumer::with_backend(memory).unwrap();
-        let mut received = Vec::new();
-        let mut buf = Vec::new();
-        loop {
-            match consumer.recv(&mut buf) {
-                Ok(_) => received.push(buf.clone()),
-                Err(Error::Disconnected) => break,
-                Err(other) => panic!("consumer error: {other}"),
-            }
-        }
+        let received = receive_all(&mut consumer);
         let sent = producer.join().unwrap();
         let expected: Vec<_> = (0..sent).map(|i| payload(i, 5)).collect();
         assert_eq!(received, expected);
