@@ -42,6 +42,10 @@
 //!   message of an `Mpmc` consumer that died holding it is recovered by
 //!   the consumer waiting behind it after the watchdog detached the dead
 //!   one, and the producer refills those bytes: no data race.
+//! * `two_consumers_hand_a_dead_ones_message_back_once`: two consumers
+//!   waiting behind such a message both hand it back; the one that moves
+//!   the head may not be the one that zeroed it, and the producer refills
+//!   those bytes: no data race, every live message once.
 //! * `a_consumer_never_takes_a_slot_whose_claim_is_pending`: an `Mpmc`
 //!   consumer dies holding a message, the watchdog detaches its slot, and
 //!   a consumer that synchronized with neither attaches to that slot: it
@@ -632,6 +636,77 @@ fn a_watchdog_finds_a_consumer_that_took_a_slot_over_alive() {
             "the watchdog detached the consumer that took the slot over"
         );
         drop(heir);
+    });
+}
+
+/// An `Mpmc` consumer died holding message 0 (the watchdog has detached
+/// it); two consumers, each holding a message after it and waiting for its
+/// hand-back turn, hand it back for the dead one, and the producer sends a
+/// message that wraps onto message 0's bytes as soon as the head has
+/// passed them. The hand-back is decided on message 0's header word: one
+/// consumer swaps its mark in, zeroes the payload and stores a zero
+/// header; the head is then moved, once, by whichever of the two
+/// compare-and-swaps it first.
+///
+/// When the one that moves the head is not the one that zeroed, only the
+/// zero header's `Release` store and the `Acquire` load that reads it (in
+/// `recover_abandoned`) order the zeroing before the head's `Release`,
+/// which the producer acquires before writing there: either made
+/// `Relaxed`, loom reports a data race on message 0's bytes.
+#[test]
+fn two_consumers_hand_a_dead_ones_message_back_once() {
+    quiet_crashes();
+    mpmc_builder().check(|| {
+        let memory = sleeping_mpmc_memory::<NoFault>();
+        let mut producer = mpmc::Producer::with_backend(memory.clone()).unwrap();
+        // 16 bytes at 0 (a record of 24), 3 at 24 and 3 at 40; then
+        // padding at 56 and 16 bytes at 0 again.
+        let sent = [payload(0, 16), payload(1, 3), payload(2, 3), payload(3, 16)];
+        for m in &sent[..3] {
+            producer.send(m).unwrap();
+        }
+        let mut dead =
+            mpmc::Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 0, false).unwrap();
+        let crashed = may_crash(|| {
+            let _ = dead.try_recv_with(|_| std::panic::panic_any(Crashed));
+        });
+        assert!(crashed, "the first consumer had nothing to die on");
+        std::mem::forget(dead);
+        memory.mark(Peer::Slot(Role::Consumer, 0), true);
+        assert_eq!(mpmc::detach_dead_consumers(&memory, RingKind::Mpmc), 1);
+        let waiting: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|index| {
+                let mut c = mpmc::Consumer::with_backend_in_slot(
+                    memory.clone(),
+                    RingKind::Mpmc,
+                    index,
+                    false,
+                )
+                .unwrap();
+                loom::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    c.recv(&mut buf).unwrap();
+                    (c, buf)
+                })
+            })
+            .collect();
+        producer.send(&sent[3]).unwrap();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut handles = Vec::new();
+        for w in waiting {
+            let (c, buf) = w.join().unwrap();
+            got.push(buf);
+            handles.push(c);
+        }
+        let mut buf = Vec::new();
+        handles[0].recv(&mut buf).unwrap();
+        got.push(buf);
+        got.sort();
+        let mut expected = sent[1..].to_vec();
+        expected.sort();
+        assert_eq!(got, expected, "lost, torn or twice");
+        drop(producer);
     });
 }
 

@@ -28,6 +28,11 @@
 //!   the head held by a consumer that left without handing it back is
 //!   handed back for it (and not delivered again); one held by a live
 //!   consumer is left to it, however long the others wait.
+//! * `a_recovery_left_half_done_is_finished`,
+//!   `a_header_not_the_entrys_is_left_alone`: the hand-back for a gone
+//!   consumer is decided on the entry's header word; a gone recoverer's
+//!   mark is taken over, a zero header needs only the head moved, a live
+//!   recoverer's mark or a later lap's record is left alone.
 //! * `a_gone_consumers_impossible_claim_is_corrupt`,
 //!   `a_dead_producers_impossible_claim_is_corrupt`: the claim lengths that
 //!   recovery reads from the region are checked: an impossible one is
@@ -640,6 +645,123 @@ fn an_entry_held_by_a_gone_consumer_is_handed_back_for_it() {
         other.try_recv(&mut buf).unwrap();
         assert_eq!(buf, payload(3, 40), "at {start}");
         assert!(matches!(other.try_recv(&mut buf), Err(Error::Empty)));
+    }
+}
+
+/// The data words of the entry of `len` bytes at `start` (a ring of 1024).
+fn entry_words(memory: &Faulty<NoFault>, start: u64, len: u64) -> Vec<u64> {
+    (0..len / 8)
+        .map(|i| {
+            memory
+                .data_word(((start + 8 * i) % 1024) as usize / 8)
+                .load(SeqCst)
+        })
+        .collect()
+}
+
+/// `Mpmc`: the hand-back of a gone consumer's entry is decided on the
+/// entry's header word, and each state a recovery can leave there is
+/// handled: the mark of a recoverer that is gone (a slot never attached;
+/// the recovering consumer's own slot, whatever the epoch says, since it
+/// recovers within one call) is taken over and the entry zeroed again
+/// whole; a zero header (the holder had zeroed the entry, header last, and
+/// died before moving the head) needs only the head moved. Either way the
+/// stream goes on and the claim is cleared.
+#[test]
+fn a_recovery_left_half_done_is_finished() {
+    use shmsg::shm::mpmc::recovery_mark;
+    // What the header says: a mark (slot, or the recovering consumer's own
+    // slot and epoch if `None`), or zero (the payload zeroed too).
+    let cases = [
+        ("a gone recoverer's mark", Some(Some(5))),
+        ("a mark in the recovering consumer's own slot", Some(None)),
+        ("zero, the payload zeroed", None),
+    ];
+    for start in [0u64, 1000] {
+        for (what, mark) in cases {
+            let (memory, mut other, mut producer) = held_by_a_gone_consumer(start, 16);
+            let own_epoch = slot_word(&memory, Role::Consumer, 1, SlotWord::Epoch).load(SeqCst);
+            let header = match mark {
+                Some(Some(slot)) => recovery_mark(start, slot, 1),
+                Some(None) => recovery_mark(start, 1, own_epoch),
+                None => 0,
+            };
+            memory
+                .data_word((start % 1024) as usize / 8)
+                .store(header, SeqCst);
+            let payload_left = mark.is_some();
+            if !payload_left {
+                for i in 1..3 {
+                    memory
+                        .data_word(((start + 8 * i) % 1024) as usize / 8)
+                        .store(0, SeqCst);
+                }
+            }
+            let mut buf = Vec::new();
+            other
+                .recv_timeout(&mut buf, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{what} at {start}: {e}"));
+            assert_eq!(buf, payload(2, 16), "{what} at {start}");
+            assert_eq!(entry_words(&memory, start, 24), [0; 3], "{what} at {start}");
+            assert_eq!(
+                slot_word(&memory, Role::Consumer, 0, SlotWord::Claim).load(SeqCst),
+                u64::MAX,
+                "{what} at {start}: the claim"
+            );
+            producer.send(&payload(3, 40)).unwrap();
+            other.try_recv(&mut buf).unwrap();
+            assert_eq!(buf, payload(3, 40), "{what} at {start}");
+            assert!(matches!(other.try_recv(&mut buf), Err(Error::Empty)));
+        }
+    }
+}
+
+/// `Mpmc`: a header that is neither the gone consumer's entry nor a zero
+/// one is not recovered over: the mark of a recoverer that is attached and
+/// alive (it is zeroing the entry), or a record of a later lap (the head
+/// the recoverer read was stale). The waiting consumer's hand-back stays
+/// pending through its call (three sleep slices), the header and the head
+/// are left as they were; once the marking recoverer is dead, the entry is
+/// recovered and the stream goes on.
+#[test]
+fn a_header_not_the_entrys_is_left_alone() {
+    use shmsg::shm::mpmc::{encode_record, recovery_mark};
+    for live_mark in [true, false] {
+        let (memory, mut other, mut producer) = held_by_a_gone_consumer(0, 16);
+        let recoverer = other.another().unwrap();
+        let epoch = slot_word(&memory, Role::Consumer, 2, SlotWord::Epoch).load(SeqCst);
+        let found = if live_mark {
+            recovery_mark(0, 2, epoch)
+        } else {
+            encode_record(1024, 16)
+        };
+        memory.data_word(0).store(found, SeqCst);
+        let mut buf = Vec::new();
+        other
+            .recv_timeout(&mut buf, shmsg::shm::wait::SLICE * 3)
+            .unwrap();
+        assert_eq!(buf, payload(2, 16), "its hand-back pending");
+        assert_eq!(
+            memory.data_word(0).load(SeqCst),
+            found,
+            "live mark: {live_mark}"
+        );
+        assert_eq!(memory.control(Control::Head).load(SeqCst), 0);
+        if !live_mark {
+            continue;
+        }
+        // The recoverer dies before it finished.
+        memory.dead_consumers.lock().unwrap().push(2);
+        std::mem::forget(recoverer);
+        assert!(matches!(
+            other.recv_timeout(&mut buf, shmsg::shm::wait::SLICE * 3),
+            Err(Error::Timeout)
+        ));
+        assert_eq!(memory.control(Control::Head).load(SeqCst), 48);
+        assert_eq!(entry_words(&memory, 0, 24), [0; 3]);
+        producer.send(&payload(3, 40)).unwrap();
+        other.try_recv(&mut buf).unwrap();
+        assert_eq!(buf, payload(3, 40));
     }
 }
 

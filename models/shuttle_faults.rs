@@ -24,6 +24,15 @@
 //!   `no_release_finish` (the takeover skips finishing the release) fails
 //!   it.
 //!
+//! * `mpmc_two_recoverers_hand_a_message_back_once`: two `Mpmc` consumers
+//!   died holding one message (the one that took it, and one that lost the
+//!   race for it and died before clearing its claim); two live consumers
+//!   waiting behind it both hand it back for them while a producer writes
+//!   onto its bytes. It is handed back once: nothing written since is
+//!   zeroed, the head never moves back. The seeded defect
+//!   `recover_by_claim` (the election on a claim word, the head stored)
+//!   fails it.
+//!
 //! Every sleep ends as a slice would (`with_slice_timeouts`), so what a
 //! waiter does after a slice (pad a dead producer's claim, notice that
 //! every producer is gone) runs under the schedules.
@@ -41,6 +50,7 @@ use shmsg::shm::mpmc::{Consumer, Producer};
 use shmsg::{Error, Role};
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
 use shuttle::{Config, Runner};
+use std::time::Duration;
 
 /// Message `seq` of producer `id`: every byte depends on both, 3 to 8
 /// bytes (records of 16 bytes).
@@ -255,5 +265,130 @@ fn seeded_no_release_finish_is_caught() {
     let failed = panic_message(|| {
         every_crash_step(consumer_crash_and_takeover::<NoReleaseFinish>, false);
     });
+    assert!(failed.is_some(), "shuttle accepted the seeded defect");
+}
+
+/// Two `Mpmc` consumers died holding message 0, at the head: the one that
+/// took it (slot 0, killed while reading it) and one that lost the race
+/// for it and died before clearing its claim (slot 1: its claim words
+/// still name message 0, as `take` writes them before the cursor's
+/// compare-and-swap). Two live consumers (slots 2 and 3) each receive a
+/// message after it and wait for their hand-back turns, sleeping slice
+/// after slice, so both try to hand message 0 back for the dead. A
+/// producer meanwhile sends message 3, whose record wraps onto message 0's
+/// bytes once the head has passed them.
+///
+/// Message 0 must be handed back exactly once: a second recoverer that read
+/// the head before the first one moved it, and then found the other dead
+/// claim, would zero message 3 where it lies and move the head back.
+/// Messages 1 to 3 arrive whole, once each.
+fn two_recoverers<F: FaultSet>() {
+    let geometry = Geometry::new(64, 16).unwrap();
+    let memory = ShuttleBackend::<F>::new(geometry, 0)
+        .tracking_liveness()
+        .multi_producer()
+        .with_slice_timeouts()
+        .with_spin_limit(0);
+    let mut producer = Producer::with_backend(memory.clone()).unwrap();
+    // 16 bytes at 0 (a record of 24), 3 at 24 and 3 at 40; then padding at
+    // 56 and 16 bytes at 64, offset 0 again.
+    let sent = [payload(0, 16), payload(1, 3), payload(2, 3), payload(3, 16)];
+    for m in &sent[..3] {
+        producer.send(m).unwrap();
+    }
+    let mut taker =
+        Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 0, false).unwrap();
+    let crashed = may_crash(|| {
+        let _ = taker.try_recv_with(|_| std::panic::panic_any(Crashed));
+    });
+    assert!(crashed, "the first consumer had nothing to die on");
+    std::mem::forget(taker);
+    let loser = Consumer::with_backend_in_slot(memory.clone(), RingKind::Mpmc, 1, false).unwrap();
+    std::mem::forget(loser);
+    {
+        use shmsg::sync::{Backend, Control, SlotWord, Word};
+        let word = |word| {
+            memory.control(Control::Slot {
+                role: Role::Consumer,
+                index: 1,
+                word,
+            })
+        };
+        word(SlotWord::ClaimLen).store(24, std::sync::atomic::Ordering::SeqCst);
+        word(SlotWord::Claim).store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+    memory.mark(Peer::Slot(Role::Consumer, 0), true);
+    memory.mark(Peer::Slot(Role::Consumer, 1), true);
+    let receivers: Vec<_> = [2, 3]
+        .into_iter()
+        .map(|index| {
+            let m = memory.clone();
+            shuttle::thread::spawn(move || {
+                let mut c =
+                    Consumer::with_backend_in_slot(m, RingKind::Mpmc, index, false).unwrap();
+                let mut buf = Vec::new();
+                c.recv_timeout(&mut buf, Duration::from_secs(2))
+                    .unwrap_or_else(|e| panic!("consumer {index}: {e}"));
+                (c, buf)
+            })
+        })
+        .collect();
+    let last = sent[3].clone();
+    let sender = shuttle::thread::spawn(move || {
+        producer.send(&last).unwrap();
+        producer
+    });
+    let mut got = Vec::new();
+    let mut handles = Vec::new();
+    for r in receivers {
+        let (c, buf) = r.join().unwrap();
+        got.push(buf);
+        handles.push(c);
+    }
+    let producer = sender.join().unwrap();
+    let mut buf = Vec::new();
+    handles[0]
+        .recv_timeout(&mut buf, Duration::from_secs(2))
+        .unwrap_or_else(|e| {
+            use shmsg::sync::{Backend, Control, Word};
+            let o = std::sync::atomic::Ordering::SeqCst;
+            let words: Vec<u64> = (0..8).map(|i| memory.data_word(i).load(o)).collect();
+            panic!(
+                "the last message: {e} head {} cursor {} tail {} data {words:x?}",
+                memory.control(Control::Head).load(o),
+                memory.control(Control::ReadCursor).load(o),
+                memory.control(Control::Tail).load(o)
+            )
+        });
+    got.push(buf);
+    got.sort();
+    let mut expected = sent[1..].to_vec();
+    expected.sort();
+    assert_eq!(got, expected, "a message lost, torn or twice");
+    drop(producer);
+}
+
+/// Random and PCT schedules of [`two_recoverers`]. The waits are bounded
+/// by real-time deadlines (2 s), so shuttle's step bound is lifted.
+fn explore_two_recoverers<F: FaultSet>() {
+    Runner::new(RandomScheduler::new(1), Config::new()).run(|| {});
+    quiet_crashes();
+    let config = || {
+        let mut config = Config::new();
+        config.max_steps = shuttle::MaxSteps::None;
+        config
+    };
+    Runner::new(RandomScheduler::new(iterations() * 25), config()).run(two_recoverers::<F>);
+    Runner::new(PctScheduler::new(3, iterations() * 25), config()).run(two_recoverers::<F>);
+}
+
+#[test]
+fn mpmc_two_recoverers_hand_a_message_back_once() {
+    explore_two_recoverers::<NoFault>();
+}
+
+#[test]
+fn seeded_recover_by_claim_is_caught() {
+    let failed = panic_message(explore_two_recoverers::<RecoverByClaim>);
     assert!(failed.is_some(), "shuttle accepted the seeded defect");
 }

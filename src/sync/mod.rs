@@ -311,6 +311,10 @@ pub struct Faults {
     /// `Relaxed`, so the look for a pending claim may read a claim older
     /// than the detach that freed the slot.
     pub relaxed_slot_epoch: bool,
+    /// Multi-consumer ring: the hand-back for a gone consumer is decided on
+    /// its claim word and ends with a plain store of the head (no mark on
+    /// the entry's header), so two consumers can recover one entry.
+    pub recover_by_claim: bool,
 }
 
 /// The ordering of an atomic operation that a seeded defect weakens to
@@ -364,6 +368,7 @@ impl Faults {
         wake_futex_only: false,
         no_hand_back_signal: false,
         relaxed_slot_epoch: false,
+        recover_by_claim: false,
     };
 }
 

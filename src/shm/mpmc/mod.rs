@@ -36,6 +36,13 @@
 //! bit 29..0   payload length (message), or bytes covered (padding)
 //! ```
 //!
+//! One more word may stand in a header's place, in an `Mpmc` ring only:
+//! while a consumer hands back an entry for consumers that are gone, its
+//! *recovery mark* (the tag, bit 31 clear, the consumer's slot in bits
+//! 30..28 and the low 28 bits of its slot epoch; [`recovery_mark`]).
+//! Readers never take it for an entry (it is not committed), and it stands
+//! only at the head, behind every consumer's cursor.
+//!
 //! Padding fills what a claim does not use: the end of the data area before
 //! a record that wraps to offset 0, the tail of an in-place claim whose
 //! message came out shorter, a claim abandoned by a panic or by a dead
@@ -97,9 +104,17 @@
 //! it again once the entry is handed back. A consumer whose hand-back turn
 //! has not come after a sleep slice looks at the entry at the head: if
 //! every slot that claims it belongs to a consumer that is gone (its
-//! process dead, or detached without handing it back), it clears that
-//! claim with a compare-and-swap (so one consumer recovers), zeroes the
-//! entry and moves the head past it. A claimant that is alive, even one
+//! process dead, or detached without handing it back), it hands the entry
+//! back for it. Who does is decided on the entry's header word, which no
+//! other entry shares: a compare-and-swap puts the recovering consumer's
+//! mark there ([`recovery_mark`]; a mark left by a consumer that is gone
+//! since is taken over), it zeroes the payload, stores a zero header and
+//! moves the head with a compare-and-swap from the position it read (a
+//! zero header found there, the holder's own zeroing done before it died,
+//! leaves only that). Several slots may claim one entry (a consumer that
+//! lost the race for it and died before clearing its claim), and the head
+//! a recoverer read may be stale, so neither a claim word nor a plain head
+//! store could elect one recoverer. A claimant that is alive, even one
 //! whose stale claim lost its swap, blocks the recovery until it moves on.
 //! The recovered message is **not delivered again**: a dead `Mpmc`
 //! consumer loses at most the one record it held (at-most-once for it),
@@ -224,6 +239,32 @@ pub fn encode_record(position: u64, len: usize) -> u64 {
 #[inline(always)]
 pub fn encode_pad(position: u64, bytes: u64) -> u64 {
     committed_at(position) | PAD | bytes
+}
+
+/// Bits 27..0 of a recovery mark: the low bits of its owner's slot epoch.
+pub(super) const MARK_EPOCH: u64 = (1 << 28) - 1;
+
+/// The mark that an `Mpmc` consumer in slot `index`, attached at slot epoch
+/// `epoch`, writes over the header of the entry at `position` while it
+/// hands that entry back for the consumers that held it and are gone
+/// (module docs, "A consumer that dies holding a record"): the position's
+/// tag, the commit bit clear (no reader takes it for an entry: a stale
+/// cursor reads it as corrupt and moves on), the slot in bits 30..28 and
+/// the epoch's low 28 bits. Never zero: an attached slot's epoch is odd.
+///
+/// ```
+/// use shmsg::shm::{Geometry, mpmc};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// let mark = mpmc::recovery_mark(64, 2, 5);
+/// assert_eq!(mark, (8 << 32) | (2 << 28) | 5);
+/// // Not an entry: a reader reports it as corrupt.
+/// assert!(mpmc::decode(mark, 64, geometry).is_err());
+/// # Ok::<(), shmsg::Error>(())
+/// ```
+pub fn recovery_mark(position: u64, index: usize, epoch: u64) -> u64 {
+    const _: () = assert!(MAX_CONSUMERS <= 8);
+    ((position >> 3) << 32) | ((index as u64) << 28) | (epoch & MARK_EPOCH)
 }
 
 /// What a header word says about the entry at a position.

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use super::{Consumer, zero};
 use crate::error::{Error, Result, Role};
 use crate::shm::layout::{MAX_CONSUMERS, MAX_PRODUCERS};
-use crate::shm::mpmc::{LEN_MASK, NO_CLAIM, encode_pad, slot};
-use crate::shm::record::word_at;
+use crate::shm::mpmc::{LEN_MASK, MARK_EPOCH, NO_CLAIM, decode, encode_pad, recovery_mark, slot};
+use crate::shm::record::{COMMITTED, word_at};
 use crate::shm::wait;
 use crate::sync::{Backend, Control, SlotWord, Word};
 
@@ -26,9 +26,35 @@ fn pad_if_empty<W: Word>(word: &W, pad: u64) {
 impl<B: Backend> Consumer<B> {
     /// `Mpmc`: if the entry at the head is held by consumers that are all
     /// gone (dead, or detached without handing it back), hands it back for
-    /// them: one consumer, elected by a compare-and-swap that clears the
-    /// holder's claim, zeroes it and moves the head past it. The entry is
-    /// not delivered again (module docs). Returns whether it recovered one.
+    /// them: zeroes it and moves the head past it. The entry is not
+    /// delivered again (module docs). Returns whether it recovered one.
+    ///
+    /// Who recovers is decided on the entry's own header word, the one
+    /// word of the region that only this entry owns while the head has not
+    /// passed it: a consumer swaps the header for its recovery mark
+    /// ([`recovery_mark`](crate::shm::mpmc::recovery_mark)), zeroes the
+    /// payload, stores the zero header, and moves the head with a
+    /// compare-and-swap from the position it read.
+    /// Several slots may claim the entry (a consumer that lost the race for
+    /// it and died before clearing its claim leaves one) and the head a
+    /// recoverer read may be stale, so an election on a claim word would
+    /// let two consumers recover the same entry, the second zeroing what a
+    /// producer has since written there and moving the head back
+    /// (`shuttle_faults` `mpmc_two_recoverers_hand_a_message_back_once`).
+    /// What the header can say:
+    ///
+    /// * the entry itself (a header of this position, of the claimed
+    ///   length): nobody has zeroed it; the swap elects one recoverer;
+    /// * zero: it is zeroed already, by its holder's hand-back (which
+    ///   zeroes the header last; it died before moving the head) or by a
+    ///   recoverer (which stores the zero header after the payload); only
+    ///   the head is left to move, and the head's compare-and-swap lets it
+    ///   move once. A stale head finds zero too (the entry was handed back
+    ///   and nothing written there since): its swap fails;
+    /// * a recovery mark of this position: another consumer is recovering
+    ///   it; left to it while that consumer is attached (same slot epoch)
+    ///   and alive, else taken over (swapped for our mark, zeroed again);
+    /// * anything else: a later record there, so the head read was stale.
     ///
     /// Orderings: what must come before the zeroing is everything the gone
     /// holder did to the entry (its read of it, its claim words). A
@@ -37,12 +63,18 @@ impl<B: Backend> Consumer<B> {
     /// the death), `loom_faults`
     /// `a_consumer_recovers_a_message_held_by_a_detached_dead_one`; an
     /// attached one's by the liveness test that finds it dead (the kernel's
-    /// unlock at its death). The other loads are `Relaxed`: values that
-    /// come after one of those two in program order (the claim words, the
-    /// cursor bound), or that only name the entry (the head; a stale one
-    /// names an entry whose claim was since cleared, and the compare-and-
-    /// swap below fails). The compare-and-swap's atomicity elects one
-    /// recoverer; it acquires nothing more.
+    /// unlock at its death). A zero header stored by another recoverer is
+    /// read with `Acquire` (paired with that store's `Release`), so its
+    /// zeroing comes before our head move, whose `Release` publishes it to
+    /// the producers that find room there (`loom_faults`
+    /// `two_consumers_hand_a_dead_ones_message_back_once`). The other loads
+    /// are `Relaxed`: values that come after one of those edges in program
+    /// order (the claim words, the cursor bound), that only name the entry
+    /// (the head; a stale one is caught at the header or at the head's
+    /// compare-and-swap), or whose staleness only delays (a mark owner's
+    /// epoch: a stale one reads as the owner still there, and the next
+    /// look, a slice later, reads the new one). The header's
+    /// compare-and-swap elects by its atomicity; it acquires nothing more.
     pub(super) fn recover_abandoned(&mut self) -> Result<bool> {
         let head = self.backend.control(Control::Head).load(Relaxed);
         let mut holder: Option<(usize, u64)> = None;
@@ -86,27 +118,94 @@ impl<B: Backend> Consumer<B> {
         {
             return Err(Error::corrupt("a gone consumer's claim length", len));
         }
+        let header = word_at(&self.backend, self.mask, head);
+        if B::FAULTS.recover_by_claim {
+            return Ok(self.seeded_recover_by_claim(index, head, len));
+        }
+        let found = header.load(Acquire);
+        if found != 0 {
+            if !self.may_recover_over(found, head, len) {
+                return Ok(false);
+            }
+            let mark = recovery_mark(head, self.index, self.epoch);
+            if header
+                .compare_exchange(found, mark, Relaxed, Relaxed)
+                .is_err()
+            {
+                return Ok(false);
+            }
+            // SAFETY: the entry lies inside the data area (checked above) and
+            // is ours now: its holder is gone, our mark on its header makes
+            // us its only recoverer, and nobody writes it until the head
+            // moves past it.
+            unsafe { zero(&self.backend, offset as usize + 8, len as usize - 8) };
+            // `Release`: a recoverer that finds this zero header and moves
+            // the head carries the zeroing to the producers.
+            header.store(0, Release);
+        }
+        // `Release`: publishes the zeroing to the producers that find room
+        // here (`loom_faults`
+        // `a_consumer_recovers_a_message_held_by_a_detached_dead_one`).
+        if self
+            .backend
+            .control(Control::Head)
+            .compare_exchange(head, head.wrapping_add(len), Release, Relaxed)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        // Tidy: a claim behind the head never matches it again anyway.
+        let claim = slot(&self.backend, Role::Consumer, index, SlotWord::Claim);
+        let _ = claim.compare_exchange(head, NO_CLAIM, Relaxed, Relaxed);
+        // A hand-back like any other: the next consumer's turn may be here.
+        wait::notify_hand_back(&self.backend);
+        Ok(true)
+    }
+
+    /// Seeded defect `recover_by_claim`: the hand-back elected on the
+    /// holder's claim word, the head stored.
+    fn seeded_recover_by_claim(&self, index: usize, head: u64, len: u64) -> bool {
         let claim = slot(&self.backend, Role::Consumer, index, SlotWord::Claim);
         if claim
             .compare_exchange(head, NO_CLAIM, Relaxed, Relaxed)
             .is_err()
         {
-            return Ok(false);
+            return false;
         }
-        // SAFETY: the entry lies inside the data area (checked above) and is
-        // ours now: its holder is gone, the compare-and-swap made us the
-        // only recoverer, and nobody writes it until the head moves past it.
-        unsafe { zero(&self.backend, offset as usize + 8, len as usize - 8) };
+        let offset = (head & self.mask) as usize;
+        // SAFETY: as in `recover_abandoned` (the entry is inside the data
+        // area), except that the claim election does not make it ours:
+        // the defect this seeds.
+        unsafe { zero(&self.backend, offset + 8, len as usize - 8) };
         word_at(&self.backend, self.mask, head).store(0, Relaxed);
-        // `Release`: publishes the zeroing to the producers that find room
-        // here (`loom_faults`
-        // `a_consumer_recovers_a_message_held_by_a_detached_dead_one`).
         self.backend
             .control(Control::Head)
             .store(head.wrapping_add(len), Release);
-        // A hand-back like any other: the next consumer's turn may be here.
         wait::notify_hand_back(&self.backend);
-        Ok(true)
+        true
+    }
+
+    /// Whether a recovery may swap `found`, the non-zero header word at
+    /// `head`, for its mark: the entry's own header (of the claimed length
+    /// `len`), or the mark of a recoverer that is gone (detached, dead, or
+    /// this slot's earlier holder). A live recoverer's mark, or a header
+    /// of a later record (the head was stale), is left alone.
+    fn may_recover_over(&self, found: u64, head: u64, len: u64) -> bool {
+        if found & COMMITTED != 0 {
+            return decode(found, head, self.geometry).is_ok_and(|entry| entry.extent() == len);
+        }
+        if found >> 32 != (head >> 3) & 0xFFFF_FFFF {
+            return false;
+        }
+        let owner = ((found >> 28) & 7) as usize;
+        if owner == self.index {
+            // Ours from an earlier holder of this slot (we recover within
+            // one call, never two at once).
+            return true;
+        }
+        let epoch = slot(&self.backend, Role::Consumer, owner, SlotWord::Epoch).load(Relaxed);
+        // A mark's epoch is odd (attached): a detached slot's never matches.
+        epoch & MARK_EPOCH != found & MARK_EPOCH || !self.backend.slot_alive(Role::Consumer, owner)
     }
 
     /// If the next entry is a claim of a dead producer, commits padding over
