@@ -24,6 +24,11 @@
 //!   `no_release_finish` (the takeover skips finishing the release) fails
 //!   it.
 //!
+//! * `mpsc_producer_that_lost_a_race_never_stalls_a_recovery`: a producer
+//!   that lost the race for a position, found the ring full and went idle
+//!   does not keep a dead winner's claim from being padded over (its claim
+//!   word no longer names that position). The seeded defect
+//!   `keep_lost_claim` fails it.
 //! * `mpmc_two_recoverers_hand_a_message_back_once`: two `Mpmc` consumers
 //!   died holding one message (the one that took it, and one that lost the
 //!   race for it and died before clearing its claim); two live consumers
@@ -68,8 +73,9 @@ fn iterations() -> usize {
 
 /// Runs `scenario(k)` under random schedules (and PCT ones if `pct`) for
 /// every crash step `k` until no schedule crashes; returns the number of
-/// steps.
-fn every_crash_step(scenario: fn(usize, &CrashFlag), pct: bool) -> usize {
+/// steps. A scenario whose waits all end at real-time deadlines may lift
+/// shuttle's step bound (`deadlines`), which such waits would exceed.
+fn every_crash_step(scenario: fn(usize, &CrashFlag), pct: bool, deadlines: bool) -> usize {
     // Shuttle installs its panic hook (which reports every panic in a task)
     // at its first run; the quiet hook goes on top of it, so a modelled
     // crash is reported by neither.
@@ -81,10 +87,14 @@ fn every_crash_step(scenario: fn(usize, &CrashFlag), pct: bool) -> usize {
         for &pct in schedulers {
             let f = flag.clone();
             let test = move || scenario(k, &f);
+            let mut config = Config::new();
+            if deadlines {
+                config.max_steps = shuttle::MaxSteps::None;
+            }
             if pct {
-                Runner::new(PctScheduler::new(2, iterations()), Config::new()).run(test);
+                Runner::new(PctScheduler::new(2, iterations()), config).run(test);
             } else {
-                Runner::new(RandomScheduler::new(iterations()), Config::new()).run(test);
+                Runner::new(RandomScheduler::new(iterations()), config).run(test);
             }
         }
         if !flag.get() {
@@ -177,8 +187,94 @@ fn producer_crash(k: usize, flag: &CrashFlag) {
 
 #[test]
 fn mpsc_producer_crash() {
-    let steps = every_crash_step(producer_crash, true);
+    let steps = every_crash_step(producer_crash, true, false);
     eprintln!("mpsc producer crash: {steps} crash steps");
+}
+
+/// Producers 0 and 1 race for the same position of a 64-byte ring that
+/// holds one record already, each with a record of 24 bytes, so the loser
+/// finds the ring full behind the winner's claim. Producer 0 crashes at
+/// step `k` of its send (mid-claim included); producer 1 tries once
+/// (`try_send`: `Full` is an answer) and then stays attached, idle. Then
+/// producer 2 sends, waiting for room. Its message must arrive within its
+/// deadline whoever won: a claim the winner left uncommitted is padded
+/// over, which a live loser's claim word must not prevent (the consumer
+/// leaves a claim alone while a live producer's slot names it, and an
+/// idle producer's slot may name it for good).
+fn lost_race_then_full<F: FaultSet>(k: usize, flag: &CrashFlag) {
+    let geometry = Geometry::new(64, 16).unwrap();
+    let memory = ShuttleBackend::<F>::new(geometry, 0)
+        .tracking_liveness()
+        .multi_producer()
+        .with_slice_timeouts()
+        .with_spin_limit(0);
+    let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
+    let mut loser = Producer::with_backend_in_slot(memory.clone(), 1, false).unwrap();
+    let mut last = Producer::with_backend_in_slot(memory.clone(), 2, false).unwrap();
+    // Records of 24 bytes: one at 0, then the race for 24; 48 + 24 > 64.
+    let sent = |id: u8| {
+        let mut m = payload(id as usize, 16);
+        m[0] = id;
+        m
+    };
+    last.send(&sent(3)).unwrap();
+    let m = memory.clone();
+    let first = shuttle::thread::spawn(move || {
+        let crashed = may_crash(|| {
+            let mut p = Producer::with_backend_in_slot(m.crashing_after(k), 0, false).unwrap();
+            // If it lost the race, it may still wait for room when the
+            // consumer, done, leaves.
+            match p.send(&sent(0)) {
+                Ok(()) | Err(Error::Disconnected) => {}
+                Err(e) => panic!("producer 0: {e}"),
+            }
+        });
+        if crashed {
+            m.mark(Peer::Slot(Role::Producer, 0), true);
+        }
+        crashed
+    });
+    let second = shuttle::thread::spawn(move || {
+        match loser.try_send(&sent(1)) {
+            Ok(()) | Err(Error::Full) => {}
+            Err(e) => panic!("producer 1: {e}"),
+        }
+        loser
+    });
+    let reader = shuttle::thread::spawn(move || {
+        let mut buf = Vec::new();
+        loop {
+            consumer
+                .recv_timeout(&mut buf, Duration::from_secs(2))
+                .unwrap_or_else(|e| panic!("consumer: {e}"));
+            assert!((0..4).any(|id| buf == sent(id)), "a torn message");
+            if buf == sent(2) {
+                return;
+            }
+        }
+    });
+    let idle = second.join().unwrap();
+    last.send_timeout(&sent(2), Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("producer 2: {e}"));
+    reader.join().unwrap();
+    if first.join().unwrap() {
+        flag.set();
+    }
+    drop(idle);
+}
+
+#[test]
+fn mpsc_producer_that_lost_a_race_never_stalls_a_recovery() {
+    let steps = every_crash_step(lost_race_then_full::<NoFault>, true, true);
+    eprintln!("lost race then full: {steps} crash steps");
+}
+
+#[test]
+fn seeded_keep_lost_claim_is_caught() {
+    let failed = panic_message(|| {
+        every_crash_step(lost_race_then_full::<KeepLostClaim>, true, true);
+    });
+    assert!(failed.is_some(), "shuttle accepted the seeded defect");
 }
 
 fn consumer_crash_and_takeover<F: FaultSet>(k: usize, flag: &CrashFlag) {
@@ -256,14 +352,14 @@ fn consumer_crash_and_takeover<F: FaultSet>(k: usize, flag: &CrashFlag) {
 
 #[test]
 fn mpsc_consumer_crash_and_takeover() {
-    let steps = every_crash_step(consumer_crash_and_takeover::<NoFault>, false);
+    let steps = every_crash_step(consumer_crash_and_takeover::<NoFault>, false, false);
     eprintln!("mpsc consumer crash: {steps} crash steps");
 }
 
 #[test]
 fn seeded_no_release_finish_is_caught() {
     let failed = panic_message(|| {
-        every_crash_step(consumer_crash_and_takeover::<NoReleaseFinish>, false);
+        every_crash_step(consumer_crash_and_takeover::<NoReleaseFinish>, false, false);
     });
     assert!(failed.is_some(), "shuttle accepted the seeded defect");
 }

@@ -857,6 +857,7 @@ fault!(WakeFutexOnly, wake_futex_only);
 fault!(NoHandBackSignal, no_hand_back_signal);
 fault!(RelaxedSlotEpoch, relaxed_slot_epoch);
 fault!(RecoverByClaim, recover_by_claim);
+fault!(KeepLostClaim, keep_lost_claim);
 
 /// The payload of message `seq` with `len` bytes: a pattern that differs for
 /// every (seq, byte index), so a torn, stale or misplaced byte is visible.

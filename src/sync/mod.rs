@@ -315,6 +315,10 @@ pub struct Faults {
     /// its claim word and ends with a plain store of the head (no mark on
     /// the entry's header), so two consumers can recover one entry.
     pub recover_by_claim: bool,
+    /// Multi-producer ring: a producer that loses the race for a claim
+    /// keeps its claim word naming the position another producer claimed,
+    /// so a consumer never pads that claim if its owner dies.
+    pub keep_lost_claim: bool,
 }
 
 /// The ordering of an atomic operation that a seeded defect weakens to
@@ -369,6 +373,7 @@ impl Faults {
         no_hand_back_signal: false,
         relaxed_slot_epoch: false,
         recover_by_claim: false,
+        keep_lost_claim: false,
     };
 }
 

@@ -57,7 +57,10 @@
 //!    record the attempt in the producer's slot (`claim = t`,
 //!    `claim_len`), then `compare_exchange(t, t + len)` on the tail
 //!    (`Relaxed`: only a dead producer's attempt is ever read, after the
-//!    liveness test that orders it); on failure, retry from the tail it saw;
+//!    liveness test that orders it); on failure, clear the claim word (it
+//!    must not go on naming a position another producer claimed: a
+//!    consumer leaves a dead producer's claim alone while a live
+//!    producer's slot names it) and retry from the tail it saw;
 //! 2. write the payload (plain stores: the claim makes the bytes ours);
 //! 3. *commit*: store the record's header with `Release`; then, if the claim
 //!    wrapped, the padding header at `t`, also with `Release` (so a consumer

@@ -392,7 +392,22 @@ impl<B: Backend> Producer<B> {
             // again after its next sleep slice.
             match tail.compare_exchange(at, next, Relaxed, Relaxed) {
                 Ok(_) => return Ok(Claim { at, start, record }),
-                Err(seen) => at = seen,
+                Err(seen) => {
+                    // Lost the race: our slot must not keep naming a
+                    // position another producer claimed. A consumer leaves
+                    // a dead producer's claim alone while a live producer's
+                    // slot names it, and we may now find the ring full and
+                    // wait, or go idle, for good: the ring would stall
+                    // there (`shuttle_faults`
+                    // `mpsc_producer_that_lost_a_race_never_stalls_a_recovery`).
+                    // `Relaxed`: a consumer that reads the old claim looks
+                    // again after its next sleep slice. Seeded defect
+                    // `keep_lost_claim`: left out.
+                    if !B::FAULTS.keep_lost_claim {
+                        slot_word(SlotWord::Claim).store(NO_CLAIM, Relaxed);
+                    }
+                    at = seen;
+                }
             }
         }
     }
