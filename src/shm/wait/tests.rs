@@ -95,3 +95,24 @@ fn event_word_fields() {
         1
     );
 }
+
+/// A notify with nobody announced costs its fence and one load, nothing
+/// more: the event word (its epoch) is left as it was, and no wake-up is
+/// made. With a sleeper announced, it bumps the epoch once. (Waking
+/// regardless would stay correct, a system call per message slower: the
+/// models see only lost wake-ups, so this is where that is checked.)
+#[test]
+fn notify_wakes_only_when_a_sleeper_is_announced() {
+    let memory = crate::shm::Mapped::heap(crate::shm::Geometry::default(), 0).unwrap();
+    let word = || memory.event(Event::Data).load(Relaxed);
+    let before = word();
+    notify(&memory, Event::Data);
+    assert_eq!(word(), before, "a notify with nobody asleep");
+    let ticket = announce(&memory, Event::Data);
+    notify(&memory, Event::Data);
+    assert_eq!(epoch(word()), epoch(before).wrapping_add(1), "one wake-up");
+    assert_eq!(sleepers(word()), 1, "the sleeper stays announced");
+    let _ = ticket;
+    retract(&memory, Event::Data, SLEEPER);
+    assert_eq!(sleepers(word()), 0);
+}
