@@ -22,8 +22,9 @@
 # defect's `order(B::FAULTS.flag, Release)` does (see `shmsg::sync::Faults`),
 # a helper function of the same file whose body names one, or a local bound
 # by `let NAME = ...` to one.
-# Skipped: `#[cfg(test)]` items, and the branch of an `if B::FAULTS.x`
-# (`if !B::FAULTS.x`: its `else`) that holds a seeded defect. Fences are
+# Skipped: `#[cfg(test)]` items, the branch of an `if B::FAULTS.x`
+# (`if !B::FAULTS.x`: its `else`) that holds a seeded defect, and a
+# function that holds one (`fn seeded_*`, called from such a branch). Fences are
 # not sites (a `Relaxed` fence does not exist; the seeded `no_waiter_fence`
 # removes one). The scan is line-based: an operation and its arguments are
 # on one line, as rustfmt writes them here.
@@ -156,6 +157,8 @@ my $want_else;       # a FAULTS `if` whose else branch is the seeded one
 for (my $n = 0; $n < @lines; $n++) {
     my $line = $lines[$n];
     $pending_cfg = 1 if $line =~ /^\s*#\[cfg\(test\)\]/;
+    # A function that holds a seeded defect (`fn seeded_*`), skipped whole.
+    $pending_cfg = 1 if $line =~ /^\s*(?:pub(?:\([^)]*\))?\s+)?fn\s+seeded_/;
     my $code = $line;
     # Blank out string and char literals and comments, keeping columns.
     $code =~ s{"(?:[^"\\]|\\.)*"}{"" . (" " x (length($&) - 2)) . ""}ge;
