@@ -30,6 +30,9 @@ export SHMSG_LOOM_FAULTS_PREEMPTIONS="${SHMSG_LOOM_FAULTS_PREEMPTIONS:-3}"
 # 20000 schedules x 1000 messages took 18 min for the multi-producer shuttle
 # model (five threads per schedule); 5000 keeps it near 5 min.
 export SHMSG_SHUTTLE_MPMC_ITERATIONS="${SHMSG_SHUTTLE_MPMC_ITERATIONS:-5000}"
+# shuttle_faults: schedules per crash step and scheduler (40 quick; 1000
+# took 13 s in release, the two-recoverer scenario running 25 times as many).
+export SHMSG_SHUTTLE_FAULTS_ITERATIONS="${SHMSG_SHUTTLE_FAULTS_ITERATIONS:-1000}"
 # The state machine over every transport: each case opens eight connections
 # (256 cases took 8 min in release on the 2-core development machine).
 export SHMSG_SAME_CASES="${SHMSG_SAME_CASES:-128}"
@@ -45,7 +48,7 @@ export SHMSG_RDV_MESSAGES="${SHMSG_RDV_MESSAGES:-1000000}"
 # parent checks the merged history against a FIFO queue.
 export SHMSG_LIN_MESSAGES="${SHMSG_LIN_MESSAGES:-10000000}"
 
-echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, late consumer $SHMSG_LOOM_SLEEPER_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages, proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes, rendezvous $SHMSG_RDV_MESSAGES messages per client, linearizability $SHMSG_LIN_MESSAGES messages per case"
+echo "== deep tier: loom preemption bound $LOOM_MAX_PREEMPTIONS (wait model $SHMSG_LOOM_WAIT_PREEMPTIONS, frames $SHMSG_LOOM_FRAMES_PREEMPTIONS, late consumer $SHMSG_LOOM_SLEEPER_PREEMPTIONS, mpsc $SHMSG_LOOM_MPSC_PREEMPTIONS, mpmc $SHMSG_LOOM_MPMC_PREEMPTIONS, faults $SHMSG_LOOM_FAULTS_PREEMPTIONS), same-behaviour cases $SHMSG_SAME_CASES, shuttle $SHMSG_SHUTTLE_ITERATIONS schedules x $SHMSG_SHUTTLE_MESSAGES messages (faults $SHMSG_SHUTTLE_FAULTS_ITERATIONS per crash step), proptest $PROPTEST_CASES cases, $SHMSG_KILL_ROUNDS SIGKILL rounds, crash campaign $SHMSG_CAMPAIGN_KILLS kills and $SHMSG_CAMPAIGN_WRITES hostile writes, rendezvous $SHMSG_RDV_MESSAGES messages per client, linearizability $SHMSG_LIN_MESSAGES messages per case"
 cargo test --locked --release --features shmsg/tokio -- --test-threads=2
 
 # Every loom model's seeded bugs through ci/explore.sh: each must print a
