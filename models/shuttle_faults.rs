@@ -42,8 +42,8 @@
 //! waiter does after a slice (pad a dead producer's claim, notice that
 //! every producer is gone) runs under the schedules.
 //!
-//! `SHMSG_SHUTTLE_FAULTS_ITERATIONS` (default 40, deep tier 1000) schedules per crash step
-//! and scheduler.
+//! `SHMSG_SHUTTLE_FAULTS_ITERATIONS` (default 40, deep tier 1000)
+//! schedules per crash step and scheduler.
 
 mod common;
 
