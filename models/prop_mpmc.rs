@@ -32,7 +32,9 @@
 //!   `a_header_not_the_entrys_is_left_alone`: the hand-back for a gone
 //!   consumer is decided on the entry's header word; a gone recoverer's
 //!   mark is taken over, a zero header needs only the head moved, a live
-//!   recoverer's mark or a later lap's record is left alone.
+//!   recoverer's mark or a later lap's record is left alone;
+//!   `gone_claims_that_disagree_are_left_alone`: so are gone consumers'
+//!   claims that disagree on the entry's length.
 //! * `a_gone_consumers_impossible_claim_is_corrupt`,
 //!   `a_dead_producers_impossible_claim_is_corrupt`: the claim lengths that
 //!   recovery reads from the region are checked: an impossible one is
@@ -763,6 +765,32 @@ fn a_header_not_the_entrys_is_left_alone() {
         other.try_recv(&mut buf).unwrap();
         assert_eq!(buf, payload(3, 40));
     }
+}
+
+/// `Mpmc`: gone consumers' claims on the head entry that disagree on its
+/// length are left alone. Only a corrupt or hostile region has them (a
+/// consumer that lost the race for an entry read the header the winner
+/// read), and where the entry is zeroed already (its holder died after
+/// zeroing it, before moving the head) the claims alone would say how far
+/// to move the head. The waiting consumer's message is delivered, its
+/// hand-back stays pending, and the head does not move.
+#[test]
+fn gone_claims_that_disagree_are_left_alone() {
+    let (memory, mut other, _producer) = held_by_a_gone_consumer(0, 16);
+    for i in 0..3 {
+        memory.data_word(i).store(0, SeqCst);
+    }
+    let ghost = other.another().unwrap();
+    slot_word(&memory, Role::Consumer, 2, SlotWord::ClaimLen).store(16, SeqCst);
+    slot_word(&memory, Role::Consumer, 2, SlotWord::Claim).store(0, SeqCst);
+    memory.dead_consumers.lock().unwrap().push(2);
+    std::mem::forget(ghost);
+    let mut buf = Vec::new();
+    other
+        .recv_timeout(&mut buf, shmsg::shm::wait::SLICE * 3)
+        .unwrap();
+    assert_eq!(buf, payload(2, 16));
+    assert_eq!(memory.control(Control::Head).load(SeqCst), 0);
 }
 
 /// `Mpmc`: what a gone consumer's slot says about the entry it held is
