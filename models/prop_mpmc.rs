@@ -35,6 +35,9 @@
 //!   recoverer's mark or a later lap's record is left alone;
 //!   `gone_claims_that_disagree_are_left_alone`: so are gone consumers'
 //!   claims that disagree on the entry's length.
+//! * `a_claim_that_never_moved_the_tail_is_not_recovered`: a producer that
+//!   died between writing its claim words and its compare-and-swap claimed
+//!   nothing; its claim at the tail is neither padded nor `Corrupt`.
 //! * `a_gone_consumers_impossible_claim_is_corrupt`,
 //!   `a_dead_producers_impossible_claim_is_corrupt`: the claim lengths that
 //!   recovery reads from the region are checked: an impossible one is
@@ -905,6 +908,35 @@ fn a_dead_producers_impossible_claim_is_corrupt() {
             // Refused before anything was written: no padding in the claim.
             assert_eq!(memory.data_word(0).load(SeqCst), 0, "{kind:?}, {len} bytes");
         }
+    }
+}
+
+/// `Mpsc` and `Mpmc`: a producer that died after writing its claim words
+/// and before its compare-and-swap on the tail claimed nothing: its claim
+/// names the tail. A consumer waiting there pads nothing and reports
+/// nothing wrong (its wait times out), and the next message sent arrives.
+#[test]
+fn a_claim_that_never_moved_the_tail_is_not_recovered() {
+    for kind in [RingKind::Mpsc, RingKind::Mpmc] {
+        let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+        let mut consumer = Consumer::with_backend(memory.clone(), kind).unwrap();
+        let mut alive = Producer::with_backend(memory.clone()).unwrap();
+        let doomed = Producer::with_backend(memory.clone()).unwrap();
+        let slot = doomed.slot();
+        memory.dead.lock().unwrap().push(slot);
+        slot_word(&memory, Role::Producer, slot, SlotWord::ClaimLen).store(24, SeqCst);
+        slot_word(&memory, Role::Producer, slot, SlotWord::Claim).store(0, SeqCst);
+        std::mem::forget(doomed);
+        let mut buf = Vec::new();
+        let result = consumer.recv_timeout(&mut buf, shmsg::shm::wait::SLICE * 3);
+        assert!(
+            matches!(result, Err(Error::Timeout)),
+            "{kind:?}: {result:?}"
+        );
+        assert_eq!(memory.data_word(0).load(SeqCst), 0, "{kind:?}: no padding");
+        alive.send(&payload(1, 16)).unwrap();
+        consumer.try_recv(&mut buf).unwrap();
+        assert_eq!(buf, payload(1, 16), "{kind:?}");
     }
 }
 
