@@ -71,10 +71,9 @@ impl<B: Backend> Consumer<B> {
     /// are `Relaxed`: values that come after one of those edges in program
     /// order (the claim words, the cursor bound), that only name the entry
     /// (the head; a stale one is caught at the header or at the head's
-    /// compare-and-swap), or whose staleness only delays (a mark owner's
-    /// epoch: a stale one reads as the owner still there, and the next
-    /// look, a slice later, reads the new one). The header's
-    /// compare-and-swap elects by its atomicity; it acquires nothing more.
+    /// compare-and-swap). A mark owner's epoch is read with `Acquire`
+    /// ([`Consumer::may_recover_over`]). The header's compare-and-swap
+    /// elects by its atomicity; it acquires nothing more.
     pub(super) fn recover_abandoned(&mut self) -> Result<bool> {
         let head = self.backend.control(Control::Head).load(Relaxed);
         let mut holder: Option<(usize, u64)> = None;
@@ -203,7 +202,12 @@ impl<B: Backend> Consumer<B> {
             // one call, never two at once).
             return true;
         }
-        let epoch = slot(&self.backend, Role::Consumer, owner, SlotWord::Epoch).load(Relaxed);
+        // `Acquire`: a mark outlives its owner's call only if the owner died
+        // in it; taking it over zeroes the entry again, after the dead
+        // owner's writes. A changed epoch reads the watchdog's detach (or a
+        // later attach in its release sequence), which came after the
+        // death; an unchanged one is followed by the liveness test.
+        let epoch = slot(&self.backend, Role::Consumer, owner, SlotWord::Epoch).load(Acquire);
         // A mark's epoch is odd (attached): a detached slot's never matches.
         epoch & MARK_EPOCH != found & MARK_EPOCH || !self.backend.slot_alive(Role::Consumer, owner)
     }
