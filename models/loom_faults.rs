@@ -166,17 +166,7 @@ fn producer_crash_and_takeover<F: FaultSet>(k: usize) -> bool {
         let geometry = Geometry::new(64, 16).unwrap();
         let memory = LoomBackend::<F>::new(geometry, 0).tracking_liveness();
         let mut consumer = Consumer::with_backend(memory.clone()).unwrap();
-        let reader = loom::thread::spawn(move || {
-            let mut received = Vec::new();
-            let mut buf = Vec::new();
-            loop {
-                match consumer.recv(&mut buf) {
-                    Ok(_) => received.push(buf.clone()),
-                    Err(Error::Disconnected) => return received,
-                    Err(other) => panic!("consumer: {other}"),
-                }
-            }
-        });
+        let reader = loom::thread::spawn(move || receive_all(&mut consumer));
         let m = memory.clone();
         let mut completed = 0;
         let crashed = may_crash(|| {

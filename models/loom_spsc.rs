@@ -50,19 +50,6 @@ const SIZES: [usize; 4] = [5, 16, 0, 11];
 /// one header word between the new record's end and the unread second record.
 const TIGHT: [usize; 3] = [16, 16, 16];
 
-/// Everything `consumer` receives until `Disconnected`.
-fn receive_all(consumer: &mut Consumer<LoomBackend<NoFault>>) -> Vec<Vec<u8>> {
-    let mut received = Vec::new();
-    let mut buf = Vec::new();
-    loop {
-        match consumer.recv(&mut buf) {
-            Ok(_) => received.push(buf.clone()),
-            Err(Error::Disconnected) => return received,
-            Err(other) => panic!("consumer error: {other}"),
-        }
-    }
-}
-
 fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
@@ -230,17 +217,7 @@ fn producer_dropped_by_another_thread() {
         let memory = LoomBackend::<NoFault>::new(geometry, 0);
         let mut producer = Producer::with_backend(memory.clone()).unwrap();
         let mut consumer = Consumer::with_backend(memory).unwrap();
-        let receiver = loom::thread::spawn(move || {
-            let mut received = Vec::new();
-            let mut buf = Vec::new();
-            loop {
-                match consumer.recv(&mut buf) {
-                    Ok(_) => received.push(buf.clone()),
-                    Err(Error::Disconnected) => return received,
-                    Err(other) => panic!("consumer error: {other}"),
-                }
-            }
-        });
+        let receiver = loom::thread::spawn(move || receive_all(&mut consumer));
         let sender = loom::thread::spawn(move || {
             producer.send(&payload(0, 5)).unwrap();
             producer
@@ -484,17 +461,7 @@ fn takeover_while_the_consumer_releases() {
         let memory = LoomBackend::<NoFault>::new(geometry, 0);
         let mut consumer = Consumer::with_backend(memory.clone()).unwrap();
         let mut producer = Producer::with_backend(memory.clone()).unwrap();
-        let reader = loom::thread::spawn(move || {
-            let mut received = Vec::new();
-            let mut buf = Vec::new();
-            loop {
-                match consumer.recv(&mut buf) {
-                    Ok(_) => received.push(buf.clone()),
-                    Err(Error::Disconnected) => return received,
-                    Err(other) => panic!("consumer error: {other}"),
-                }
-            }
-        });
+        let reader = loom::thread::spawn(move || receive_all(&mut consumer));
         producer.send(&payload(0, 16)).unwrap();
         producer.send(&payload(1, 16)).unwrap();
         std::mem::forget(producer);

@@ -71,30 +71,51 @@ fn iterations() -> usize {
     env_usize("SHMSG_SHUTTLE_FAULTS_ITERATIONS", 40)
 }
 
-/// Runs `scenario(k)` under random schedules (and PCT ones if `pct`) for
-/// every crash step `k` until no schedule crashes; returns the number of
-/// steps. A scenario whose waits all end at real-time deadlines may lift
-/// shuttle's step bound (`deadlines`), which such waits would exceed.
-fn every_crash_step(scenario: fn(usize, &CrashFlag), pct: bool, deadlines: bool) -> usize {
-    // Shuttle installs its panic hook (which reports every panic in a task)
-    // at its first run; the quiet hook goes on top of it, so a modelled
-    // crash is reported by neither.
+/// A multi-producer ring of `capacity` bytes whose liveness is tracked over
+/// its slots and whose waits sleep at once, every sleep ending as a slice
+/// would.
+fn sleeping_memory<F: FaultSet>(capacity: usize) -> ShuttleBackend<F> {
+    ShuttleBackend::<F>::new(Geometry::new(capacity, 16).unwrap(), 0)
+        .tracking_liveness()
+        .multi_producer()
+        .with_slice_timeouts()
+        .with_spin_limit(0)
+}
+
+/// Shuttle installs its panic hook (which reports every panic in a task)
+/// at its first run; the quiet hook goes on top of it, so a modelled crash
+/// is reported by neither.
+fn quiet_shuttle_crashes() {
     Runner::new(RandomScheduler::new(1), Config::new()).run(|| {});
     quiet_crashes();
+}
+
+/// Shuttle's configuration; a scenario whose waits all end at real-time
+/// deadlines (`deadlines`) lifts its step bound, which such waits would
+/// exceed.
+fn config(deadlines: bool) -> Config {
+    let mut config = Config::new();
+    if deadlines {
+        config.max_steps = shuttle::MaxSteps::None;
+    }
+    config
+}
+
+/// Runs `scenario(k)` under random schedules (and PCT ones if `pct`) for
+/// every crash step `k` until no schedule crashes; returns the number of
+/// steps; `deadlines` as in [`config`].
+fn every_crash_step(scenario: fn(usize, &CrashFlag), pct: bool, deadlines: bool) -> usize {
+    quiet_shuttle_crashes();
     let schedulers: &[bool] = if pct { &[false, true] } else { &[false] };
     for k in 0..300 {
         let flag = CrashFlag::default();
         for &pct in schedulers {
             let f = flag.clone();
             let test = move || scenario(k, &f);
-            let mut config = Config::new();
-            if deadlines {
-                config.max_steps = shuttle::MaxSteps::None;
-            }
             if pct {
-                Runner::new(PctScheduler::new(2, iterations()), config).run(test);
+                Runner::new(PctScheduler::new(2, iterations()), config(deadlines)).run(test);
             } else {
-                Runner::new(RandomScheduler::new(iterations()), config).run(test);
+                Runner::new(RandomScheduler::new(iterations()), config(deadlines)).run(test);
             }
         }
         if !flag.get() {
@@ -118,12 +139,7 @@ impl CrashFlag {
 }
 
 fn producer_crash(k: usize, flag: &CrashFlag) {
-    let geometry = Geometry::new(128, 16).unwrap();
-    let memory = ShuttleBackend::<NoFault>::new(geometry, 0)
-        .tracking_liveness()
-        .multi_producer()
-        .with_slice_timeouts()
-        .with_spin_limit(0);
+    let memory = sleeping_memory::<NoFault>(128);
     let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
     // Producer 1 is attached before producer 0 can die, and leaves only
     // after producer 0's life is over: with every producer dead or gone,
@@ -202,12 +218,7 @@ fn mpsc_producer_crash() {
 /// leaves a claim alone while a live producer's slot names it, and an
 /// idle producer's slot may name it for good).
 fn lost_race_then_full<F: FaultSet>(k: usize, flag: &CrashFlag) {
-    let geometry = Geometry::new(64, 16).unwrap();
-    let memory = ShuttleBackend::<F>::new(geometry, 0)
-        .tracking_liveness()
-        .multi_producer()
-        .with_slice_timeouts()
-        .with_spin_limit(0);
+    let memory = sleeping_memory::<F>(64);
     let mut consumer = Consumer::with_backend(memory.clone(), RingKind::Mpsc).unwrap();
     let mut loser = Producer::with_backend_in_slot(memory.clone(), 1, false).unwrap();
     let mut last = Producer::with_backend_in_slot(memory.clone(), 2, false).unwrap();
@@ -278,12 +289,7 @@ fn seeded_keep_lost_claim_is_caught() {
 }
 
 fn consumer_crash_and_takeover<F: FaultSet>(k: usize, flag: &CrashFlag) {
-    let geometry = Geometry::new(64, 16).unwrap();
-    let memory = ShuttleBackend::<F>::new(geometry, 0)
-        .tracking_liveness()
-        .multi_producer()
-        .with_slice_timeouts()
-        .with_spin_limit(0);
+    let memory = sleeping_memory::<F>(64);
     let mut producer = Producer::with_backend(memory.clone()).unwrap();
     for seq in 0..3 {
         producer.send(&message(0, seq)).unwrap();
@@ -379,12 +385,7 @@ fn seeded_no_release_finish_is_caught() {
 /// claim, would zero message 3 where it lies and move the head back.
 /// Messages 1 to 3 arrive whole, once each.
 fn two_recoverers<F: FaultSet>() {
-    let geometry = Geometry::new(64, 16).unwrap();
-    let memory = ShuttleBackend::<F>::new(geometry, 0)
-        .tracking_liveness()
-        .multi_producer()
-        .with_slice_timeouts()
-        .with_spin_limit(0);
+    let memory = sleeping_memory::<F>(64);
     let mut producer = Producer::with_backend(memory.clone()).unwrap();
     // 16 bytes at 0 (a record of 24), 3 at 24 and 3 at 40; then padding at
     // 56 and 16 bytes at 64, offset 0 again.
@@ -467,15 +468,9 @@ fn two_recoverers<F: FaultSet>() {
 /// Random and PCT schedules of [`two_recoverers`]. The waits are bounded
 /// by real-time deadlines (2 s), so shuttle's step bound is lifted.
 fn explore_two_recoverers<F: FaultSet>() {
-    Runner::new(RandomScheduler::new(1), Config::new()).run(|| {});
-    quiet_crashes();
-    let config = || {
-        let mut config = Config::new();
-        config.max_steps = shuttle::MaxSteps::None;
-        config
-    };
-    Runner::new(RandomScheduler::new(iterations() * 25), config()).run(two_recoverers::<F>);
-    Runner::new(PctScheduler::new(3, iterations() * 25), config()).run(two_recoverers::<F>);
+    quiet_shuttle_crashes();
+    Runner::new(RandomScheduler::new(iterations() * 25), config(true)).run(two_recoverers::<F>);
+    Runner::new(PctScheduler::new(3, iterations() * 25), config(true)).run(two_recoverers::<F>);
 }
 
 #[test]

@@ -859,6 +859,20 @@ fault!(RelaxedSlotEpoch, relaxed_slot_epoch);
 fault!(RecoverByClaim, recover_by_claim);
 fault!(KeepLostClaim, keep_lost_claim);
 
+/// Everything a single-producer ring's `consumer` receives until
+/// `Disconnected`; any other error fails the model.
+pub fn receive_all<B: Backend>(consumer: &mut shmsg::shm::spsc::Consumer<B>) -> Vec<Vec<u8>> {
+    let mut received = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        match consumer.recv(&mut buf) {
+            Ok(_) => received.push(buf.clone()),
+            Err(shmsg::Error::Disconnected) => return received,
+            Err(other) => panic!("consumer: {other}"),
+        }
+    }
+}
+
 /// The payload of message `seq` with `len` bytes: a pattern that differs for
 /// every (seq, byte index), so a torn, stale or misplaced byte is visible.
 pub fn payload(seq: usize, len: usize) -> Vec<u8> {

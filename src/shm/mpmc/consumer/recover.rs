@@ -117,10 +117,10 @@ impl<B: Backend> Consumer<B> {
         {
             return Err(Error::corrupt("a gone consumer's claim length", len));
         }
-        let header = word_at(&self.backend, self.mask, head);
         if B::FAULTS.recover_by_claim {
             return Ok(self.seeded_recover_by_claim(index, head, len));
         }
+        let header = word_at(&self.backend, self.mask, head);
         let found = header.load(Acquire);
         if found != 0 {
             if !self.may_recover_over(found, head, len) {
