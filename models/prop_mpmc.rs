@@ -35,6 +35,12 @@
 //!   recoverer's mark or a later lap's record is left alone;
 //!   `gone_claims_that_disagree_are_left_alone`: so are gone consumers'
 //!   claims that disagree on the entry's length.
+//! * `a_full_ring_with_every_entry_taken_reads_empty`,
+//!   `a_full_ring_held_by_gone_consumers_is_handed_back_by_a_waiting_one`:
+//!   four consumers of a ring that three entries fill; with the three
+//!   entries taken, the fourth finds nothing to receive (not a corrupt
+//!   header) and leaves live holders alone, and hands back the entries of
+//!   holders that are gone while it waits for data.
 //! * `a_claim_that_never_moved_the_tail_is_not_recovered`: a producer that
 //!   died between writing its claim words and its compare-and-swap claimed
 //!   nothing; its claim at the tail is neither padded nor `Corrupt`.
@@ -66,6 +72,7 @@ use shmsg::shm::Geometry;
 use shmsg::shm::Mapped;
 use shmsg::shm::layout::{RingKind, record_size};
 use shmsg::shm::mpmc::{Consumer, Entry, Producer, decode};
+use shmsg::shm::wait::SLICE;
 use shmsg::sync::{Backend, Control, Event, Faults, SlotWord};
 use shmsg::{Error, Role};
 
@@ -871,6 +878,122 @@ fn an_entry_held_by_a_live_consumer_is_left_to_it() {
     producer.send(&payload(3, 16)).unwrap();
     holder.try_recv(&mut buf).unwrap();
     assert_eq!(buf, payload(3, 16));
+}
+
+/// An `Mpmc` ring of 64 bytes from `start` (offset 0 of a lap), filled
+/// exactly by messages 1 to 3 (records of 24, 24 and 16 bytes), and four
+/// consumers: one for each entry, and one more.
+#[allow(clippy::type_complexity)]
+fn full_ring(
+    start: u64,
+) -> (
+    Faulty<NoFault>,
+    Producer<Faulty<NoFault>>,
+    Vec<Consumer<Faulty<NoFault>>>,
+) {
+    let memory = faulty::<NoFault>(Geometry::new(64, 16).unwrap(), start);
+    let mut producer = Producer::with_backend(memory.clone()).unwrap();
+    let consumers = (0..4)
+        .map(|_| Consumer::with_backend(memory.clone(), RingKind::Mpmc).unwrap())
+        .collect();
+    for (tag, len) in [(1, 16), (2, 16), (3, 8)] {
+        producer.try_send(&payload(tag, len)).unwrap();
+    }
+    assert!(matches!(producer.try_send(&[]), Err(Error::Full)));
+    (memory, producer, consumers)
+}
+
+/// The starts of `full_ring`: the first lap, a later one, and the lap that
+/// ends at `u64::MAX`.
+const FULL_RING_STARTS: [u64; 3] = [0, 64 * 1000, u64::MAX - 63];
+
+/// `Mpmc`: with more consumers than entries, a ring can be full with every
+/// entry in it taken. The read cursor then stands a whole ring past the
+/// head, on the header word of the entry its consumer is still reading. A
+/// consumer that looks there finds nothing to receive (`Empty`, `Timeout`
+/// after waiting), not a corrupt header, and leaves the live holders'
+/// entries to them; the stream goes on once they are handed back.
+#[test]
+fn a_full_ring_with_every_entry_taken_reads_empty() {
+    for start in FULL_RING_STARTS {
+        let (_memory, mut producer, mut consumers) = full_ring(start);
+        let [a, b, c, look] = &mut consumers[..] else {
+            unreachable!()
+        };
+        let (mut second, mut third, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+        let first = a
+            .try_recv_with(|first| {
+                // Each takes its entry; their hand-backs wait for `a`'s.
+                b.try_recv(&mut second).unwrap();
+                c.try_recv(&mut third).unwrap();
+                let got = look.try_recv(&mut buf);
+                assert!(matches!(got, Err(Error::Empty)), "{got:?} at {start}");
+                let got = look.recv_timeout(&mut buf, SLICE * 2);
+                assert!(matches!(got, Err(Error::Timeout)), "{got:?} at {start}");
+                first.to_vec()
+            })
+            .unwrap();
+        assert_eq!(
+            [first, second, third],
+            [payload(1, 16), payload(2, 16), payload(3, 8)],
+            "at {start}"
+        );
+        // `b` and `c` finish their hand-backs, in order; the ring is empty.
+        for holder in [b, c] {
+            assert!(matches!(holder.try_recv(&mut buf), Err(Error::Empty)));
+        }
+        producer.try_send(&payload(4, 16)).unwrap();
+        look.try_recv(&mut buf).unwrap();
+        assert_eq!(buf, payload(4, 16), "at {start}");
+    }
+}
+
+/// `Mpmc`: when every entry of a full ring is held by consumers that are
+/// gone (detached, or dead while attached), no consumer has a hand-back of
+/// its own waiting behind them; a consumer waiting for data hands them
+/// back (their messages are not delivered again), and the producers have
+/// room again.
+#[test]
+fn a_full_ring_held_by_gone_consumers_is_handed_back_by_a_waiting_one() {
+    for dead in [false, true] {
+        for start in FULL_RING_STARTS {
+            let (memory, mut producer, consumers) = full_ring(start);
+            let mut consumers = consumers.into_iter();
+            let mut holders: Vec<_> = consumers.by_ref().take(3).collect();
+            let mut look = consumers.next().unwrap();
+            let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let [a, b, c] = &mut holders[..] else {
+                    unreachable!()
+                };
+                a.try_recv_with(|_| {
+                    b.try_recv_with(|_| {
+                        c.try_recv_with(|_| panic!("three consumers die holding every entry"))
+                    })
+                })
+            }));
+            assert!(died.is_err());
+            if dead {
+                // Their processes die: still attached, never detached.
+                memory.dead_consumers.lock().unwrap().extend(0..3);
+                holders.into_iter().for_each(std::mem::forget);
+            } else {
+                drop(holders);
+            }
+            let mut buf = Vec::new();
+            // Each wait hands back what it can after a sleep slice; a loaded
+            // machine may end a wait before its first slice, so it may take
+            // a few (without the hand-back, the ring stays full for good).
+            let sent = (0..50).any(|_| {
+                let got = look.recv_timeout(&mut buf, SLICE * 2);
+                assert!(matches!(got, Err(Error::Timeout)), "{got:?} at {start}");
+                producer.try_send(&payload(4, 16)).is_ok()
+            });
+            assert!(sent, "the ring stayed full (dead: {dead}, at {start})");
+            look.try_recv(&mut buf).unwrap();
+            assert_eq!(buf, payload(4, 16), "dead: {dead}, at {start}");
+            assert!(matches!(look.try_recv(&mut buf), Err(Error::Empty)));
+        }
+    }
 }
 
 /// `Mpsc` and `Mpmc`: a dead producer's claim length is read from the

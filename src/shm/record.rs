@@ -30,11 +30,18 @@ pub(crate) const fn committed_at(position: u64) -> u64 {
     ((position >> 3) << 32) | COMMITTED
 }
 
+/// Whether the header word `word` carries the tag of `position`, committed
+/// or not.
+#[inline(always)]
+pub(crate) const fn tagged(word: u64, position: u64) -> bool {
+    word >> 32 == (position >> 3) & 0xFFFF_FFFF
+}
+
 /// Checks that the non-zero header word `word`, read at `position`, is
 /// committed and carries that position's tag.
 #[inline(always)]
 pub(crate) fn check_tag(word: u64, position: u64) -> Result<()> {
-    if word >> 32 != (position >> 3) & 0xFFFF_FFFF || word & COMMITTED == 0 {
+    if !tagged(word, position) || word & COMMITTED == 0 {
         return Err(Error::corrupt("record header tag", word));
     }
     Ok(())

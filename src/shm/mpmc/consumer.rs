@@ -3,12 +3,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
-use super::{Entry, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, slot, slot_limit};
+use super::{
+    Entry, NO_CLAIM, attach_slot, check_geometry, decode, detach_slot, held_from_last_lap, slot,
+    slot_limit,
+};
 use crate::error::{Error, Result, Role};
 use crate::options::Deadline;
 use crate::shm::Mapped;
 use crate::shm::attach::{self, detached};
-use crate::shm::layout::{Geometry, RingKind, record_size};
+use crate::shm::layout::{Geometry, MAX_CONSUMERS, RingKind, record_size};
 use crate::shm::record::word_at;
 use crate::shm::region::Region;
 use crate::shm::wait::{self, Slept, Spin, Woke};
@@ -112,6 +115,10 @@ pub struct Consumer<B: Backend = Mapped> {
     pending: Option<(u64, u64)>,
     /// The deadline of the call in progress, for the hand-back wait.
     deadline: Deadline,
+    /// `Mpmc`: the last look found a full ring with every entry taken
+    /// ([`held_from_last_lap`]); the wait for data then hands back entries
+    /// at the head held by consumers that are gone ([`Consumer::on_wake`]).
+    full_of_taken: bool,
 }
 
 impl<B: Backend> Consumer<B> {
@@ -210,6 +217,7 @@ impl<B: Backend> Consumer<B> {
             geometry,
             pending: None,
             deadline: Deadline::Now,
+            full_of_taken: false,
         }
     }
 
@@ -299,6 +307,12 @@ impl<B: Backend> Consumer<B> {
                 Ok(entry) => entry,
                 // Stale if another consumer moved the cursor meanwhile.
                 Err(_) if self.shared && self.cursor_moved(at) => continue,
+                // A full ring whose every entry is taken: nothing is
+                // committed here yet (module docs, "Consuming").
+                Err(_) if self.shared && self.held_at_head(word, at) => {
+                    self.full_of_taken = true;
+                    Entry::Empty
+                }
                 Err(error) => return Err(error),
             };
             if entry == Entry::Empty {
@@ -346,6 +360,28 @@ impl<B: Backend> Consumer<B> {
             }
         }
         Ok(None)
+    }
+
+    /// Whether `word`, read at the cursor `at`, is the header word of the
+    /// entry a lap before, not yet handed back: a full ring with every entry
+    /// taken (module docs, "Consuming"). If the head has passed that entry
+    /// (it may have done so since `word` was read), its hand-back zeroed the
+    /// header first, so the header, read again, no longer holds `word`; if
+    /// it does, the entry was handed back without being zeroed: not held,
+    /// and the caller reports it corrupt (`shuttle_mpmc` `mpmc_crowd_*`
+    /// find both the full ring and that race). The head's `Acquire` pairs
+    /// with the hand-back's `Release`, making its zeroing visible to the
+    /// second read (no loom model reaches this: a full ring with every
+    /// entry taken needs three consumers); the second read needs no
+    /// ordering of its own, since what it finds is only compared.
+    fn held_at_head(&self, word: u64, at: u64) -> bool {
+        let capacity = self.mask + 1;
+        if !held_from_last_lap(word, at, capacity) {
+            return false;
+        }
+        let head = self.backend.control(Control::Head).load(Acquire);
+        head == at.wrapping_sub(capacity)
+            || word_at(&self.backend, self.mask, at).load(Relaxed) != word
     }
 
     fn cursor_moved(&self, at: u64) -> bool {
@@ -482,8 +518,21 @@ impl<B: Backend> Consumer<B> {
     }
 
     /// The `woke` hook of every wait for data: recovers a dead producer's
-    /// claim that blocks the ring.
+    /// claim that blocks the ring, and, where the last look found a full
+    /// `Mpmc` ring with every entry taken, hands back the entries at the
+    /// head held by consumers that are gone: they may hold every entry, and
+    /// then no consumer has a hand-back of its own waiting behind them to do
+    /// it (module docs, "A consumer that dies holding a record"). Each
+    /// consumer holds at most one entry, so at most [`MAX_CONSUMERS`] are
+    /// handed back.
     fn on_wake(&mut self, slept: Slept) -> Result<Woke> {
+        if std::mem::take(&mut self.full_of_taken) {
+            for _ in 0..MAX_CONSUMERS {
+                if !self.recover_abandoned()? {
+                    break;
+                }
+            }
+        }
         let recovered = self.recover_dead_claim()?;
         Ok(match slept {
             Slept::Again => Woke::Again,

@@ -41,7 +41,7 @@
 //! *recovery mark* (the tag, bit 31 clear, the consumer's slot in bits
 //! 30..28 and the low 28 bits of its slot epoch; [`recovery_mark`]).
 //! Readers never take it for an entry (it is not committed), and it stands
-//! only at the head, behind every consumer's cursor.
+//! only at the head.
 //!
 //! Padding fills what a claim does not use: the end of the data area before
 //! a record that wraps to offset 0, the tail of an in-place claim whose
@@ -98,6 +98,16 @@
 //! slice. So a consumer that stalls inside [`Consumer::recv_with`] delays
 //! the others' hand-backs, never their calls past their deadlines.
 //!
+//! Each consumer holds at most one entry that is not handed back, so a ring
+//! can be full with every entry in it taken only where the consumers are
+//! more than the entries (large messages, many consumers). The cursor then
+//! stands a whole ring past the head, on the header word of the entry at
+//! the head, which its consumer is still reading or handing back: a header
+//! (or recovery mark) with the tag of the position one lap before. A
+//! consumer reads that as *empty* ([`held_from_last_lap`]), not as a
+//! corrupt header, unless the head has passed that entry and the header
+//! still reads the same (handed back without being zeroed: corrupt).
+//!
 //! # A consumer that dies holding a record
 //!
 //! An `Mpmc` consumer records the entry it claims in its slot (`claim`,
@@ -105,7 +115,10 @@
 //! or its detach's `Release`, orders them before a recoverer reads them),
 //! clears a claim whose swap failed, and clears
 //! it again once the entry is handed back. A consumer whose hand-back turn
-//! has not come after a sleep slice looks at the entry at the head: if
+//! has not come after a sleep slice looks at the entry at the head, and so
+//! does a consumer waiting for data after each sleep slice (if every entry
+//! of a full ring is held by consumers that are gone, nobody has a
+//! hand-back waiting, and the producers wait for that space): if
 //! every slot that claims it belongs to a consumer that is gone (its
 //! process dead, or detached without handing it back), it hands the entry
 //! back for it. Who does is decided on the entry's header word, which no
@@ -190,7 +203,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::error::{Error, Result, Role};
 use crate::shm::Mapped;
 use crate::shm::layout::{Geometry, MAX_CONSUMERS, MAX_PRODUCERS, RingKind, record_size};
-use crate::shm::record::{check_tag, committed_at};
+use crate::shm::record::{check_tag, committed_at, tagged};
 use crate::shm::wait;
 use crate::sync::{Backend, Control, Event, SlotWord, Word, order};
 
@@ -339,6 +352,29 @@ pub fn decode(word: u64, position: u64, geometry: Geometry) -> Result<Entry> {
         return Err(Error::corrupt("record length", word));
     }
     Ok(Entry::Record(len))
+}
+
+/// Whether the header word `word`, read at `position` of an `Mpmc` ring of
+/// `capacity` bytes, belongs to the entry one lap before (its header or a
+/// recovery mark): the ring is full, every entry in it is taken, and the
+/// one at the head is still being read or handed back (module docs,
+/// "Consuming"). Nothing is committed at `position` yet.
+///
+/// ```
+/// use shmsg::shm::{Geometry, mpmc};
+///
+/// let geometry = Geometry::new(1024, 64)?;
+/// // The record at 64 and the position a lap later share a header word.
+/// let header = mpmc::encode_record(64, 16);
+/// assert!(mpmc::decode(header, 64 + 1024, geometry).is_err());
+/// assert!(mpmc::held_from_last_lap(header, 64 + 1024, 1024));
+/// assert!(mpmc::held_from_last_lap(mpmc::recovery_mark(64, 2, 5), 64 + 1024, 1024));
+/// assert!(!mpmc::held_from_last_lap(header, 64 + 2048, 1024));
+/// assert!(!mpmc::held_from_last_lap(0, 64 + 1024, 1024));
+/// # Ok::<(), shmsg::Error>(())
+/// ```
+pub fn held_from_last_lap(word: u64, position: u64, capacity: u64) -> bool {
+    word != 0 && tagged(word, position.wrapping_sub(capacity))
 }
 
 #[inline(always)]
