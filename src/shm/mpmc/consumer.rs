@@ -322,11 +322,16 @@ impl<B: Backend> Consumer<B> {
                 // its latest value, so "empty" is confirmed there (and a
                 // consumer never reports `Disconnected`, or sleeps, on a
                 // stale look; the loom model `loom_faults` found this).
+                // `Relaxed`: the read-modify-write counts for reading the
+                // latest cursor, which any ordering does; its value is only
+                // compared, and the next look loads the cursor again with
+                // `Acquire` (no model tells it from `AcqRel`,
+                // `ci/mutate-orderings.sh`).
                 if self.shared
                     && self
                         .backend
                         .control(Control::ReadCursor)
-                        .fetch_add(0, AcqRel)
+                        .fetch_add(0, Relaxed)
                         != at
                 {
                     continue;
@@ -343,6 +348,18 @@ impl<B: Backend> Consumer<B> {
                 word(SlotWord::ClaimLen).store(entry.extent(), Relaxed);
                 word(SlotWord::Claim).store(at, Relaxed);
                 let cursor = self.backend.control(Control::ReadCursor);
+                // `AcqRel`, for its `Release` half: the consumer that loads
+                // the cursor at `end` next (`Acquire`, above) reads the
+                // header word there, and must see the zeroing of whatever
+                // the previous lap left at `end` (payload bytes of an entry
+                // handed back, which would read as a corrupt header). That
+                // zeroing happens before our claim: it comes before the
+                // head store the entry's producer acquired before it
+                // published, and we acquired that publish (the header
+                // load). No model tells it from `Relaxed`: the two-consumer
+                // loom scenarios never lap the ring, and one that does
+                // (three records through 64 bytes) did not finish at bound 1
+                // in 15 minutes (models/README.md, "Ordering mutants").
                 if cursor.compare_exchange(at, end, AcqRel, Relaxed).is_err() {
                     word(SlotWord::Claim).store(NO_CLAIM, Relaxed);
                     continue;
@@ -384,8 +401,12 @@ impl<B: Backend> Consumer<B> {
             || word_at(&self.backend, self.mask, at).load(Relaxed) != word
     }
 
+    /// Whether another consumer moved the cursor since we read `at`.
+    /// `Relaxed`: the value is only compared; a moved cursor is loaded
+    /// again, with `Acquire`, by the next look (no model tells it from
+    /// `Acquire`, `ci/mutate-orderings.sh`).
     fn cursor_moved(&self, at: u64) -> bool {
-        self.backend.control(Control::ReadCursor).load(Acquire) != at
+        self.backend.control(Control::ReadCursor).load(Relaxed) != at
     }
 
     /// Zeroes the entry at `start` and hands it back: moves the head past
