@@ -357,9 +357,10 @@ impl<B: Backend> Consumer<B> {
                 // head store the entry's producer acquired before it
                 // published, and we acquired that publish (the header
                 // load). No model tells it from `Relaxed`: the two-consumer
-                // loom scenarios never lap the ring, and one that does
-                // (three records through 64 bytes) did not finish at bound 1
-                // in 15 minutes (models/README.md, "Ordering mutants").
+                // loom scenarios never lap the ring, and two that do (three
+                // records through 64 bytes, the producer waiting for room
+                // in the ring or outside it) did not finish at bound 1 in
+                // 15 minutes each (models/README.md, "Ordering mutants").
                 if cursor.compare_exchange(at, end, AcqRel, Relaxed).is_err() {
                     word(SlotWord::Claim).store(NO_CLAIM, Relaxed);
                     continue;
