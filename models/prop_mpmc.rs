@@ -476,16 +476,31 @@ fn dead_producer_claims_are_skipped() {
     }
 }
 
+/// A ring of 1024 bytes (messages up to 64) of `kind` from position 0, its
+/// consumer and two producers.
+#[allow(clippy::type_complexity)]
+fn one_consumer_two_producers(
+    kind: RingKind,
+) -> (
+    Faulty<NoFault>,
+    Consumer<Faulty<NoFault>>,
+    Producer<Faulty<NoFault>>,
+    Producer<Faulty<NoFault>>,
+) {
+    let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
+    let consumer = Consumer::with_backend(memory.clone(), kind).unwrap();
+    let a = Producer::with_backend(memory.clone()).unwrap();
+    let b = Producer::with_backend(memory.clone()).unwrap();
+    (memory, consumer, a, b)
+}
+
 /// A producer whose in-place fill panics leaves padding, not a hole: both
 /// kinds' consumers skip it and receive what the producers send next, and
 /// another producer's message sent meanwhile is not held up.
 #[test]
 fn a_panicking_fill_leaves_padding() {
     for kind in [RingKind::Mpsc, RingKind::Mpmc] {
-        let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
-        let mut consumer = Consumer::with_backend(memory.clone(), kind).unwrap();
-        let mut a = Producer::with_backend(memory.clone()).unwrap();
-        let mut b = Producer::with_backend(memory.clone()).unwrap();
+        let (_memory, mut consumer, mut a, mut b) = one_consumer_two_producers(kind);
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             a.try_send_with(32, |payload| {
                 payload[..4].copy_from_slice(b"torn");
@@ -1006,10 +1021,7 @@ fn a_full_ring_held_by_gone_consumers_is_handed_back_by_a_waiting_one() {
 fn a_dead_producers_impossible_claim_is_corrupt() {
     for kind in [RingKind::Mpsc, RingKind::Mpmc] {
         for len in [0u64, 12, 56, 2048] {
-            let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
-            let mut consumer = Consumer::with_backend(memory.clone(), kind).unwrap();
-            let mut alive = Producer::with_backend(memory.clone()).unwrap();
-            let doomed = Producer::with_backend(memory.clone()).unwrap();
+            let (memory, mut consumer, mut alive, doomed) = one_consumer_two_producers(kind);
             let slot = doomed.slot();
             memory.dead.lock().unwrap().push(slot);
             // A claim of 24 bytes at 0, then a record of 24 bytes: tail 48.
@@ -1041,10 +1053,7 @@ fn a_dead_producers_impossible_claim_is_corrupt() {
 #[test]
 fn a_claim_that_never_moved_the_tail_is_not_recovered() {
     for kind in [RingKind::Mpsc, RingKind::Mpmc] {
-        let memory = faulty::<NoFault>(Geometry::new(1024, 64).unwrap(), 0);
-        let mut consumer = Consumer::with_backend(memory.clone(), kind).unwrap();
-        let mut alive = Producer::with_backend(memory.clone()).unwrap();
-        let doomed = Producer::with_backend(memory.clone()).unwrap();
+        let (memory, mut consumer, mut alive, doomed) = one_consumer_two_producers(kind);
         let slot = doomed.slot();
         memory.dead.lock().unwrap().push(slot);
         slot_word(&memory, Role::Producer, slot, SlotWord::ClaimLen).store(24, SeqCst);
