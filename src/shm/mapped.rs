@@ -5,6 +5,7 @@ use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use crate::error::{Result, Role};
@@ -23,6 +24,57 @@ pub(crate) trait Owner: Send + Sync + 'static {
     fn slot_alive(&self, role: Role, index: usize) -> bool {
         let _ = index;
         self.peer_alive(role)
+    }
+}
+
+/// Messages of up to this many bytes are copied into the ring by
+/// [`copy_words`], one aligned 8-byte store at a time, rather than by
+/// `memcpy`.
+///
+/// Measured on the development machine (two threads streaming one message
+/// size through one ring, alternating builds): word stores raised the
+/// copying stream 1.22x at 8 and 64 bytes, 1.28x at 256, 1.24x at 512 and
+/// 1.08x at 1 KiB; at 4 KiB `memcpy` was 3% faster, so larger messages
+/// keep it.
+const WORD_COPY_MAX: usize = 1024;
+
+/// Copies `src` to `dst` as whole 8-byte words, the last one zero-filled
+/// past `src`'s end (the record's padding).
+///
+/// Why not `memcpy`: in a busy stream the consumer polls the header of the
+/// next record, in the cache line the producer is writing, so every store
+/// of the producer's to that line waits for the line to come back. An
+/// aligned word never straddles two lines; glibc's `memcpy` copies small
+/// sizes with wide unaligned (and overlapping) vector stores that do, each
+/// waiting for both lines at once. The stores are `Relaxed` atomics, so
+/// the compiler keeps them as single word stores (it turns a plain copying
+/// loop back into a `memcpy` call); on x86-64 and AArch64 each is an
+/// ordinary store. What orders them before the consumer's reads is the
+/// header's `Release` store, as for `memcpy`.
+///
+/// # Safety
+///
+/// `dst` is aligned to 8 and valid for writes of `round8(src.len())`
+/// bytes, and the protocol gives the caller exclusive access to them.
+#[inline(always)]
+unsafe fn copy_words(dst: *mut u8, src: &[u8]) {
+    let (words, rest) = src.as_chunks::<8>();
+    let mut at = dst.cast::<u64>();
+    for word in words {
+        // SAFETY: `at` is 8-aligned (`dst` is, and it moves by whole
+        // words) and stays within the `round8(src.len())` bytes the caller
+        // gave: one word per whole word of `src`.
+        unsafe { AtomicU64::from_ptr(at) }.store(u64::from_ne_bytes(*word), Relaxed);
+        // SAFETY: at most one past the last whole word, still within (or
+        // one past the end of) the caller's range.
+        at = unsafe { at.add(1) };
+    }
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        // SAFETY: the word holding the rest of `src` and its padding is
+        // the last of the `round8(src.len())` bytes; `at` is aligned.
+        unsafe { AtomicU64::from_ptr(at) }.store(u64::from_ne_bytes(last), Relaxed);
     }
 }
 
@@ -234,9 +286,16 @@ unsafe impl Backend for Mapped {
     #[inline(always)]
     unsafe fn write(&self, offset: usize, src: &[u8]) {
         // SAFETY: the caller owns `offset .. round8(offset + len)` inside the
-        // data area (trait contract), so the copy and the padding stay in bounds.
+        // data area (trait contract), so the copy and the padding stay in
+        // bounds. `copy_words` also needs `dst` aligned to 8: `offset` is a
+        // multiple of 8 (trait contract), the base is aligned to the cache
+        // line (`Mapped::new`'s contract) and so is `DATA_OFFSET`.
         unsafe {
             let dst = self.data().add(offset);
+            if src.len() <= WORD_COPY_MAX {
+                copy_words(dst, src);
+                return;
+            }
             std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
             let pad = layout::round8(src.len()) - src.len();
             std::ptr::write_bytes(dst.add(src.len()), 0, pad);
@@ -329,5 +388,50 @@ unsafe impl Backend for Mapped {
 
     fn slot_alive(&self, role: Role, index: usize) -> bool {
         self.owner.slot_alive(role, index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `write` at `offset`, over bytes set to `0xEE`: reads back the
+    /// message, zeros to the next multiple of 8, and the word after that
+    /// untouched.
+    fn check_write(ring: &Mapped, offset: usize, len: usize) {
+        let span = layout::round8(len) + 8;
+        let before = vec![0xEE; span];
+        // SAFETY: single-threaded; `offset + span` is inside the data area
+        // (the callers' offsets leave room for the largest `len`).
+        unsafe { ring.write(offset, &before) };
+        let message: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
+        // SAFETY: as above.
+        unsafe { ring.write(offset, &message) };
+        let mut after = vec![0; span];
+        // SAFETY: as above; `after` holds `span` bytes.
+        unsafe { ring.read(offset, after.as_mut_ptr(), span) };
+        assert_eq!(&after[..len], &message[..], "payload of {len} at {offset}");
+        assert!(
+            after[len..span - 8].iter().all(|&b| b == 0),
+            "padding of {len} at {offset}"
+        );
+        assert_eq!(
+            &after[span - 8..],
+            &[0xEE; 8],
+            "past the record of {len} at {offset}"
+        );
+    }
+
+    /// Both copies (word stores up to `WORD_COPY_MAX`, `memcpy` above),
+    /// every length around the switch and every remainder mod 8, at the
+    /// start of the data area, mid-line and at the end of a line.
+    #[test]
+    fn write_copies_the_message_and_zeros_its_padding() {
+        let ring = Mapped::heap(Geometry::new(1 << 14, 4096).unwrap(), 0).unwrap();
+        for offset in [0, 8, 56, 1024 + 40] {
+            for len in (0..=72).chain(WORD_COPY_MAX - 16..=WORD_COPY_MAX + 16) {
+                check_write(&ring, offset, len);
+            }
+        }
     }
 }
