@@ -16,7 +16,9 @@
 # --library-only: the old build is OLD_REV's command and harness (cli/,
 # bench/) with OLD_REV's library, the new one the same harness with the
 # working tree's library, so that only the library differs (the harness
-# must still compile against it).
+# must still compile against it). Only the working tree's `src/` is taken:
+# its Cargo.toml and Cargo.lock are HEAD's, so a dependency change not yet
+# committed is not in the new build.
 #
 # Needs git, cargo and python3. Work goes to target/compare-builds/.
 set -euo pipefail
